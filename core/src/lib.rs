@@ -1,0 +1,19 @@
+//! # vigilo
+//!
+//! An embeddable monitoring library: a lock-free metrics collector, host collectors, a severity
+//! evaluator with five levels above Normal, and an alert pipeline whose channels and recovery
+//! actions are plugins.
+//!
+//! ```
+//! let registry = vigilo::Registry::new();
+//! let errors = registry.counter("errors_total", &[("kind", "io")])?;
+//! errors.increment();
+//! assert_eq!(errors.value(), 1);
+//! # Ok::<(), vigilo::MetricError>(())
+//! ```
+
+pub mod metrics;
+
+pub use metrics::{
+    Counter, Gauge, Histogram, Labels, MetricError, MetricKind, Registry, RegistryConfig,
+};

@@ -1,0 +1,188 @@
+//! Point-in-time readings of series, for the evaluator and exporters.
+
+use std::sync::Arc;
+
+use serde::Serialize;
+
+use super::buckets;
+use super::{Labels, MetricKind, SeriesId};
+
+/// A histogram's state at one moment: exact count, sum, min and max, and its non-empty buckets.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct HistogramSnapshot {
+    pub(crate) zero: u64,
+    pub(crate) sum: f64,
+    pub(crate) min: f64,
+    pub(crate) max: f64,
+    /// `(bucket key, count)`, sorted by key (the zero bucket has key 0).
+    pub(crate) buckets: Vec<(i32, u64)>,
+    pub(crate) count: u64,
+}
+
+impl HistogramSnapshot {
+    pub(crate) fn empty() -> Self {
+        HistogramSnapshot {
+            zero: 0,
+            sum: 0.0,
+            min: f64::INFINITY,
+            max: f64::NEG_INFINITY,
+            buckets: Vec::new(),
+            count: 0,
+        }
+    }
+
+    pub(crate) fn push_bucket(&mut self, key: i32, n: u64) {
+        self.buckets.push((key, n));
+    }
+
+    /// Adds the zero bucket, sorts, and totals the count.
+    pub(crate) fn finish(&mut self) {
+        if self.zero > 0 {
+            self.buckets.push((0, self.zero));
+        }
+        self.buckets.sort_unstable_by_key(|&(k, _)| k);
+        self.count = self.buckets.iter().map(|&(_, n)| n).sum();
+    }
+
+    /// Number of observations.
+    pub fn count(&self) -> u64 {
+        self.count
+    }
+
+    /// Sum of all observations.
+    pub fn sum(&self) -> f64 {
+        self.sum
+    }
+
+    /// Smallest observation, `None` if empty or if this is a [`delta`](Self::delta).
+    pub fn min(&self) -> Option<f64> {
+        self.min.is_finite().then_some(self.min)
+    }
+
+    /// Largest observation, `None` if empty or if this is a [`delta`](Self::delta).
+    pub fn max(&self) -> Option<f64> {
+        self.max.is_finite().then_some(self.max)
+    }
+
+    /// Mean of the observations, `None` if empty.
+    pub fn mean(&self) -> Option<f64> {
+        (self.count > 0).then(|| self.sum / self.count as f64)
+    }
+
+    /// The `q`-quantile (`0.0..=1.0`) by nearest rank, within
+    /// [`RELATIVE_ERROR`](buckets::RELATIVE_ERROR) of the exact value for magnitudes in range.
+    /// `None` if there are no observations or `q` is not in `0..=1`.
+    pub fn quantile(&self, q: f64) -> Option<f64> {
+        if self.count == 0 || !(0.0..=1.0).contains(&q) {
+            return None;
+        }
+        let rank = ((q * self.count as f64).ceil() as u64).clamp(1, self.count);
+        let mut seen = 0;
+        for &(key, n) in &self.buckets {
+            seen += n;
+            if seen >= rank {
+                let mut v = buckets::midpoint(key);
+                if let Some(min) = self.min() {
+                    v = v.max(min);
+                }
+                if let Some(max) = self.max() {
+                    v = v.min(max);
+                }
+                return Some(v);
+            }
+        }
+        None
+    }
+
+    /// The observations made between `earlier` and `self` (two snapshots of the same series),
+    /// for windowed percentiles. Min and max are unknown in a delta.
+    pub fn delta(&self, earlier: &HistogramSnapshot) -> HistogramSnapshot {
+        let mut out = HistogramSnapshot::empty();
+        out.sum = self.sum - earlier.sum;
+        let mut old = earlier.buckets.iter().peekable();
+        for &(key, n) in &self.buckets {
+            while old.next_if(|(k, _)| *k < key).is_some() {}
+            let before = old.next_if(|(k, _)| *k == key).map_or(0, |&(_, n)| n);
+            if n > before {
+                out.buckets.push((key, n - before));
+            }
+        }
+        out.count = out.buckets.iter().map(|&(_, n)| n).sum();
+        out
+    }
+
+    /// The non-empty buckets as `(lower bound, upper bound, count)`, in increasing order.
+    pub fn buckets(&self) -> impl Iterator<Item = (f64, f64, u64)> + '_ {
+        self.buckets.iter().map(|&(key, n)| {
+            let mid = buckets::midpoint(key);
+            let half = mid.abs() * buckets::RELATIVE_ERROR / (1.0 + buckets::RELATIVE_ERROR);
+            (mid - half, mid + half, n)
+        })
+    }
+}
+
+/// The value of one series at one moment.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(tag = "kind", content = "value", rename_all = "lowercase")]
+pub enum Value {
+    /// A counter's total.
+    Counter(u64),
+    /// A gauge's value.
+    Gauge(f64),
+    /// A histogram's state.
+    Histogram(HistogramSnapshot),
+}
+
+impl Value {
+    /// The kind of metric this value came from.
+    pub fn kind(&self) -> MetricKind {
+        match self {
+            Value::Counter(_) => MetricKind::Counter,
+            Value::Gauge(_) => MetricKind::Gauge,
+            Value::Histogram(_) => MetricKind::Histogram,
+        }
+    }
+
+    /// A single number for this value: a counter's total, a gauge's value, a histogram's count.
+    pub fn as_f64(&self) -> f64 {
+        match self {
+            Value::Counter(n) => *n as f64,
+            Value::Gauge(v) => *v,
+            Value::Histogram(h) => h.count() as f64,
+        }
+    }
+}
+
+/// One series in a [`Snapshot`].
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct SeriesSnapshot {
+    /// The series' id, stable for its lifetime.
+    pub id: SeriesId,
+    /// The metric name.
+    pub name: Arc<str>,
+    /// The series' labels, sorted by name.
+    pub labels: Labels,
+    /// Its value when the snapshot was taken.
+    pub value: Value,
+}
+
+/// Every series of a registry, sorted by name then labels. Taking one never stops a writer.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Snapshot {
+    /// The series.
+    pub series: Vec<SeriesSnapshot>,
+}
+
+impl Snapshot {
+    /// The series of one metric name.
+    pub fn named<'a>(&'a self, name: &'a str) -> impl Iterator<Item = &'a SeriesSnapshot> + 'a {
+        self.series.iter().filter(move |s| &*s.name == name)
+    }
+
+    /// The series with exactly this name and these labels (in any order).
+    pub fn get(&self, name: &str, labels: &[(&str, &str)]) -> Option<&SeriesSnapshot> {
+        self.series
+            .iter()
+            .find(|s| &*s.name == name && s.labels.matches_exactly(labels))
+    }
+}
