@@ -1,0 +1,166 @@
+//! Bad input: every case returns its typed error and leaves existing series as they were.
+
+use vigilo::metrics::{MetricKind, Value};
+use vigilo::{MetricError, Registry, RegistryConfig};
+
+fn seeded() -> Registry {
+    let r = Registry::new();
+    r.counter("requests_total", &[("route", "/")])
+        .unwrap()
+        .add(5);
+    r.gauge("temperature", &[]).unwrap().set(21.0).unwrap();
+    r.histogram("latency_seconds", &[])
+        .unwrap()
+        .record(0.25)
+        .unwrap();
+    r
+}
+
+fn assert_intact(r: &Registry) {
+    let snap = r.snapshot();
+    assert_eq!(snap.series.len(), 3);
+    assert_eq!(
+        snap.get("requests_total", &[("route", "/")]).unwrap().value,
+        Value::Counter(5)
+    );
+    assert_eq!(
+        snap.get("temperature", &[]).unwrap().value,
+        Value::Gauge(21.0)
+    );
+    let Value::Histogram(h) = &snap.get("latency_seconds", &[]).unwrap().value else {
+        panic!()
+    };
+    assert_eq!((h.count(), h.sum()), (1, 0.25));
+}
+
+#[test]
+fn invalid_metric_names() {
+    let r = seeded();
+    for bad in ["", "1abc", "has space", "dash-ed", "ünïcode"] {
+        assert!(
+            matches!(r.counter(bad, &[]), Err(MetricError::InvalidName { .. })),
+            "{bad:?}"
+        );
+        assert!(matches!(
+            r.set_gauge(bad, &[], 1.0),
+            Err(MetricError::InvalidName { .. })
+        ));
+    }
+    assert_intact(&r);
+}
+
+#[test]
+fn invalid_and_duplicate_labels() {
+    let r = seeded();
+    for bad in ["", "1x", "__name__", "a.b"] {
+        let err = r.counter("requests_total", &[(bad, "v")]).unwrap_err();
+        assert!(
+            matches!(err, MetricError::InvalidLabelName { .. }),
+            "{bad:?}: {err}"
+        );
+    }
+    let err = r
+        .counter("requests_total", &[("route", "/"), ("route", "/x")])
+        .unwrap_err();
+    assert!(matches!(err, MetricError::DuplicateLabel { .. }), "{err}");
+    assert_intact(&r);
+}
+
+#[test]
+fn non_finite_values() {
+    let r = seeded();
+    let gauge = r.gauge("temperature", &[]).unwrap();
+    let hist = r.histogram("latency_seconds", &[]).unwrap();
+    for v in [f64::NAN, f64::INFINITY, f64::NEG_INFINITY] {
+        assert!(matches!(gauge.set(v), Err(MetricError::NonFinite { .. })));
+        assert!(matches!(gauge.add(v), Err(MetricError::NonFinite { .. })));
+        assert!(matches!(hist.record(v), Err(MetricError::NonFinite { .. })));
+        assert!(r.set_gauge("temperature", &[], v).is_err());
+        assert!(r.record_histogram("latency_seconds", &[], v).is_err());
+        // A bad value never creates a series either.
+        assert!(r.set_gauge("fresh_gauge", &[], v).is_err());
+    }
+    // An add that overflows to infinity is refused too.
+    gauge.set(f64::MAX).unwrap();
+    assert!(gauge.add(f64::MAX).is_err());
+    assert_eq!(gauge.value(), f64::MAX);
+    gauge.set(21.0).unwrap();
+    assert_intact(&r);
+}
+
+#[test]
+fn one_name_two_kinds() {
+    let r = seeded();
+    let err = r.gauge("requests_total", &[("route", "/")]).unwrap_err();
+    assert_eq!(
+        err,
+        MetricError::KindMismatch {
+            name: "requests_total".into(),
+            existing: MetricKind::Counter,
+            requested: MetricKind::Gauge
+        }
+    );
+    // Other labels of the same name are still the same kind.
+    assert!(
+        r.histogram("requests_total", &[("route", "/other")])
+            .is_err()
+    );
+    assert!(r.add_counter("temperature", &[], 1).is_err());
+    assert!(r.record_histogram("temperature", &[], 1.0).is_err());
+    assert_eq!(
+        err.to_string(),
+        "requests_total is registered as a counter, not a gauge"
+    );
+    assert_intact(&r);
+}
+
+#[test]
+fn cardinality_limit_refuses_new_series_only() {
+    let r = Registry::with_config(RegistryConfig { max_series: 3 });
+    r.counter("requests_total", &[("route", "/")])
+        .unwrap()
+        .add(5);
+    r.gauge("temperature", &[]).unwrap().set(21.0).unwrap();
+    r.histogram("latency_seconds", &[])
+        .unwrap()
+        .record(0.25)
+        .unwrap();
+    let err = r
+        .counter("requests_total", &[("route", "/new")])
+        .unwrap_err();
+    assert_eq!(
+        err,
+        MetricError::CardinalityLimit {
+            name: "requests_total".into(),
+            limit: 3
+        }
+    );
+    assert!(err.to_string().contains("series limit of 3"));
+    // Existing series still record.
+    r.add_counter("requests_total", &[("route", "/")], 0)
+        .unwrap();
+    assert_intact(&r);
+    // Removing one frees a place.
+    assert!(r.remove("temperature", &[]));
+    r.counter("requests_total", &[("route", "/new")]).unwrap();
+    assert_eq!(r.len(), 3);
+}
+
+#[test]
+fn watch_on_unknown_or_counter_series() {
+    let r = seeded();
+    let bounds = vigilo::metrics::WatchBounds {
+        upper: 1.0,
+        lower: 0.0,
+    };
+    let counter_id = r.series_of("requests_total")[0].id;
+    assert_eq!(
+        r.arm(counter_id, bounds),
+        Err(MetricError::NotWatchable(counter_id.0))
+    );
+    assert!(matches!(
+        r.arm(vigilo::metrics::SeriesId(999), bounds),
+        Err(MetricError::UnknownSeries(999))
+    ));
+    assert_intact(&r);
+}
