@@ -12,8 +12,12 @@
 //! # Ok::<(), vigilo::MetricError>(())
 //! ```
 
+pub mod clock;
 pub mod metrics;
+pub mod rules;
+pub mod severity;
 
 pub use metrics::{
     Counter, Gauge, Histogram, Labels, MetricError, MetricKind, Registry, RegistryConfig,
 };
+pub use severity::Severity;

@@ -22,6 +22,7 @@ pub use error::MetricError;
 pub use gauge::Gauge;
 pub use histogram::Histogram;
 pub use key::Labels;
+pub(crate) use name::validate_metric_name;
 pub use registry::{MetricKind, Registry, RegistryConfig, SeriesId, SeriesInfo};
 pub use snapshot::{HistogramSnapshot, SeriesSnapshot, Snapshot, Value};
 pub use watch::{WatchBounds, WatchEvent};

@@ -1,0 +1,730 @@
+//! One rule: one item (metric + label matchers), one aggregation, the whole five-level ladder.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::str::FromStr;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use super::{RuleError, Schedule, template};
+use crate::Severity;
+use crate::metrics::Labels;
+
+/// How a window of samples becomes the one value compared against thresholds.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Aggregation {
+    /// The latest sample.
+    Last,
+    /// Mean of the samples in the window (for a histogram: mean of the window's observations).
+    Avg,
+    /// Smallest sample in the window.
+    Min,
+    /// Largest sample in the window.
+    Max,
+    /// Per-second increase of a counter over the window (counter resets handled); for a
+    /// histogram, observations per second.
+    Rate,
+    /// A quantile (`0.0..=1.0`) of a histogram's observations within the window.
+    Percentile(f64),
+}
+
+impl fmt::Display for Aggregation {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Aggregation::Last => f.write_str("last"),
+            Aggregation::Avg => f.write_str("avg"),
+            Aggregation::Min => f.write_str("min"),
+            Aggregation::Max => f.write_str("max"),
+            Aggregation::Rate => f.write_str("rate"),
+            Aggregation::Percentile(q) => write!(f, "p{}", q * 100.0),
+        }
+    }
+}
+
+impl FromStr for Aggregation {
+    type Err = String;
+
+    /// `last`, `avg`, `min`, `max`, `rate`, or `pNN` (e.g. `p99`, `p99.9`, `p50`).
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s.trim() {
+            "last" => Ok(Aggregation::Last),
+            "avg" | "mean" => Ok(Aggregation::Avg),
+            "min" => Ok(Aggregation::Min),
+            "max" => Ok(Aggregation::Max),
+            "rate" => Ok(Aggregation::Rate),
+            p if p.starts_with('p') && p.len() > 1 => p[1..]
+                .parse::<f64>()
+                .ok()
+                .filter(|q| (0.0..=100.0).contains(q))
+                .map(|q| Aggregation::Percentile(q / 100.0))
+                .ok_or_else(|| format!("bad percentile {s:?}: use p0 to p100, e.g. p99 or p99.9")),
+            _ => Err(format!(
+                "unknown aggregation {s:?}: use last, avg, min, max, rate or a percentile like p99"
+            )),
+        }
+    }
+}
+
+/// Which side of a threshold is bad.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Comparison {
+    /// Values strictly above the threshold fire (CPU, latency, disk usage).
+    #[default]
+    Above,
+    /// Values strictly below the threshold fire (free space, throughput, liveness).
+    Below,
+}
+
+impl Comparison {
+    /// True if `value` is past `threshold` on the bad side.
+    #[inline]
+    pub fn fires(self, value: f64, threshold: f64) -> bool {
+        match self {
+            Comparison::Above => value > threshold,
+            Comparison::Below => value < threshold,
+        }
+    }
+}
+
+impl fmt::Display for Comparison {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Comparison::Above => "above",
+            Comparison::Below => "below",
+        })
+    }
+}
+
+/// One level of the ladder: threshold, duration, occurrences, hysteresis.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Level {
+    /// The level this entry defines.
+    pub severity: Severity,
+    /// The value past which the condition holds.
+    pub threshold: f64,
+    /// Once active, the level clears only when the value is back past this (default: the
+    /// threshold itself). For `above` it must be ≤ the threshold.
+    pub clear: Option<f64>,
+    /// The condition must hold this long, timed from the crossing ("for 1 minute").
+    pub hold: Duration,
+    /// The condition must have held (for `hold`) this many separate times within `within`.
+    pub occurrences: u32,
+    /// The window in which `occurrences` are counted (needed when `occurrences > 1`).
+    pub within: Option<Duration>,
+}
+
+impl Level {
+    /// A level firing as soon as the value is past `threshold`.
+    pub fn new(severity: Severity, threshold: f64) -> Self {
+        Level {
+            severity,
+            threshold,
+            clear: None,
+            hold: Duration::ZERO,
+            occurrences: 1,
+            within: None,
+        }
+    }
+
+    /// Requires the condition to hold for `d` first.
+    pub fn hold_for(mut self, d: Duration) -> Self {
+        self.hold = d;
+        self
+    }
+
+    /// Requires `n` separate occurrences within `window`.
+    pub fn occurrences(mut self, n: u32, window: Duration) -> Self {
+        self.occurrences = n;
+        self.within = Some(window);
+        self
+    }
+
+    /// Clears only past `clear` (hysteresis).
+    pub fn clear_at(mut self, clear: f64) -> Self {
+        self.clear = Some(clear);
+        self
+    }
+
+    /// The threshold the level clears at.
+    pub fn clear_threshold(&self) -> f64 {
+        self.clear.unwrap_or(self.threshold)
+    }
+}
+
+/// A label matcher selecting which series a rule watches.
+#[derive(Debug, Clone)]
+pub enum Matcher {
+    /// `label == value` (a missing label counts as empty).
+    Equal(String, String),
+    /// `label != value`.
+    NotEqual(String, String),
+    /// The label matches the regex, anchored at both ends.
+    Regex(String, regex::Regex),
+    /// The label does not match the regex.
+    NotRegex(String, regex::Regex),
+}
+
+impl Matcher {
+    /// Parses the config form: `"value"`, `"!=value"`, `"=~regex"`, `"!~regex"`.
+    pub fn parse(label: &str, spec: &str) -> Result<Self, String> {
+        let regex = |r: &str| {
+            regex::Regex::new(&format!("^(?:{r})$")).map_err(|e| format!("bad regex {r:?}: {e}"))
+        };
+        Ok(if let Some(r) = spec.strip_prefix("=~") {
+            Matcher::Regex(label.to_owned(), regex(r)?)
+        } else if let Some(r) = spec.strip_prefix("!~") {
+            Matcher::NotRegex(label.to_owned(), regex(r)?)
+        } else if let Some(v) = spec.strip_prefix("!=") {
+            Matcher::NotEqual(label.to_owned(), v.to_owned())
+        } else {
+            Matcher::Equal(
+                label.to_owned(),
+                spec.strip_prefix('=').unwrap_or(spec).to_owned(),
+            )
+        })
+    }
+
+    fn label(&self) -> &str {
+        match self {
+            Matcher::Equal(l, _)
+            | Matcher::NotEqual(l, _)
+            | Matcher::Regex(l, _)
+            | Matcher::NotRegex(l, _) => l,
+        }
+    }
+
+    /// True if the labels satisfy this matcher.
+    pub fn matches(&self, labels: &Labels) -> bool {
+        let v = labels.get(self.label()).unwrap_or("");
+        match self {
+            Matcher::Equal(_, want) => v == want,
+            Matcher::NotEqual(_, want) => v != want,
+            Matcher::Regex(_, r) => r.is_match(v),
+            Matcher::NotRegex(_, r) => !r.is_match(v),
+        }
+    }
+
+    fn canonical(&self) -> String {
+        match self {
+            Matcher::Equal(l, v) => format!("{l}={v:?}"),
+            Matcher::NotEqual(l, v) => format!("{l}!={v:?}"),
+            Matcher::Regex(l, r) => format!("{l}=~{:?}", r.as_str()),
+            Matcher::NotRegex(l, r) => format!("{l}!~{:?}", r.as_str()),
+        }
+    }
+}
+
+impl PartialEq for Matcher {
+    fn eq(&self, other: &Self) -> bool {
+        self.canonical() == other.canonical()
+    }
+}
+
+/// Flap detection: more than `changes` severity changes within `within` holds notifications.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Flap {
+    /// Changes allowed within the window; one more marks the item flapping.
+    pub changes: u32,
+    /// The window.
+    pub within: Duration,
+}
+
+/// No-data detection: no fresh sample for `after` puts the item at `severity`, marked "no data".
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct NoData {
+    /// How long without a sample.
+    pub after: Duration,
+    /// The severity the item then takes.
+    pub severity: Severity,
+}
+
+/// A validated rule. Build one with [`Rule::builder`] or load it from TOML (see
+/// [`config`](crate::config)).
+///
+/// ```
+/// use std::time::Duration;
+/// use vigilo::{Severity, rules::{Level, Rule}};
+///
+/// let cpu = Rule::builder("cpu", "host_cpu_usage_ratio")
+///     .level(Level::new(Severity::Warning, 0.70))
+///     .level(Level::new(Severity::Major, 0.80).hold_for(Duration::from_secs(60)))
+///     .level(Level::new(Severity::Critical, 0.95)
+///         .hold_for(Duration::from_secs(30))
+///         .occurrences(3, Duration::from_secs(600)))
+///     .annotation("summary", "CPU at {{value}} (over {{threshold}})")
+///     .build()?;
+/// assert_eq!(cpu.levels().len(), 3);
+/// # Ok::<(), vigilo::rules::RuleError>(())
+/// ```
+#[derive(Debug, Clone, PartialEq)]
+pub struct Rule {
+    pub(crate) name: String,
+    pub(crate) metric: String,
+    pub(crate) matchers: Vec<Matcher>,
+    pub(crate) aggregation: Aggregation,
+    pub(crate) window: Duration,
+    pub(crate) comparison: Comparison,
+    /// Sorted from the lowest level up.
+    pub(crate) levels: Vec<Level>,
+    pub(crate) clear_for: Duration,
+    pub(crate) flap: Option<Flap>,
+    pub(crate) no_data: Option<NoData>,
+    pub(crate) schedule: Option<Schedule>,
+    pub(crate) labels: BTreeMap<String, String>,
+    pub(crate) annotations: BTreeMap<String, String>,
+}
+
+impl Rule {
+    /// Starts a rule named `name` on metric `metric`.
+    pub fn builder(name: impl Into<String>, metric: impl Into<String>) -> RuleBuilder {
+        RuleBuilder {
+            rule: Rule {
+                name: name.into(),
+                metric: metric.into(),
+                matchers: Vec::new(),
+                aggregation: Aggregation::Last,
+                window: Duration::ZERO,
+                comparison: Comparison::Above,
+                levels: Vec::new(),
+                clear_for: Duration::ZERO,
+                flap: None,
+                no_data: None,
+                schedule: None,
+                labels: BTreeMap::new(),
+                annotations: BTreeMap::new(),
+            },
+        }
+    }
+
+    /// The rule's name, unique within a rule set.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+    /// The metric it watches.
+    pub fn metric(&self) -> &str {
+        &self.metric
+    }
+    /// Its label matchers (empty: every series of the metric).
+    pub fn matchers(&self) -> &[Matcher] {
+        &self.matchers
+    }
+    /// Its aggregation.
+    pub fn aggregation(&self) -> Aggregation {
+        self.aggregation
+    }
+    /// Its window.
+    pub fn window(&self) -> Duration {
+        self.window
+    }
+    /// Above or below.
+    pub fn comparison(&self) -> Comparison {
+        self.comparison
+    }
+    /// Its levels, lowest first.
+    pub fn levels(&self) -> &[Level] {
+        &self.levels
+    }
+    /// How long a level's clear condition must hold before it clears.
+    pub fn clear_for(&self) -> Duration {
+        self.clear_for
+    }
+    /// Flap detection settings.
+    pub fn flap(&self) -> Option<Flap> {
+        self.flap
+    }
+    /// No-data settings.
+    pub fn no_data(&self) -> Option<NoData> {
+        self.no_data
+    }
+    /// When the rule is active.
+    pub fn schedule(&self) -> Option<&Schedule> {
+        self.schedule.as_ref()
+    }
+    /// Labels added to every transition.
+    pub fn labels(&self) -> &BTreeMap<String, String> {
+        &self.labels
+    }
+    /// Annotation templates.
+    pub fn annotations(&self) -> &BTreeMap<String, String> {
+        &self.annotations
+    }
+
+    /// True if the rule watches a series with these labels.
+    pub fn selects(&self, labels: &Labels) -> bool {
+        self.matchers.iter().all(|m| m.matches(labels))
+    }
+
+    /// What identifies the rule across reloads: name, item and aggregation. A reload that keeps
+    /// these keeps the rule's state even if thresholds, durations or annotations change.
+    pub fn identity(&self) -> String {
+        let m: Vec<String> = self.matchers.iter().map(Matcher::canonical).collect();
+        format!(
+            "{}|{}{{{}}}|{}|{:?}",
+            self.name,
+            self.metric,
+            m.join(","),
+            self.aggregation,
+            self.window
+        )
+    }
+
+    /// The level entry for `severity`, if the rule defines it.
+    pub fn level(&self, severity: Severity) -> Option<&Level> {
+        self.levels.iter().find(|l| l.severity == severity)
+    }
+
+    /// Renders the annotations for a transition.
+    pub(crate) fn render_annotations(
+        &self,
+        labels: &Labels,
+        severity: Severity,
+        value: Option<f64>,
+        threshold: Option<f64>,
+    ) -> BTreeMap<String, String> {
+        let ctx = template::Context {
+            rule: &self.name,
+            metric: &self.metric,
+            severity,
+            value,
+            threshold,
+            labels,
+        };
+        self.annotations
+            .iter()
+            .map(|(k, t)| (k.clone(), template::render(t, &ctx)))
+            .collect()
+    }
+}
+
+/// Builds and validates a [`Rule`].
+#[derive(Debug, Clone)]
+pub struct RuleBuilder {
+    rule: Rule,
+}
+
+impl RuleBuilder {
+    /// Adds a label matcher (see [`Matcher::parse`]).
+    pub fn matcher(mut self, m: Matcher) -> Self {
+        self.rule.matchers.push(m);
+        self
+    }
+    /// Sets the aggregation and its window.
+    pub fn aggregate(mut self, aggregation: Aggregation, window: Duration) -> Self {
+        self.rule.aggregation = aggregation;
+        self.rule.window = window;
+        self
+    }
+    /// Above (default) or below.
+    pub fn comparison(mut self, c: Comparison) -> Self {
+        self.rule.comparison = c;
+        self
+    }
+    /// Adds a level.
+    pub fn level(mut self, level: Level) -> Self {
+        self.rule.levels.push(level);
+        self
+    }
+    /// How long a clear condition must hold before a level clears (recovery hysteresis in time).
+    pub fn clear_for(mut self, d: Duration) -> Self {
+        self.rule.clear_for = d;
+        self
+    }
+    /// Enables flap detection.
+    pub fn flap(mut self, changes: u32, within: Duration) -> Self {
+        self.rule.flap = Some(Flap { changes, within });
+        self
+    }
+    /// Enables no-data detection.
+    pub fn no_data(mut self, after: Duration, severity: Severity) -> Self {
+        self.rule.no_data = Some(NoData { after, severity });
+        self
+    }
+    /// Limits the rule to a schedule.
+    pub fn schedule(mut self, s: Schedule) -> Self {
+        self.rule.schedule = Some(s);
+        self
+    }
+    /// Adds a label to every transition of this rule.
+    pub fn label(mut self, k: impl Into<String>, v: impl Into<String>) -> Self {
+        self.rule.labels.insert(k.into(), v.into());
+        self
+    }
+    /// Adds an annotation template (`summary`, `description`, `runbook`, …).
+    pub fn annotation(mut self, k: impl Into<String>, template: impl Into<String>) -> Self {
+        self.rule.annotations.insert(k.into(), template.into());
+        self
+    }
+
+    /// Validates and returns the rule.
+    pub fn build(self) -> Result<Rule, RuleError> {
+        let mut r = self.rule;
+        let name = r.name.clone();
+        let name_ok = !name.is_empty()
+            && name
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || "_.:-".contains(c));
+        if !name_ok {
+            return Err(RuleError::InvalidName(name));
+        }
+        if crate::metrics::validate_metric_name(&r.metric).is_err() {
+            return Err(RuleError::InvalidMetric {
+                rule: name,
+                metric: r.metric,
+            });
+        }
+        if r.levels.is_empty() && r.no_data.is_none() {
+            return Err(RuleError::NoLevels(name));
+        }
+        if let Aggregation::Percentile(q) = r.aggregation {
+            if !(0.0..=1.0).contains(&q) {
+                return Err(RuleError::Aggregation {
+                    rule: name,
+                    reason: format!("percentile {q} not in 0..=1"),
+                });
+            }
+        }
+        if r.aggregation != Aggregation::Last && r.window.is_zero() {
+            return Err(RuleError::EmptyWindow(name));
+        }
+        r.levels.sort_by_key(|l| l.severity);
+        for l in &r.levels {
+            if l.severity == Severity::Normal {
+                return Err(RuleError::NormalLevel(name));
+            }
+            if !l.threshold.is_finite() {
+                return Err(RuleError::NonFinite {
+                    rule: name,
+                    level: l.severity,
+                    what: "threshold",
+                });
+            }
+            if l.clear.is_some_and(|c| !c.is_finite()) {
+                return Err(RuleError::NonFinite {
+                    rule: name,
+                    level: l.severity,
+                    what: "clear",
+                });
+            }
+            if r.comparison.fires(l.clear_threshold(), l.threshold) {
+                let side = if r.comparison == Comparison::Above {
+                    "below"
+                } else {
+                    "above"
+                };
+                return Err(RuleError::ClearSide {
+                    rule: name,
+                    level: l.severity,
+                    clear: l.clear_threshold(),
+                    threshold: l.threshold,
+                    side,
+                });
+            }
+            let occurrences_error = |reason: String| RuleError::Occurrences {
+                rule: name.clone(),
+                level: l.severity,
+                reason,
+            };
+            if l.occurrences == 0 {
+                return Err(occurrences_error("occurrences must be at least 1".into()));
+            }
+            if l.occurrences > 1 {
+                match l.within {
+                    None => {
+                        return Err(occurrences_error(format!(
+                            "occurrences = {} needs a `within` window",
+                            l.occurrences
+                        )));
+                    }
+                    Some(w) if w < l.hold => {
+                        return Err(occurrences_error(format!(
+                            "`within` ({w:?}) is shorter than the duration ({:?})",
+                            l.hold
+                        )));
+                    }
+                    Some(_) => {}
+                }
+            }
+        }
+        for pair in r.levels.windows(2) {
+            let (lo, hi) = (&pair[0], &pair[1]);
+            if lo.severity == hi.severity {
+                return Err(RuleError::DuplicateLevel {
+                    rule: name,
+                    level: lo.severity,
+                });
+            }
+            // A higher level must be strictly further on the bad side than a lower one.
+            if !r.comparison.fires(hi.threshold, lo.threshold) {
+                return Err(RuleError::ThresholdOrder {
+                    rule: name,
+                    comparison: r.comparison,
+                    lower: lo.severity,
+                    lower_threshold: lo.threshold,
+                    higher: hi.severity,
+                    higher_threshold: hi.threshold,
+                });
+            }
+        }
+        if let Some(f) = r.flap {
+            if f.changes == 0 || f.within.is_zero() {
+                return Err(RuleError::Flap(name));
+            }
+        }
+        for (k, t) in &r.annotations {
+            template::check(t).map_err(|reason| RuleError::Template {
+                rule: name.clone(),
+                annotation: k.clone(),
+                reason,
+            })?;
+        }
+        Ok(r)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn secs(s: u64) -> Duration {
+        Duration::from_secs(s)
+    }
+
+    #[test]
+    fn aggregation_parsing() {
+        assert_eq!("p99".parse(), Ok(Aggregation::Percentile(0.99)));
+        assert_eq!(
+            "p99.9".parse::<Aggregation>().map(|a| a.to_string()),
+            Ok("p99.9".to_owned())
+        );
+        assert!(
+            "median"
+                .parse::<Aggregation>()
+                .unwrap_err()
+                .contains("unknown aggregation")
+        );
+        assert!(
+            "p101"
+                .parse::<Aggregation>()
+                .unwrap_err()
+                .contains("bad percentile")
+        );
+    }
+
+    #[test]
+    fn thresholds_must_follow_direction() {
+        let err = Rule::builder("r", "m")
+            .level(Level::new(Severity::Warning, 0.8))
+            .level(Level::new(Severity::Major, 0.7))
+            .build()
+            .unwrap_err();
+        assert!(matches!(err, RuleError::ThresholdOrder { .. }), "{err}");
+        assert!(
+            err.to_string()
+                .contains("out of order for comparison above"),
+            "{err}"
+        );
+        let ok = Rule::builder("r", "m")
+            .comparison(Comparison::Below)
+            .level(Level::new(Severity::Warning, 0.3))
+            .level(Level::new(Severity::Critical, 0.1))
+            .build();
+        assert!(ok.is_ok());
+    }
+
+    #[test]
+    fn validation_errors() {
+        let base = || Rule::builder("r", "m");
+        assert!(matches!(
+            Rule::builder("", "m")
+                .level(Level::new(Severity::Info, 1.0))
+                .build(),
+            Err(RuleError::InvalidName(_))
+        ));
+        assert!(matches!(
+            Rule::builder("r", "9m")
+                .level(Level::new(Severity::Info, 1.0))
+                .build(),
+            Err(RuleError::InvalidMetric { .. })
+        ));
+        assert!(matches!(base().build(), Err(RuleError::NoLevels(_))));
+        assert!(matches!(
+            base().level(Level::new(Severity::Normal, 1.0)).build(),
+            Err(RuleError::NormalLevel(_))
+        ));
+        assert!(matches!(
+            base()
+                .level(Level::new(Severity::Info, 1.0))
+                .level(Level::new(Severity::Info, 2.0))
+                .build(),
+            Err(RuleError::DuplicateLevel { .. })
+        ));
+        assert!(matches!(
+            base().level(Level::new(Severity::Info, f64::NAN)).build(),
+            Err(RuleError::NonFinite { .. })
+        ));
+        assert!(matches!(
+            base()
+                .level(Level::new(Severity::Info, 1.0).clear_at(2.0))
+                .build(),
+            Err(RuleError::ClearSide { .. })
+        ));
+        assert!(matches!(
+            base()
+                .level(Level::new(Severity::Info, 1.0).occurrences(0, secs(1)))
+                .build(),
+            Err(RuleError::Occurrences { .. })
+        ));
+        assert!(matches!(
+            base()
+                .level(
+                    Level::new(Severity::Info, 1.0)
+                        .hold_for(secs(60))
+                        .occurrences(3, secs(30))
+                )
+                .build(),
+            Err(RuleError::Occurrences { .. })
+        ));
+        assert!(matches!(
+            base()
+                .aggregate(Aggregation::Avg, Duration::ZERO)
+                .level(Level::new(Severity::Info, 1.0))
+                .build(),
+            Err(RuleError::EmptyWindow(_))
+        ));
+        assert!(matches!(
+            base()
+                .flap(0, secs(60))
+                .level(Level::new(Severity::Info, 1.0))
+                .build(),
+            Err(RuleError::Flap(_))
+        ));
+        assert!(matches!(
+            base()
+                .annotation("summary", "{{nope}}")
+                .level(Level::new(Severity::Info, 1.0))
+                .build(),
+            Err(RuleError::Template { .. })
+        ));
+    }
+
+    #[test]
+    fn matchers() {
+        let labels = Labels::from_pairs(&[("mount", "/data"), ("device", "sda1")]);
+        assert!(Matcher::parse("mount", "/data").unwrap().matches(&labels));
+        assert!(Matcher::parse("mount", "=~/d.*").unwrap().matches(&labels));
+        assert!(
+            !Matcher::parse("mount", "=~/d").unwrap().matches(&labels),
+            "regex is anchored"
+        );
+        assert!(Matcher::parse("device", "!=sdb1").unwrap().matches(&labels));
+        assert!(Matcher::parse("missing", "").unwrap().matches(&labels));
+        assert!(
+            Matcher::parse("mount", "!~/(boot|efi)")
+                .unwrap()
+                .matches(&labels)
+        );
+        assert!(Matcher::parse("x", "=~(").is_err());
+    }
+}

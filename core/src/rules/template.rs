@@ -1,0 +1,136 @@
+//! Annotation templates: `{{value}}`, `{{threshold}}`, `{{severity}}`, `{{rule}}`, `{{metric}}`
+//! and `{{labels.NAME}}` filled in when a transition is made.
+
+use crate::metrics::Labels;
+
+/// What a template can refer to.
+pub(crate) struct Context<'a> {
+    pub rule: &'a str,
+    pub metric: &'a str,
+    pub severity: crate::Severity,
+    pub value: Option<f64>,
+    pub threshold: Option<f64>,
+    pub labels: &'a Labels,
+}
+
+const VARIABLES: [&str; 5] = ["value", "threshold", "severity", "rule", "metric"];
+
+/// Splits a template into literal text and `{{ name }}` references.
+fn pieces(template: &str) -> Result<Vec<(&str, Option<&str>)>, String> {
+    let mut out = Vec::new();
+    let mut rest = template;
+    while let Some(open) = rest.find("{{") {
+        let after = &rest[open + 2..];
+        let close = after
+            .find("}}")
+            .ok_or_else(|| format!("unclosed {{{{ in {template:?}"))?;
+        out.push((&rest[..open], Some(after[..close].trim())));
+        rest = &after[close + 2..];
+    }
+    out.push((rest, None));
+    Ok(out)
+}
+
+/// Checks that a template only uses known variables.
+pub(crate) fn check(template: &str) -> Result<(), String> {
+    for (_, var) in pieces(template)? {
+        if let Some(v) = var {
+            if !(VARIABLES.contains(&v) || v.strip_prefix("labels.").is_some_and(|l| !l.is_empty()))
+            {
+                return Err(format!(
+                    "unknown variable {{{{{v}}}}}: use value, threshold, severity, rule, metric or labels.NAME"
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// A number as people read it: up to 4 significant digits, no exponent for everyday sizes.
+pub(crate) fn format_number(v: f64) -> String {
+    if v == v.trunc() && v.abs() < 1e15 {
+        return format!("{v:.0}");
+    }
+    let digits = if v.abs() >= 1.0 {
+        4usize.saturating_sub(v.abs().log10() as usize + 1)
+    } else {
+        4
+    };
+    let s = format!("{v:.digits$}");
+    let s = if s.contains('.') {
+        s.trim_end_matches('0').trim_end_matches('.').to_owned()
+    } else {
+        s
+    };
+    if s == "0" || s == "-0" {
+        format!("{v:.3e}")
+    } else {
+        s
+    }
+}
+
+/// Fills a checked template in. Unknown labels render as empty.
+pub(crate) fn render(template: &str, ctx: &Context<'_>) -> String {
+    let Ok(parts) = pieces(template) else {
+        return template.to_owned();
+    };
+    let mut out = String::with_capacity(template.len() + 16);
+    for (text, var) in parts {
+        out.push_str(text);
+        match var {
+            None => {}
+            Some("value") => out.push_str(
+                &ctx.value
+                    .map(format_number)
+                    .unwrap_or_else(|| "no data".into()),
+            ),
+            Some("threshold") => {
+                out.push_str(&ctx.threshold.map(format_number).unwrap_or_default())
+            }
+            Some("severity") => out.push_str(ctx.severity.name()),
+            Some("rule") => out.push_str(ctx.rule),
+            Some("metric") => out.push_str(ctx.metric),
+            Some(other) => {
+                if let Some(label) = other.strip_prefix("labels.") {
+                    out.push_str(ctx.labels.get(label).unwrap_or(""));
+                }
+            }
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn renders_variables() {
+        let labels = Labels::from_pairs(&[("mount", "/data")]);
+        let ctx = Context {
+            rule: "disk",
+            metric: "host_disk_usage_ratio",
+            severity: crate::Severity::Major,
+            value: Some(0.8312),
+            threshold: Some(0.8),
+            labels: &labels,
+        };
+        assert_eq!(
+            render(
+                "{{rule}}: {{ labels.mount }} at {{value}} > {{threshold}} ({{severity}})",
+                &ctx
+            ),
+            "disk: /data at 0.8312 > 0.8 (major)"
+        );
+        assert_eq!(format_number(1234.5678), "1235");
+        assert_eq!(format_number(2.0), "2");
+        assert_eq!(format_number(0.000012), "1.200e-5");
+    }
+
+    #[test]
+    fn rejects_unknown_and_unclosed() {
+        assert!(check("{{valu}}").unwrap_err().contains("unknown variable"));
+        assert!(check("{{value").unwrap_err().contains("unclosed"));
+        assert!(check("plain {{labels.x}}").is_ok());
+    }
+}
