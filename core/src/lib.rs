@@ -13,9 +13,14 @@
 //! ```
 
 pub mod clock;
+pub mod config;
+pub mod duration;
+pub mod eval;
+pub mod host;
 pub mod metrics;
 pub mod rules;
 pub mod severity;
+pub mod status;
 
 pub use metrics::{
     Counter, Gauge, Histogram, Labels, MetricError, MetricKind, Registry, RegistryConfig,

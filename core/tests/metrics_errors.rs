@@ -1,5 +1,7 @@
 //! Bad input: every case returns its typed error and leaves existing series as they were.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // in a test, a failed unwrap is the test failing
+
 use vigilo::metrics::{MetricKind, Value};
 use vigilo::{MetricError, Registry, RegistryConfig};
 

@@ -1,6 +1,8 @@
 //! Property tests: any sequence of records gives the snapshot a straightforward model predicts,
 //! and histogram quantiles stay within the documented relative error.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // in a test, a failed unwrap is the test failing
+
 use std::collections::BTreeMap;
 
 use proptest::prelude::*;

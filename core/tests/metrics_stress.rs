@@ -14,6 +14,8 @@
 //! the argument above is the whole of the ordering reasoning, and the churn test exercises the
 //! hand-over thousands of times.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // in a test, a failed unwrap is the test failing
+
 use std::sync::{Arc, Barrier};
 use std::thread;
 

@@ -1,7 +1,7 @@
 //! Gauges: an `f64` that is set or added to, with an optional watch.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use super::MetricError;
 use super::watch::Watch;
@@ -9,6 +9,8 @@ use super::watch::Watch;
 /// The cell behind one gauge series.
 pub(crate) struct GaugeCell {
     bits: AtomicU64,
+    /// Set by every record, cleared by the evaluator's sample: "was it updated since?".
+    fresh: AtomicBool,
     pub(crate) watch: Watch,
     name: Arc<str>,
 }
@@ -17,6 +19,7 @@ impl GaugeCell {
     pub(crate) fn new(name: Arc<str>, watch: Watch) -> Self {
         GaugeCell {
             bits: AtomicU64::new(0f64.to_bits()),
+            fresh: AtomicBool::new(false),
             watch,
             name,
         }
@@ -27,6 +30,7 @@ impl GaugeCell {
         self.check(value)?;
         // Relaxed: a gauge is a last-value cell; readers need no ordering with other memory.
         self.bits.store(value.to_bits(), Ordering::Relaxed);
+        self.mark_fresh();
         self.watch.check(value);
         Ok(())
     }
@@ -44,6 +48,7 @@ impl GaugeCell {
             });
         match result {
             Ok(_) => {
+                self.mark_fresh();
                 self.watch.check(sum);
                 Ok(())
             }
@@ -52,6 +57,21 @@ impl GaugeCell {
                 value: sum,
             }),
         }
+    }
+
+    #[inline]
+    fn mark_fresh(&self) {
+        // Relaxed: a hint for no-data detection, ordered with nothing else. The load first keeps
+        // the line shared while the flag is already set.
+        if !self.fresh.load(Ordering::Relaxed) {
+            self.fresh.store(true, Ordering::Relaxed);
+        }
+    }
+
+    /// True if the gauge was recorded since the last call.
+    pub(crate) fn take_fresh(&self) -> bool {
+        // Relaxed: see `mark_fresh`.
+        self.fresh.swap(false, Ordering::Relaxed)
     }
 
     #[inline]

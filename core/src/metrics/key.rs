@@ -11,8 +11,9 @@ use serde::{Serialize, Serializer};
 pub struct Labels(Arc<[(Box<str>, Box<str>)]>);
 
 impl Labels {
-    /// Builds a label set from pairs (sorted here; names must already be valid and distinct).
-    pub(crate) fn from_pairs(pairs: &[(&str, &str)]) -> Self {
+    /// Builds a label set from pairs, sorted by name. Names are not validated here: the registry
+    /// validates what it stores; this is for matching and display.
+    pub fn from_pairs(pairs: &[(&str, &str)]) -> Self {
         let mut owned: Vec<(Box<str>, Box<str>)> = pairs
             .iter()
             .map(|(k, v)| (Box::from(*k), Box::from(*v)))
@@ -84,7 +85,7 @@ impl Serialize for Labels {
 
 /// Order-independent digest of label pairs: the wrapping sum of each pair's own hash.
 fn label_digest<'a>(pairs: impl Iterator<Item = (&'a str, &'a str)>) -> u64 {
-    let state = foldhash::fast::FixedState::with_seed(0x5eed_0f_1abe15);
+    let state = foldhash::fast::FixedState::with_seed(0x5eed_0f1a_be15);
     pairs.fold(0u64, |acc, (k, v)| {
         let mut h = state.build_hasher();
         h.write(k.as_bytes());

@@ -23,6 +23,6 @@ pub use gauge::Gauge;
 pub use histogram::Histogram;
 pub use key::Labels;
 pub(crate) use name::validate_metric_name;
-pub use registry::{MetricKind, Registry, RegistryConfig, SeriesId, SeriesInfo};
+pub use registry::{MetricKind, Registry, RegistryConfig, SeriesId, SeriesInfo, SeriesReader};
 pub use snapshot::{HistogramSnapshot, SeriesSnapshot, Snapshot, Value};
 pub use watch::{WatchBounds, WatchEvent};

@@ -105,6 +105,79 @@ pub(crate) struct Series {
     cells: Cells,
 }
 
+/// A read handle on one series, for samplers such as the evaluator: reads without a map lookup.
+#[derive(Clone)]
+pub struct SeriesReader {
+    series: Arc<Series>,
+}
+
+impl SeriesReader {
+    /// The series' id.
+    pub fn id(&self) -> SeriesId {
+        self.series.id
+    }
+
+    /// Its metric name.
+    pub fn name(&self) -> &Arc<str> {
+        &self.series.key.name
+    }
+
+    /// Its labels.
+    pub fn labels(&self) -> &Labels {
+        &self.series.key.labels
+    }
+
+    /// Its kind.
+    pub fn kind(&self) -> MetricKind {
+        self.series.cells.kind()
+    }
+
+    /// Its current value.
+    pub fn value(&self) -> Value {
+        self.series.cells.value()
+    }
+
+    /// A counter's total or a gauge's value, cheaply; `None` for a histogram.
+    pub fn scalar(&self) -> Option<f64> {
+        match &self.series.cells {
+            Cells::Counter(c) => Some(c.value() as f64),
+            Cells::Gauge(g) => Some(g.value()),
+            Cells::Histogram(_) => None,
+        }
+    }
+
+    /// Arms the series' watch (see [`Registry::arm`]); false for a counter.
+    pub fn arm(&self, bounds: WatchBounds) -> bool {
+        self.series.cells.watch().map(|w| w.arm(bounds)).is_some()
+    }
+
+    /// Disarms the series' watch.
+    pub fn disarm(&self) {
+        if let Some(w) = self.series.cells.watch() {
+            w.disarm();
+        }
+    }
+
+    /// For a gauge, true if it was recorded since the last call (one consumer only: the
+    /// evaluator). Counters and histograms always answer true; their samplers compare values.
+    pub fn take_fresh(&self) -> bool {
+        match &self.series.cells {
+            Cells::Gauge(g) => g.take_fresh(),
+            _ => true,
+        }
+    }
+}
+
+impl std::fmt::Debug for SeriesReader {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "SeriesReader({}{})",
+            self.series.key.name, self.series.key.labels
+        )
+    }
+}
+
 /// A series' identity, as listed by [`Registry::series_of`].
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct SeriesInfo {
@@ -237,7 +310,10 @@ impl Registry {
         n: u64,
     ) -> Result<(), MetricError> {
         self.with_series(name, labels, MetricKind::Counter, |s| match &s.cells {
-            Cells::Counter(c) => Some(c.add(n)),
+            Cells::Counter(c) => {
+                c.add(n);
+                Some(())
+            }
             _ => None,
         })
     }
@@ -446,6 +522,25 @@ impl Registry {
     /// The current value of one series.
     pub fn read(&self, id: SeriesId) -> Option<Value> {
         self.inner.by_id.pin().get(&id).map(|s| s.cells.value())
+    }
+
+    /// A read handle on series `id`, if it exists.
+    pub fn reader(&self, id: SeriesId) -> Option<SeriesReader> {
+        self.inner.by_id.pin().get(&id).map(|s| SeriesReader {
+            series: Arc::clone(s),
+        })
+    }
+
+    /// Read handles on every live series, in no particular order.
+    pub fn readers(&self) -> Vec<SeriesReader> {
+        self.inner
+            .by_id
+            .pin()
+            .values()
+            .map(|s| SeriesReader {
+                series: Arc::clone(s),
+            })
+            .collect()
     }
 
     /// The series of metric `name`, in no particular order.

@@ -66,11 +66,9 @@ impl Lease {
 
 impl Drop for Lease {
     fn drop(&mut self) {
-        if let Some(i) = self.0 {
-            if let Some(flag) = slots().leased.get(i) {
-                // Release: publishes every cell write this thread made to the next owner.
-                flag.store(false, Ordering::Release);
-            }
+        if let Some(flag) = self.0.and_then(|i| slots().leased.get(i)) {
+            // Release: publishes every cell write this thread made to the next owner.
+            flag.store(false, Ordering::Release);
         }
     }
 }

@@ -477,8 +477,10 @@ impl RuleBuilder {
         if r.levels.is_empty() && r.no_data.is_none() {
             return Err(RuleError::NoLevels(name));
         }
-        if let Aggregation::Percentile(q) = r.aggregation {
-            if !(0.0..=1.0).contains(&q) {
+        if let Aggregation::Percentile(q) = r.aggregation
+            && !(0.0..=1.0).contains(&q)
+        {
+            {
                 return Err(RuleError::Aggregation {
                     rule: name,
                     reason: format!("percentile {q} not in 0..=1"),
@@ -567,10 +569,10 @@ impl RuleBuilder {
                 });
             }
         }
-        if let Some(f) = r.flap {
-            if f.changes == 0 || f.within.is_zero() {
-                return Err(RuleError::Flap(name));
-            }
+        if let Some(f) = r.flap
+            && (f.changes == 0 || f.within.is_zero())
+        {
+            return Err(RuleError::Flap(name));
         }
         for (k, t) in &r.annotations {
             template::check(t).map_err(|reason| RuleError::Template {

@@ -34,13 +34,12 @@ fn pieces(template: &str) -> Result<Vec<(&str, Option<&str>)>, String> {
 /// Checks that a template only uses known variables.
 pub(crate) fn check(template: &str) -> Result<(), String> {
     for (_, var) in pieces(template)? {
-        if let Some(v) = var {
-            if !(VARIABLES.contains(&v) || v.strip_prefix("labels.").is_some_and(|l| !l.is_empty()))
-            {
-                return Err(format!(
-                    "unknown variable {{{{{v}}}}}: use value, threshold, severity, rule, metric or labels.NAME"
-                ));
-            }
+        if let Some(v) = var
+            && !(VARIABLES.contains(&v) || v.strip_prefix("labels.").is_some_and(|l| !l.is_empty()))
+        {
+            return Err(format!(
+                "unknown variable {{{{{v}}}}}: use value, threshold, severity, rule, metric or labels.NAME"
+            ));
         }
     }
     Ok(())

@@ -1,0 +1,590 @@
+//! The evaluator: samples the series rules reference, moves each item's state, reports changes.
+
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, HashMap};
+use std::sync::Arc;
+use std::time::Instant;
+
+use crossbeam_channel::{Receiver, Sender};
+use serde::Serialize;
+
+use super::outbox::Outbox;
+use super::state::{Change, ItemState};
+use super::window::Window;
+use super::{EvalError, EvaluatorConfig, Transition};
+use crate::clock::{Clock, Timestamp};
+use crate::metrics::{
+    Labels, MetricKind, Registry, SeriesId, SeriesReader, Value, WatchBounds, WatchEvent,
+};
+use crate::rules::{Matcher, Rule};
+
+/// Counters describing the evaluator's work, visible in the status.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct EvaluatorStats {
+    /// Full sweeps done.
+    pub ticks: u64,
+    /// Item evaluations done (sweeps, watch wake-ups and deadlines).
+    pub evaluations: u64,
+    /// Watch events handled between ticks.
+    pub watch_wakeups: u64,
+    /// Transitions handed to the channel.
+    pub transitions_sent: u64,
+    /// Transitions waiting because the consumer is behind.
+    pub transitions_backlogged: usize,
+    /// Transitions dropped: backlog over its limit, or no consumer left.
+    pub transitions_dropped: u64,
+    /// Watch events the registry could not queue (each forced a full sweep).
+    pub watch_events_dropped: u64,
+    /// Duration of the last full sweep, in microseconds.
+    pub last_tick_micros: u64,
+    /// Rules loaded.
+    pub rules: usize,
+    /// Items (rule × series) evaluated.
+    pub items: usize,
+    /// Series sampled.
+    pub watched_series: usize,
+}
+
+/// One item: a rule applied to one series (or a placeholder for a series that never reported).
+pub(crate) struct Item {
+    pub(crate) labels: Labels,
+    pub(crate) series: Option<SeriesId>,
+    pub(crate) state: ItemState,
+    deadline: Option<Timestamp>,
+    queued: Option<Timestamp>,
+}
+
+impl Item {
+    fn new(labels: Labels, series: Option<SeriesId>, now: Timestamp) -> Self {
+        Item {
+            labels,
+            series,
+            state: ItemState::new(now),
+            deadline: None,
+            queued: None,
+        }
+    }
+}
+
+/// A rule and its items.
+pub(crate) struct Bound {
+    pub(crate) rule: Arc<Rule>,
+    pub(crate) name: Arc<str>,
+    pub(crate) metric: Arc<str>,
+    pub(crate) items: Vec<Item>,
+    /// Some series of the rule has had a fresh sample.
+    pub(crate) ever_reported: bool,
+}
+
+impl Bound {
+    fn new(rule: Rule) -> Self {
+        Bound {
+            name: Arc::from(rule.name()),
+            metric: Arc::from(rule.metric()),
+            rule: Arc::new(rule),
+            items: Vec::new(),
+            ever_reported: false,
+        }
+    }
+
+    /// Builds the transition for a change of item `i`.
+    fn transition(&self, item: &Item, change: Change) -> Transition {
+        let value = if change.no_data {
+            None
+        } else {
+            item.state.value
+        };
+        Transition {
+            rule: Arc::clone(&self.name),
+            metric: Arc::clone(&self.metric),
+            labels: item.labels.clone(),
+            rule_labels: self.rule.labels().clone(),
+            from: change.from,
+            to: change.to,
+            value,
+            threshold: change.threshold,
+            since: change.since,
+            at: change.at,
+            no_data: change.no_data,
+            flapping: change.flapping,
+            annotations: self.rule.render_annotations(
+                &item.labels,
+                change.to,
+                value,
+                change.threshold,
+            ),
+        }
+    }
+}
+
+/// A sampled series.
+struct Watched {
+    reader: SeriesReader,
+    window: Window,
+    /// `(rule index, item index)` of the items reading it.
+    users: Vec<(usize, usize)>,
+    armed: Option<WatchBounds>,
+}
+
+/// Decides every item's severity and reports each change on a bounded channel.
+///
+/// Drive it yourself with [`tick`](Self::tick) (a full sweep) and [`poll`](Self::poll)
+/// (threshold crossings and due durations only), or hand it to its own thread with
+/// [`spawn`](Self::spawn). It never blocks on the consumer: when the channel is full,
+/// transitions wait in a backlog (counted in [`EvaluatorStats`]).
+///
+/// ```
+/// use std::sync::Arc;
+/// use vigilo::clock::{Clock, ManualClock, Timestamp};
+/// use vigilo::eval::{Evaluator, EvaluatorConfig};
+/// use vigilo::rules::{Level, Rule};
+/// use vigilo::{Registry, Severity};
+///
+/// let registry = Registry::new();
+/// let clock = ManualClock::new(Timestamp::from_secs(0));
+/// let rule = Rule::builder("queue", "queue_depth").level(Level::new(Severity::Major, 100.0)).build()?;
+/// let (mut evaluator, transitions) =
+///     Evaluator::new(registry.clone(), vec![rule], Arc::new(clock.clone()), EvaluatorConfig::default())?;
+///
+/// let depth = registry.gauge("queue_depth", &[])?;
+/// depth.set(10.0)?;
+/// evaluator.tick(clock.now());
+/// depth.set(250.0)?;                 // crosses the armed bound: no tick needed
+/// evaluator.poll(clock.now());
+/// let t = transitions.try_recv()?;
+/// assert_eq!((t.from, t.to, t.value), (Severity::Normal, Severity::Major, Some(250.0)));
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+pub struct Evaluator {
+    registry: Registry,
+    clock: Arc<dyn Clock>,
+    config: EvaluatorConfig,
+    pub(crate) rules: Vec<Bound>,
+    series: HashMap<SeriesId, Watched>,
+    generation: Option<u64>,
+    watch_rx: Receiver<WatchEvent>,
+    outbox: Outbox,
+    deadlines: BinaryHeap<Reverse<(Timestamp, usize, usize)>>,
+    stats: EvaluatorStats,
+}
+
+fn check_unique(rules: &[Rule]) -> Result<(), EvalError> {
+    let mut seen = std::collections::HashSet::new();
+    for r in rules {
+        if !seen.insert(r.name()) {
+            return Err(EvalError::DuplicateRule(r.name().to_owned()));
+        }
+    }
+    Ok(())
+}
+
+impl Evaluator {
+    /// An evaluator of `rules` over `registry`, and the receiver of its transitions.
+    ///
+    /// Fails if two rules share a name, or if the registry already feeds another evaluator (its
+    /// watch channel has one consumer).
+    pub fn new(
+        registry: Registry,
+        rules: Vec<Rule>,
+        clock: Arc<dyn Clock>,
+        config: EvaluatorConfig,
+    ) -> Result<(Evaluator, Receiver<Transition>), EvalError> {
+        check_unique(&rules)?;
+        let watch_rx = registry
+            .watch_events(config.watch_capacity)
+            .ok_or(EvalError::WatchTaken)?;
+        let (tx, rx): (Sender<Transition>, _) =
+            crossbeam_channel::bounded(config.channel_capacity.max(1));
+        let outbox = Outbox::new(tx, config.backlog_limit);
+        let evaluator = Evaluator {
+            registry,
+            clock,
+            config,
+            rules: rules.into_iter().map(Bound::new).collect(),
+            series: HashMap::new(),
+            generation: None,
+            watch_rx,
+            outbox,
+            deadlines: BinaryHeap::new(),
+            stats: EvaluatorStats::default(),
+        };
+        Ok((evaluator, rx))
+    }
+
+    /// The clock the evaluator reads.
+    pub fn clock(&self) -> &Arc<dyn Clock> {
+        &self.clock
+    }
+
+    /// The settings.
+    pub fn config(&self) -> &EvaluatorConfig {
+        &self.config
+    }
+
+    /// The registry evaluated.
+    pub fn registry(&self) -> &Registry {
+        &self.registry
+    }
+
+    /// The rules, in load order.
+    pub fn rules(&self) -> impl Iterator<Item = &Rule> {
+        self.rules.iter().map(|b| &*b.rule)
+    }
+
+    /// Work counters.
+    pub fn stats(&self) -> EvaluatorStats {
+        let mut s = self.stats.clone();
+        s.transitions_backlogged = self.outbox.backlog_len();
+        s.transitions_dropped = self.outbox.dropped();
+        s.transitions_sent = self.outbox.sent();
+        s.watch_events_dropped = self.registry.watch_events_dropped();
+        s.rules = self.rules.len();
+        s.items = self.rules.iter().map(|b| b.items.len()).sum();
+        s.watched_series = self.series.len();
+        s
+    }
+
+    /// A full sweep at `now`: handles pending watch events, binds new and vanished series,
+    /// samples every referenced series, evaluates every item, re-arms watches and flushes.
+    pub fn tick(&mut self, now: Timestamp) {
+        let started = Instant::now();
+        self.drain_watch_events(now);
+        if self.generation != Some(self.registry.generation()) {
+            self.rebind(now);
+        }
+        for w in self.series.values_mut() {
+            sample(w, now);
+        }
+        for r in 0..self.rules.len() {
+            let in_schedule = self.in_schedule(r, now);
+            for i in 0..self.rules[r].items.len() {
+                self.evaluate(r, i, now, in_schedule);
+            }
+        }
+        let ids: Vec<SeriesId> = self.series.keys().copied().collect();
+        for id in ids {
+            self.arm(id, now);
+        }
+        self.run_deadlines(now);
+        self.outbox.flush();
+        self.stats.ticks += 1;
+        self.stats.last_tick_micros =
+            u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX);
+    }
+
+    /// Between ticks: handles threshold crossings reported by watches and durations that have
+    /// come due, without a full sweep.
+    pub fn poll(&mut self, now: Timestamp) {
+        if self.generation != Some(self.registry.generation()) {
+            self.rebind(now);
+        }
+        self.drain_watch_events(now);
+        self.run_deadlines(now);
+        self.outbox.flush();
+    }
+
+    /// When the evaluator next needs to run for a duration to complete (besides ticks).
+    pub fn next_deadline(&self) -> Option<Timestamp> {
+        self.deadlines.peek().map(|Reverse((t, _, _))| *t)
+    }
+
+    /// Replaces the rule set. Rules whose [`identity`](Rule::identity) is unchanged keep their
+    /// items' state; items of removed rules that were not Normal are reported resolved.
+    pub fn reload(&mut self, rules: Vec<Rule>, now: Timestamp) -> Result<(), EvalError> {
+        check_unique(&rules)?;
+        let mut old: HashMap<String, Bound> = self
+            .rules
+            .drain(..)
+            .map(|b| (b.rule.identity(), b))
+            .collect();
+        for rule in rules {
+            let bound = match old.remove(&rule.identity()) {
+                Some(mut b) => {
+                    b.rule = Arc::new(rule);
+                    b
+                }
+                None => Bound::new(rule),
+            };
+            self.rules.push(bound);
+        }
+        for (_, bound) in old {
+            for item in &bound.items {
+                if let Some(change) = item.state.clone().resolve(now) {
+                    self.outbox.emit(bound.transition(item, change));
+                }
+            }
+        }
+        self.deadlines.clear();
+        self.rebind(now);
+        self.tick(now);
+        Ok(())
+    }
+
+    pub(crate) fn watch_receiver(&self) -> &Receiver<WatchEvent> {
+        &self.watch_rx
+    }
+
+    fn in_schedule(&self, r: usize, now: Timestamp) -> bool {
+        self.rules[r]
+            .rule
+            .schedule()
+            .is_none_or(|s| s.is_active(now))
+    }
+
+    fn drain_watch_events(&mut self, now: Timestamp) {
+        if self.registry.take_watch_overflow() {
+            // Events were lost: every watched series is re-sampled and re-armed.
+            for w in self.series.values_mut() {
+                w.armed = None;
+                sample(w, now);
+            }
+            for r in 0..self.rules.len() {
+                let in_schedule = self.in_schedule(r, now);
+                for i in 0..self.rules[r].items.len() {
+                    self.evaluate(r, i, now, in_schedule);
+                }
+            }
+            let ids: Vec<SeriesId> = self.series.keys().copied().collect();
+            for id in ids {
+                self.arm(id, now);
+            }
+        }
+        while let Ok(event) = self.watch_rx.try_recv() {
+            self.handle_event(event, now);
+        }
+    }
+
+    /// A watch fired: sample that series and evaluate the items reading it, now.
+    pub(crate) fn handle_event(&mut self, event: WatchEvent, now: Timestamp) {
+        self.stats.watch_wakeups += 1;
+        let mut value = Some(event.value);
+        // Re-arming may find the value already past the new bounds: go round again (bounded).
+        for _ in 0..4 {
+            let Some(w) = self.series.get_mut(&event.series) else {
+                return;
+            };
+            w.armed = None;
+            match (w.reader.kind(), value) {
+                (MetricKind::Histogram, _) => sample(w, now),
+                (_, Some(v)) => w.window.push_scalar(now, v, true),
+                (_, None) => sample(w, now),
+            }
+            let users = w.users.clone();
+            for (r, i) in users {
+                let in_schedule = self.in_schedule(r, now);
+                self.evaluate(r, i, now, in_schedule);
+            }
+            if !self.arm(event.series, now) {
+                break;
+            }
+            value = None;
+        }
+        self.outbox.flush();
+    }
+
+    /// Arms series `id` with the bounds its items need; true if its current value is already
+    /// past them (a record slipped in between sampling and arming).
+    fn arm(&mut self, id: SeriesId, _now: Timestamp) -> bool {
+        let Some(w) = self.series.get(&id) else {
+            return false;
+        };
+        let mut bounds = WatchBounds {
+            upper: f64::INFINITY,
+            lower: f64::NEG_INFINITY,
+        };
+        for &(r, i) in &w.users {
+            if let Some(item) = self
+                .rules
+                .get(r)
+                .and_then(|b| b.items.get(i).map(|it| (b, it)))
+            {
+                let b = item.1.state.watch_bounds(&item.0.rule);
+                bounds.upper = bounds.upper.min(b.upper);
+                bounds.lower = bounds.lower.max(b.lower);
+            }
+        }
+        let Some(w) = self.series.get_mut(&id) else {
+            return false;
+        };
+        if w.armed == Some(bounds) {
+            return false;
+        }
+        w.reader.arm(bounds);
+        w.armed = Some(bounds);
+        // Re-read after arming: a value recorded before the watch was armed did not fire it.
+        match w.reader.scalar() {
+            Some(v) => v >= bounds.upper || v <= bounds.lower,
+            None => false,
+        }
+    }
+
+    fn evaluate(&mut self, r: usize, i: usize, now: Timestamp, in_schedule: bool) {
+        let Some(bound) = self.rules.get_mut(r) else {
+            return;
+        };
+        let rule = Arc::clone(&bound.rule);
+        let Some(item) = bound.items.get_mut(i) else {
+            return;
+        };
+        let window = item
+            .series
+            .and_then(|id| self.series.get(&id))
+            .map(|w| &w.window);
+        let value = window.and_then(|w| w.aggregate(rule.aggregation(), rule.window(), now));
+        let last_fresh = window.and_then(|w| w.last_fresh);
+        let change = item
+            .state
+            .update(&rule, now, value, last_fresh, in_schedule);
+        self.stats.evaluations += 1;
+        let deadline = item.state.next_deadline(&rule, now, last_fresh);
+        item.deadline = deadline;
+        if let Some(d) = deadline
+            && item.queued.is_none_or(|q| d < q)
+        {
+            item.queued = Some(d);
+            self.deadlines.push(Reverse((d, r, i)));
+        }
+        if last_fresh.is_some() {
+            bound.ever_reported = true;
+        }
+        if let Some(change) = change {
+            let t = bound.transition(&bound.items[i], change);
+            self.outbox.emit(t);
+        }
+    }
+
+    fn run_deadlines(&mut self, now: Timestamp) {
+        while let Some(&Reverse((d, r, i))) = self.deadlines.peek() {
+            if d > now {
+                break;
+            }
+            self.deadlines.pop();
+            let Some(item) = self.rules.get_mut(r).and_then(|b| b.items.get_mut(i)) else {
+                continue;
+            };
+            if item.queued != Some(d) {
+                continue; // superseded by an earlier entry for the same item
+            }
+            item.queued = None;
+            match item.deadline {
+                Some(due) if due <= now => {
+                    let in_schedule = self.in_schedule(r, now);
+                    self.evaluate(r, i, now, in_schedule);
+                }
+                Some(later) => {
+                    item.queued = Some(later);
+                    self.deadlines.push(Reverse((later, r, i)));
+                }
+                None => {}
+            }
+        }
+    }
+
+    /// Binds every rule to the series that exist now, keeping the state of items whose series
+    /// is still there (or that wait for no data).
+    fn rebind(&mut self, now: Timestamp) {
+        self.generation = Some(self.registry.generation());
+        let mut by_metric: HashMap<Arc<str>, Vec<SeriesReader>> = HashMap::new();
+        for reader in self.registry.readers() {
+            by_metric
+                .entry(Arc::clone(reader.name()))
+                .or_default()
+                .push(reader);
+        }
+        let mut old_series = std::mem::take(&mut self.series);
+        for w in old_series.values_mut() {
+            w.users.clear();
+        }
+        let mut series: HashMap<SeriesId, Watched> = HashMap::new();
+        for (r, bound) in self.rules.iter_mut().enumerate() {
+            let mut old: HashMap<Labels, Item> = bound
+                .items
+                .drain(..)
+                .map(|it| (it.labels.clone(), it))
+                .collect();
+            let mut items = Vec::new();
+            for reader in by_metric.get(&bound.metric).into_iter().flatten() {
+                if !bound.rule.selects(reader.labels()) {
+                    continue;
+                }
+                let id = reader.id();
+                let mut item = old
+                    .remove(reader.labels())
+                    .unwrap_or_else(|| Item::new(reader.labels().clone(), Some(id), now));
+                item.series = Some(id);
+                item.queued = None;
+                let w = series.entry(id).or_insert_with(|| {
+                    old_series.remove(&id).unwrap_or_else(|| Watched {
+                        reader: reader.clone(),
+                        window: Window::new(bound.rule.window()),
+                        users: Vec::new(),
+                        armed: None,
+                    })
+                });
+                w.window.keep = w.window.keep.max(bound.rule.window());
+                w.users.push((r, items.len()));
+                items.push(item);
+            }
+            for (_, mut item) in old {
+                if bound.rule.no_data().is_some() {
+                    // Keep waiting: no data will set in after its time.
+                    item.series = None;
+                    item.queued = None;
+                    items.push(item);
+                } else if let Some(change) = item.state.resolve(now) {
+                    // The series is gone and nothing waits for it: report it resolved.
+                    self.outbox.emit(bound.transition(&item, change));
+                }
+            }
+            if items.is_empty() && bound.rule.no_data().is_some() {
+                // The item has never reported: a placeholder lets no data set in.
+                let pairs: Vec<(&str, &str)> = bound
+                    .rule
+                    .matchers()
+                    .iter()
+                    .filter_map(|m| match m {
+                        Matcher::Equal(l, v) => Some((l.as_str(), v.as_str())),
+                        _ => None,
+                    })
+                    .collect();
+                items.push(Item::new(Labels::from_pairs(&pairs), None, now));
+            }
+            bound.items = items;
+        }
+        for w in old_series.values() {
+            w.reader.disarm();
+        }
+        self.series = series;
+        self.deadlines.clear();
+    }
+
+    /// The status of every item, worst first.
+    pub fn status(&self, now: Timestamp) -> crate::status::StatusReport {
+        crate::status::StatusReport::build(self, now)
+    }
+}
+
+/// Reads a series into its window.
+fn sample(w: &mut Watched, now: Timestamp) {
+    match w.reader.kind() {
+        MetricKind::Histogram => {
+            if let Value::Histogram(h) = w.reader.value() {
+                w.window.push_histogram(now, h);
+            }
+        }
+        _ => {
+            if let Some(v) = w.reader.scalar() {
+                let fresh = w.reader.take_fresh();
+                w.window.push_scalar(now, v, fresh);
+            }
+        }
+    }
+}
+
+impl std::fmt::Debug for Evaluator {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Evaluator")
+            .field("stats", &self.stats())
+            .finish()
+    }
+}

@@ -1,0 +1,38 @@
+//! The severity evaluator: rules in, transitions out.
+//!
+//! Each [`tick`](Evaluator::tick) samples only the series that rules reference into per-series
+//! windows and evaluates every item (rule × series). Between ticks the registry's watches wake
+//! the evaluator when a record crosses a bound that would change an item's state, so a rule
+//! without a duration reports within a millisecond of the record, and durations are timed from
+//! the crossing. Every change goes out as a [`Transition`] on a bounded channel.
+
+mod config;
+mod evaluator;
+mod outbox;
+mod runner;
+pub(crate) mod state;
+mod transition;
+mod window;
+
+pub use config::EvaluatorConfig;
+pub use evaluator::{Evaluator, EvaluatorStats};
+pub use runner::EvaluatorHandle;
+pub use transition::Transition;
+
+/// Why the evaluator refused a request.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum EvalError {
+    /// Two rules share a name.
+    #[error("two rules are named {0:?}; rule names must be unique")]
+    DuplicateRule(String),
+    /// The registry's watch channel already feeds another evaluator.
+    #[error("this registry already feeds an evaluator; use one evaluator per registry")]
+    WatchTaken,
+    /// The evaluator thread could not be started.
+    #[error("cannot start the evaluator thread: {0}")]
+    Spawn(#[source] std::io::Error),
+    /// The evaluator thread has stopped.
+    #[error("the evaluator thread has stopped")]
+    Stopped,
+}

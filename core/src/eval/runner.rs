@@ -1,0 +1,127 @@
+//! Running the evaluator on its own thread.
+
+use std::thread::JoinHandle;
+
+use crossbeam_channel::{Receiver, Sender, select};
+
+use super::{EvalError, Evaluator, EvaluatorStats};
+use crate::rules::Rule;
+use crate::status::StatusReport;
+
+enum Command {
+    Status(Sender<StatusReport>),
+    Stats(Sender<EvaluatorStats>),
+    Reload(Vec<Rule>, Sender<Result<(), EvalError>>),
+    Stop,
+}
+
+/// Controls an evaluator running on its own thread (see [`Evaluator::spawn`]). Dropping it
+/// stops the thread.
+pub struct EvaluatorHandle {
+    control: Sender<Command>,
+    thread: Option<JoinHandle<Evaluator>>,
+}
+
+impl Evaluator {
+    /// Runs the evaluator on a thread named `vigilo-evaluator`: a full sweep every tick, and in
+    /// between, an immediate evaluation whenever a watch fires or a duration comes due.
+    pub fn spawn(self) -> Result<EvaluatorHandle, EvalError> {
+        let (control, commands) = crossbeam_channel::unbounded();
+        let thread = std::thread::Builder::new()
+            .name("vigilo-evaluator".into())
+            .spawn(move || run(self, commands))
+            .map_err(EvalError::Spawn)?;
+        Ok(EvaluatorHandle {
+            control,
+            thread: Some(thread),
+        })
+    }
+}
+
+fn run(mut ev: Evaluator, commands: Receiver<Command>) -> Evaluator {
+    let watch = ev.watch_receiver().clone();
+    let tick = ev.config().tick.max(std::time::Duration::from_millis(1));
+    let mut next_tick = ev.clock().now();
+    loop {
+        let now = ev.clock().now();
+        if now >= next_tick {
+            ev.tick(now);
+            next_tick = now + tick;
+        } else {
+            ev.poll(now);
+        }
+        let wake = ev.next_deadline().map_or(next_tick, |d| d.min(next_tick));
+        let timeout = wake.since(ev.clock().now());
+        select! {
+            recv(watch) -> event => {
+                if let Ok(event) = event {
+                    let now = ev.clock().now();
+                    ev.handle_event(event, now);
+                }
+            }
+            recv(commands) -> command => match command {
+                Ok(Command::Status(reply)) => {
+                    let _ = reply.send(ev.status(ev.clock().now()));
+                }
+                Ok(Command::Stats(reply)) => {
+                    let _ = reply.send(ev.stats());
+                }
+                Ok(Command::Reload(rules, reply)) => {
+                    let now = ev.clock().now();
+                    let _ = reply.send(ev.reload(rules, now));
+                }
+                Ok(Command::Stop) | Err(_) => return ev,
+            },
+            default(timeout) => {}
+        }
+    }
+}
+
+impl EvaluatorHandle {
+    fn ask<T>(&self, make: impl FnOnce(Sender<T>) -> Command) -> Result<T, EvalError> {
+        let (tx, rx) = crossbeam_channel::bounded(1);
+        self.control
+            .send(make(tx))
+            .map_err(|_| EvalError::Stopped)?;
+        rx.recv().map_err(|_| EvalError::Stopped)
+    }
+
+    /// The status of every item, from the running evaluator.
+    pub fn status(&self) -> Result<StatusReport, EvalError> {
+        self.ask(Command::Status)
+    }
+
+    /// The evaluator's work counters.
+    pub fn stats(&self) -> Result<EvaluatorStats, EvalError> {
+        self.ask(Command::Stats)
+    }
+
+    /// Replaces the rules (see [`Evaluator::reload`]).
+    pub fn reload(&self, rules: Vec<Rule>) -> Result<(), EvalError> {
+        self.ask(|tx| Command::Reload(rules, tx))?
+    }
+
+    /// Stops the thread and gives the evaluator back.
+    pub fn stop(mut self) -> Result<Evaluator, EvalError> {
+        let _ = self.control.send(Command::Stop);
+        let thread = self.thread.take().ok_or(EvalError::Stopped)?;
+        thread.join().map_err(|_| EvalError::Stopped)
+    }
+}
+
+impl Drop for EvaluatorHandle {
+    fn drop(&mut self) {
+        if let Some(thread) = self.thread.take() {
+            let _ = self.control.send(Command::Stop);
+            let _ = thread.join();
+        }
+    }
+}
+
+impl std::fmt::Debug for EvaluatorHandle {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EvaluatorHandle")
+            .field("running", &self.thread.is_some())
+            .finish()
+    }
+}

@@ -1,0 +1,237 @@
+//! Per-series windows of samples and the aggregations computed over them.
+
+use std::collections::VecDeque;
+use std::time::Duration;
+
+use crate::clock::Timestamp;
+use crate::metrics::HistogramSnapshot;
+use crate::rules::Aggregation;
+
+/// Samples kept per series at most, whatever the window: bounds memory when a watched series
+/// crosses its bounds thousands of times a second.
+const MAX_SAMPLES: usize = 4096;
+
+/// The recent samples of one series.
+#[derive(Debug, Default)]
+pub(crate) struct Window {
+    scalars: VecDeque<(Timestamp, f64)>,
+    histograms: VecDeque<(Timestamp, HistogramSnapshot)>,
+    /// Longest window of any rule reading this series.
+    pub(crate) keep: Duration,
+    /// When a fresh sample last arrived (a record since the previous sample).
+    pub(crate) last_fresh: Option<Timestamp>,
+}
+
+impl Window {
+    pub(crate) fn new(keep: Duration) -> Self {
+        Window {
+            keep,
+            ..Window::default()
+        }
+    }
+
+    fn latest_time(&self) -> Option<Timestamp> {
+        let a = self.scalars.back().map(|s| s.0);
+        let b = self.histograms.back().map(|s| s.0);
+        a.max(b)
+    }
+
+    /// Adds a counter or gauge sample; samples older than the newest are ignored.
+    pub(crate) fn push_scalar(&mut self, t: Timestamp, value: f64, fresh: bool) {
+        if self.latest_time().is_some_and(|last| t < last) {
+            return;
+        }
+        if fresh {
+            self.last_fresh = Some(t);
+        }
+        // A sample at the same instant replaces the previous one.
+        if self.scalars.back().is_some_and(|s| s.0 == t) {
+            self.scalars.pop_back();
+        }
+        self.scalars.push_back((t, value));
+        prune(&mut self.scalars, t, self.keep);
+    }
+
+    /// Adds a histogram sample; it is fresh if the count moved.
+    pub(crate) fn push_histogram(&mut self, t: Timestamp, snapshot: HistogramSnapshot) {
+        if self.latest_time().is_some_and(|last| t < last) {
+            return;
+        }
+        let moved = self
+            .histograms
+            .back()
+            .is_none_or(|(_, h)| h.count() != snapshot.count());
+        if moved && snapshot.count() > 0 {
+            self.last_fresh = Some(t);
+        }
+        if self.histograms.back().is_some_and(|s| s.0 == t) {
+            self.histograms.pop_back();
+        }
+        self.histograms.push_back((t, snapshot));
+        prune(&mut self.histograms, t, self.keep);
+    }
+
+    /// The aggregated value at `t`, or `None` if there is not enough data for one.
+    pub(crate) fn aggregate(
+        &self,
+        aggregation: Aggregation,
+        window: Duration,
+        t: Timestamp,
+    ) -> Option<f64> {
+        if !self.histograms.is_empty() {
+            return self.aggregate_histogram(aggregation, window, t);
+        }
+        let start = t - window;
+        let last = self.scalars.back()?.1;
+        let in_window = || {
+            self.scalars
+                .iter()
+                .rev()
+                .take_while(|s| s.0 >= start)
+                .map(|s| s.1)
+        };
+        match aggregation {
+            Aggregation::Last => Some(last),
+            Aggregation::Avg => {
+                let (sum, n) = in_window().fold((0.0, 0usize), |(s, n), v| (s + v, n + 1));
+                Some(if n == 0 { last } else { sum / n as f64 })
+            }
+            Aggregation::Min => Some(in_window().fold(last, f64::min)),
+            Aggregation::Max => Some(in_window().fold(last, f64::max)),
+            Aggregation::Rate => {
+                let base = baseline(&self.scalars, start)?;
+                let (t_last, _) = *self.scalars.back()?;
+                let elapsed = t_last.since(self.scalars.get(base)?.0).as_secs_f64();
+                if elapsed <= 0.0 {
+                    return None;
+                }
+                // Sum the increases; a drop means the counter restarted from zero.
+                let increase: f64 = self
+                    .scalars
+                    .iter()
+                    .skip(base)
+                    .zip(self.scalars.iter().skip(base + 1))
+                    .map(|(a, b)| if b.1 >= a.1 { b.1 - a.1 } else { b.1 })
+                    .sum();
+                Some(increase / elapsed)
+            }
+            // A percentile of a counter or gauge: over the window's samples, nearest rank.
+            Aggregation::Percentile(q) => {
+                let mut values: Vec<f64> = in_window().collect();
+                if values.is_empty() {
+                    return Some(last);
+                }
+                values.sort_by(f64::total_cmp);
+                let rank = ((q * values.len() as f64).ceil() as usize).clamp(1, values.len());
+                values.get(rank - 1).copied()
+            }
+        }
+    }
+
+    fn aggregate_histogram(
+        &self,
+        aggregation: Aggregation,
+        window: Duration,
+        t: Timestamp,
+    ) -> Option<f64> {
+        let (t_last, latest) = self.histograms.back()?;
+        // A zero window reads the observations since the previous sample.
+        let base = if window.is_zero() {
+            self.histograms.len().checked_sub(2)?
+        } else {
+            baseline(&self.histograms, t - window)?
+        };
+        let (t_base, earlier) = self.histograms.get(base)?;
+        let delta = if base + 1 == self.histograms.len() {
+            // Only one sample: everything observed so far is the window.
+            latest.clone()
+        } else {
+            latest.delta(earlier)
+        };
+        match aggregation {
+            Aggregation::Percentile(q) => delta.quantile(q),
+            Aggregation::Avg => delta.mean(),
+            Aggregation::Min => delta.quantile(0.0),
+            Aggregation::Max | Aggregation::Last => delta.quantile(1.0),
+            Aggregation::Rate => {
+                let elapsed = t_last.since(*t_base).as_secs_f64();
+                (elapsed > 0.0).then(|| delta.count() as f64 / elapsed)
+            }
+        }
+    }
+}
+
+/// Index of the newest sample at or before `start` (the window's baseline), else the oldest.
+fn baseline<T>(samples: &VecDeque<(Timestamp, T)>, start: Timestamp) -> Option<usize> {
+    if samples.is_empty() {
+        return None;
+    }
+    let after = samples.partition_point(|s| s.0 <= start);
+    Some(after.saturating_sub(1))
+}
+
+/// Drops samples no window needs: keeps one at or before `now - keep` as the baseline.
+fn prune<T>(samples: &mut VecDeque<(Timestamp, T)>, now: Timestamp, keep: Duration) {
+    let start = now - keep;
+    while samples.len() > 1 && samples.get(1).is_some_and(|s| s.0 <= start) {
+        samples.pop_front();
+    }
+    while samples.len() > MAX_SAMPLES {
+        samples.pop_front();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn t(s: i64) -> Timestamp {
+        Timestamp::from_secs(s)
+    }
+
+    #[test]
+    fn scalar_aggregations() {
+        let mut w = Window::new(Duration::from_secs(60));
+        for (s, v) in [(0, 10.0), (10, 20.0), (20, 30.0), (30, 0.0)] {
+            w.push_scalar(t(s), v, true);
+        }
+        let win = Duration::from_secs(20);
+        assert_eq!(w.aggregate(Aggregation::Last, win, t(30)), Some(0.0));
+        assert_eq!(w.aggregate(Aggregation::Avg, win, t(30)), Some(50.0 / 3.0));
+        assert_eq!(w.aggregate(Aggregation::Max, win, t(30)), Some(30.0));
+        assert_eq!(w.aggregate(Aggregation::Min, win, t(30)), Some(0.0));
+    }
+
+    #[test]
+    fn rate_handles_counter_reset() {
+        let mut w = Window::new(Duration::from_secs(60));
+        for (s, v) in [(0, 100.0), (10, 150.0), (20, 20.0), (30, 50.0)] {
+            w.push_scalar(t(s), v, true);
+        }
+        // Increases: 50, then reset to 20 (counts 20), then 30: 100 over 30 s.
+        let rate = w
+            .aggregate(Aggregation::Rate, Duration::from_secs(30), t(30))
+            .unwrap();
+        assert!((rate - 100.0 / 30.0).abs() < 1e-9, "{rate}");
+        // The baseline is the newest sample at or before the window start.
+        let rate = w
+            .aggregate(Aggregation::Rate, Duration::from_secs(15), t(30))
+            .unwrap();
+        assert!((rate - 50.0 / 20.0).abs() < 1e-9, "{rate}");
+    }
+
+    #[test]
+    fn keeps_only_what_windows_need() {
+        let mut w = Window::new(Duration::from_secs(10));
+        for s in 0..100 {
+            w.push_scalar(t(s), s as f64, true);
+        }
+        assert!(w.scalars.len() <= 12, "{}", w.scalars.len());
+        // Older samples are ignored.
+        w.push_scalar(t(5), -1.0, true);
+        assert_eq!(
+            w.aggregate(Aggregation::Last, Duration::ZERO, t(99)),
+            Some(99.0)
+        );
+    }
+}
