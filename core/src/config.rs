@@ -1,0 +1,238 @@
+//! The TOML configuration: registry, host collector, evaluator, rules and coverage expectations,
+//! with errors that name the file, line, column, key and reason.
+//!
+//! ```toml
+//! [host]
+//! interval = "1s"
+//!
+//! [[rule]]
+//! name = "cpu"
+//! metric = "host_cpu_usage_ratio"
+//! aggregation = "avg"              # last (default), avg, min, max, rate, p99…
+//! window = "1m"                    # required by every aggregation but last
+//! comparison = "above"             # or "below"; default above
+//! annotations = { summary = "CPU at {{value}}" }
+//! [rule.warning]                   # info, warning, minor, major, critical
+//! threshold = "70%"                # a number, or "NN%" meaning NN/100
+//! [rule.major]
+//! threshold = 0.8
+//! for = "1m"
+//! clear = 0.75
+//! [rule.critical]
+//! threshold = "95%"
+//! for = "30s"
+//! occurrences = 3
+//! within = "10m"
+//!
+//! [[expect]]
+//! metric = "host_disk_usage_ratio"
+//! every_series = true
+//! ```
+//!
+//! Per rule, also: `select` (label matchers: `{ mount = "/", device = "!=tmpfs" }`, with `=~` and
+//! `!~` for anchored regexes), `clear_for`, `labels`, `flap = { changes, within }`,
+//! `no_data = { after, severity }` and `schedule = { timezone, hours, days }`. Level tables may also
+//! be named by the seed product's Korean names, quoted as TOML requires for non-ASCII keys:
+//! `[rule."긴급"]` is `[rule.major]`. Unknown keys are errors everywhere.
+
+mod error;
+mod raw;
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::str::FromStr;
+
+use serde::Deserialize;
+
+pub use error::{ConfigError, Location};
+use raw::{Failure, Problem, RawConfig};
+
+use crate::eval::EvaluatorConfig;
+use crate::host::HostConfig;
+use crate::metrics::RegistryConfig;
+use crate::rules::{Matcher, Rule};
+
+/// A coverage declaration (the seed's "unregistered items"): a metric that should exist and be
+/// watched by some rule.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Expectation {
+    /// The metric expected.
+    pub metric: String,
+    /// Which of its series are meant (empty: all of them).
+    pub select: Vec<Matcher>,
+    /// If true, every selected series must be watched by some rule; if false, at least one
+    /// selected series must exist and be watched.
+    pub every_series: bool,
+}
+
+/// A loaded, validated configuration.
+///
+/// ```
+/// use vigilo::{Severity, config::Config};
+///
+/// let config = Config::from_str_named(r#"
+///     [[rule]]
+///     name = "cpu"
+///     metric = "host_cpu_usage_ratio"
+///     [rule.major]
+///     threshold = "80%"
+///     for = "1m"
+/// "#, "inline.toml")?;
+/// let major = config.rules[0].level(Severity::Major);
+/// assert_eq!(major.map(|l| l.threshold), Some(0.8));
+///
+/// let err = Config::from_str_named("[[rule]]\nname = \"cpu\"\nmetrc = \"x\"\n", "bad.toml")
+///     .unwrap_err();
+/// assert!(err.to_string().starts_with("bad.toml:3:1: rule \"cpu\", key `metrc`: unknown field"));
+/// # Ok::<(), vigilo::config::ConfigError>(())
+/// ```
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Config {
+    /// `[registry]`.
+    pub registry: RegistryConfig,
+    /// `[host]`.
+    pub host: HostConfig,
+    /// `[evaluator]`.
+    pub evaluator: EvaluatorConfig,
+    /// `[[rule]]`, in file order, names unique.
+    pub rules: Vec<Rule>,
+    /// `[[expect]]`, in file order.
+    pub expect: Vec<Expectation>,
+}
+
+impl Config {
+    /// Reads and validates the file at `path`; errors name it as given.
+    pub fn from_file(path: impl AsRef<Path>) -> Result<Config, ConfigError> {
+        let path = path.as_ref();
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_owned(),
+            source,
+        })?;
+        Config::from_str_named(&text, &path.display().to_string())
+    }
+
+    /// Parses and validates `text`; errors call it `name`.
+    pub fn from_str_named(text: &str, name: &str) -> Result<Config, ConfigError> {
+        let at = |span: std::ops::Range<usize>| Location::of(name, text, span);
+        let deserializer =
+            toml::de::Deserializer::parse(text).map_err(|e| ConfigError::Syntax {
+                location: at(e.span().unwrap_or(0..0)),
+                message: e.message().to_owned(),
+            })?;
+        let raw = RawConfig::deserialize(deserializer).map_err(|e| {
+            let span = e.span().unwrap_or(0..0);
+            let (within, key) = error::path_at(text, span.start);
+            ConfigError::Invalid {
+                location: at(span),
+                within,
+                key,
+                message: e.message().to_owned(),
+            }
+        })?;
+
+        let host = match raw.host {
+            Some(h) => {
+                let span = h.span();
+                let host = h.into_inner();
+                host.validate().map_err(|e| ConfigError::Invalid {
+                    location: at(span),
+                    within: None,
+                    key: Some("host".to_owned()),
+                    message: e.to_string(),
+                })?;
+                host
+            }
+            None => HostConfig::default(),
+        };
+        let evaluator = match raw.evaluator {
+            Some(e) if e.get_ref().tick.is_zero() => {
+                return Err(ConfigError::Invalid {
+                    location: at(e.span()),
+                    within: None,
+                    key: Some("evaluator.tick".to_owned()),
+                    message: "tick must be greater than zero".to_owned(),
+                });
+            }
+            Some(e) => e.into_inner(),
+            None => EvaluatorConfig::default(),
+        };
+
+        let mut rules = Vec::with_capacity(raw.rule.len());
+        let mut names: HashMap<&str, std::ops::Range<usize>> = HashMap::new();
+        for r in &raw.rule {
+            let name = r.get_ref().name.get_ref();
+            let rule = r.get_ref().build(r.span()).map_err(|f| {
+                located(&at, f, format!("rule {name:?}"), |location, key, error| {
+                    ConfigError::Rule {
+                        location,
+                        rule: name.clone(),
+                        key,
+                        error,
+                    }
+                })
+            })?;
+            let name_span = r.get_ref().name.span();
+            if let Some(first) = names.insert(name, name_span.clone()) {
+                return Err(ConfigError::DuplicateRule {
+                    location: at(name_span),
+                    name: name.clone(),
+                    first: at(first),
+                });
+            }
+            rules.push(rule);
+        }
+
+        let mut expect = Vec::with_capacity(raw.expect.len());
+        for e in &raw.expect {
+            let context = format!("expect {:?}", e.get_ref().metric());
+            let expectation = e.get_ref().build().map_err(|f| {
+                // Expectations raise only messages of their own.
+                located(&at, f, context, |location, key, error| {
+                    ConfigError::Invalid {
+                        location,
+                        within: None,
+                        key,
+                        message: error.to_string(),
+                    }
+                })
+            })?;
+            expect.push(expectation);
+        }
+
+        Ok(Config {
+            registry: raw.registry,
+            host,
+            evaluator,
+            rules,
+            expect,
+        })
+    }
+}
+
+/// Turns a conversion failure into an error at its place, under `context`.
+fn located(
+    at: &impl Fn(std::ops::Range<usize>) -> Box<Location>,
+    failure: Failure,
+    context: String,
+    rule_error: impl FnOnce(Box<Location>, Option<String>, Box<crate::rules::RuleError>) -> ConfigError,
+) -> ConfigError {
+    let location = at(failure.span);
+    match failure.problem {
+        Problem::Message(message) => ConfigError::Invalid {
+            location,
+            within: Some(context),
+            key: failure.key,
+            message,
+        },
+        Problem::Rule(error) => rule_error(location, failure.key, Box::new(error)),
+    }
+}
+
+impl FromStr for Config {
+    type Err = ConfigError;
+
+    /// [`Config::from_str_named`] with the name `<string>`.
+    fn from_str(text: &str) -> Result<Config, ConfigError> {
+        Config::from_str_named(text, "<string>")
+    }
+}

@@ -1,0 +1,254 @@
+//! Located configuration errors: file, line, column, key and reason.
+
+use std::fmt;
+use std::ops::Range;
+use std::path::PathBuf;
+
+use toml::Spanned;
+use toml::de::{DeTable, DeValue};
+
+use crate::rules::RuleError;
+
+/// A place in a configuration file: its name, a 1-based line and a 1-based column (in
+/// characters). Displays as `name:line:column`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Location {
+    /// The file's name as given (a path, or the name passed to
+    /// [`Config::from_str_named`](super::Config::from_str_named)).
+    pub file: String,
+    /// Line, from 1.
+    pub line: usize,
+    /// Column in characters, from 1.
+    pub column: usize,
+    /// The text of that line, for excerpts.
+    pub line_text: String,
+    /// How many characters of the line the problem spans (at least 1).
+    pub width: usize,
+}
+
+impl Location {
+    /// The location of byte range `span` in `text`.
+    pub(super) fn of(file: &str, text: &str, span: Range<usize>) -> Box<Location> {
+        let mut start = span.start.min(text.len());
+        while !text.is_char_boundary(start) {
+            start -= 1;
+        }
+        let line_start = text[..start].rfind('\n').map_or(0, |i| i + 1);
+        let line_end = text[start..].find('\n').map_or(text.len(), |i| start + i);
+        let line_text = text[line_start..line_end].trim_end_matches('\r');
+        let end = span
+            .end
+            .clamp(start, (line_start + line_text.len()).max(start));
+        let width = text.get(start..end).map_or(0, |s| s.chars().count());
+        Box::new(Location {
+            file: file.to_owned(),
+            line: text[..start].matches('\n').count() + 1,
+            column: text[line_start..start].chars().count() + 1,
+            line_text: line_text.to_owned(),
+            width: width.max(1),
+        })
+    }
+}
+
+impl fmt::Display for Location {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}:{}:{}", self.file, self.line, self.column)
+    }
+}
+
+/// Why a configuration could not be loaded. Every variant but [`ConfigError::Read`] carries a
+/// [`Location`], and displays like a compiler diagnostic:
+///
+/// ```text
+/// rules.toml:14:13: rule "cpu", key `major.threshold`: thresholds out of order for comparison above: …
+/// ```
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("{}: cannot read configuration: {source}", path.display())]
+    Read {
+        /// The path as given.
+        path: PathBuf,
+        /// The I/O error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The text is not valid TOML.
+    #[error("{location}: TOML syntax error: {message}")]
+    Syntax {
+        /// Where.
+        location: Box<Location>,
+        /// What the TOML parser expected.
+        message: String,
+    },
+    /// Valid TOML that is not a valid configuration: an unknown key, a missing key, a value of the
+    /// wrong type or form (duration, percentage, severity, aggregation, time zone…).
+    #[error("{location}: {}{message}", context(within.as_deref(), key.as_deref()))]
+    Invalid {
+        /// Where.
+        location: Box<Location>,
+        /// The rule or expectation the key is in, as printed: `rule "cpu"`, `rule #2` (a rule
+        /// without a name), `expect "host_load1"`; `None` outside them.
+        within: Option<String>,
+        /// The key concerned, relative to the rule or expectation if there is one
+        /// (`critical.for`), else from the top (`host.interval`).
+        key: Option<String>,
+        /// What is wrong.
+        message: String,
+    },
+    /// A rule that the rule builder refused (thresholds out of order, clear on the wrong side…).
+    #[error("{location}: {}{}", context(Some(&format!("rule {rule:?}")), key.as_deref()), reason(rule, error))]
+    Rule {
+        /// Where.
+        location: Box<Location>,
+        /// The rule's name.
+        rule: String,
+        /// The key concerned, relative to the rule (`major.threshold`), if known.
+        key: Option<String>,
+        /// The builder's error.
+        error: Box<RuleError>,
+    },
+    /// Two rules have the same name.
+    #[error(
+        "{location}: rule {name:?}: duplicate rule name (first defined at line {}); rule names must be unique",
+        first.line
+    )]
+    DuplicateRule {
+        /// Where the second one is named.
+        location: Box<Location>,
+        /// The name.
+        name: String,
+        /// Where the first one is named.
+        first: Box<Location>,
+    },
+}
+
+fn context(rule: Option<&str>, key: Option<&str>) -> String {
+    match (rule, key) {
+        (Some(r), Some(k)) => format!("{r}, key `{k}`: "),
+        (Some(r), None) => format!("{r}: "),
+        (None, Some(k)) => format!("key `{k}`: "),
+        (None, None) => String::new(),
+    }
+}
+
+/// The builder's message without its own `rule <name>: ` prefix (the context already names it).
+fn reason(rule: &str, error: &RuleError) -> String {
+    let text = error.to_string();
+    text.strip_prefix(&format!("rule {rule}: "))
+        .map_or_else(|| text.clone(), str::to_owned)
+}
+
+impl ConfigError {
+    /// Where the problem is, unless the file could not be read at all.
+    pub fn location(&self) -> Option<&Location> {
+        match self {
+            ConfigError::Read { .. } => None,
+            ConfigError::Syntax { location, .. }
+            | ConfigError::Invalid { location, .. }
+            | ConfigError::Rule { location, .. }
+            | ConfigError::DuplicateRule { location, .. } => Some(location),
+        }
+    }
+
+    /// The message followed by the offending line with the problem underlined, as compilers
+    /// print it:
+    ///
+    /// ```text
+    /// rules.toml:14:13: rule "cpu", key `major.threshold`: thresholds out of order …
+    ///    |
+    /// 14 | threshold = 0.7
+    ///    |             ^^^
+    /// ```
+    pub fn with_excerpt(&self) -> String {
+        let Some(at) = self.location() else {
+            return self.to_string();
+        };
+        let gutter = " ".repeat(at.line.to_string().len());
+        format!(
+            "{self}\n{gutter} |\n{} | {}\n{gutter} | {}{}",
+            at.line,
+            at.line_text,
+            " ".repeat(at.column - 1),
+            "^".repeat(at.width)
+        )
+    }
+}
+
+/// One step of a path into the document.
+enum Step {
+    Key(String),
+    /// An array element: its index and, for tables, its `name` or `metric`.
+    Index(usize, Option<String>),
+}
+
+/// For a byte offset, the rule or expectation it falls in (`rule "cpu"`, `rule #2`) and the key
+/// path below it (`critical.for`), or from the top if it is in neither (`host.interval`).
+pub(super) fn path_at(text: &str, offset: usize) -> (Option<String>, Option<String>) {
+    let Ok(root) = DeTable::parse(text) else {
+        return (None, None);
+    };
+    let mut steps = Vec::new();
+    if !walk_table(root.get_ref(), offset, &mut steps) {
+        return (None, None);
+    }
+    let mut rule = None;
+    let mut rest = &steps[..];
+    if let [Step::Key(k), Step::Index(i, label), tail @ ..] = &steps[..]
+        && (k == "rule" || k == "expect")
+    {
+        rule = Some(match label {
+            Some(l) => format!("{k} {l:?}"),
+            None => format!("{k} #{}", i + 1),
+        });
+        rest = tail;
+    }
+    let mut key = String::new();
+    for step in rest {
+        match step {
+            Step::Key(k) => {
+                if !key.is_empty() {
+                    key.push('.');
+                }
+                key.push_str(k);
+            }
+            Step::Index(i, _) => key.push_str(&format!("[{i}]")),
+        }
+    }
+    (rule, (!key.is_empty()).then_some(key))
+}
+
+fn walk_table(table: &DeTable<'_>, offset: usize, steps: &mut Vec<Step>) -> bool {
+    for (k, v) in table {
+        steps.push(Step::Key(k.get_ref().to_string()));
+        if k.span().contains(&offset) || walk_value(v, offset, steps) {
+            return true;
+        }
+        steps.pop();
+    }
+    false
+}
+
+fn walk_value(value: &Spanned<DeValue<'_>>, offset: usize, steps: &mut Vec<Step>) -> bool {
+    match value.get_ref() {
+        DeValue::Table(t) if walk_table(t, offset, steps) => return true,
+        DeValue::Array(a) => {
+            for (i, element) in a.iter().enumerate() {
+                let label = element.get_ref().as_table().and_then(|t| {
+                    t.get("name")
+                        .or_else(|| t.get("metric"))
+                        .and_then(|v| v.get_ref().as_str())
+                        .map(str::to_owned)
+                });
+                steps.push(Step::Index(i, label));
+                if walk_value(element, offset, steps) {
+                    return true;
+                }
+                steps.pop();
+            }
+        }
+        _ => {}
+    }
+    value.span().contains(&offset)
+}

@@ -1,0 +1,401 @@
+//! The TOML shapes, spans kept, and their conversion into validated [`Rule`]s and
+//! [`Expectation`]s. Everything serde can check is checked while deserializing (so toml's own
+//! span locates the error); the rest is checked here, and every failure carries the span of the
+//! value it is about.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::ops::Range;
+use std::time::Duration;
+
+use serde::Deserialize;
+use serde::de::{self, Deserializer, Visitor};
+use toml::Spanned;
+
+use super::Expectation;
+use crate::Severity;
+use crate::duration::serde_duration;
+use crate::eval::EvaluatorConfig;
+use crate::host::HostConfig;
+use crate::metrics::RegistryConfig;
+use crate::rules::{Aggregation, Comparison, Level, Matcher, Rule, RuleError, Schedule};
+
+/// What went wrong, where, and under which key (relative to the rule or expectation).
+#[derive(Debug)]
+pub(super) struct Failure {
+    pub span: Range<usize>,
+    pub key: Option<String>,
+    pub problem: Problem,
+}
+
+/// A message of our own, or the rule builder's verdict.
+#[derive(Debug)]
+pub(super) enum Problem {
+    Message(String),
+    Rule(RuleError),
+}
+
+fn fail(span: Range<usize>, key: impl Into<String>, message: impl Into<String>) -> Failure {
+    Failure {
+        span,
+        key: Some(key.into()),
+        problem: Problem::Message(message.into()),
+    }
+}
+
+/// The whole file.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawConfig {
+    #[serde(default)]
+    pub registry: RegistryConfig,
+    pub host: Option<Spanned<HostConfig>>,
+    pub evaluator: Option<Spanned<EvaluatorConfig>>,
+    #[serde(default)]
+    pub rule: Vec<Spanned<RawRule>>,
+    #[serde(default)]
+    pub expect: Vec<Spanned<RawExpect>>,
+}
+
+/// A duration written as a humane string (`"1m30s"`).
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Dur(Duration);
+
+impl<'de> Deserialize<'de> for Dur {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        serde_duration::deserialize(d).map(Dur)
+    }
+}
+
+/// An aggregation name (`last`, `avg`, `p99`…).
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Agg(Aggregation);
+
+impl<'de> Deserialize<'de> for Agg {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = <std::borrow::Cow<'de, str>>::deserialize(d)?;
+        s.parse().map(Agg).map_err(de::Error::custom)
+    }
+}
+
+/// A threshold: a number, or a string `"NN%"` meaning NN/100.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Threshold(f64);
+
+/// Parses `"70%"`, `"99.5 %"` into a ratio (0.7, 0.995).
+pub(super) fn parse_percentage(s: &str) -> Result<f64, String> {
+    let Some(number) = s.trim().strip_suffix('%') else {
+        return Err(format!(
+            "threshold {s:?} is not a number: write a number such as 0.7 or a percentage such as \"70%\""
+        ));
+    };
+    number
+        .trim()
+        .parse::<f64>()
+        .ok()
+        .filter(|v| v.is_finite())
+        .map(|v| v / 100.0)
+        .ok_or_else(|| {
+            format!(
+                "bad percentage {s:?}: expected a number followed by %, such as \"70%\" or \"99.5%\""
+            )
+        })
+}
+
+impl<'de> Deserialize<'de> for Threshold {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl Visitor<'_> for V {
+            type Value = Threshold;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a number or a percentage string such as \"70%\"")
+            }
+            fn visit_i64<E: de::Error>(self, v: i64) -> Result<Threshold, E> {
+                Ok(Threshold(v as f64))
+            }
+            fn visit_u64<E: de::Error>(self, v: u64) -> Result<Threshold, E> {
+                Ok(Threshold(v as f64))
+            }
+            fn visit_f64<E: de::Error>(self, v: f64) -> Result<Threshold, E> {
+                if v.is_finite() {
+                    Ok(Threshold(v))
+                } else {
+                    Err(E::custom(format!("threshold {v} is not a finite number")))
+                }
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<Threshold, E> {
+                parse_percentage(v).map(Threshold).map_err(E::custom)
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+/// One level table: `[rule.major]`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawLevel {
+    threshold: Spanned<Threshold>,
+    #[serde(rename = "for")]
+    hold: Option<Dur>,
+    occurrences: Option<Spanned<u32>>,
+    within: Option<Dur>,
+    clear: Option<Spanned<Threshold>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawFlap {
+    changes: u32,
+    within: Dur,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawNoData {
+    after: Dur,
+    severity: Severity,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawSchedule {
+    timezone: Option<Spanned<String>>,
+    #[serde(default)]
+    hours: Vec<Spanned<String>>,
+    #[serde(default)]
+    days: Vec<Spanned<String>>,
+}
+
+/// One `[[rule]]` table.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawRule {
+    pub name: Spanned<String>,
+    metric: Spanned<String>,
+    #[serde(default)]
+    select: BTreeMap<String, Spanned<String>>,
+    aggregation: Option<Spanned<Agg>>,
+    window: Option<Spanned<Dur>>,
+    comparison: Option<Comparison>,
+    clear_for: Option<Dur>,
+    #[serde(default)]
+    labels: BTreeMap<String, String>,
+    #[serde(default)]
+    annotations: BTreeMap<String, Spanned<String>>,
+    flap: Option<Spanned<RawFlap>>,
+    no_data: Option<Spanned<RawNoData>>,
+    schedule: Option<Spanned<RawSchedule>>,
+    #[serde(alias = "무해")]
+    info: Option<Spanned<RawLevel>>,
+    #[serde(alias = "주의")]
+    warning: Option<Spanned<RawLevel>>,
+    #[serde(alias = "위험")]
+    minor: Option<Spanned<RawLevel>>,
+    #[serde(alias = "긴급")]
+    major: Option<Spanned<RawLevel>>,
+    #[serde(alias = "치명")]
+    critical: Option<Spanned<RawLevel>>,
+}
+
+/// One `[[expect]]` table.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawExpect {
+    metric: Spanned<String>,
+    #[serde(default)]
+    select: BTreeMap<String, Spanned<String>>,
+    #[serde(default)]
+    every_series: bool,
+}
+
+fn matchers(select: &BTreeMap<String, Spanned<String>>) -> Result<Vec<Matcher>, Failure> {
+    select
+        .iter()
+        .map(|(label, spec)| {
+            Matcher::parse(label, spec.get_ref())
+                .map_err(|e| fail(spec.span(), format!("select.{label}"), e))
+        })
+        .collect()
+}
+
+fn schedule(raw: &Spanned<RawSchedule>) -> Result<Schedule, Failure> {
+    let s = raw.get_ref();
+    let zone = s.timezone.as_ref().map_or("UTC", |z| z.get_ref().as_str());
+    // Check each part alone first, so the error points at the entry that is wrong.
+    if let Some(z) = &s.timezone {
+        Schedule::new(z.get_ref(), &[], &[]).map_err(|e| fail(z.span(), "schedule.timezone", e))?;
+    }
+    for h in &s.hours {
+        Schedule::new("UTC", &[h.get_ref().as_str()], &[])
+            .map_err(|e| fail(h.span(), "schedule.hours", e))?;
+    }
+    for d in &s.days {
+        Schedule::new("UTC", &[], &[d.get_ref().as_str()])
+            .map_err(|e| fail(d.span(), "schedule.days", e))?;
+    }
+    let hours: Vec<&str> = s.hours.iter().map(|h| h.get_ref().as_str()).collect();
+    let days: Vec<&str> = s.days.iter().map(|d| d.get_ref().as_str()).collect();
+    Schedule::new(zone, &hours, &days).map_err(|e| fail(raw.span(), "schedule", e))
+}
+
+impl RawRule {
+    fn levels(&self) -> [(Severity, &Option<Spanned<RawLevel>>); 5] {
+        [
+            (Severity::Info, &self.info),
+            (Severity::Warning, &self.warning),
+            (Severity::Minor, &self.minor),
+            (Severity::Major, &self.major),
+            (Severity::Critical, &self.critical),
+        ]
+    }
+
+    fn level(&self, severity: Severity) -> Option<&Spanned<RawLevel>> {
+        self.levels()
+            .into_iter()
+            .find(|(s, _)| *s == severity)
+            .and_then(|(_, l)| l.as_ref())
+    }
+
+    /// Builds the rule; `whole` is the span of the rule's table (its `[[rule]]` header).
+    pub(super) fn build(&self, whole: Range<usize>) -> Result<Rule, Failure> {
+        let mut b = Rule::builder(self.name.get_ref().as_str(), self.metric.get_ref().as_str());
+        for m in matchers(&self.select)? {
+            b = b.matcher(m);
+        }
+        let aggregation = self
+            .aggregation
+            .as_ref()
+            .map_or(Aggregation::Last, |a| a.get_ref().0);
+        match (&self.aggregation, &self.window) {
+            (Some(a), None) if aggregation != Aggregation::Last => {
+                return Err(fail(
+                    a.span(),
+                    "aggregation",
+                    format!("aggregation {aggregation} needs a window, e.g. window = \"1m\""),
+                ));
+            }
+            (_, Some(w)) if aggregation == Aggregation::Last => {
+                return Err(fail(
+                    w.span(),
+                    "window",
+                    "a window needs a windowed aggregation (avg, min, max, rate or a percentile \
+                     like p99): set `aggregation` or remove `window`",
+                ));
+            }
+            _ => {}
+        }
+        let window = self
+            .window
+            .as_ref()
+            .map_or(Duration::ZERO, |w| w.get_ref().0);
+        b = b.aggregate(aggregation, window);
+        b = b.comparison(self.comparison.unwrap_or_default());
+        if let Some(d) = self.clear_for {
+            b = b.clear_for(d.0);
+        }
+        for (severity, raw) in self.levels() {
+            let Some(raw) = raw else { continue };
+            let raw = raw.get_ref();
+            let mut level = Level::new(severity, raw.threshold.get_ref().0);
+            level.hold = raw.hold.map_or(Duration::ZERO, |d| d.0);
+            level.occurrences = raw.occurrences.as_ref().map_or(1, |n| *n.get_ref());
+            level.within = raw.within.map(|d| d.0);
+            level.clear = raw.clear.as_ref().map(|c| c.get_ref().0);
+            b = b.level(level);
+        }
+        if let Some(f) = &self.flap {
+            b = b.flap(f.get_ref().changes, f.get_ref().within.0);
+        }
+        if let Some(n) = &self.no_data {
+            b = b.no_data(n.get_ref().after.0, n.get_ref().severity);
+        }
+        if let Some(s) = &self.schedule {
+            b = b.schedule(schedule(s)?);
+        }
+        for (k, v) in &self.labels {
+            b = b.label(k.as_str(), v.as_str());
+        }
+        for (k, v) in &self.annotations {
+            b = b.annotation(k.as_str(), v.get_ref().as_str());
+        }
+        b.build().map_err(|error| {
+            let (span, key) = self.locate(&error, whole);
+            Failure {
+                span,
+                key,
+                problem: Problem::Rule(error),
+            }
+        })
+    }
+
+    /// The span and key a builder error is about.
+    fn locate(&self, error: &RuleError, whole: Range<usize>) -> (Range<usize>, Option<String>) {
+        let level_key = |s: Severity, field: &str| {
+            let span = self.level(s).map(|l| {
+                let l = l.get_ref();
+                match field {
+                    "clear" => l.clear.as_ref().map_or(l.threshold.span(), Spanned::span),
+                    "occurrences" => l
+                        .occurrences
+                        .as_ref()
+                        .map_or(l.threshold.span(), Spanned::span),
+                    _ => l.threshold.span(),
+                }
+            });
+            (
+                span.unwrap_or_else(|| whole.clone()),
+                Some(format!("{s}.{field}")),
+            )
+        };
+        let at = |span: Option<Range<usize>>, key: &str| {
+            (span.unwrap_or_else(|| whole.clone()), Some(key.to_owned()))
+        };
+        match error {
+            RuleError::InvalidName(_) => at(Some(self.name.span()), "name"),
+            RuleError::InvalidMetric { .. } => at(Some(self.metric.span()), "metric"),
+            RuleError::ThresholdOrder { higher, .. } => level_key(*higher, "threshold"),
+            RuleError::NonFinite { level, what, .. } => level_key(*level, what),
+            RuleError::ClearSide { level, .. } => level_key(*level, "clear"),
+            RuleError::Occurrences { level, .. } => level_key(*level, "occurrences"),
+            RuleError::Aggregation { .. } => {
+                at(self.aggregation.as_ref().map(Spanned::span), "aggregation")
+            }
+            RuleError::EmptyWindow(_) => at(self.window.as_ref().map(Spanned::span), "window"),
+            RuleError::Flap(_) => at(self.flap.as_ref().map(Spanned::span), "flap"),
+            RuleError::Template { annotation, .. } => at(
+                self.annotations.get(annotation).map(Spanned::span),
+                &format!("annotations.{annotation}"),
+            ),
+            RuleError::Schedule { .. } => at(self.schedule.as_ref().map(Spanned::span), "schedule"),
+            RuleError::Matcher { label, .. } => at(
+                self.select.get(label).map(Spanned::span),
+                &format!("select.{label}"),
+            ),
+            _ => (whole, None),
+        }
+    }
+}
+
+impl RawExpect {
+    pub(super) fn build(&self) -> Result<Expectation, Failure> {
+        let metric = self.metric.get_ref();
+        if crate::metrics::validate_metric_name(metric).is_err() {
+            return Err(fail(
+                self.metric.span(),
+                "metric",
+                format!("invalid metric name {metric:?}"),
+            ));
+        }
+        Ok(Expectation {
+            metric: metric.clone(),
+            select: matchers(&self.select)?,
+            every_series: self.every_series,
+        })
+    }
+
+    /// The metric, to name the expectation in messages.
+    pub(super) fn metric(&self) -> &str {
+        self.metric.get_ref()
+    }
+}
