@@ -1,0 +1,23 @@
+#!/usr/bin/env bash
+# Runs every check of the project on this machine, installing what the tests need first.
+# This is README command 2 and what .ci/run calls.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+step() { printf '\n== %s\n' "$*"; }
+
+step "toolchain components"
+rustup component add rustfmt clippy >/dev/null 2>&1 || true
+
+step "format"
+cargo fmt --all -- --check
+
+step "clippy"
+cargo clippy --workspace --all-targets --locked -- -D warnings
+
+step "tests"
+cargo test --workspace --locked
+
+step "host agent smoke run"
+cargo run --locked -q -p host-agent -- --once >/dev/null
+echo "host agent ran"
