@@ -12,6 +12,7 @@
 //! # Ok::<(), vigilo::MetricError>(())
 //! ```
 
+pub mod alert;
 pub mod clock;
 pub mod config;
 pub mod duration;

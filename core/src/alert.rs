@@ -1,0 +1,144 @@
+//! Alerts and the two things that act on them: channels (notify people) and actions (try to
+//! fix the problem). `core` only defines the traits; `vigilo-plugin-host` implements them for
+//! sandboxed WebAssembly components, and a service may implement them in Rust directly.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use serde::Serialize;
+
+use crate::Severity;
+use crate::clock::Timestamp;
+use crate::eval::Transition;
+
+/// Whether an alert reports a problem or its end.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum AlertStatus {
+    /// The item is at a severity above Normal.
+    Firing,
+    /// The item is back to Normal ("normal recovery").
+    Resolved,
+}
+
+/// One notification about one item, as channels and actions receive it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Alert {
+    /// The rule's name.
+    pub rule: String,
+    /// The metric watched.
+    pub metric: String,
+    /// Item labels and the rule's labels, merged (the item's win on a clash).
+    pub labels: BTreeMap<String, String>,
+    /// Summary, description, runbook … with values filled in.
+    pub annotations: BTreeMap<String, String>,
+    /// The severity now (Normal when resolved).
+    pub severity: Severity,
+    /// The severity before.
+    pub previous: Severity,
+    /// Firing or resolved.
+    pub status: AlertStatus,
+    /// The value that decided it, if any.
+    pub value: Option<f64>,
+    /// The threshold crossed, if any.
+    pub threshold: Option<f64>,
+    /// When the item entered its previous state.
+    pub since: Timestamp,
+    /// When this change happened.
+    pub at: Timestamp,
+    /// Stable per (item, change): a channel that honours it delivers each alert once even if the
+    /// host retries after a crash.
+    pub idempotency_key: String,
+    /// Who should be told (addresses, phone numbers, user ids: the channel knows the kind).
+    pub recipients: Vec<String>,
+}
+
+impl Alert {
+    /// The alert for a transition, addressed to `recipients`.
+    pub fn from_transition(t: &Transition, recipients: Vec<String>) -> Self {
+        let mut labels: BTreeMap<String, String> = t.rule_labels.clone();
+        labels.extend(t.labels.iter().map(|(k, v)| (k.to_owned(), v.to_owned())));
+        let status = if t.to == Severity::Normal { AlertStatus::Resolved } else { AlertStatus::Firing };
+        let idempotency_key = format!("{}{}@{}:{}", t.rule, t.labels, t.at.as_nanos(), t.to.number());
+        Alert {
+            rule: t.rule.to_string(),
+            metric: t.metric.to_string(),
+            labels,
+            annotations: t.annotations.clone(),
+            severity: t.to,
+            previous: t.from,
+            status,
+            value: t.value,
+            threshold: t.threshold,
+            since: t.since,
+            at: t.at,
+            idempotency_key,
+            recipients,
+        }
+    }
+}
+
+/// Why a delivery failed, and whether trying again can help.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum DeliveryError {
+    /// A passing failure (timeout, 5xx, connection refused): retry with backoff.
+    #[error("delivery failed, retry may help: {0}")]
+    Retryable(String),
+    /// The alert will never be accepted as sent (bad config, 4xx): do not retry.
+    #[error("delivery failed permanently: {0}")]
+    Permanent(String),
+}
+
+impl DeliveryError {
+    /// True if a retry can help.
+    pub fn is_retryable(&self) -> bool {
+        matches!(self, DeliveryError::Retryable(_))
+    }
+}
+
+/// Somewhere alerts are delivered: a webhook, Slack, email, an SMS gateway …
+pub trait Channel: Send + Sync {
+    /// The channel's name in configuration.
+    fn name(&self) -> &str;
+    /// Delivers one alert. Must not block longer than the channel's own timeout.
+    fn deliver(&self, alert: &Alert) -> Result<(), DeliveryError>;
+}
+
+/// What a recovery action reports.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ActionOutcome {
+    /// True if the action did what it meant to.
+    pub success: bool,
+    /// A short human-readable result.
+    pub message: String,
+    /// The exit code of the command it ran, if any.
+    pub exit_code: Option<i32>,
+    /// The end of the command's output (capped).
+    pub output_tail: String,
+    /// How long it took.
+    #[serde(with = "crate::duration::serde_duration")]
+    pub elapsed: Duration,
+}
+
+/// Why an action could not run or report.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum ActionError {
+    /// The action was refused something it asked for (a command not granted …).
+    #[error("action denied: {0}")]
+    Denied(String),
+    /// It ran past its deadline and was stopped.
+    #[error("action timed out after {0:?}")]
+    Timeout(Duration),
+    /// It failed in some other way (trap, crash, bad output).
+    #[error("action failed: {0}")]
+    Failed(String),
+}
+
+/// A recovery action: runs when a problem is detected ("clear the cache and restart").
+pub trait Action: Send + Sync {
+    /// The action's name in configuration.
+    fn name(&self) -> &str;
+    /// Runs once for `alert`. The caller guarantees one run per item at a time.
+    fn run(&self, alert: &Alert) -> Result<ActionOutcome, ActionError>;
+}
