@@ -15,6 +15,7 @@
 pub mod alert;
 pub mod clock;
 pub mod config;
+pub mod coverage;
 pub mod duration;
 pub mod eval;
 pub mod host;
@@ -22,6 +23,7 @@ pub mod metrics;
 pub mod rules;
 pub mod severity;
 pub mod status;
+pub mod testing;
 
 pub use metrics::{
     Counter, Gauge, Histogram, Labels, MetricError, MetricKind, Registry, RegistryConfig,

@@ -283,6 +283,11 @@ impl Evaluator {
         self.outbox.flush();
     }
 
+    /// The registry generation the rules were last bound at (`None` before the first sweep).
+    pub fn bound_generation(&self) -> Option<u64> {
+        self.generation
+    }
+
     /// When the evaluator next needs to run for a duration to complete (besides ticks).
     pub fn next_deadline(&self) -> Option<Timestamp> {
         self.deadlines.peek().map(|Reverse((t, _, _))| *t)
@@ -366,7 +371,12 @@ impl Evaluator {
             w.armed = None;
             match (w.reader.kind(), value) {
                 (MetricKind::Histogram, _) => sample(w, now),
-                (_, Some(v)) => w.window.push_scalar(now, v, true),
+                (_, Some(v)) => {
+                    // This record is the fresh sample: consume the flag so the next sweep does
+                    // not count it again (no data is timed from here).
+                    w.reader.take_fresh();
+                    w.window.push_scalar(now, v, true);
+                }
                 (_, None) => sample(w, now),
             }
             let users = w.users.clone();

@@ -232,6 +232,10 @@ pub struct Flap {
 }
 
 /// No-data detection: no fresh sample for `after` puts the item at `severity`, marked "no data".
+///
+/// A sample is fresh when the series was recorded since the evaluator last read it; silence is
+/// timed from the sweep (or watch wake-up) that saw the last record, so it has the tick's
+/// granularity.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct NoData {
     /// How long without a sample.
