@@ -58,8 +58,18 @@ impl Alert {
     pub fn from_transition(t: &Transition, recipients: Vec<String>) -> Self {
         let mut labels: BTreeMap<String, String> = t.rule_labels.clone();
         labels.extend(t.labels.iter().map(|(k, v)| (k.to_owned(), v.to_owned())));
-        let status = if t.to == Severity::Normal { AlertStatus::Resolved } else { AlertStatus::Firing };
-        let idempotency_key = format!("{}{}@{}:{}", t.rule, t.labels, t.at.as_nanos(), t.to.number());
+        let status = if t.to == Severity::Normal {
+            AlertStatus::Resolved
+        } else {
+            AlertStatus::Firing
+        };
+        let idempotency_key = format!(
+            "{}{}@{}:{}",
+            t.rule,
+            t.labels,
+            t.at.as_nanos(),
+            t.to.number()
+        );
         Alert {
             rule: t.rule.to_string(),
             metric: t.metric.to_string(),

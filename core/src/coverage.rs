@@ -79,7 +79,7 @@ impl CoverageReport {
             let chosen: Vec<&SeriesReader> = series
                 .iter()
                 .filter(|s| {
-                    &**s.name() == e.metric && e.select.iter().all(|m| m.matches(s.labels()))
+                    **s.name() == e.metric && e.select.iter().all(|m| m.matches(s.labels()))
                 })
                 .collect();
             if chosen.is_empty() {

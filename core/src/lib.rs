@@ -29,3 +29,8 @@ pub use metrics::{
     Counter, Gauge, Histogram, Labels, MetricError, MetricKind, Registry, RegistryConfig,
 };
 pub use severity::Severity;
+
+/// The README's Rust example, compiled and run as a doctest.
+#[doc = include_str!("../../README.md")]
+#[cfg(doctest)]
+pub struct ReadmeDoctests;

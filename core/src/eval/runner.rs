@@ -5,6 +5,8 @@ use std::thread::JoinHandle;
 use crossbeam_channel::{Receiver, Sender, select};
 
 use super::{EvalError, Evaluator, EvaluatorStats};
+use crate::config::Expectation;
+use crate::coverage::CoverageReport;
 use crate::rules::Rule;
 use crate::status::StatusReport;
 
@@ -12,6 +14,7 @@ enum Command {
     Status(Sender<StatusReport>),
     Stats(Sender<EvaluatorStats>),
     Reload(Vec<Rule>, Sender<Result<(), EvalError>>),
+    Coverage(Vec<Expectation>, Sender<CoverageReport>),
     Stop,
 }
 
@@ -70,6 +73,9 @@ fn run(mut ev: Evaluator, commands: Receiver<Command>) -> Evaluator {
                     let now = ev.clock().now();
                     let _ = reply.send(ev.reload(rules, now));
                 }
+                Ok(Command::Coverage(expect, reply)) => {
+                    let _ = reply.send(ev.coverage(&expect));
+                }
                 Ok(Command::Stop) | Err(_) => return ev,
             },
             default(timeout) => {}
@@ -99,6 +105,11 @@ impl EvaluatorHandle {
     /// Replaces the rules (see [`Evaluator::reload`]).
     pub fn reload(&self, rules: Vec<Rule>) -> Result<(), EvalError> {
         self.ask(|tx| Command::Reload(rules, tx))?
+    }
+
+    /// The coverage of the running rules against `expect` (see [`Evaluator::coverage`]).
+    pub fn coverage(&self, expect: Vec<Expectation>) -> Result<CoverageReport, EvalError> {
+        self.ask(|tx| Command::Coverage(expect, tx))
     }
 
     /// Stops the thread and gives the evaluator back.
