@@ -1,4 +1,8 @@
 //! The evaluator: samples the series rules reference, moves each item's state, reports changes.
+//!
+//! Layout for speed: series live in a `Vec` in rule order and items refer to them by index, so a
+//! sweep walks memory forwards; each item caches the watch bounds its state needs, and only
+//! series whose bounds changed are re-armed.
 
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap};
@@ -16,7 +20,7 @@ use crate::clock::{Clock, Timestamp};
 use crate::metrics::{
     Labels, MetricKind, Registry, SeriesId, SeriesReader, Value, WatchBounds, WatchEvent,
 };
-use crate::rules::{Matcher, Rule};
+use crate::rules::Rule;
 
 /// Counters describing the evaluator's work, visible in the status.
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
@@ -45,23 +49,32 @@ pub struct EvaluatorStats {
     pub watched_series: usize,
 }
 
+const UNARMED: WatchBounds = WatchBounds {
+    upper: f64::INFINITY,
+    lower: f64::NEG_INFINITY,
+};
+
 /// One item: a rule applied to one series (or a placeholder for a series that never reported).
 pub(crate) struct Item {
     pub(crate) labels: Labels,
-    pub(crate) series: Option<SeriesId>,
+    /// Index into the evaluator's series.
+    pub(super) series: Option<usize>,
     pub(crate) state: ItemState,
-    deadline: Option<Timestamp>,
-    queued: Option<Timestamp>,
+    pub(super) deadline: Option<Timestamp>,
+    pub(super) queued: Option<Timestamp>,
+    /// The watch bounds this item's state needs, as last computed.
+    pub(super) bounds: WatchBounds,
 }
 
 impl Item {
-    fn new(labels: Labels, series: Option<SeriesId>, now: Timestamp) -> Self {
+    pub(super) fn new(labels: Labels, now: Timestamp) -> Self {
         Item {
             labels,
-            series,
+            series: None,
             state: ItemState::new(now),
             deadline: None,
             queued: None,
+            bounds: UNARMED,
         }
     }
 }
@@ -77,7 +90,7 @@ pub(crate) struct Bound {
 }
 
 impl Bound {
-    fn new(rule: Rule) -> Self {
+    pub(super) fn new(rule: Rule) -> Self {
         Bound {
             name: Arc::from(rule.name()),
             metric: Arc::from(rule.metric()),
@@ -87,43 +100,52 @@ impl Bound {
         }
     }
 
-    /// Builds the transition for a change of item `i`.
-    fn transition(&self, item: &Item, change: Change) -> Transition {
-        let value = if change.no_data {
-            None
-        } else {
-            item.state.value
-        };
-        Transition {
-            rule: Arc::clone(&self.name),
-            metric: Arc::clone(&self.metric),
-            labels: item.labels.clone(),
-            rule_labels: self.rule.labels().clone(),
-            from: change.from,
-            to: change.to,
-            value,
-            threshold: change.threshold,
-            since: change.since,
-            at: change.at,
-            no_data: change.no_data,
-            flapping: change.flapping,
-            annotations: self.rule.render_annotations(
-                &item.labels,
-                change.to,
-                value,
-                change.threshold,
-            ),
-        }
+    /// Builds the transition for a change of `item`.
+    pub(super) fn transition(&self, item: &Item, change: Change) -> Transition {
+        make_transition(&self.name, &self.metric, &self.rule, item, change)
+    }
+}
+
+fn make_transition(
+    name: &Arc<str>,
+    metric: &Arc<str>,
+    rule: &Rule,
+    item: &Item,
+    change: Change,
+) -> Transition {
+    let value = if change.no_data {
+        None
+    } else {
+        item.state.value
+    };
+    Transition {
+        rule: Arc::clone(name),
+        metric: Arc::clone(metric),
+        labels: item.labels.clone(),
+        rule_labels: rule.labels().clone(),
+        from: change.from,
+        to: change.to,
+        value,
+        threshold: change.threshold,
+        since: change.since,
+        at: change.at,
+        no_data: change.no_data,
+        flapping: change.flapping,
+        annotations: rule.render_annotations(&item.labels, change.to, value, change.threshold),
     }
 }
 
 /// A sampled series.
-struct Watched {
-    reader: SeriesReader,
-    window: Window,
+pub(super) struct Watched {
+    pub(super) id: SeriesId,
+    pub(super) reader: SeriesReader,
+    pub(super) window: Window,
     /// `(rule index, item index)` of the items reading it.
-    users: Vec<(usize, usize)>,
-    armed: Option<WatchBounds>,
+    pub(super) users: Vec<(usize, usize)>,
+    /// What is armed now (`None`: unknown, e.g. after the watch fired).
+    pub(super) armed: Option<WatchBounds>,
+    /// Some user's bounds changed since the last arming.
+    pub(super) dirty: bool,
 }
 
 /// Decides every item's severity and reports each change on a bounded channel.
@@ -156,19 +178,20 @@ struct Watched {
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 pub struct Evaluator {
-    registry: Registry,
+    pub(super) registry: Registry,
     clock: Arc<dyn Clock>,
     config: EvaluatorConfig,
     pub(crate) rules: Vec<Bound>,
-    series: HashMap<SeriesId, Watched>,
-    generation: Option<u64>,
+    pub(super) series: Vec<Watched>,
+    pub(super) index: HashMap<SeriesId, usize, foldhash::fast::RandomState>,
+    pub(super) generation: Option<u64>,
     watch_rx: Receiver<WatchEvent>,
-    outbox: Outbox,
-    deadlines: BinaryHeap<Reverse<(Timestamp, usize, usize)>>,
+    pub(super) outbox: Outbox,
+    pub(super) deadlines: BinaryHeap<Reverse<(Timestamp, usize, usize)>>,
     stats: EvaluatorStats,
 }
 
-fn check_unique(rules: &[Rule]) -> Result<(), EvalError> {
+pub(super) fn check_unique(rules: &[Rule]) -> Result<(), EvalError> {
     let mut seen = std::collections::HashSet::new();
     for r in rules {
         if !seen.insert(r.name()) {
@@ -201,7 +224,8 @@ impl Evaluator {
             clock,
             config,
             rules: rules.into_iter().map(Bound::new).collect(),
-            series: HashMap::new(),
+            series: Vec::new(),
+            index: HashMap::default(),
             generation: None,
             watch_rx,
             outbox,
@@ -252,7 +276,17 @@ impl Evaluator {
         if self.generation != Some(self.registry.generation()) {
             self.rebind(now);
         }
-        for w in self.series.values_mut() {
+        self.sweep(now);
+        self.run_deadlines(now);
+        self.outbox.flush();
+        self.stats.ticks += 1;
+        self.stats.last_tick_micros =
+            u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX);
+    }
+
+    /// Samples every series, evaluates every item, re-arms what changed.
+    fn sweep(&mut self, now: Timestamp) {
+        for w in &mut self.series {
             sample(w, now);
         }
         for r in 0..self.rules.len() {
@@ -261,15 +295,11 @@ impl Evaluator {
                 self.evaluate(r, i, now, in_schedule);
             }
         }
-        let ids: Vec<SeriesId> = self.series.keys().copied().collect();
-        for id in ids {
-            self.arm(id, now);
+        for s in 0..self.series.len() {
+            if self.arm(s) {
+                self.handle_crossing(s, None, now);
+            }
         }
-        self.run_deadlines(now);
-        self.outbox.flush();
-        self.stats.ticks += 1;
-        self.stats.last_tick_micros =
-            u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX);
     }
 
     /// Between ticks: handles threshold crossings reported by watches and durations that have
@@ -312,14 +342,14 @@ impl Evaluator {
             };
             self.rules.push(bound);
         }
-        for (_, bound) in old {
-            for item in &bound.items {
-                if let Some(change) = item.state.clone().resolve(now) {
-                    self.outbox.emit(bound.transition(item, change));
+        for (_, mut bound) in old {
+            let items = std::mem::take(&mut bound.items);
+            for mut item in items {
+                if let Some(change) = item.state.resolve(now) {
+                    self.outbox.emit(bound.transition(&item, change));
                 }
             }
         }
-        self.deadlines.clear();
         self.rebind(now);
         self.tick(now);
         Ok(())
@@ -330,29 +360,18 @@ impl Evaluator {
     }
 
     fn in_schedule(&self, r: usize, now: Timestamp) -> bool {
-        self.rules[r]
-            .rule
-            .schedule()
-            .is_none_or(|s| s.is_active(now))
+        self.rules
+            .get(r)
+            .is_none_or(|b| b.rule.schedule().is_none_or(|s| s.is_active(now)))
     }
 
     fn drain_watch_events(&mut self, now: Timestamp) {
         if self.registry.take_watch_overflow() {
             // Events were lost: every watched series is re-sampled and re-armed.
-            for w in self.series.values_mut() {
+            for w in &mut self.series {
                 w.armed = None;
-                sample(w, now);
             }
-            for r in 0..self.rules.len() {
-                let in_schedule = self.in_schedule(r, now);
-                for i in 0..self.rules[r].items.len() {
-                    self.evaluate(r, i, now, in_schedule);
-                }
-            }
-            let ids: Vec<SeriesId> = self.series.keys().copied().collect();
-            for id in ids {
-                self.arm(id, now);
-            }
+            self.sweep(now);
         }
         while let Ok(event) = self.watch_rx.try_recv() {
             self.handle_event(event, now);
@@ -362,91 +381,93 @@ impl Evaluator {
     /// A watch fired: sample that series and evaluate the items reading it, now.
     pub(crate) fn handle_event(&mut self, event: WatchEvent, now: Timestamp) {
         self.stats.watch_wakeups += 1;
-        let mut value = Some(event.value);
-        // Re-arming may find the value already past the new bounds: go round again (bounded).
+        if let Some(&s) = self.index.get(&event.series) {
+            self.handle_crossing(s, Some(event.value), now);
+        }
+        self.outbox.flush();
+    }
+
+    /// Series `s` crossed a bound (with the recorded value, if known): sample it, evaluate its
+    /// items, re-arm; again if the value already moved past the new bounds (bounded).
+    fn handle_crossing(&mut self, s: usize, mut value: Option<f64>, now: Timestamp) {
         for _ in 0..4 {
-            let Some(w) = self.series.get_mut(&event.series) else {
+            let Some(w) = self.series.get_mut(s) else {
                 return;
             };
             w.armed = None;
             match (w.reader.kind(), value) {
-                (MetricKind::Histogram, _) => sample(w, now),
+                (MetricKind::Histogram, _) | (_, None) => sample(w, now),
                 (_, Some(v)) => {
                     // This record is the fresh sample: consume the flag so the next sweep does
                     // not count it again (no data is timed from here).
                     w.reader.take_fresh();
                     w.window.push_scalar(now, v, true);
                 }
-                (_, None) => sample(w, now),
             }
-            let users = w.users.clone();
-            for (r, i) in users {
+            for u in 0..self.series[s].users.len() {
+                let (r, i) = self.series[s].users[u];
                 let in_schedule = self.in_schedule(r, now);
                 self.evaluate(r, i, now, in_schedule);
             }
-            if !self.arm(event.series, now) {
-                break;
+            if !self.arm(s) {
+                return;
             }
             value = None;
         }
-        self.outbox.flush();
     }
 
-    /// Arms series `id` with the bounds its items need; true if its current value is already
-    /// past them (a record slipped in between sampling and arming).
-    fn arm(&mut self, id: SeriesId, _now: Timestamp) -> bool {
-        let Some(w) = self.series.get(&id) else {
+    /// Arms series `s` if its bounds changed or are unknown; true if its current value is
+    /// already past them (a record slipped in between sampling and arming).
+    fn arm(&mut self, s: usize) -> bool {
+        let Some(w) = self.series.get(s) else {
             return false;
         };
-        let mut bounds = WatchBounds {
-            upper: f64::INFINITY,
-            lower: f64::NEG_INFINITY,
-        };
+        if !w.dirty && w.armed.is_some() {
+            return false;
+        }
+        let mut bounds = UNARMED;
         for &(r, i) in &w.users {
-            if let Some(item) = self
-                .rules
-                .get(r)
-                .and_then(|b| b.items.get(i).map(|it| (b, it)))
-            {
-                let b = item.1.state.watch_bounds(&item.0.rule);
-                bounds.upper = bounds.upper.min(b.upper);
-                bounds.lower = bounds.lower.max(b.lower);
+            if let Some(item) = self.rules.get(r).and_then(|b| b.items.get(i)) {
+                bounds.upper = bounds.upper.min(item.bounds.upper);
+                bounds.lower = bounds.lower.max(item.bounds.lower);
             }
         }
-        let Some(w) = self.series.get_mut(&id) else {
+        let Some(w) = self.series.get_mut(s) else {
             return false;
         };
+        w.dirty = false;
         if w.armed == Some(bounds) {
             return false;
         }
         w.reader.arm(bounds);
         w.armed = Some(bounds);
         // Re-read after arming: a value recorded before the watch was armed did not fire it.
-        match w.reader.scalar() {
-            Some(v) => v >= bounds.upper || v <= bounds.lower,
-            None => false,
-        }
+        w.reader
+            .scalar()
+            .is_some_and(|v| v >= bounds.upper || v <= bounds.lower)
     }
 
     fn evaluate(&mut self, r: usize, i: usize, now: Timestamp, in_schedule: bool) {
+        self.stats.evaluations += 1;
         let Some(bound) = self.rules.get_mut(r) else {
             return;
         };
-        let rule = Arc::clone(&bound.rule);
-        let Some(item) = bound.items.get_mut(i) else {
-            return;
-        };
+        let Bound {
+            rule,
+            name,
+            metric,
+            items,
+            ever_reported,
+        } = bound;
+        let Some(item) = items.get_mut(i) else { return };
         let window = item
             .series
-            .and_then(|id| self.series.get(&id))
+            .and_then(|s| self.series.get(s))
             .map(|w| &w.window);
         let value = window.and_then(|w| w.aggregate(rule.aggregation(), rule.window(), now));
         let last_fresh = window.and_then(|w| w.last_fresh);
-        let change = item
-            .state
-            .update(&rule, now, value, last_fresh, in_schedule);
-        self.stats.evaluations += 1;
-        let deadline = item.state.next_deadline(&rule, now, last_fresh);
+        let change = item.state.update(rule, now, value, last_fresh, in_schedule);
+        let deadline = item.state.next_deadline(rule, now, last_fresh);
         item.deadline = deadline;
         if let Some(d) = deadline
             && item.queued.is_none_or(|q| d < q)
@@ -454,12 +475,19 @@ impl Evaluator {
             item.queued = Some(d);
             self.deadlines.push(Reverse((d, r, i)));
         }
+        let bounds = item.state.watch_bounds(rule);
+        if bounds != item.bounds {
+            item.bounds = bounds;
+            if let Some(w) = item.series.and_then(|s| self.series.get_mut(s)) {
+                w.dirty = true;
+            }
+        }
         if last_fresh.is_some() {
-            bound.ever_reported = true;
+            *ever_reported = true;
         }
         if let Some(change) = change {
-            let t = bound.transition(&bound.items[i], change);
-            self.outbox.emit(t);
+            self.outbox
+                .emit(make_transition(name, metric, rule, item, change));
         }
     }
 
@@ -480,6 +508,11 @@ impl Evaluator {
                 Some(due) if due <= now => {
                     let in_schedule = self.in_schedule(r, now);
                     self.evaluate(r, i, now, in_schedule);
+                    if let Some(s) = self.rules[r].items[i].series
+                        && self.arm(s)
+                    {
+                        self.handle_crossing(s, None, now);
+                    }
                 }
                 Some(later) => {
                     item.queued = Some(later);
@@ -490,84 +523,6 @@ impl Evaluator {
         }
     }
 
-    /// Binds every rule to the series that exist now, keeping the state of items whose series
-    /// is still there (or that wait for no data).
-    fn rebind(&mut self, now: Timestamp) {
-        self.generation = Some(self.registry.generation());
-        let mut by_metric: HashMap<Arc<str>, Vec<SeriesReader>> = HashMap::new();
-        for reader in self.registry.readers() {
-            by_metric
-                .entry(Arc::clone(reader.name()))
-                .or_default()
-                .push(reader);
-        }
-        let mut old_series = std::mem::take(&mut self.series);
-        for w in old_series.values_mut() {
-            w.users.clear();
-        }
-        let mut series: HashMap<SeriesId, Watched> = HashMap::new();
-        for (r, bound) in self.rules.iter_mut().enumerate() {
-            let mut old: HashMap<Labels, Item> = bound
-                .items
-                .drain(..)
-                .map(|it| (it.labels.clone(), it))
-                .collect();
-            let mut items = Vec::new();
-            for reader in by_metric.get(&bound.metric).into_iter().flatten() {
-                if !bound.rule.selects(reader.labels()) {
-                    continue;
-                }
-                let id = reader.id();
-                let mut item = old
-                    .remove(reader.labels())
-                    .unwrap_or_else(|| Item::new(reader.labels().clone(), Some(id), now));
-                item.series = Some(id);
-                item.queued = None;
-                let w = series.entry(id).or_insert_with(|| {
-                    old_series.remove(&id).unwrap_or_else(|| Watched {
-                        reader: reader.clone(),
-                        window: Window::new(bound.rule.window()),
-                        users: Vec::new(),
-                        armed: None,
-                    })
-                });
-                w.window.keep = w.window.keep.max(bound.rule.window());
-                w.users.push((r, items.len()));
-                items.push(item);
-            }
-            for (_, mut item) in old {
-                if bound.rule.no_data().is_some() {
-                    // Keep waiting: no data will set in after its time.
-                    item.series = None;
-                    item.queued = None;
-                    items.push(item);
-                } else if let Some(change) = item.state.resolve(now) {
-                    // The series is gone and nothing waits for it: report it resolved.
-                    self.outbox.emit(bound.transition(&item, change));
-                }
-            }
-            if items.is_empty() && bound.rule.no_data().is_some() {
-                // The item has never reported: a placeholder lets no data set in.
-                let pairs: Vec<(&str, &str)> = bound
-                    .rule
-                    .matchers()
-                    .iter()
-                    .filter_map(|m| match m {
-                        Matcher::Equal(l, v) => Some((l.as_str(), v.as_str())),
-                        _ => None,
-                    })
-                    .collect();
-                items.push(Item::new(Labels::from_pairs(&pairs), None, now));
-            }
-            bound.items = items;
-        }
-        for w in old_series.values() {
-            w.reader.disarm();
-        }
-        self.series = series;
-        self.deadlines.clear();
-    }
-
     /// The status of every item, worst first.
     pub fn status(&self, now: Timestamp) -> crate::status::StatusReport {
         crate::status::StatusReport::build(self, now)
@@ -575,7 +530,7 @@ impl Evaluator {
 }
 
 /// Reads a series into its window.
-fn sample(w: &mut Watched, now: Timestamp) {
+pub(super) fn sample(w: &mut Watched, now: Timestamp) {
     match w.reader.kind() {
         MetricKind::Histogram => {
             if let Value::Histogram(h) = w.reader.value() {

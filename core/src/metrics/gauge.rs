@@ -70,8 +70,8 @@ impl GaugeCell {
 
     /// True if the gauge was recorded since the last call.
     pub(crate) fn take_fresh(&self) -> bool {
-        // Relaxed: see `mark_fresh`.
-        self.fresh.swap(false, Ordering::Relaxed)
+        // Relaxed: see `mark_fresh`. Load first: no write (and no line ownership) when unset.
+        self.fresh.load(Ordering::Relaxed) && self.fresh.swap(false, Ordering::Relaxed)
     }
 
     #[inline]

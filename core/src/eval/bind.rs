@@ -1,0 +1,115 @@
+//! Binding rules to series: fan-out over every matching series, as series come and go.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use super::evaluator::{Evaluator, Item, Watched};
+use super::window::Window;
+use crate::clock::Timestamp;
+use crate::metrics::{Labels, SeriesId, SeriesReader};
+use crate::rules::Matcher;
+
+impl Evaluator {
+    /// Binds every rule to the series that exist now, keeping the state of items whose series
+    /// is still there (or that wait for no data). Series are laid out in rule order.
+    pub(super) fn rebind(&mut self, now: Timestamp) {
+        self.generation = Some(self.registry.generation());
+        let mut by_metric: HashMap<Arc<str>, Vec<SeriesReader>> = HashMap::new();
+        for reader in self.registry.readers() {
+            by_metric
+                .entry(Arc::clone(reader.name()))
+                .or_default()
+                .push(reader);
+        }
+        let mut old_series: HashMap<SeriesId, Watched> = self
+            .series
+            .drain(..)
+            .map(|mut w| {
+                w.users.clear();
+                (w.id, w)
+            })
+            .collect();
+        let mut series: Vec<Watched> = Vec::new();
+        let mut index: HashMap<SeriesId, usize, foldhash::fast::RandomState> = HashMap::default();
+        for (r, bound) in self.rules.iter_mut().enumerate() {
+            let mut old: HashMap<Labels, Item> = bound
+                .items
+                .drain(..)
+                .map(|it| (it.labels.clone(), it))
+                .collect();
+            let mut items = Vec::new();
+            let mut readers: Vec<&SeriesReader> = by_metric
+                .get(&bound.metric)
+                .into_iter()
+                .flatten()
+                .filter(|reader| bound.rule.selects(reader.labels()))
+                .collect();
+            readers.sort_by_key(|reader| reader.id());
+            for reader in readers {
+                let id = reader.id();
+                let mut item = old
+                    .remove(reader.labels())
+                    .unwrap_or_else(|| Item::new(reader.labels().clone(), now));
+                let s = *index.entry(id).or_insert_with(|| {
+                    let w = old_series.remove(&id).unwrap_or_else(|| Watched {
+                        id,
+                        reader: reader.clone(),
+                        window: Window::new(bound.rule.window()),
+                        users: Vec::new(),
+                        armed: None,
+                        dirty: true,
+                    });
+                    series.push(w);
+                    series.len() - 1
+                });
+                let w = &mut series[s];
+                w.window.keep = w.window.keep.max(bound.rule.window());
+                w.users.push((r, items.len()));
+                w.dirty = true;
+                item.series = Some(s);
+                item.queued = None;
+                items.push(item);
+            }
+            for (_, mut item) in old {
+                if bound.rule.no_data().is_some() {
+                    // Keep waiting: no data will set in after its time.
+                    item.series = None;
+                    item.queued = None;
+                    items.push(item);
+                } else if let Some(change) = item.state.resolve(now) {
+                    // The series is gone and nothing waits for it: report it resolved.
+                    self.outbox.emit(bound.transition(&item, change));
+                }
+            }
+            if items.is_empty() && bound.rule.no_data().is_some() {
+                // The item has never reported: a placeholder lets no data set in.
+                let pairs: Vec<(&str, &str)> = bound
+                    .rule
+                    .matchers()
+                    .iter()
+                    .filter_map(|m| match m {
+                        Matcher::Equal(l, v) => Some((l.as_str(), v.as_str())),
+                        _ => None,
+                    })
+                    .collect();
+                items.push(Item::new(Labels::from_pairs(&pairs), now));
+            }
+            bound.items = items;
+        }
+        for w in old_series.values() {
+            w.reader.disarm();
+        }
+        self.series = series;
+        self.index = index;
+        // Item indices changed: queue every pending deadline again under its new position.
+        self.deadlines.clear();
+        for (r, bound) in self.rules.iter_mut().enumerate() {
+            for (i, item) in bound.items.iter_mut().enumerate() {
+                item.queued = item.deadline;
+                if let Some(d) = item.deadline {
+                    self.deadlines.push(std::cmp::Reverse((d, r, i)));
+                }
+            }
+        }
+    }
+}
