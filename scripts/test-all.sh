@@ -9,11 +9,18 @@ step() { printf '\n== %s\n' "$*"; }
 step "toolchain components"
 rustup component add rustfmt clippy >/dev/null 2>&1 || true
 
+step "test peers (wasm32-wasip2 target, Alertmanager, aiosmtpd)"
+./scripts/install-test-peers.sh
+
 step "format"
 cargo fmt --all -- --check
+cargo fmt --manifest-path plugins/guests/Cargo.toml --all -- --check
 
 step "clippy"
 cargo clippy --workspace --all-targets --locked -- -D warnings
+
+step "clippy (plugin guests, wasm32-wasip2)"
+cargo clippy --manifest-path plugins/guests/Cargo.toml --target wasm32-wasip2 --locked -- -D warnings
 
 step "tests"
 cargo test --workspace --locked

@@ -82,3 +82,75 @@ fn seed_no_data_after_30s_of_silence() {
         (Major, true, s(41))
     );
 }
+
+#[test]
+fn counter_rate_over_a_window() {
+    let config: Config = r#"
+        [[rule]]
+        name = "errors"
+        metric = "http_errors_total"
+        aggregation = "rate"
+        window = "1m"
+        [rule.major]
+        threshold = 5          # errors per second
+    "#
+    .parse()
+    .unwrap();
+    let mut t = RuleTest::new(config.rules).unwrap();
+    // 2 errors a second for two minutes: rate 2/s.
+    for sec in 0..120 {
+        t.counter(s(sec), "http_errors_total", &[], 2).unwrap();
+    }
+    assert_eq!(t.severity("errors", &[]), Some(Normal));
+    // A burst: 10 a second. Over a 1 minute window the rate passes 5/s after ~25 s.
+    for sec in 120..200 {
+        t.counter(s(sec), "http_errors_total", &[], 10).unwrap();
+    }
+    let c = changes(&mut t);
+    assert_eq!(c.len(), 1, "{c:?}");
+    assert_eq!((c[0].1, c[0].2), (Normal, Major));
+    assert!((140..=150).contains(&c[0].0), "{c:?}");
+}
+
+#[test]
+fn histogram_percentile_over_a_window() {
+    let config: Config = r#"
+        [[rule]]
+        name = "latency"
+        metric = "request_duration_seconds"
+        aggregation = "p99"
+        window = "30s"
+        [rule.warning]
+        threshold = 0.25
+        [rule.critical]
+        threshold = 1.0
+    "#
+    .parse()
+    .unwrap();
+    let mut t = RuleTest::new(config.rules).unwrap();
+    let fast: Vec<f64> = (1..=100).map(|i| 0.001 * f64::from(i)).collect(); // 1..100 ms
+    for sec in 0..60 {
+        t.histogram(s(sec), "request_duration_seconds", &[], &fast)
+            .unwrap();
+    }
+    assert_eq!(t.severity("latency", &[]), Some(Normal));
+    // 50 requests of 2 s: over 1 % of the ~3 150 in the window, so the window's p99 jumps over
+    // 1 s at once (the histogram's watch sees the slow observation), and drops back once that
+    // second ages out of the window.
+    let mut slow = fast.clone();
+    slow.extend([2.0; 50]);
+    t.histogram(s(60), "request_duration_seconds", &[], &slow)
+        .unwrap();
+    let c = changes(&mut t);
+    assert_eq!(c, vec![(60, Normal, Critical)]);
+    for sec in 61..=100 {
+        t.histogram(s(sec), "request_duration_seconds", &[], &fast)
+            .unwrap();
+    }
+    let c = changes(&mut t);
+    assert_eq!(
+        c,
+        vec![(90, Critical, Normal)],
+        "back once the slow second leaves the 30 s window"
+    );
+}

@@ -1,0 +1,46 @@
+#!/usr/bin/env bash
+# Installs the real peers the bundled-plugin tests talk to (idempotent; safe to run again):
+#   - the wasm32-wasip2 Rust target (the plugins are WebAssembly components);
+#   - Prometheus Alertmanager (Debian package prometheus-alertmanager, binary
+#     /usr/bin/prometheus-alertmanager) for plugins/host/tests/bundled_alertmanager.rs;
+#   - aiosmtpd (PyPI) for the SMTP server of plugins/host/tests/bundled_email.rs, installed for
+#     the `python3` on PATH, which is the one the test runs.
+set -euo pipefail
+
+say() { printf '== %s\n' "$*"; }
+
+SUDO=""
+if [ "$(id -u)" -ne 0 ] && command -v sudo >/dev/null 2>&1; then
+    SUDO="sudo"
+fi
+
+if command -v rustup >/dev/null 2>&1; then
+    if ! rustup target list --installed | grep -qx wasm32-wasip2; then
+        say "rustup target add wasm32-wasip2"
+        rustup target add wasm32-wasip2
+    fi
+fi
+
+if ! command -v prometheus-alertmanager >/dev/null 2>&1; then
+    say "apt-get install prometheus-alertmanager"
+    export DEBIAN_FRONTEND=noninteractive
+    # A fresh machine's package lists may be missing or stale: update them before installing.
+    $SUDO apt-get update -q
+    # The package's maintainer scripts may try to start the service; there is no init here,
+    # and the tests start their own instance anyway.
+    $SUDO apt-get install -y -q --no-install-recommends prometheus-alertmanager
+fi
+command -v prometheus-alertmanager >/dev/null
+# The package starts a daemon where an init system runs; the tests do not need it.
+if command -v systemctl >/dev/null 2>&1 && systemctl is-active --quiet prometheus-alertmanager 2>/dev/null; then
+    $SUDO systemctl stop prometheus-alertmanager || true
+fi
+
+if ! python3 -c 'import aiosmtpd' >/dev/null 2>&1; then
+    say "pip install aiosmtpd"
+    python3 -m pip install -q aiosmtpd \
+        || python3 -m pip install -q --break-system-packages aiosmtpd
+fi
+python3 -c 'import aiosmtpd' >/dev/null
+
+say "test peers ready: $(prometheus-alertmanager --version 2>&1 | head -n1); aiosmtpd $(python3 -c 'import aiosmtpd; print(aiosmtpd.__version__)')"
