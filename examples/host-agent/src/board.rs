@@ -74,7 +74,11 @@ pub fn status(report: &StatusReport, colour: bool) -> String {
             "  {} {name:<width$}  {value:>12}  (threshold {threshold}){flags}",
             badge(item.severity, colour)
         );
-        if let Some(summary) = item.summary.as_ref().filter(|_| item.severity > Severity::Normal) {
+        if let Some(summary) = item
+            .summary
+            .as_ref()
+            .filter(|_| item.severity > Severity::Normal)
+        {
             let _ = write!(out, "  {summary}");
         }
         out.push('\n');

@@ -1,0 +1,187 @@
+//! The evaluator: cost of a full sweep at 1k / 10k / 100k rules, memory per rule and per watched
+//! series, and detection latency from the record call to the transition on the channel.
+//!
+//! Besides criterion's own output, this writes `target/criterion/vigilo-evaluator.json` with the
+//! memory and latency figures for `benches/report.py`.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a bench that cannot set up should stop loudly
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
+use vigilo::clock::{Clock, ManualClock, SystemClock, Timestamp};
+use vigilo::eval::{Evaluator, EvaluatorConfig};
+use vigilo::rules::{Level, Matcher, Rule};
+use vigilo::{Gauge, Registry, Severity};
+
+/// `n` rules, each on its own gauge series `bench_value{i="k"}`, three levels, one with a duration.
+fn setup(n: usize) -> (Evaluator, ManualClock, Vec<Gauge>) {
+    let registry = Registry::new();
+    let mut gauges = Vec::with_capacity(n);
+    let mut rules = Vec::with_capacity(n);
+    for k in 0..n {
+        let id = k.to_string();
+        let g = registry.gauge("bench_value", &[("i", &id)]).unwrap();
+        g.set((k % 50) as f64).unwrap();
+        gauges.push(g);
+        rules.push(
+            Rule::builder(format!("r{k}"), "bench_value")
+                .matcher(Matcher::parse("i", &id).unwrap())
+                .level(Level::new(Severity::Warning, 70.0))
+                .level(Level::new(Severity::Major, 80.0).hold_for(Duration::from_secs(60)))
+                .level(Level::new(Severity::Critical, 95.0))
+                .build()
+                .unwrap(),
+        );
+    }
+    let clock = ManualClock::new(Timestamp::from_secs(1_767_225_600));
+    let (mut ev, rx) = Evaluator::new(
+        registry,
+        rules,
+        Arc::new(clock.clone()),
+        EvaluatorConfig::default(),
+    )
+    .unwrap();
+    std::mem::forget(rx); // keep the channel open
+    ev.tick(clock.now());
+    (ev, clock, gauges)
+}
+
+fn sweep(c: &mut Criterion) {
+    let mut group = c.benchmark_group("evaluator_tick");
+    group
+        .sample_size(20)
+        .warm_up_time(Duration::from_secs(1))
+        .measurement_time(Duration::from_secs(4));
+    for n in [1_000usize, 10_000, 100_000] {
+        let (mut ev, clock, gauges) = setup(n);
+        group.throughput(Throughput::Elements(n as u64));
+        group.bench_with_input(BenchmarkId::from_parameter(n), &n, |b, _| {
+            b.iter(|| {
+                // Every series recorded since the last tick, as a live collector would.
+                for (k, g) in gauges.iter().enumerate().step_by(97) {
+                    g.set((k % 50) as f64).unwrap();
+                }
+                clock.advance(Duration::from_secs(1));
+                ev.tick(clock.now());
+            });
+        });
+    }
+    group.finish();
+}
+
+fn rss_bytes() -> u64 {
+    let statm = std::fs::read_to_string("/proc/self/statm").unwrap_or_default();
+    let pages: u64 = statm
+        .split_whitespace()
+        .nth(1)
+        .and_then(|p| p.parse().ok())
+        .unwrap_or(0);
+    pages * 4096
+}
+
+/// Resident memory per rule (with its series and item) at 100k rules.
+fn memory_per_rule() -> (f64, f64) {
+    let n = 100_000;
+    let before = rss_bytes();
+    let registry = Registry::new();
+    let gauges: Vec<Gauge> = (0..n)
+        .map(|k| {
+            registry
+                .gauge("mem_value", &[("i", &k.to_string())])
+                .unwrap()
+        })
+        .collect();
+    let after_series = rss_bytes();
+    let rules: Vec<Rule> = (0..n)
+        .map(|k| {
+            Rule::builder(format!("r{k}"), "mem_value")
+                .matcher(Matcher::parse("i", &k.to_string()).unwrap())
+                .level(Level::new(Severity::Warning, 70.0))
+                .level(Level::new(Severity::Critical, 95.0))
+                .build()
+                .unwrap()
+        })
+        .collect();
+    let clock = ManualClock::new(Timestamp::from_secs(0));
+    let (mut ev, _rx) = Evaluator::new(
+        registry,
+        rules,
+        Arc::new(clock.clone()),
+        EvaluatorConfig::default(),
+    )
+    .unwrap();
+    for t in 0..5 {
+        ev.tick(Timestamp::from_secs(t));
+    }
+    let after_rules = rss_bytes();
+    drop(gauges);
+    let per_series = (after_series - before) as f64 / n as f64;
+    let per_rule = (after_rules - after_series) as f64 / n as f64;
+    (per_series, per_rule)
+}
+
+/// Record → transition on the channel, with the evaluator on its own thread (1 h tick, so only
+/// the watch can deliver in time). Returns sorted latencies.
+fn detection_latencies(samples: usize) -> Vec<Duration> {
+    let registry = Registry::new();
+    let gauge = registry.gauge("latency_probe", &[]).unwrap();
+    gauge.set(0.0).unwrap();
+    let rule = Rule::builder("probe", "latency_probe")
+        .level(Level::new(Severity::Critical, 0.5))
+        .build()
+        .unwrap();
+    let config = EvaluatorConfig {
+        tick: Duration::from_secs(3600),
+        ..EvaluatorConfig::default()
+    };
+    let (ev, rx) = Evaluator::new(registry, vec![rule], Arc::new(SystemClock), config).unwrap();
+    let handle = ev.spawn().unwrap();
+    while handle.stats().unwrap().ticks == 0 {
+        std::thread::yield_now();
+    }
+    let mut out = Vec::with_capacity(samples);
+    for i in 0..samples {
+        let v = if i % 2 == 0 { 1.0 } else { 0.0 };
+        let start = Instant::now();
+        gauge.set(v).unwrap();
+        rx.recv_timeout(Duration::from_secs(5)).expect("transition");
+        out.push(start.elapsed());
+    }
+    drop(handle);
+    out.sort();
+    out
+}
+
+fn detection(c: &mut Criterion) {
+    let mut group = c.benchmark_group("detection_latency");
+    group
+        .sample_size(20)
+        .measurement_time(Duration::from_secs(3));
+    group.bench_function("record_to_transition", |b| {
+        b.iter_custom(|iters| detection_latencies(iters as usize).iter().sum());
+    });
+    group.finish();
+}
+
+fn extra_figures(_c: &mut Criterion) {
+    let lat = detection_latencies(4000);
+    let pct =
+        |q: f64| lat[((q * lat.len() as f64) as usize).min(lat.len() - 1)].as_secs_f64() * 1e6;
+    let (per_series, per_rule) = memory_per_rule();
+    let json = format!(
+        "{{\"detection_p50_us\":{:.1},\"detection_p99_us\":{:.1},\"detection_max_us\":{:.1},\
+         \"bytes_per_series\":{per_series:.0},\"bytes_per_rule\":{per_rule:.0}}}",
+        pct(0.50),
+        pct(0.99),
+        lat.last().map_or(0.0, |d| d.as_secs_f64() * 1e6)
+    );
+    println!("vigilo-evaluator: {json}");
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/criterion");
+    let _ = std::fs::create_dir_all(&dir);
+    let _ = std::fs::write(dir.join("vigilo-evaluator.json"), json);
+}
+
+criterion_group!(benches, sweep, detection, extra_figures);
+criterion_main!(benches);

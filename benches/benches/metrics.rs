@@ -1,0 +1,373 @@
+//! vigilo's metrics recording side by side with the `metrics` crate (with a real recorder:
+//! `metrics-util`'s `Registry<Key, AtomicStorage>`, the storage the exporters build on) and the
+//! `prometheus` crate. Each comparison is one criterion group, so one run gives every figure.
+//!
+//! Run with `cargo bench -p vigilo-benches --bench metrics`, then `python3 benches/report.py`.
+
+use std::hint::black_box;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use criterion::{BenchmarkId, Criterion, criterion_group, criterion_main};
+use metrics::{Key, KeyName, Metadata, Recorder, SharedString, Unit};
+use metrics_util::registry::{AtomicStorage, Registry as MetricsRegistry};
+use metrics_util::storage::AtomicBucket;
+use vigilo::metrics::WatchBounds;
+use vigilo_benches::{lognormal_latencies, per_op_time};
+
+/// Thread counts for the scaling benchmarks.
+const THREADS: [usize; 2] = [1, 2];
+/// Latency sample size (a power of two: indexed with a mask).
+const SAMPLES: usize = 4096;
+const MASK: usize = SAMPLES - 1;
+
+/// The `metrics` peer: a recorder over `metrics-util`'s sharded registry with atomic storage,
+/// registering the way `metrics-exporter-prometheus` does (look up, clone the `Arc`).
+struct AtomicRecorder {
+    registry: MetricsRegistry<Key, AtomicStorage>,
+}
+
+impl AtomicRecorder {
+    fn new() -> Self {
+        AtomicRecorder {
+            registry: MetricsRegistry::atomic(),
+        }
+    }
+
+    /// The raw bucket behind a histogram, so a benchmark can drain it between samples the way an
+    /// exporter's scrape or upkeep does (it otherwise grows by 8 bytes per record).
+    fn histogram_bucket(&self, key: &Key) -> Arc<AtomicBucket<f64>> {
+        self.registry.get_or_create_histogram(key, Arc::clone)
+    }
+}
+
+impl Recorder for AtomicRecorder {
+    fn describe_counter(&self, _: KeyName, _: Option<Unit>, _: SharedString) {}
+    fn describe_gauge(&self, _: KeyName, _: Option<Unit>, _: SharedString) {}
+    fn describe_histogram(&self, _: KeyName, _: Option<Unit>, _: SharedString) {}
+
+    fn register_counter(&self, key: &Key, _: &Metadata<'_>) -> metrics::Counter {
+        self.registry
+            .get_or_create_counter(key, |c| metrics::Counter::from_arc(Arc::clone(c)))
+    }
+
+    fn register_gauge(&self, key: &Key, _: &Metadata<'_>) -> metrics::Gauge {
+        self.registry
+            .get_or_create_gauge(key, |g| metrics::Gauge::from_arc(Arc::clone(g)))
+    }
+
+    fn register_histogram(&self, key: &Key, _: &Metadata<'_>) -> metrics::Histogram {
+        self.registry
+            .get_or_create_histogram(key, |h| metrics::Histogram::from_arc(Arc::clone(h)))
+    }
+}
+
+fn vigilo_ok<T>(r: Result<T, vigilo::MetricError>) -> T {
+    r.unwrap_or_else(|e| panic!("vigilo setup failed: {e}"))
+}
+
+fn prom_ok<T>(r: prometheus::Result<T>) -> T {
+    r.unwrap_or_else(|e| panic!("prometheus setup failed: {e}"))
+}
+
+/// 1. Counter increment through a pre-resolved handle, one thread.
+fn counter_increment(c: &mut Criterion) {
+    let registry = vigilo::Registry::new();
+    let vigilo_counter = vigilo_ok(registry.counter("requests_total", &[("route", "/api")]));
+
+    let recorder = AtomicRecorder::new();
+    let metrics_counter = metrics::with_local_recorder(
+        &recorder,
+        || metrics::counter!("requests_total", "route" => "/api"),
+    );
+
+    let prom_registry = prometheus::Registry::new();
+    let prom_counter = prom_ok(prometheus::IntCounter::new("requests_total", "requests"));
+    prom_ok(prom_registry.register(Box::new(prom_counter.clone())));
+
+    let mut group = c.benchmark_group("counter_increment");
+    group.bench_function("vigilo", |b| {
+        b.iter(|| black_box(&vigilo_counter).increment())
+    });
+    group.bench_function("metrics", |b| {
+        b.iter(|| black_box(&metrics_counter).increment(1))
+    });
+    group.bench_function("prometheus", |b| b.iter(|| black_box(&prom_counter).inc()));
+    group.finish();
+}
+
+/// A cell on its own cache lines, for the ideal-scaling reference.
+#[repr(align(128))]
+struct Padded(AtomicU64);
+
+/// 2. One counter incremented from 1 and from 2 threads at once; figures are time per increment
+///    of the combined throughput (see [`per_op_time`]).
+///
+///    `ideal` is the machine's ceiling for this workload: each thread does the same relaxed
+///    load + store vigilo's exclusive path does, into a private cache-padded cell, with no
+///    thread-local lookup and nothing shared.
+fn counter_threads(c: &mut Criterion) {
+    let registry = vigilo::Registry::new();
+    let vigilo_counter = vigilo_ok(registry.counter("requests_total", &[]));
+
+    let recorder = AtomicRecorder::new();
+    let metrics_counter =
+        metrics::with_local_recorder(&recorder, || metrics::counter!("requests_total"));
+
+    let prom_counter = prom_ok(prometheus::IntCounter::new("requests_total", "requests"));
+
+    let ideal = [Padded(AtomicU64::new(0)), Padded(AtomicU64::new(0))];
+
+    let mut group = c.benchmark_group("counter_threads");
+    for threads in THREADS {
+        group.bench_with_input(BenchmarkId::new("ideal", threads), &threads, |b, &t| {
+            b.iter_custom(|iters| {
+                per_op_time(
+                    &format!("counter_threads/ideal/{t}"),
+                    t,
+                    iters,
+                    |thread, n| {
+                        let cell = &ideal[thread % ideal.len()].0;
+                        for _ in 0..n {
+                            let cell = black_box(cell);
+                            cell.store(cell.load(Ordering::Relaxed) + 1, Ordering::Relaxed);
+                        }
+                    },
+                )
+            })
+        });
+        group.bench_with_input(BenchmarkId::new("vigilo", threads), &threads, |b, &t| {
+            b.iter_custom(|iters| {
+                per_op_time(&format!("counter_threads/vigilo/{t}"), t, iters, |_, n| {
+                    for _ in 0..n {
+                        black_box(&vigilo_counter).increment();
+                    }
+                })
+            })
+        });
+        group.bench_with_input(BenchmarkId::new("metrics", threads), &threads, |b, &t| {
+            b.iter_custom(|iters| {
+                per_op_time(&format!("counter_threads/metrics/{t}"), t, iters, |_, n| {
+                    for _ in 0..n {
+                        black_box(&metrics_counter).increment(1);
+                    }
+                })
+            })
+        });
+        group.bench_with_input(
+            BenchmarkId::new("prometheus", threads),
+            &threads,
+            |b, &t| {
+                b.iter_custom(|iters| {
+                    per_op_time(
+                        &format!("counter_threads/prometheus/{t}"),
+                        t,
+                        iters,
+                        |_, n| {
+                            for _ in 0..n {
+                                black_box(&prom_counter).inc();
+                            }
+                        },
+                    )
+                })
+            },
+        );
+    }
+    group.finish();
+}
+
+/// 3. Histogram record of realistic latencies, cycled from a precomputed log-normal sample,
+///    from 1 and from 2 threads (each thread starts at its own offset in the sample).
+fn histogram_record(c: &mut Criterion) {
+    let values = lognormal_latencies(SAMPLES);
+    let values = &values[..];
+    let offset = |thread: usize| thread * (SAMPLES / 2 + 7);
+
+    let registry = vigilo::Registry::new();
+    let vigilo_hist = vigilo_ok(registry.histogram("request_duration_seconds", &[]));
+
+    let recorder = AtomicRecorder::new();
+    let metrics_hist = metrics::with_local_recorder(&recorder, || {
+        metrics::histogram!("request_duration_seconds")
+    });
+    let metrics_bucket =
+        recorder.histogram_bucket(&Key::from_static_name("request_duration_seconds"));
+
+    let prom_hist = prom_ok(prometheus::Histogram::with_opts(
+        prometheus::HistogramOpts::new("request_duration_seconds", "request latency"),
+    ));
+
+    let mut group = c.benchmark_group("histogram_record");
+    for threads in THREADS {
+        group.bench_with_input(BenchmarkId::new("vigilo", threads), &threads, |b, &t| {
+            b.iter_custom(|iters| {
+                per_op_time(
+                    &format!("histogram_record/vigilo/{t}"),
+                    t,
+                    iters,
+                    |thread, n| {
+                        let base = offset(thread);
+                        for i in 0..n as usize {
+                            let _ = black_box(
+                                black_box(&vigilo_hist).record(values[(base + i) & MASK]),
+                            );
+                        }
+                    },
+                )
+            })
+        });
+        group.bench_with_input(BenchmarkId::new("metrics", threads), &threads, |b, &t| {
+            b.iter_custom(|iters| {
+                let elapsed = per_op_time(
+                    &format!("histogram_record/metrics/{t}"),
+                    t,
+                    iters,
+                    |thread, n| {
+                        let base = offset(thread);
+                        for i in 0..n as usize {
+                            black_box(&metrics_hist).record(values[(base + i) & MASK]);
+                        }
+                    },
+                );
+                // An exporter drains the bucket on every scrape; do it between samples (untimed)
+                // so memory stays bounded.
+                metrics_bucket.clear();
+                elapsed
+            })
+        });
+        group.bench_with_input(
+            BenchmarkId::new("prometheus", threads),
+            &threads,
+            |b, &t| {
+                b.iter_custom(|iters| {
+                    per_op_time(
+                        &format!("histogram_record/prometheus/{t}"),
+                        t,
+                        iters,
+                        |thread, n| {
+                            let base = offset(thread);
+                            for i in 0..n as usize {
+                                black_box(&prom_hist).observe(values[(base + i) & MASK]);
+                            }
+                        },
+                    )
+                })
+            },
+        );
+    }
+    group.finish();
+}
+
+/// 4. Record by name with three labels on an existing series (no handle).
+fn record_by_name(c: &mut Criterion) {
+    const LABELS: [(&str, &str); 3] = [("method", "GET"), ("route", "/api"), ("status", "200")];
+
+    let registry = vigilo::Registry::new();
+    vigilo_ok(registry.add_counter("http_requests_total", &LABELS, 1));
+
+    let recorder = AtomicRecorder::new();
+
+    let prom_vec = prom_ok(prometheus::IntCounterVec::new(
+        prometheus::Opts::new("http_requests_total", "requests"),
+        &["method", "route", "status"],
+    ));
+    prom_vec.with_label_values(&["GET", "/api", "200"]).inc();
+
+    let mut group = c.benchmark_group("record_by_name");
+    group.bench_function("vigilo", |b| {
+        b.iter(|| {
+            black_box(&registry).add_counter(
+                "http_requests_total",
+                &[("method", "GET"), ("route", "/api"), ("status", "200")],
+                1,
+            )
+        })
+    });
+    group.bench_function("metrics", |b| {
+        metrics::with_local_recorder(&recorder, || {
+            metrics::counter!("http_requests_total", "method" => "GET", "route" => "/api", "status" => "200")
+                .increment(1);
+            b.iter(|| {
+                metrics::counter!("http_requests_total", "method" => "GET", "route" => "/api", "status" => "200")
+                    .increment(1)
+            })
+        })
+    });
+    group.bench_function("prometheus", |b| {
+        b.iter(|| {
+            black_box(&prom_vec)
+                .with_label_values(&["GET", "/api", "200"])
+                .inc()
+        })
+    });
+    group.finish();
+}
+
+/// 5. Watch cost: a gauge `set` on an unarmed series vs on an armed one whose bounds the values do
+///    not cross.
+fn gauge_watch(c: &mut Criterion) {
+    let registry = vigilo::Registry::new();
+    let events = registry.watch_events(1024);
+    let unarmed = vigilo_ok(registry.gauge("cpu_usage_percent", &[("core", "0")]));
+    let armed = vigilo_ok(registry.gauge("cpu_usage_percent", &[("core", "1")]));
+    let armed_id = registry
+        .series_of("cpu_usage_percent")
+        .into_iter()
+        .find(|s| s.labels.get("core") == Some("1"))
+        .map(|s| s.id)
+        .unwrap_or_else(|| panic!("armed series not found"));
+    vigilo_ok(registry.arm(
+        armed_id,
+        WatchBounds {
+            upper: 95.0,
+            lower: 5.0,
+        },
+    ));
+    // Values between the bounds, varied so no branch predictor sees a constant.
+    let values: Vec<f64> = (0..64).map(|i| 20.0 + f64::from(i)).collect();
+    let values = &values[..];
+
+    let mut group = c.benchmark_group("gauge_watch");
+    for (name, gauge) in [("unarmed", &unarmed), ("armed", &armed)] {
+        group.bench_function(name, |b| {
+            b.iter_custom(|iters| {
+                let start = Instant::now();
+                for i in 0..iters as usize {
+                    let _ = black_box(black_box(gauge).set(values[i & 63]));
+                }
+                start.elapsed()
+            })
+        });
+    }
+    group.finish();
+
+    // The armed watch never fired: the values stayed inside its bounds.
+    assert!(events.is_some_and(|rx| rx.is_empty()));
+    assert_eq!(registry.watch_events_dropped(), 0);
+}
+
+/// Not a benchmark: saves how much of the wall time the thread benchmarks' workers were on a CPU,
+/// for `benches/report.py` to flag figures taken while other processes had the CPUs.
+fn on_cpu_report(_: &mut Criterion) {
+    match vigilo_benches::write_on_cpu_report() {
+        Ok(path) => println!("on-CPU fractions written to {}", path.display()),
+        Err(e) => eprintln!("could not write the on-CPU fractions: {e}"),
+    }
+}
+
+fn config() -> Criterion {
+    Criterion::default()
+        .warm_up_time(Duration::from_secs(1))
+        .measurement_time(Duration::from_secs(3))
+        .sample_size(50)
+        .configure_from_args()
+}
+
+criterion_group! {
+    name = benches;
+    config = config();
+    targets = counter_increment, counter_threads, histogram_record, record_by_name, gauge_watch,
+        on_cpu_report
+}
+criterion_main!(benches);

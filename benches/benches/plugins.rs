@@ -1,0 +1,179 @@
+//! The cost of a Wasm plugin call: a channel's `deliver` in a fresh sandbox with no I/O (the
+//! `vigilo-test-healthy` guest: instantiate from the pooling allocator, call, drop), beside a
+//! raw wasmtime call of a no-op component instantiated per call the same way on the same
+//! engine; then the memory one loaded plugin costs.
+//!
+//! Besides criterion's estimates it prints `plugins:` lines with p50/p99 of individually timed
+//! calls, and the RSS per loaded plugin. The goal is p50 ≤ 50 µs for the channel call.
+//!
+//! Run with `cargo bench -p vigilo-benches --bench plugins` (builds the guest on first use).
+
+use std::collections::BTreeMap;
+use std::hint::black_box;
+use std::time::{Duration, Instant};
+
+use criterion::{Criterion, criterion_group, criterion_main};
+use vigilo::Severity;
+use vigilo::alert::{Alert, AlertStatus};
+use vigilo::clock::Timestamp;
+use vigilo_plugin_host::{HostConfig, PluginHost, PluginSettings};
+use wasmtime::component::{Component, InstancePre, Linker};
+use wasmtime::{Engine, Store};
+
+/// A component exporting one no-op function, lifted straight from a core module.
+const NOOP: &str = r#"
+(component
+  (core module $m (func (export "noop")))
+  (core instance $i (instantiate $m))
+  (func (export "noop") (canon lift (core func $i "noop")))
+)
+"#;
+
+/// How many plugins are loaded to measure the memory of one.
+const COPIES: usize = 40;
+
+fn alert() -> Alert {
+    Alert {
+        rule: "cpu-high".into(),
+        metric: "cpu.usage".into(),
+        labels: BTreeMap::from([("host".to_owned(), "web-1".to_owned())]),
+        annotations: BTreeMap::from([("summary".to_owned(), "CPU at 93%".to_owned())]),
+        severity: Severity::Major,
+        previous: Severity::Warning,
+        status: AlertStatus::Firing,
+        value: Some(93.0),
+        threshold: Some(80.0),
+        since: Timestamp::from_secs(1_700_000_000),
+        at: Timestamp::from_secs(1_700_000_060),
+        idempotency_key: "cpu-high{host=web-1}@1700000060:4".into(),
+        recipients: vec!["ops@example.com".into()],
+    }
+}
+
+struct RawNoop {
+    pre: InstancePre<()>,
+}
+
+impl RawNoop {
+    fn new(engine: &Engine) -> RawNoop {
+        let component =
+            Component::new(engine, NOOP).unwrap_or_else(|e| panic!("noop component: {e}"));
+        let linker = Linker::<()>::new(engine);
+        let pre = linker
+            .instantiate_pre(&component)
+            .unwrap_or_else(|e| panic!("noop pre: {e}"));
+        RawNoop { pre }
+    }
+
+    /// A fresh store and instance, one call, as the host does for a plugin.
+    fn call(&self) {
+        let mut store = Store::new(self.pre.engine(), ());
+        store.set_epoch_deadline(1000);
+        let instance = self
+            .pre
+            .instantiate(&mut store)
+            .unwrap_or_else(|e| panic!("noop instantiate: {e}"));
+        let f = instance
+            .get_typed_func::<(), ()>(&mut store, "noop")
+            .unwrap_or_else(|e| panic!("noop export: {e}"));
+        f.call(&mut store, ())
+            .unwrap_or_else(|e| panic!("noop call: {e}"));
+    }
+}
+
+fn percentiles(label: &str, n: usize, mut f: impl FnMut()) {
+    let mut times: Vec<Duration> = (0..n)
+        .map(|_| {
+            let t0 = Instant::now();
+            f();
+            t0.elapsed()
+        })
+        .collect();
+    times.sort();
+    let at = |q: f64| times[((times.len() as f64 * q) as usize).min(times.len() - 1)];
+    println!(
+        "plugins: {label}: p50 = {:.1} µs, p99 = {:.1} µs ({n} calls)",
+        at(0.50).as_secs_f64() * 1e6,
+        at(0.99).as_secs_f64() * 1e6
+    );
+}
+
+fn rss() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .unwrap_or_default()
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+        .map_or(0, |kb| kb * 1024)
+}
+
+fn plugin_call(c: &mut Criterion) {
+    let wasm =
+        vigilo_plugin_build::build_guest("vigilo-test-healthy").unwrap_or_else(|e| panic!("{e}"));
+    let host = PluginHost::new(HostConfig::default()).unwrap_or_else(|e| panic!("{e}"));
+    let channel = host
+        .load_channel(PluginSettings::new("healthy", &wasm))
+        .unwrap_or_else(|e| panic!("{e}"));
+    let raw = RawNoop::new(host.engine());
+    let alert = alert();
+    assert_eq!(channel.try_deliver(&alert), Ok(Ok(())));
+
+    let mut group = c.benchmark_group("plugin_call");
+    group.bench_function("channel_deliver_no_io", |b| {
+        b.iter(|| black_box(channel.try_deliver(black_box(&alert))))
+    });
+    group.bench_function("raw_wasmtime_noop", |b| b.iter(|| raw.call()));
+    group.finish();
+
+    percentiles("channel deliver, fresh sandbox, no I/O", 20_000, || {
+        let _ = black_box(channel.try_deliver(&alert));
+    });
+    percentiles("raw wasmtime no-op component, fresh store", 20_000, || {
+        raw.call()
+    });
+}
+
+fn plugin_memory(_: &mut Criterion) {
+    let wasm =
+        vigilo_plugin_build::build_guest("vigilo-test-healthy").unwrap_or_else(|e| panic!("{e}"));
+    let host = PluginHost::new(HostConfig::default()).unwrap_or_else(|e| panic!("{e}"));
+    // One first load so that one-time costs (linker, engine state) are not counted.
+    let first = host
+        .load_channel(PluginSettings::new("warm", &wasm))
+        .unwrap_or_else(|e| panic!("{e}"));
+    let _ = first.try_deliver(&alert());
+    let before = rss();
+    let t0 = Instant::now();
+    let loaded: Vec<_> = (0..COPIES)
+        .map(|i| {
+            host.load_channel(PluginSettings::new(format!("copy-{i}"), &wasm))
+                .unwrap_or_else(|e| panic!("{e}"))
+        })
+        .collect();
+    let load_time = t0.elapsed() / COPIES as u32;
+    for p in &loaded {
+        let _ = p.try_deliver(&alert());
+    }
+    let per = rss().saturating_sub(before) / COPIES as u64;
+    println!(
+        "plugins: memory per loaded plugin: {:.1} KiB RSS ({COPIES} copies of a {} KiB component, each compiled and called once); load (compile + link) {:.1} ms each",
+        per as f64 / 1024.0,
+        std::fs::metadata(&wasm).map_or(0, |m| m.len()) / 1024,
+        load_time.as_secs_f64() * 1e3
+    );
+}
+
+fn config() -> Criterion {
+    Criterion::default()
+        .warm_up_time(Duration::from_secs(1))
+        .measurement_time(Duration::from_secs(4))
+        .sample_size(30)
+        .configure_from_args()
+}
+
+criterion_group! {
+    name = benches;
+    config = config();
+    targets = plugin_call, plugin_memory
+}
+criterion_main!(benches);

@@ -1,0 +1,260 @@
+#!/usr/bin/env python3
+"""Turns criterion's output into the ratio tables of BENCHMARKS.md.
+
+Usage:
+    cargo bench -p vigilo-benches
+    python3 benches/report.py [--estimate median|mean] [--criterion-dir DIR]
+
+Reads target/criterion/**/new/estimates.json (and the benchmark.json beside each) and prints
+markdown: the goals table (vigilo, peer, ratio, goal, met or not), the thread-scaling table, the
+host collector's cost, and every raw figure. Figures are criterion's point estimate of the
+*median* sample by default (robust to the odd disturbed sample on a shared machine); pass
+--estimate mean for the mean. Times are per operation; for the thread benchmarks, per operation of
+the combined throughput of all threads.
+
+Standard library only.
+"""
+
+import argparse
+import json
+import os
+import sys
+from pathlib import Path
+
+# (section, label, vigilo id, peer name, peer id, goal operator, goal value)
+# A ratio is vigilo / peer (time), so "<=" goals mean "vigilo takes at most this share of the
+# peer's time".
+GOALS = [
+    ("1", "counter increment, handle, 1 thread", "counter_increment/vigilo",
+     "metrics", "counter_increment/metrics", "<=", 0.5),
+    ("1", "counter increment, handle, 1 thread", "counter_increment/vigilo",
+     "prometheus", "counter_increment/prometheus", "<=", 1.0),
+    ("3", "histogram record, 1 thread", "histogram_record/vigilo/1",
+     "metrics", "histogram_record/metrics/1", "<=", 0.5),
+    ("3", "histogram record, 1 thread", "histogram_record/vigilo/1",
+     "prometheus", "histogram_record/prometheus/1", "<=", 0.7),
+    ("4", "record by name, 3 labels, existing series", "record_by_name/vigilo",
+     "metrics", "record_by_name/metrics", "<=", 0.5),
+    ("4", "record by name, 3 labels, existing series", "record_by_name/vigilo",
+     "prometheus (reference)", "record_by_name/prometheus", None, None),
+]
+
+# (section, label, group, libraries, goal for vigilo's scaling)
+SCALING = [
+    ("2", "one counter, increment", "counter_threads",
+     ["vigilo", "metrics", "prometheus", "ideal"], 1.6),
+    ("3", "one histogram, record", "histogram_record",
+     ["vigilo", "metrics", "prometheus"], None),
+]
+
+# The criterion groups these benches write; anything else under target/criterion is another
+# bench's and is left out.
+GROUPS = ("counter_increment", "counter_threads", "histogram_record", "record_by_name",
+          "gauge_watch", "host_refresh", "evaluator_tick", "detection_latency")
+
+# The evaluator's bench (benches/benches/evaluator.rs) writes these groups and an extra JSON file;
+# they are printed when present.
+EVAL_TICK = "evaluator_tick"
+EVAL_GOAL_NS = {"10000": 1_000_000}
+EVAL_EXTRA = "vigilo-evaluator.json"
+
+# Written by the thread benchmarks: the fraction of wall time their workers were on a CPU.
+ON_CPU_FILE = "vigilo-on-cpu.json"
+# Below this, other processes took a share of the CPUs during the measurement.
+ON_CPU_OK = 0.9
+
+HOST_ID = "host_refresh/defaults"
+HOST_INTERVAL_S = 1.0
+HOST_GOAL_PERCENT = 1.0
+
+
+def default_criterion_dir():
+    target = os.environ.get("CARGO_TARGET_DIR")
+    if target:
+        return Path(target) / "criterion"
+    return Path(__file__).resolve().parent.parent / "target" / "criterion"
+
+
+def load(root):
+    """Maps each benchmark's full id to its estimates (in ns)."""
+    figures = {}
+    for est_path in sorted(root.glob("**/new/estimates.json")):
+        meta_path = est_path.with_name("benchmark.json")
+        try:
+            est = json.loads(est_path.read_text())
+            if meta_path.exists():
+                full_id = json.loads(meta_path.read_text())["full_id"]
+            else:
+                full_id = str(est_path.parent.parent.relative_to(root))
+        except (OSError, ValueError, KeyError) as err:
+            print(f"warning: skipping {est_path}: {err}", file=sys.stderr)
+            continue
+        if full_id.split("/", 1)[0] in GROUPS:
+            figures[full_id] = est
+    return figures
+
+
+def point(figures, bench_id, estimate):
+    est = figures.get(bench_id)
+    if est is None:
+        return None
+    return est[estimate]["point_estimate"]
+
+
+def fmt_time(ns):
+    if ns is None:
+        return "n/a"
+    if ns < 1.0:
+        return f"{ns * 1000:.0f} ps"
+    if ns < 1_000:
+        return f"{ns:.2f} ns"
+    if ns < 1_000_000:
+        return f"{ns / 1_000:.2f} µs"
+    return f"{ns / 1_000_000:.2f} ms"
+
+
+def fmt_ratio(r):
+    return "n/a" if r is None else f"{r:.2f}×"
+
+
+def verdict(value, op, goal):
+    if op is None:
+        return "—"
+    if value is None:
+        return "no data"
+    ok = value <= goal if op == "<=" else value >= goal
+    return "**met**" if ok else "**not met**"
+
+
+def goal_text(op, goal):
+    if op is None:
+        return "—"
+    return f"{'≤' if op == '<=' else '≥'} {goal:g}×"
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--estimate", choices=["median", "mean"], default="median")
+    parser.add_argument("--criterion-dir", type=Path, default=default_criterion_dir())
+    args = parser.parse_args()
+
+    if not args.criterion_dir.is_dir():
+        sys.exit(f"no criterion output at {args.criterion_dir}: run `cargo bench -p vigilo-benches` first")
+    figures = load(args.criterion_dir)
+    if not figures:
+        sys.exit(f"no estimates.json under {args.criterion_dir}")
+    est = args.estimate
+    p = lambda bench_id: point(figures, bench_id, est)  # noqa: E731
+    on_cpu = {}
+    on_cpu_path = args.criterion_dir / ON_CPU_FILE
+    if on_cpu_path.exists():
+        try:
+            on_cpu = json.loads(on_cpu_path.read_text())
+        except (OSError, ValueError) as err:
+            print(f"warning: {on_cpu_path}: {err}", file=sys.stderr)
+
+    print(f"Figures: criterion's {est} point estimate, time per operation "
+          f"(thread benchmarks: per operation of the combined throughput).\n")
+
+    # Goals against the peers, plus the scaling and watch rows.
+    print("| # | benchmark | vigilo | peer | peer figure | ratio vigilo/peer | goal | result |")
+    print("|---|---|---|---|---|---|---|---|")
+    for section, label, vid, peer, pid, op, goal in GOALS:
+        v, q = p(vid), p(pid)
+        ratio = v / q if v is not None and q else None
+        print(f"| {section} | {label} | {fmt_time(v)} | {peer} | {fmt_time(q)} | "
+              f"{fmt_ratio(ratio)} | {goal_text(op, goal)} | {verdict(ratio, op, goal)} |")
+    for section, label, group, _, goal in SCALING:
+        if goal is None:
+            continue
+        one, two = p(f"{group}/vigilo/1"), p(f"{group}/vigilo/2")
+        scaling = one / two if one is not None and two else None
+        result = verdict(scaling, '>=', goal)
+        frac = on_cpu.get(f"{group}/vigilo/2")
+        if frac is not None and frac < ON_CPU_OK:
+            result += (f" (disturbed: the 2 threads were on a CPU only {frac:.0%} of the time; "
+                       f"see the `ideal` row)")
+        print(f"| {section} | {label}: 2 threads vs 1 (throughput) | "
+              f"1 thread {fmt_time(one)}, 2 threads {fmt_time(two)} | — | — | "
+              f"{fmt_ratio(scaling)} (scaling) | {goal_text('>=', goal)} | {result} |")
+    unarmed, armed = p("gauge_watch/unarmed"), p("gauge_watch/armed")
+    watch = armed / unarmed if armed is not None and unarmed else None
+    print(f"| 5 | gauge set: armed watch (not crossed) vs unarmed | armed {fmt_time(armed)} | "
+          f"vigilo unarmed | {fmt_time(unarmed)} | {fmt_ratio(watch)} (armed/unarmed) | — | — |")
+
+    # Thread scaling, every library.
+    for section, label, group, libs, _ in SCALING:
+        print(f"\n{section}. {label}, 1 and 2 threads (time per operation of the combined "
+              f"throughput; scaling = 1-thread time / 2-thread time; on CPU = share of the wall "
+              f"time the worker threads were running, below {ON_CPU_OK:.0%} other processes "
+              f"took the CPUs):\n")
+        print("| library | 1 thread | 2 threads | scaling | on CPU, 1 / 2 threads |")
+        print("|---|---|---|---|---|")
+        for lib in libs:
+            one, two = p(f"{group}/{lib}/1"), p(f"{group}/{lib}/2")
+            if one is None and two is None:
+                continue
+            scaling = one / two if one is not None and two else None
+            name = ("ideal (private padded cell per thread, no sharing: the machine's ceiling)"
+                    if lib == "ideal" else lib)
+            fracs = [on_cpu.get(f"{group}/{lib}/{t}") for t in (1, 2)]
+            frac_text = " / ".join("n/a" if f is None else f"{f:.0%}" for f in fracs)
+            print(f"| {name} | {fmt_time(one)} | {fmt_time(two)} | {fmt_ratio(scaling)} | "
+                  f"{frac_text} |")
+
+    host = p(HOST_ID)
+    if host is not None:
+        share = host / (HOST_INTERVAL_S * 1e9) * 100
+        print(f"\nHost collector: one `HostSampler::refresh()` with `HostConfig::default()` takes "
+              f"{fmt_time(host)}: {share:.2f} % of one core at a {HOST_INTERVAL_S:g} s interval "
+              f"(goal ≤ {HOST_GOAL_PERCENT:g} %: "
+              f"{verdict(share, '<=', HOST_GOAL_PERCENT).strip('*')}).")
+
+    evaluator_section(figures, args.criterion_dir, p)
+
+    # Every raw figure.
+    print("\nAll figures (95 % confidence interval of the estimate in brackets):\n")
+    print(f"| benchmark | {est} | CI low | CI high |")
+    print("|---|---|---|---|")
+    for bench_id in sorted(figures):
+        e = figures[bench_id][est]
+        ci = e["confidence_interval"]
+        print(f"| {bench_id} | {fmt_time(e['point_estimate'])} | "
+              f"{fmt_time(ci['lower_bound'])} | {fmt_time(ci['upper_bound'])} |")
+
+
+def evaluator_section(figures, root, p):
+    """The evaluator's sweep figures and extras, if its bench has run."""
+    ticks = sorted(
+        ((int(k.rsplit("/", 1)[1]), k) for k in figures
+         if k.startswith(EVAL_TICK + "/") and k.rsplit("/", 1)[1].isdigit()))
+    extra_path = root / EVAL_EXTRA
+    if not ticks and not extra_path.exists():
+        return
+    print("\nEvaluator (benches/benches/evaluator.rs): one full sweep\n")
+    print("| rules | time per sweep | goal | result |")
+    print("|---|---|---|---|")
+    for n, bench_id in ticks:
+        t = p(bench_id)
+        goal = EVAL_GOAL_NS.get(str(n))
+        if goal is None:
+            print(f"| {n} | {fmt_time(t)} | — | — |")
+        else:
+            print(f"| {n} | {fmt_time(t)} | ≤ {fmt_time(goal)} | {verdict(t, '<=', goal)} |")
+    if len(ticks) >= 2:
+        (n0, id0), (n1, id1) = ticks[-2], ticks[-1]
+        t0, t1 = p(id0), p(id1)
+        if t0 and t1:
+            print(f"\nGrowth from {n0} to {n1} rules: {t1 / t0:.1f}× "
+                  f"(linear would be {n1 / n0:.0f}×).")
+    if extra_path.exists():
+        try:
+            extra = json.loads(extra_path.read_text())
+            items = ", ".join(f"{k} = {v}" for k, v in extra.items())
+            print(f"\nEvaluator extras ({EVAL_EXTRA}): {items}.")
+        except (OSError, ValueError) as err:
+            print(f"warning: {extra_path}: {err}", file=sys.stderr)
+
+
+if __name__ == "__main__":
+    main()

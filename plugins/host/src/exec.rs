@@ -1,0 +1,255 @@
+//! The `exec` import: running a command the operator granted (see [`ExecGrant`] for the
+//! rules), killing its whole process group at its end or at its timeout, auditing every
+//! request.
+
+use std::io::Read;
+use std::os::unix::process::CommandExt;
+use std::path::{Component, Path};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::mpsc;
+use std::thread;
+use std::time::{Duration, Instant};
+
+use nix::sys::signal::{Signal, killpg};
+use nix::sys::wait::{Id, WaitPidFlag, WaitStatus, waitid};
+use nix::unistd::Pid;
+use regex::Regex;
+
+use crate::ExecGrant;
+use crate::audit::{AuditOutcome, AuditRecord};
+use crate::policy::Policy;
+
+/// How long the output readers are waited for once the process group is dead (a process
+/// that left the group with `setsid` may still hold the pipes).
+const READER_GRACE: Duration = Duration::from_millis(500);
+
+/// A grant with its patterns compiled.
+pub(crate) struct CompiledGrant {
+    command: String,
+    patterns: Vec<Regex>,
+    timeout: Duration,
+    max_output: usize,
+}
+
+impl CompiledGrant {
+    pub(crate) fn new(g: &ExecGrant) -> Result<CompiledGrant, String> {
+        let path = g.command.as_path();
+        let Some(command) = path.to_str() else {
+            return Err(format!("exec grant {} is not valid UTF-8", path.display()));
+        };
+        if !path.is_absolute()
+            || path
+                .components()
+                .any(|c| matches!(c, Component::ParentDir | Component::CurDir))
+        {
+            return Err(format!(
+                "exec grant {command:?} must be an absolute path without . or .."
+            ));
+        }
+        if g.timeout.is_zero() {
+            return Err(format!("exec grant {command:?} has a zero timeout"));
+        }
+        let patterns = g
+            .args
+            .iter()
+            .map(|p| {
+                Regex::new(&format!("^(?:{p})$"))
+                    .map_err(|e| format!("exec grant {command:?}: bad pattern {p:?}: {e}"))
+            })
+            .collect::<Result<_, _>>()?;
+        Ok(CompiledGrant {
+            command: command.to_owned(),
+            patterns,
+            timeout: g.timeout,
+            max_output: g.max_output,
+        })
+    }
+
+    /// Why `args` do not fit this grant, if they do not.
+    fn check_args(&self, args: &[String]) -> Result<(), String> {
+        if args.len() != self.patterns.len() {
+            return Err(format!(
+                "{} takes exactly {} argument(s) under its grant, not {}",
+                self.command,
+                self.patterns.len(),
+                args.len()
+            ));
+        }
+        for (i, (a, p)) in args.iter().zip(&self.patterns).enumerate() {
+            if !p.is_match(a) {
+                return Err(format!(
+                    "argument {} {a:?} of {} does not match the granted pattern {}",
+                    i + 1,
+                    self.command,
+                    p.as_str()
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// What a finished command reports.
+pub(crate) struct ExecOutput {
+    pub(crate) exit_code: Option<i32>,
+    pub(crate) stdout_tail: String,
+    pub(crate) stderr_tail: String,
+    pub(crate) timed_out: bool,
+}
+
+/// Why a command did not run.
+pub(crate) enum ExecFailure {
+    Denied(String),
+    Failed(String),
+}
+
+/// Runs `command args` for the plugin of `policy` if a grant allows it; audits the request.
+pub(crate) fn run(
+    policy: &Policy,
+    command: &str,
+    args: &[String],
+) -> Result<ExecOutput, ExecFailure> {
+    let started = policy.clock.now();
+    let t0 = Instant::now();
+    let result = policy
+        .exec
+        .iter()
+        .find(|g| g.command == command)
+        .ok_or_else(|| {
+            ExecFailure::Denied(format!(
+                "{command} is not granted to plugin {}",
+                policy.name
+            ))
+        })
+        .and_then(|g| {
+            g.check_args(args).map_err(ExecFailure::Denied)?;
+            spawn_and_wait(g, args).map_err(ExecFailure::Failed)
+        });
+    let (exit_code, outcome) = match &result {
+        Ok(o) if o.timed_out => (None, AuditOutcome::TimedOut),
+        Ok(o) => (o.exit_code, AuditOutcome::Exited),
+        Err(ExecFailure::Denied(m)) => (None, AuditOutcome::Denied(m.clone())),
+        Err(ExecFailure::Failed(m)) => (None, AuditOutcome::Failed(m.clone())),
+    };
+    policy.audit.record(AuditRecord {
+        plugin: policy.name.to_string(),
+        command: command.to_owned(),
+        args: args.to_vec(),
+        started,
+        elapsed: t0.elapsed(),
+        exit_code,
+        outcome,
+    });
+    result
+}
+
+fn spawn_and_wait(g: &CompiledGrant, args: &[String]) -> Result<ExecOutput, String> {
+    let mut child = Command::new(Path::new(&g.command))
+        .args(args)
+        .env_clear()
+        .current_dir("/")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        // A new process group whose id is the child's pid: the whole tree can be killed.
+        .process_group(0)
+        .spawn()
+        .map_err(|e| format!("cannot start {}: {e}", g.command))?;
+    let stdout = reader(child.stdout.take(), g.max_output);
+    let stderr = reader(child.stderr.take(), g.max_output);
+    let (status, timed_out) = wait_with_timeout(&mut child, g.timeout)?;
+    Ok(ExecOutput {
+        exit_code: if timed_out { None } else { status.code() },
+        stdout_tail: stdout.recv_timeout(READER_GRACE).unwrap_or_default(),
+        stderr_tail: stderr.recv_timeout(READER_GRACE).unwrap_or_default(),
+        timed_out,
+    })
+}
+
+/// Waits for the child to exit or for `timeout`, then kills its process group (stragglers
+/// included) and reaps it. The leader is only observed (`WNOWAIT`) before the kill so its pid,
+/// which is the group's id, cannot be reused in between.
+fn wait_with_timeout(child: &mut Child, timeout: Duration) -> Result<(ExitStatus, bool), String> {
+    let pid = Pid::from_raw(i32::try_from(child.id()).map_err(|_| "pid out of range".to_owned())?);
+    let deadline = Instant::now() + timeout;
+    let mut step = Duration::from_millis(1);
+    let timed_out = loop {
+        let flags = WaitPidFlag::WEXITED | WaitPidFlag::WNOHANG | WaitPidFlag::WNOWAIT;
+        match waitid(Id::Pid(pid), flags) {
+            Ok(WaitStatus::StillAlive) => {}
+            Ok(_) => break false,
+            Err(nix::errno::Errno::EINTR) => continue,
+            Err(e) => return Err(format!("cannot wait for the command: {e}")),
+        }
+        let now = Instant::now();
+        if now >= deadline {
+            break true;
+        }
+        thread::sleep(step.min(deadline - now));
+        step = (step * 2).min(Duration::from_millis(20));
+    };
+    // ESRCH (the group is already empty) is the normal case after a clean exit.
+    let _ = killpg(pid, Signal::SIGKILL);
+    let status = child
+        .wait()
+        .map_err(|e| format!("cannot reap the command: {e}"))?;
+    Ok((status, timed_out))
+}
+
+/// Reads a pipe to its end on a thread, keeping the last `cap` bytes; the tail arrives on the
+/// returned channel.
+fn reader<R: Read + Send + 'static>(pipe: Option<R>, cap: usize) -> mpsc::Receiver<String> {
+    let (tx, rx) = mpsc::channel();
+    let Some(mut pipe) = pipe else {
+        let _ = tx.send(String::new());
+        return rx;
+    };
+    thread::spawn(move || {
+        let mut tail: Vec<u8> = Vec::new();
+        let mut chunk = [0u8; 8192];
+        loop {
+            match pipe.read(&mut chunk) {
+                Ok(0) => break,
+                Ok(n) => {
+                    tail.extend_from_slice(&chunk[..n]);
+                    if tail.len() > cap.saturating_mul(2).max(8192) {
+                        let cut = tail.len() - cap;
+                        tail.drain(..cut);
+                    }
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(_) => break,
+            }
+        }
+        let cut = tail.len().saturating_sub(cap);
+        let _ = tx.send(String::from_utf8_lossy(&tail[cut..]).into_owned());
+    });
+    rx
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn grants() {
+        let g = CompiledGrant::new(&ExecGrant::new(
+            "/usr/bin/systemctl",
+            &["restart", "nginx|redis"],
+        ))
+        .unwrap();
+        assert!(g.check_args(&["restart".into(), "nginx".into()]).is_ok());
+        let e = g
+            .check_args(&["restart".into(), "nginx; rm -rf /".into()])
+            .unwrap_err();
+        assert!(e.contains("argument 2"), "{e}");
+        assert!(
+            g.check_args(&["restart".into()])
+                .unwrap_err()
+                .contains("exactly 2")
+        );
+        assert!(CompiledGrant::new(&ExecGrant::new("systemctl", &[])).is_err());
+        assert!(CompiledGrant::new(&ExecGrant::new("/usr/../bin/sh", &[])).is_err());
+        assert!(CompiledGrant::new(&ExecGrant::new("/bin/true", &["("])).is_err());
+    }
+}

@@ -1,0 +1,405 @@
+//! [`PluginHost`]: one wasmtime engine for every plugin, loading, reloading, the epoch ticker.
+
+use std::borrow::Cow;
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::thread::{self, JoinHandle};
+use std::time::Duration;
+
+use parking_lot::{Mutex, RwLock};
+use sha2::{Digest, Sha256};
+use vigilo::clock::{Clock, SystemClock};
+use wasmtime::component::{Component, Linker};
+use wasmtime::{
+    Cache, CacheConfig, Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig,
+};
+
+use crate::audit::{AuditLog, AuditRecord};
+use crate::bindings::{self, ActionPre, ChannelPre};
+use crate::plugin::{ActionPlugin, Breaker, ChannelPlugin, Loaded, PluginStatus, Pre, Slot};
+use crate::policy::Policy;
+use crate::state::HostState;
+use crate::{HostConfig, LoadError, PluginKind, PluginSettings, world};
+
+/// Why a host could not be created.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum HostError {
+    /// Wasmtime refused the engine configuration (or the machine cannot reserve the pool).
+    #[error("cannot create the wasmtime engine: {0}")]
+    Engine(String),
+    /// The epoch ticker thread could not be started.
+    #[error("cannot start the epoch ticker thread: {0}")]
+    Ticker(std::io::Error),
+}
+
+/// Runs channel and action plugins, each call in a fresh sandbox.
+///
+/// One [`wasmtime::Engine`] (pooling allocator, epoch interruption) is shared by every plugin,
+/// with one ticker thread advancing its epoch every [`HostConfig::epoch_tick`]. A component is
+/// compiled and pre-linked once per load; each call gets a new `Store` and instance.
+///
+/// **Synchronous by design.** Calls run on the caller's thread with wasmtime's synchronous
+/// API. `wasi:http` is async inside wasmtime-wasi-http; its synchronous bindings drive those
+/// futures on wasmtime-wasi's shared tokio runtime, so no runtime per call is needed and a
+/// call with no I/O costs only an instantiation. What an epoch cannot interrupt (a host call
+/// blocked on the network or a command) is bounded by its own timeout: HTTP connect,
+/// first-byte and between-bytes timeouts, the exec grant's timeout, the SMTP timeout.
+#[derive(Clone)]
+pub struct PluginHost {
+    inner: Arc<Shared>,
+}
+
+struct Shared {
+    engine: Engine,
+    channel_linker: Linker<HostState>,
+    action_linker: Linker<HostState>,
+    config: HostConfig,
+    clock: Arc<dyn Clock>,
+    audit: Arc<AuditLog>,
+    ticker: Arc<Ticker>,
+    plugins: RwLock<HashMap<String, Arc<Slot>>>,
+    /// Serialises loads and reloads (compilation happens outside the map's lock).
+    loading: Mutex<()>,
+}
+
+/// The thread that advances the engine's epoch. Stops when the last reference goes (the host
+/// and every loaded generation hold one, so a plugin handle that outlives its host still has
+/// working deadlines).
+pub(crate) struct Ticker {
+    pub(crate) tick: Duration,
+    stop: Arc<AtomicBool>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl Ticker {
+    fn start(engine: Engine, tick: Duration) -> Result<Ticker, HostError> {
+        let stop = Arc::new(AtomicBool::new(false));
+        let flag = Arc::clone(&stop);
+        let thread = thread::Builder::new()
+            .name("vigilo-epoch".into())
+            .spawn(move || {
+                // Acquire: pairs with the Release in `drop`.
+                while !flag.load(Ordering::Acquire) {
+                    thread::park_timeout(tick);
+                    engine.increment_epoch();
+                }
+            })
+            .map_err(HostError::Ticker)?;
+        Ok(Ticker {
+            tick,
+            stop,
+            thread: Some(thread),
+        })
+    }
+}
+
+impl Drop for Ticker {
+    fn drop(&mut self) {
+        // Release: see the thread's loop.
+        self.stop.store(true, Ordering::Release);
+        if let Some(t) = self.thread.take() {
+            t.thread().unpark();
+            let _ = t.join();
+        }
+    }
+}
+
+impl PluginHost {
+    /// A host on the system clock.
+    pub fn new(config: HostConfig) -> Result<PluginHost, HostError> {
+        PluginHost::with_clock(config, Arc::new(SystemClock))
+    }
+
+    /// A host whose plugins read `clock` (their `clock` import and `wasi:clocks/wall-clock`)
+    /// and whose audit records are stamped by it.
+    pub fn with_clock(config: HostConfig, clock: Arc<dyn Clock>) -> Result<PluginHost, HostError> {
+        let engine = Engine::new(&engine_config(&config)?)
+            .map_err(|e| HostError::Engine(format!("{e:#}")))?;
+        let linker = |add: fn(&mut Linker<HostState>) -> wasmtime::Result<()>| {
+            let mut l = Linker::new(&engine);
+            wasmtime_wasi::p2::add_to_linker_sync(&mut l)?;
+            wasmtime_wasi_http::p2::add_only_http_to_linker_sync(&mut l)?;
+            add(&mut l)?;
+            Ok::<_, wasmtime::Error>(l)
+        };
+        let engine_err = |e: wasmtime::Error| HostError::Engine(format!("{e:#}"));
+        let channel_linker = linker(bindings::add_channel_imports).map_err(engine_err)?;
+        let action_linker = linker(bindings::add_action_imports).map_err(engine_err)?;
+        let ticker = Arc::new(Ticker::start(
+            engine.clone(),
+            config.epoch_tick.max(Duration::from_millis(1)),
+        )?);
+        Ok(PluginHost {
+            inner: Arc::new(Shared {
+                audit: Arc::new(AuditLog::new(config.audit_capacity)),
+                engine,
+                channel_linker,
+                action_linker,
+                config,
+                clock,
+                ticker,
+                plugins: RwLock::new(HashMap::new()),
+                loading: Mutex::new(()),
+            }),
+        })
+    }
+
+    /// The shared engine (to compare a raw wasmtime call with a plugin call, say).
+    pub fn engine(&self) -> &Engine {
+        &self.inner.engine
+    }
+
+    /// Loads the channel plugin at `settings.path`.
+    pub fn load_channel(&self, settings: PluginSettings) -> Result<ChannelPlugin, LoadError> {
+        self.load(settings, None, PluginKind::Channel)
+            .map(|slot| ChannelPlugin { slot })
+    }
+
+    /// Loads a channel plugin from `bytes` (`settings.path` is only used in messages, and
+    /// such a plugin cannot be [reloaded](Self::reload) from disk).
+    pub fn load_channel_bytes(
+        &self,
+        settings: PluginSettings,
+        bytes: &[u8],
+    ) -> Result<ChannelPlugin, LoadError> {
+        self.load(settings, Some(bytes), PluginKind::Channel)
+            .map(|slot| ChannelPlugin { slot })
+    }
+
+    /// Loads the action plugin at `settings.path`.
+    pub fn load_action(&self, settings: PluginSettings) -> Result<ActionPlugin, LoadError> {
+        self.load(settings, None, PluginKind::Action)
+            .map(|slot| ActionPlugin { slot })
+    }
+
+    /// Loads an action plugin from `bytes`.
+    pub fn load_action_bytes(
+        &self,
+        settings: PluginSettings,
+        bytes: &[u8],
+    ) -> Result<ActionPlugin, LoadError> {
+        self.load(settings, Some(bytes), PluginKind::Action)
+            .map(|slot| ActionPlugin { slot })
+    }
+
+    /// Re-reads and recompiles the plugin's file and swaps the new generation in atomically:
+    /// calls in flight finish on the old one, later calls use the new one, and the circuit
+    /// breaker starts afresh. On error the old generation stays.
+    pub fn reload(&self, name: &str) -> Result<(), LoadError> {
+        let _serial = self.inner.loading.lock();
+        let slot = self
+            .inner
+            .plugins
+            .read()
+            .get(name)
+            .cloned()
+            .ok_or_else(|| LoadError::NotLoaded(name.to_owned()))?;
+        if slot.settings.path.as_os_str().is_empty() {
+            return Err(LoadError::Settings {
+                name: name.to_owned(),
+                message: "it was loaded from bytes and has no file to reload".into(),
+            });
+        }
+        let loaded = self.compile(&slot.settings, None, slot.kind)?;
+        *slot.current.write() = Arc::new(loaded);
+        log::info!(target: crate::state::LOG_TARGET, "plugin {name} reloaded from {}", slot.settings.path.display());
+        Ok(())
+    }
+
+    /// Forgets the plugin; handles already given out keep working on its last generation.
+    pub fn unload(&self, name: &str) -> bool {
+        self.inner.plugins.write().remove(name).is_some()
+    }
+
+    /// The channel plugin called `name`, if one is loaded.
+    pub fn channel(&self, name: &str) -> Option<ChannelPlugin> {
+        let slot = self.inner.plugins.read().get(name).cloned()?;
+        (slot.kind == PluginKind::Channel).then_some(ChannelPlugin { slot })
+    }
+
+    /// The action plugin called `name`, if one is loaded.
+    pub fn action(&self, name: &str) -> Option<ActionPlugin> {
+        let slot = self.inner.plugins.read().get(name).cloned()?;
+        (slot.kind == PluginKind::Action).then_some(ActionPlugin { slot })
+    }
+
+    /// The names of the loaded plugins, sorted.
+    pub fn names(&self) -> Vec<String> {
+        let mut v: Vec<String> = self.inner.plugins.read().keys().cloned().collect();
+        v.sort();
+        v
+    }
+
+    /// The state of the plugin called `name`.
+    pub fn status(&self, name: &str) -> Option<PluginStatus> {
+        self.inner.plugins.read().get(name).map(|s| s.status())
+    }
+
+    /// The exec audit trail, oldest first (at most [`HostConfig::audit_capacity`] records).
+    pub fn audit_log(&self) -> Vec<AuditRecord> {
+        self.inner.audit.snapshot()
+    }
+
+    fn load(
+        &self,
+        settings: PluginSettings,
+        bytes: Option<&[u8]>,
+        kind: PluginKind,
+    ) -> Result<Arc<Slot>, LoadError> {
+        let _serial = self.inner.loading.lock();
+        if self.inner.plugins.read().contains_key(&settings.name) {
+            return Err(LoadError::Duplicate(settings.name));
+        }
+        let loaded = self.compile(&settings, bytes, kind)?;
+        let name = settings.name.clone();
+        let slot = Arc::new(Slot {
+            settings,
+            kind,
+            current: RwLock::new(Arc::new(loaded)),
+        });
+        self.inner.plugins.write().insert(name, Arc::clone(&slot));
+        Ok(slot)
+    }
+
+    fn compile(
+        &self,
+        settings: &PluginSettings,
+        bytes: Option<&[u8]>,
+        kind: PluginKind,
+    ) -> Result<Loaded, LoadError> {
+        let s = &self.inner;
+        let name = settings.name.clone();
+        let (bytes, path): (Cow<'_, [u8]>, PathBuf) = match bytes {
+            Some(b) => (Cow::Borrowed(b), display_path(&settings.path)),
+            None => {
+                let b = std::fs::read(&settings.path).map_err(|source| LoadError::Io {
+                    name: name.clone(),
+                    path: settings.path.clone(),
+                    source,
+                })?;
+                (Cow::Owned(b), settings.path.clone())
+            }
+        };
+        let sha256 = hex(&Sha256::digest(&bytes));
+        if let Some(pin) = &settings.sha256 {
+            let expected = normalise_pin(pin).ok_or_else(|| LoadError::Settings {
+                name: name.clone(),
+                message: format!("sha256 {pin:?} is not 64 hex digits"),
+            })?;
+            if expected != sha256 {
+                return Err(LoadError::PinMismatch {
+                    name,
+                    path,
+                    expected,
+                    actual: sha256,
+                });
+            }
+        }
+        let policy = Policy::new(
+            settings,
+            kind,
+            &s.config,
+            Arc::clone(&s.clock),
+            Arc::clone(&s.audit),
+        )?;
+        let component =
+            Component::from_binary(&s.engine, &bytes).map_err(|e| LoadError::Malformed {
+                name: name.clone(),
+                path: path.clone(),
+                message: format!("{e:#}"),
+            })?;
+        let version = world::check(&s.engine, &component, &name, kind)?;
+        let link = |e: wasmtime::Error| LoadError::Link {
+            name: name.clone(),
+            message: format!("{e:#}"),
+        };
+        let pre = match kind {
+            PluginKind::Channel => {
+                Pre::Channel(ChannelPre::new(version, &s.channel_linker, &component).map_err(link)?)
+            }
+            PluginKind::Action => {
+                Pre::Action(ActionPre::new(version, &s.action_linker, &component).map_err(link)?)
+            }
+        };
+        Ok(Loaded {
+            pre,
+            policy: Arc::new(policy),
+            engine: s.engine.clone(),
+            ticker: Arc::clone(&s.ticker),
+            sha256,
+            version: version.to_string(),
+            breaker: Breaker::new(s.config.breaker_threshold),
+        })
+    }
+}
+
+fn engine_config(c: &HostConfig) -> Result<Config, HostError> {
+    let n = c.max_instances.max(1);
+    let mut pool = PoolingAllocationConfig::default();
+    pool.total_component_instances(n)
+        .total_core_instances(n.saturating_mul(8))
+        .total_memories(n.saturating_mul(2))
+        .total_tables(n.saturating_mul(4))
+        .max_core_instances_per_component(32)
+        .max_memories_per_component(4)
+        .max_tables_per_component(16)
+        .max_memory_size(c.max_memory);
+    let mut cfg = Config::new();
+    cfg.wasm_component_model(true)
+        .epoch_interruption(true)
+        .allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
+    if let Some(dir) = &c.cache_dir {
+        let mut cache = CacheConfig::new();
+        // Never recompress entries in the background: wasmtime's cache worker would otherwise
+        // rerun zstd at level 20 on entries used 256 times, a memory spike of tens of MiB in
+        // the embedding process for a few KiB of disk.
+        cache
+            .with_directory(dir)
+            .with_optimized_compression_usage_counter_threshold(u64::MAX);
+        let cache = Cache::new(cache).map_err(|e| {
+            HostError::Engine(format!("compilation cache {}: {e:#}", dir.display()))
+        })?;
+        cfg.cache(Some(cache));
+    }
+    Ok(cfg)
+}
+
+fn display_path(p: &Path) -> PathBuf {
+    if p.as_os_str().is_empty() {
+        PathBuf::from("<bytes>")
+    } else {
+        p.to_path_buf()
+    }
+}
+
+fn normalise_pin(pin: &str) -> Option<String> {
+    let hex = pin
+        .trim()
+        .strip_prefix("sha256:")
+        .unwrap_or(pin.trim())
+        .to_ascii_lowercase();
+    (hex.len() == 64 && hex.bytes().all(|b| b.is_ascii_hexdigit())).then_some(hex)
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pins() {
+        let d = "9F86D081884C7D659A2FEAA0C55AD015A3BF4F1B2B0B822CD15D6C15B0F00A08";
+        assert_eq!(
+            normalise_pin(&format!("sha256:{d}")),
+            Some(d.to_ascii_lowercase())
+        );
+        assert_eq!(normalise_pin("abc"), None);
+        assert_eq!(hex(&Sha256::digest(b"test")), d.to_ascii_lowercase());
+    }
+}

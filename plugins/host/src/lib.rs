@@ -1,0 +1,100 @@
+//! Runs vigilo's alert channels and recovery actions as sandboxed WebAssembly components.
+//!
+//! A plugin is a component (target `wasm32-wasip2`) implementing a world of the
+//! `vigilo:plugin` contract (`plugins/wit`): `channel-plugin` or `action-plugin`. The
+//! [`PluginHost`] loads it ([`PluginHost::load_channel`], [`PluginHost::load_action`]),
+//! checks that it implements the expected world and imports only what its kind may use,
+//! optionally checks a SHA-256 pin, compiles it once, and hands back a [`ChannelPlugin`]
+//! (a [`vigilo::alert::Channel`]) or an [`ActionPlugin`] (a [`vigilo::alert::Action`]).
+//!
+//! # The sandbox
+//!
+//! Every call runs in a fresh instance with, per plugin ([`PluginSettings`]):
+//!
+//! * a memory cap (`memory_limit`) and a compute deadline (`deadline`, by epoch
+//!   interruption); exceeding either stops the call with [`PluginError::MemoryExhausted`] or
+//!   [`PluginError::Timeout`];
+//! * WASI with nothing granted: no files, no environment, no arguments, no sockets; stdout and
+//!   stderr are captured (the last [`HostConfig::output_capacity`] bytes) and logged;
+//! * `wasi:http` outgoing requests only to `allowed_hosts`, with `http_timeout`;
+//! * `exec` (actions only) only for [`ExecGrant`]s, every request audited ([`AuditRecord`]);
+//! * `mail` only through the plugin's [`SmtpSettings`] server;
+//! * `log` (capped per message and per call) and `clock` (the host's [`vigilo::clock::Clock`]).
+//!
+//! Everything a plugin says goes to the [`log`] facade: target `vigilo::plugin` (its log
+//! import, stdout, stderr, faults) and `vigilo::plugin::audit` (exec requests).
+//!
+//! # Faults
+//!
+//! A trap, a timeout or an exhausted memory is a [`PluginError`]; the engine and the other
+//! plugins go on. After [`HostConfig::breaker_threshold`] such faults in a row the plugin is
+//! quarantined: calls fail at once with [`PluginError::Quarantined`] until
+//! [`PluginHost::reload`] (which also picks up a new file) clears it.
+//!
+//! ```no_run
+//! use vigilo_plugin_host::{HostConfig, PluginHost, PluginSettings};
+//! use vigilo::alert::Channel;
+//!
+//! let host = PluginHost::new(HostConfig::default())?;
+//! let mut settings = PluginSettings::new("webhook", "/etc/vigilo/plugins/webhook.wasm");
+//! settings.allowed_hosts = vec!["hooks.example.com".into()];
+//! let webhook = host.load_channel(settings)?;
+//! assert_eq!(webhook.name(), "webhook");
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+
+mod audit;
+mod bindings;
+mod error;
+mod exec;
+mod host;
+mod http;
+mod mail;
+mod output;
+mod plugin;
+mod policy;
+mod settings;
+mod state;
+mod world;
+
+use std::fmt;
+
+pub use audit::{AuditOutcome, AuditRecord};
+pub use error::{LoadError, PluginError};
+pub use host::{HostError, PluginHost};
+pub use plugin::{ActionPlugin, ChannelPlugin, PluginStatus};
+pub use settings::{
+    ExecGrant, HostConfig, PluginSettings, SmtpCredentials, SmtpSettings, SmtpTls, parse_bytes,
+};
+
+/// The two kinds of plugin, one per world of the contract.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum PluginKind {
+    /// `channel-plugin`: delivers alerts.
+    Channel,
+    /// `action-plugin`: runs a recovery action.
+    Action,
+}
+
+impl PluginKind {
+    /// The interface the kind exports (`channel`, `action`).
+    pub fn interface(self) -> &'static str {
+        match self {
+            PluginKind::Channel => "channel",
+            PluginKind::Action => "action",
+        }
+    }
+
+    fn with_article(self) -> &'static str {
+        match self {
+            PluginKind::Channel => "a channel",
+            PluginKind::Action => "an action",
+        }
+    }
+}
+
+impl fmt::Display for PluginKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.interface())
+    }
+}
