@@ -183,5 +183,6 @@ fn extra_figures(_c: &mut Criterion) {
     let _ = std::fs::write(dir.join("vigilo-evaluator.json"), json);
 }
 
-criterion_group!(benches, sweep, detection, extra_figures);
+// The memory figures come first, before other benches free memory the allocator would reuse.
+criterion_group!(benches, extra_figures, sweep, detection);
 criterion_main!(benches);

@@ -7,20 +7,82 @@ use super::evaluator::{Evaluator, Item, Watched};
 use super::window::Window;
 use crate::clock::Timestamp;
 use crate::metrics::{Labels, SeriesId, SeriesReader};
-use crate::rules::Matcher;
+use crate::rules::{Matcher, Rule};
+
+/// The registry's series grouped by metric, with per-label indexes built on first use, so a rule
+/// with an equality matcher (`service = "api"`) looks only at the series that carry that value
+/// instead of every series of the metric: binding stays linear with many rules on one metric.
+struct SeriesIndex {
+    by_metric: HashMap<Arc<str>, Vec<SeriesReader>>,
+    /// `(metric, label)` → label value → positions in `by_metric[metric]`.
+    by_label: HashMap<(Arc<str>, String), HashMap<String, Vec<usize>>>,
+}
+
+impl SeriesIndex {
+    fn new(readers: Vec<SeriesReader>) -> Self {
+        let mut by_metric: HashMap<Arc<str>, Vec<SeriesReader>> = HashMap::new();
+        for reader in readers {
+            by_metric
+                .entry(Arc::clone(reader.name()))
+                .or_default()
+                .push(reader);
+        }
+        SeriesIndex {
+            by_metric,
+            by_label: HashMap::new(),
+        }
+    }
+
+    /// The series of `metric` that `rule` selects, in id order.
+    fn select(&mut self, metric: &Arc<str>, rule: &Rule) -> Vec<SeriesReader> {
+        let Some(all) = self.by_metric.get(metric) else {
+            return Vec::new();
+        };
+        // An equality matcher on a non-empty value narrows the search through an index.
+        let equal = rule.matchers().iter().find_map(|m| match m {
+            Matcher::Equal(l, v) if !v.is_empty() => Some((l, v)),
+            _ => None,
+        });
+        let mut chosen: Vec<SeriesReader> = match equal {
+            None => all
+                .iter()
+                .filter(|r| rule.selects(r.labels()))
+                .cloned()
+                .collect(),
+            Some((label, value)) => {
+                let index = self
+                    .by_label
+                    .entry((Arc::clone(metric), label.clone()))
+                    .or_insert_with(|| {
+                        let mut index: HashMap<String, Vec<usize>> = HashMap::new();
+                        for (i, r) in all.iter().enumerate() {
+                            if let Some(v) = r.labels().get(label) {
+                                index.entry(v.to_owned()).or_default().push(i);
+                            }
+                        }
+                        index
+                    });
+                index
+                    .get(value.as_str())
+                    .into_iter()
+                    .flatten()
+                    .filter_map(|&i| all.get(i))
+                    .filter(|r| rule.selects(r.labels()))
+                    .cloned()
+                    .collect()
+            }
+        };
+        chosen.sort_by_key(SeriesReader::id);
+        chosen
+    }
+}
 
 impl Evaluator {
     /// Binds every rule to the series that exist now, keeping the state of items whose series
     /// is still there (or that wait for no data). Series are laid out in rule order.
     pub(super) fn rebind(&mut self, now: Timestamp) {
         self.generation = Some(self.registry.generation());
-        let mut by_metric: HashMap<Arc<str>, Vec<SeriesReader>> = HashMap::new();
-        for reader in self.registry.readers() {
-            by_metric
-                .entry(Arc::clone(reader.name()))
-                .or_default()
-                .push(reader);
-        }
+        let mut candidates = SeriesIndex::new(self.registry.readers());
         let mut old_series: HashMap<SeriesId, Watched> = self
             .series
             .drain(..)
@@ -38,13 +100,7 @@ impl Evaluator {
                 .map(|it| (it.labels.clone(), it))
                 .collect();
             let mut items = Vec::new();
-            let mut readers: Vec<&SeriesReader> = by_metric
-                .get(&bound.metric)
-                .into_iter()
-                .flatten()
-                .filter(|reader| bound.rule.selects(reader.labels()))
-                .collect();
-            readers.sort_by_key(|reader| reader.id());
+            let readers = candidates.select(&bound.metric, &bound.rule);
             for reader in readers {
                 let id = reader.id();
                 let mut item = old

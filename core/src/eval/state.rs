@@ -27,8 +27,8 @@ struct LevelState {
     holding_since: Option<Timestamp>,
     /// The current hold has been counted as an occurrence.
     counted: bool,
-    /// When past holds completed, for `occurrences`.
-    episodes: VecDeque<Timestamp>,
+    /// When past holds completed, for `occurrences` (boxed: most levels never need it).
+    episodes: Option<Box<VecDeque<Timestamp>>>,
     active: bool,
     /// The value has been past the clear threshold since then (while active).
     clearing_since: Option<Timestamp>,
@@ -62,22 +62,27 @@ impl LevelState {
             if t < done {
                 return None;
             }
+            if level.occurrences <= 1 {
+                self.counted = true;
+                self.active = true;
+                self.clearing_since = None;
+                return Some(done);
+            }
+            let episodes = self.episodes.get_or_insert_with(Box::default);
             if !self.counted {
                 self.counted = true;
-                self.episodes.push_back(done);
+                episodes.push_back(done);
             }
             if let Some(within) = level.within {
                 // Occurrences older than the window no longer count; the current one always does.
-                while self.episodes.len() > 1
-                    && self.episodes.front().is_some_and(|&e| e < t - within)
-                {
-                    self.episodes.pop_front();
+                while episodes.len() > 1 && episodes.front().is_some_and(|&e| e < t - within) {
+                    episodes.pop_front();
                 }
             }
-            while self.episodes.len() > level.occurrences as usize {
-                self.episodes.pop_front();
+            while episodes.len() > level.occurrences as usize {
+                episodes.pop_front();
             }
-            if self.episodes.len() >= level.occurrences as usize {
+            if episodes.len() >= level.occurrences as usize {
                 self.active = true;
                 self.clearing_since = None;
                 return Some(done);
@@ -128,8 +133,8 @@ pub(crate) struct ItemState {
     pub notified: Severity,
     notified_no_data: bool,
     notified_since: Timestamp,
-    /// When severity changes happened, for flap detection.
-    changes: VecDeque<Timestamp>,
+    /// When severity changes happened, for flap detection (only with a flap rule).
+    changes: Option<Box<VecDeque<Timestamp>>>,
     /// When the item was first evaluated: the start of the no-data clock before any sample.
     pub first_seen: Timestamp,
 }
@@ -151,7 +156,7 @@ impl ItemState {
             notified: Severity::Normal,
             notified_no_data: false,
             notified_since: now,
-            changes: VecDeque::new(),
+            changes: None,
             first_seen: now,
         }
     }
@@ -215,7 +220,9 @@ impl ItemState {
         if severity != previous || self.no_data != was_no_data {
             self.severity = severity;
             self.since = at;
-            self.changes.push_back(at);
+            if rule.flap.is_some() {
+                self.changes.get_or_insert_with(Box::default).push_back(at);
+            }
         }
         self.report(rule, t, at, previous)
     }
@@ -231,10 +238,11 @@ impl ItemState {
         let differs = self.severity != self.notified || self.no_data != self.notified_no_data;
         let mut flapping_changed = false;
         if let Some(flap) = rule.flap {
-            while self.changes.front().is_some_and(|&c| c <= t - flap.within) {
-                self.changes.pop_front();
+            let changes = self.changes.get_or_insert_with(Box::default);
+            while changes.front().is_some_and(|&c| c <= t - flap.within) {
+                changes.pop_front();
             }
-            let n = self.changes.len();
+            let n = changes.len();
             if !self.flapping && n > flap.changes as usize {
                 self.flapping = true;
                 flapping_changed = true;
@@ -243,7 +251,7 @@ impl ItemState {
                 flapping_changed = true;
             }
         } else {
-            self.changes.clear();
+            self.changes = None;
         }
         if !(flapping_changed || (differs && !self.flapping)) {
             return None;
@@ -323,8 +331,11 @@ impl ItemState {
         if let Some(nd) = rule.no_data.filter(|_| !self.no_data) {
             consider(last_fresh.unwrap_or(self.first_seen) + nd.after);
         }
-        if let (Some(flap), true, Some(&oldest)) = (rule.flap, self.flapping, self.changes.front())
-        {
+        if let (Some(flap), true, Some(&oldest)) = (
+            rule.flap,
+            self.flapping,
+            self.changes.as_ref().and_then(|c| c.front()),
+        ) {
             consider(oldest + flap.within);
         }
         next

@@ -14,6 +14,9 @@ const MAX_SAMPLES: usize = 4096;
 /// The recent samples of one series.
 #[derive(Debug, Default)]
 pub(crate) struct Window {
+    /// The newest counter or gauge sample, kept inline: a `last` rule reads nothing else.
+    last: Option<(Timestamp, f64)>,
+    /// Older samples, only when some rule has a window (`keep > 0`).
     scalars: VecDeque<(Timestamp, f64)>,
     histograms: VecDeque<(Timestamp, HistogramSnapshot)>,
     /// Longest window of any rule reading this series.
@@ -31,7 +34,7 @@ impl Window {
     }
 
     fn latest_time(&self) -> Option<Timestamp> {
-        let a = self.scalars.back().map(|s| s.0);
+        let a = self.last.map(|s| s.0);
         let b = self.histograms.back().map(|s| s.0);
         a.max(b)
     }
@@ -43,6 +46,11 @@ impl Window {
         }
         if fresh {
             self.last_fresh = Some(t);
+        }
+        self.last = Some((t, value));
+        if self.keep.is_zero() {
+            self.scalars.clear();
+            return;
         }
         // A sample at the same instant replaces the previous one.
         if self.scalars.back().is_some_and(|s| s.0 == t) {
@@ -82,7 +90,7 @@ impl Window {
             return self.aggregate_histogram(aggregation, window, t);
         }
         let start = t - window;
-        let last = self.scalars.back()?.1;
+        let last = self.last?.1;
         let in_window = || {
             self.scalars
                 .iter()
