@@ -206,7 +206,7 @@ def main():
     if host is not None:
         share = host / (HOST_INTERVAL_S * 1e9) * 100
         print(f"\nHost collector: one `HostSampler::refresh()` with `HostConfig::default()` takes "
-              f"{fmt_time(host)}: {share:.2f} % of one core at a {HOST_INTERVAL_S:g} s interval "
+              f"{fmt_time(host)}: {share:.2g} % of one core at a {HOST_INTERVAL_S:g} s interval "
               f"(goal ≤ {HOST_GOAL_PERCENT:g} %: "
               f"{verdict(share, '<=', HOST_GOAL_PERCENT).strip('*')}).")
 

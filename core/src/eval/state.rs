@@ -28,6 +28,7 @@ struct LevelState {
     /// The current hold has been counted as an occurrence.
     counted: bool,
     /// When past holds completed, for `occurrences` (boxed: most levels never need it).
+    #[allow(clippy::box_collection)] // 8 bytes instead of 32 in the hot per-item state
     episodes: Option<Box<VecDeque<Timestamp>>>,
     active: bool,
     /// The value has been past the clear threshold since then (while active).
@@ -134,6 +135,7 @@ pub(crate) struct ItemState {
     notified_no_data: bool,
     notified_since: Timestamp,
     /// When severity changes happened, for flap detection (only with a flap rule).
+    #[allow(clippy::box_collection)] // 8 bytes instead of 32 in the hot per-item state
     changes: Option<Box<VecDeque<Timestamp>>>,
     /// When the item was first evaluated: the start of the no-data clock before any sample.
     pub first_seen: Timestamp,

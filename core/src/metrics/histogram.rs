@@ -38,31 +38,34 @@ impl Shard {
     }
 
     /// The block at `index`, allocated if this is its first use.
+    #[inline]
     fn block(&self, index: usize) -> Option<&Block> {
         let slot = self.blocks.get(index)?;
-        // Acquire: pairs with the Release of the compare-exchange below, so the block's zeroed
-        // counters are visible before we use them.
+        // Acquire: pairs with the Release of the compare-exchange in `install`, so the block's
+        // zeroed counters are visible before we use them.
         let mut p = slot.load(Ordering::Acquire);
         if p.is_null() {
-            let fresh = Box::into_raw(Box::new(Block(std::array::from_fn(|_| AtomicU64::new(0)))));
-            // Release on success publishes the zeroed block; Acquire on failure sees the winner's.
-            match slot.compare_exchange(
-                ptr::null_mut(),
-                fresh,
-                Ordering::Release,
-                Ordering::Acquire,
-            ) {
-                Ok(_) => p = fresh,
-                Err(winner) => {
-                    // SAFETY: `fresh` came from `Box::into_raw` above and was never shared.
-                    drop(unsafe { Box::from_raw(fresh) });
-                    p = winner;
-                }
-            }
+            p = Self::install(slot);
         }
         // SAFETY: `p` is non-null, points to a Block leaked by `Box::into_raw`, and is freed only
         // in `Drop`, which needs `&mut self`, so it outlives this borrow of `self`.
         Some(unsafe { &*p })
+    }
+
+    /// First use of a block: allocates it and publishes it (or takes the one another thread
+    /// published first). Kept out of line so the record path stays small.
+    #[cold]
+    fn install(slot: &AtomicPtr<Block>) -> *mut Block {
+        let fresh = Box::into_raw(Box::new(Block(std::array::from_fn(|_| AtomicU64::new(0)))));
+        // Release on success publishes the zeroed block; Acquire on failure sees the winner's.
+        match slot.compare_exchange(ptr::null_mut(), fresh, Ordering::Release, Ordering::Acquire) {
+            Ok(_) => fresh,
+            Err(winner) => {
+                // SAFETY: `fresh` came from `Box::into_raw` above and was never shared.
+                drop(unsafe { Box::from_raw(fresh) });
+                winner
+            }
+        }
     }
 
     /// The block at `index` if it was ever allocated.

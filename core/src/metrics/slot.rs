@@ -16,6 +16,7 @@
 //! its own, and its first load of a cell sees the previous owner's last store. There is never more
 //! than one writer per slot cell, so load-then-store loses no update.
 
+use std::cell::Cell;
 use std::sync::OnceLock;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
@@ -66,6 +67,8 @@ impl Lease {
 
 impl Drop for Lease {
     fn drop(&mut self) {
+        // The cached number must not outlive the lease (later records use the shared cell).
+        let _ = SLOT.try_with(|s| s.set(NO_SLOT));
         if let Some(flag) = self.0.and_then(|i| slots().leased.get(i)) {
             // Release: publishes every cell write this thread made to the next owner.
             flag.store(false, Ordering::Release);
@@ -73,14 +76,35 @@ impl Drop for Lease {
     }
 }
 
+/// `SLOT` before the thread's first record, or after its lease is gone.
+const NO_SLOT: usize = usize::MAX;
+/// `SLOT` when the thread holds no lease (all slots taken): use the shared cell.
+const SHARED: usize = usize::MAX - 1;
+
 thread_local! {
     static LEASE: Lease = Lease::acquire();
+    /// The lease's slot number, cached in a const-initialised cell: reading it needs no
+    /// lazy-initialisation check, which halves the cost of finding the slot on every record.
+    static SLOT: Cell<usize> = const { Cell::new(NO_SLOT) };
 }
 
 /// The calling thread's slot, or `None` when it has to use the shared cell.
 #[inline]
 pub(crate) fn current() -> Option<usize> {
-    LEASE.try_with(|l| l.0).ok().flatten()
+    match SLOT.try_with(Cell::get) {
+        Ok(SHARED) | Err(_) => None,
+        Ok(NO_SLOT) => first_use(),
+        Ok(slot) => Some(slot),
+    }
+}
+
+/// The thread's first record: takes the lease and caches its number.
+#[cold]
+fn first_use() -> Option<usize> {
+    let slot = LEASE.try_with(|l| l.0).ok()?;
+    // While the lease is being torn down, `LEASE` is gone and nothing is cached.
+    let _ = SLOT.try_with(|s| s.set(slot.unwrap_or(SHARED)));
+    slot
 }
 
 /// Adds `n` to a cell only the calling thread writes (see the module comment).

@@ -132,33 +132,35 @@ impl Watch {
         self.bounds.store(UNARMED, Ordering::Relaxed);
     }
 
-    /// The record-path check: one relaxed load and a compare when unarmed.
+    /// The record-path check: one relaxed load and a compare when unarmed; two more compares,
+    /// inline, when armed. Only a crossing leaves the fast path.
     #[inline]
     pub(crate) fn check(&self, value: f64) {
         // Relaxed: see `arm`.
         let packed = self.bounds.load(Ordering::Relaxed);
-        if packed != UNARMED {
-            self.check_armed(packed, value);
+        if packed == UNARMED {
+            return;
+        }
+        let upper = f64::from(f32::from_bits((packed >> 32) as u32));
+        let lower = f64::from(f32::from_bits(packed as u32));
+        if value >= upper || value <= lower {
+            self.fire(packed, value);
         }
     }
 
     #[cold]
-    fn check_armed(&self, packed: u64, value: f64) {
-        let upper = f64::from(f32::from_bits((packed >> 32) as u32));
-        let lower = f64::from(f32::from_bits(packed as u32));
-        if value >= upper || value <= lower {
-            // Relaxed: the swap only decides which recorder reports this crossing; the channel
-            // send carries the event itself.
-            if self
-                .bounds
-                .compare_exchange(packed, UNARMED, Ordering::Relaxed, Ordering::Relaxed)
-                .is_ok()
-            {
-                self.hub.send(WatchEvent {
-                    series: self.series,
-                    value,
-                });
-            }
+    fn fire(&self, packed: u64, value: f64) {
+        // Relaxed: the swap only decides which recorder reports this crossing; the channel
+        // send carries the event itself.
+        if self
+            .bounds
+            .compare_exchange(packed, UNARMED, Ordering::Relaxed, Ordering::Relaxed)
+            .is_ok()
+        {
+            self.hub.send(WatchEvent {
+                series: self.series,
+                value,
+            });
         }
     }
 }
