@@ -157,6 +157,21 @@ impl Slot {
         }
         result
     }
+
+    /// Runs a call whose answer is the plugin's own `Result`: a plugin that failed after the
+    /// host refused it a capability is reported as that denial, not as its own error.
+    fn call_checked<T, E: std::fmt::Display>(
+        &self,
+        f: impl FnOnce(&Loaded, &mut Store<HostState>) -> Result<Result<T, E>, CallError>,
+    ) -> Result<Result<T, E>, PluginError> {
+        match self.call(f)? {
+            (Err(e), Some(detail)) => Err(PluginError::Denied {
+                plugin: self.name().to_owned(),
+                detail: format!("{detail} (the plugin then failed: {e})"),
+            }),
+            (answer, _) => Ok(answer),
+        }
+    }
 }
 
 /// A loaded channel plugin. Cheap to clone; a reload through the host is seen by every clone.
@@ -169,17 +184,10 @@ impl ChannelPlugin {
     /// Delivers `alert` in a fresh sandbox. The outer error is the sandbox's (trap, timeout,
     /// memory, denial, quarantine); the inner one is the plugin's own answer.
     pub fn try_deliver(&self, alert: &Alert) -> Result<Result<(), DeliveryError>, PluginError> {
-        let (answer, denied) = self.slot.call(|l, store| match &l.pre {
+        self.slot.call_checked(|l, store| match &l.pre {
             Pre::Channel(pre) => pre.deliver(store, alert),
             Pre::Action(_) => Ok(Err(DeliveryError::Permanent("not a channel".into()))),
-        })?;
-        match (answer, denied) {
-            (Err(e), Some(detail)) => Err(PluginError::Denied {
-                plugin: self.slot.name().to_owned(),
-                detail: format!("{detail} (the plugin then failed: {e})"),
-            }),
-            (answer, _) => Ok(answer),
-        }
+        })
     }
 
     /// The plugin's current state (version, digest, breaker).
@@ -211,17 +219,10 @@ impl ActionPlugin {
     /// inner one is the plugin's own failure message.
     pub fn try_run(&self, alert: &Alert) -> Result<Result<ActionOutcome, String>, PluginError> {
         let t0 = Instant::now();
-        let (answer, denied) = self.slot.call(|l, store| match &l.pre {
+        self.slot.call_checked(|l, store| match &l.pre {
             Pre::Action(pre) => pre.run(store, alert, || t0.elapsed()),
             Pre::Channel(_) => Ok(Err("not an action".into())),
-        })?;
-        match (answer, denied) {
-            (Err(e), Some(detail)) => Err(PluginError::Denied {
-                plugin: self.slot.name().to_owned(),
-                detail: format!("{detail} (the plugin then failed: {e})"),
-            }),
-            (answer, _) => Ok(answer),
-        }
+        })
     }
 
     /// The plugin's current state (version, digest, breaker).
