@@ -255,11 +255,23 @@ fn ensure_target() -> Result<(), BuildError> {
     }
 }
 
-fn run_cargo(packages: &[&str], target_dir: &Path) -> Result<(), BuildError> {
+/// `cargo build --release --target wasm32-wasip2`, with the variables of an enclosing build that
+/// would compile a guest for the wrong target or with host-only flags removed (see
+/// `SCRUBBED_ENV`). Add the manifest, packages and working directory to it.
+pub fn guest_cargo() -> Command {
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
-    let mut cmd = Command::new(&cargo);
-    cmd.args(["build", "--release", "--target", GUEST_TARGET])
-        .arg("--manifest-path")
+    let mut cmd = Command::new(cargo);
+    cmd.args(["build", "--release", "--target", GUEST_TARGET]);
+    for var in SCRUBBED_ENV {
+        cmd.env_remove(var);
+    }
+    cmd
+}
+
+fn run_cargo(packages: &[&str], target_dir: &Path) -> Result<(), BuildError> {
+    let mut cmd = guest_cargo();
+    let program = cmd.get_program().to_string_lossy().into_owned();
+    cmd.arg("--manifest-path")
         .arg(guests_manifest())
         .arg("--target-dir")
         .arg(target_dir)
@@ -267,10 +279,7 @@ fn run_cargo(packages: &[&str], target_dir: &Path) -> Result<(), BuildError> {
     for p in packages {
         cmd.args(["-p", p]);
     }
-    for var in SCRUBBED_ENV {
-        cmd.env_remove(var);
-    }
-    let out = run(&mut cmd, &cargo.to_string_lossy())?;
+    let out = run(&mut cmd, &program)?;
     if out.status.success() {
         Ok(())
     } else {

@@ -14,7 +14,7 @@
 mod peers;
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 
 use peers::HttpSink;
@@ -23,27 +23,6 @@ use vigilo::Severity;
 use vigilo::alert::{Alert, AlertStatus, Channel};
 use vigilo::clock::Timestamp;
 use vigilo_plugin_host::{HostConfig, PluginHost, PluginSettings};
-
-/// Variables of the outer `cargo test` that would change how the plugin is compiled.
-const SCRUBBED_ENV: &[&str] = &[
-    "RUSTFLAGS",
-    "CARGO_ENCODED_RUSTFLAGS",
-    "CARGO_BUILD_RUSTFLAGS",
-    "CARGO_BUILD_TARGET",
-    "CARGO_TARGET_DIR",
-    "CARGO_BUILD_TARGET_DIR",
-    "RUSTC_WRAPPER",
-    "RUSTC_WORKSPACE_WRAPPER",
-    "CARGO_LLVM_COV",
-    "LLVM_PROFILE_FILE",
-];
-
-fn repo_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../..")
-        .canonicalize()
-        .unwrap()
-}
 
 /// The fenced block that follows `<!-- sdk-readme-test: NAME -->` in the README.
 fn block(readme: &str, name: &str) -> String {
@@ -77,7 +56,7 @@ fn copy_dir(from: &Path, to: &Path) {
 
 #[test]
 fn the_readme_builds_loads_and_delivers_a_first_channel() {
-    let root = repo_root();
+    let root = vigilo_plugin_build::repo_root();
     let readme = std::fs::read_to_string(root.join("plugins/guests/sdk/README.md")).unwrap();
 
     // 1. Prerequisites: the target (a no-op when it is installed).
@@ -118,13 +97,10 @@ fn the_readme_builds_loads_and_delivers_a_first_channel() {
     std::fs::write(&lib, source.replace(&old, &new)).unwrap();
 
     // 5. Build with the README's command.
-    let mut build = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
-    build
-        .args(["build", "--release", "--target", "wasm32-wasip2"])
-        .current_dir(&crate_dir);
-    for var in SCRUBBED_ENV {
-        build.env_remove(var);
-    }
+    // The README's `cargo build --release --target wasm32-wasip2`, without the outer test's
+    // build variables.
+    let mut build = vigilo_plugin_build::guest_cargo();
+    build.current_dir(&crate_dir);
     let out = build.output().unwrap();
     assert!(
         out.status.success(),
