@@ -53,13 +53,28 @@ pub struct CoverageReport {
 
 impl CoverageReport {
     /// Compares `expect` and `rules` with the series in `registry`. `has_reported(rule)` tells
-    /// whether a rule's item ever reported; without an evaluator, pass a closure that checks the
-    /// registry, as [`CoverageReport::from_registry`] does.
+    /// whether a rule's item ever reported (the evaluator knows); without one, use
+    /// [`CoverageReport::from_registry`].
     pub fn compute(
         registry: &Registry,
         rules: &[&Rule],
         expect: &[Expectation],
         has_reported: impl Fn(&Rule) -> bool,
+    ) -> Self {
+        Self::build(registry, rules, expect, Some(&has_reported))
+    }
+
+    /// As [`compute`](Self::compute), counting a rule as reported if some series it selects
+    /// exists in the registry now.
+    pub fn from_registry(registry: &Registry, rules: &[&Rule], expect: &[Expectation]) -> Self {
+        Self::build(registry, rules, expect, None)
+    }
+
+    fn build(
+        registry: &Registry,
+        rules: &[&Rule],
+        expect: &[Expectation],
+        has_reported: Option<&dyn Fn(&Rule) -> bool>,
     ) -> Self {
         let mut series = registry.readers();
         series.sort_by(|a, b| {
@@ -130,7 +145,13 @@ impl CoverageReport {
             .collect();
         let silent_rules = rules
             .iter()
-            .filter(|r| !has_reported(r))
+            .filter(|r| match has_reported {
+                Some(reported) => !reported(r),
+                // Without an evaluator: a rule has reported if a series it selects exists.
+                None => !series
+                    .iter()
+                    .any(|s| r.metric() == &**s.name() && r.selects(s.labels())),
+            })
             .map(|r| r.name().to_owned())
             .collect();
         CoverageReport {
@@ -140,17 +161,6 @@ impl CoverageReport {
             unwatched,
             silent_rules,
         }
-    }
-
-    /// As [`compute`](Self::compute), counting a rule as reported if some series it selects
-    /// exists in the registry now.
-    pub fn from_registry(registry: &Registry, rules: &[&Rule], expect: &[Expectation]) -> Self {
-        let series = registry.readers();
-        Self::compute(registry, rules, expect, |r| {
-            series
-                .iter()
-                .any(|s| r.metric() == &**s.name() && r.selects(s.labels()))
-        })
     }
 }
 

@@ -98,11 +98,8 @@ impl StatusReport {
                     .or_else(|| rule.levels().first())
                     .map(|l| l.threshold);
                 let value = if st.no_data { None } else { st.value };
-                let summary = rule.annotations().get("summary").map(|_| {
-                    rule.render_annotations(&item.labels, st.severity, value, threshold)
-                        .remove("summary")
-                        .unwrap_or_default()
-                });
+                let summary =
+                    rule.render_annotation("summary", &item.labels, st.severity, value, threshold);
                 counts.add(st.severity);
                 items.push(StatusItem {
                     rule: Arc::clone(&bound.name),

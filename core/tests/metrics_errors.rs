@@ -6,7 +6,12 @@ use vigilo::metrics::{MetricKind, Value};
 use vigilo::{MetricError, Registry, RegistryConfig};
 
 fn seeded() -> Registry {
-    let r = Registry::new();
+    seeded_with(RegistryConfig::default())
+}
+
+/// A registry with one series of each kind.
+fn seeded_with(config: RegistryConfig) -> Registry {
+    let r = Registry::with_config(config);
     r.counter("requests_total", &[("route", "/")])
         .unwrap()
         .add(5);
@@ -118,15 +123,7 @@ fn one_name_two_kinds() {
 
 #[test]
 fn cardinality_limit_refuses_new_series_only() {
-    let r = Registry::with_config(RegistryConfig { max_series: 3 });
-    r.counter("requests_total", &[("route", "/")])
-        .unwrap()
-        .add(5);
-    r.gauge("temperature", &[]).unwrap().set(21.0).unwrap();
-    r.histogram("latency_seconds", &[])
-        .unwrap()
-        .record(0.25)
-        .unwrap();
+    let r = seeded_with(RegistryConfig { max_series: 3 });
     let err = r
         .counter("requests_total", &[("route", "/new")])
         .unwrap_err();

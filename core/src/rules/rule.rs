@@ -387,6 +387,24 @@ impl Rule {
         value: Option<f64>,
         threshold: Option<f64>,
     ) -> BTreeMap<String, String> {
+        self.annotations
+            .keys()
+            .filter_map(|k| {
+                let text = self.render_annotation(k, labels, severity, value, threshold)?;
+                Some((k.clone(), text))
+            })
+            .collect()
+    }
+
+    /// Renders one annotation, if the rule has it.
+    pub(crate) fn render_annotation(
+        &self,
+        key: &str,
+        labels: &Labels,
+        severity: Severity,
+        value: Option<f64>,
+        threshold: Option<f64>,
+    ) -> Option<String> {
         let ctx = template::Context {
             rule: &self.name,
             metric: &self.metric,
@@ -395,10 +413,7 @@ impl Rule {
             threshold,
             labels,
         };
-        self.annotations
-            .iter()
-            .map(|(k, t)| (k.clone(), template::render(t, &ctx)))
-            .collect()
+        self.annotations.get(key).map(|t| template::render(t, &ctx))
     }
 }
 
