@@ -28,11 +28,17 @@ impl GaugeCell {
     #[inline]
     pub(crate) fn set(&self, value: f64) -> Result<(), MetricError> {
         self.check(value)?;
+        self.set_finite(value);
+        Ok(())
+    }
+
+    /// `set` for a value the caller has already checked to be finite.
+    #[inline]
+    pub(crate) fn set_finite(&self, value: f64) {
         // Relaxed: a gauge is a last-value cell; readers need no ordering with other memory.
         self.bits.store(value.to_bits(), Ordering::Relaxed);
         self.mark_fresh();
         self.watch.check(value);
-        Ok(())
     }
 
     #[inline]

@@ -155,6 +155,13 @@ impl HistogramCells {
                 value,
             });
         }
+        self.record_finite(value);
+        Ok(())
+    }
+
+    /// `record` for a value the caller has already checked to be finite.
+    #[inline]
+    pub(crate) fn record_finite(&self, value: f64) {
         let shared = self.shards.len() - 1;
         match slot::current()
             .filter(|&i| i < shared)
@@ -168,7 +175,6 @@ impl HistogramCells {
             }
         }
         self.watch.check(value);
-        Ok(())
     }
 
     pub(crate) fn snapshot(&self) -> HistogramSnapshot {

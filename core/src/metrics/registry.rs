@@ -346,9 +346,12 @@ impl Registry {
             });
         }
         self.with_series(name, labels, MetricKind::Gauge, |s| match &s.cells {
-            Cells::Gauge(g) => Some(g.set(value)),
+            Cells::Gauge(g) => {
+                g.set_finite(value);
+                Some(())
+            }
             _ => None,
-        })?
+        })
     }
 
     /// Records `value` into the histogram `name{labels}` without a handle.
@@ -365,9 +368,12 @@ impl Registry {
             });
         }
         self.with_series(name, labels, MetricKind::Histogram, |s| match &s.cells {
-            Cells::Histogram(h) => Some(h.record(value)),
+            Cells::Histogram(h) => {
+                h.record_finite(value);
+                Some(())
+            }
             _ => None,
-        })?
+        })
     }
 
     /// Finds or creates the series and applies `f` to it; `f` returns `None` only on a kind
