@@ -16,7 +16,7 @@ use criterion::{Criterion, criterion_group, criterion_main};
 use vigilo::Severity;
 use vigilo::alert::{Alert, AlertStatus};
 use vigilo::clock::Timestamp;
-use vigilo_plugin_host::{HostConfig, PluginHost, PluginSettings};
+use vigilo_plugin_host::{PluginHost, PluginHostConfig, PluginSettings};
 use wasmtime::component::{Component, InstancePre, Linker};
 use wasmtime::{Engine, Store};
 
@@ -47,6 +47,8 @@ fn alert() -> Alert {
         at: Timestamp::from_secs(1_700_000_060),
         idempotency_key: "cpu-high{host=web-1}@1700000060:4".into(),
         recipients: vec!["ops@example.com".into()],
+        incident: None,
+        fingerprint: String::new(),
     }
 }
 
@@ -110,7 +112,7 @@ fn rss() -> u64 {
 fn plugin_call(c: &mut Criterion) {
     let wasm =
         vigilo_plugin_build::build_guest("vigilo-test-healthy").unwrap_or_else(|e| panic!("{e}"));
-    let host = PluginHost::new(HostConfig::default()).unwrap_or_else(|e| panic!("{e}"));
+    let host = PluginHost::new(PluginHostConfig::default()).unwrap_or_else(|e| panic!("{e}"));
     let channel = host
         .load_channel(PluginSettings::new("healthy", &wasm))
         .unwrap_or_else(|e| panic!("{e}"));
@@ -136,7 +138,7 @@ fn plugin_call(c: &mut Criterion) {
 fn plugin_memory(_: &mut Criterion) {
     let wasm =
         vigilo_plugin_build::build_guest("vigilo-test-healthy").unwrap_or_else(|e| panic!("{e}"));
-    let host = PluginHost::new(HostConfig::default()).unwrap_or_else(|e| panic!("{e}"));
+    let host = PluginHost::new(PluginHostConfig::default()).unwrap_or_else(|e| panic!("{e}"));
     // One first load so that one-time costs (linker, engine state) are not counted.
     let first = host
         .load_channel(PluginSettings::new("warm", &wasm))

@@ -51,6 +51,44 @@ pub struct Alert {
     pub idempotency_key: String,
     /// Who should be told (addresses, phone numbers, user ids: the channel knows the kind).
     pub recipients: Vec<String>,
+    /// The pipeline's incident this alert belongs to (`None` outside the pipeline, and for a
+    /// digest of several items).
+    pub incident: Option<u64>,
+    /// The item's [`fingerprint`]: stable for one item (rule and series labels) across its
+    /// firing, escalation and resolve, and across restarts (empty for a digest).
+    pub fingerprint: String,
+}
+
+/// An item's fingerprint: 16 hex digits of the 64-bit FNV-1a hash of the rule name and the
+/// series' labels sorted by name, each part followed by a 0 byte and each label name separated
+/// from its value by a 1 byte. It depends on nothing else, so it is the same across restarts,
+/// versions and machines: a key a receiver may use to open and close one incident per item.
+///
+/// ```
+/// use vigilo::Labels;
+/// use vigilo::alert::fingerprint;
+///
+/// assert_eq!(fingerprint("disk", &Labels::from_pairs(&[("mount", "/")])), "c49b2f1106f9796f");
+/// ```
+pub fn fingerprint(rule: &str, labels: &crate::Labels) -> String {
+    const OFFSET: u64 = 0xcbf2_9ce4_8422_2325;
+    const PRIME: u64 = 0x0000_0100_0000_01b3;
+    let mut h = OFFSET;
+    let mut eat = |bytes: &[u8]| {
+        for b in bytes {
+            h ^= u64::from(*b);
+            h = h.wrapping_mul(PRIME);
+        }
+    };
+    eat(rule.as_bytes());
+    eat(&[0]);
+    for (k, v) in labels.iter() {
+        eat(k.as_bytes());
+        eat(&[1]);
+        eat(v.as_bytes());
+        eat(&[0]);
+    }
+    format!("{h:016x}")
 }
 
 impl Alert {
@@ -84,6 +122,8 @@ impl Alert {
             at: t.at,
             idempotency_key,
             recipients,
+            incident: None,
+            fingerprint: fingerprint(&t.rule, &t.labels),
         }
     }
 }

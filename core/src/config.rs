@@ -36,6 +36,7 @@
 //! `[rule."긴급"]` is `[rule.major]`. Unknown keys are errors everywhere.
 
 mod error;
+mod pipeline_raw;
 mod raw;
 
 use std::collections::HashMap;
@@ -50,6 +51,8 @@ use raw::{Failure, Problem, RawConfig};
 use crate::eval::EvaluatorConfig;
 use crate::host::HostConfig;
 use crate::metrics::RegistryConfig;
+use crate::pipeline::{PipelineConfig, PluginSource};
+use crate::plugin::PluginHostConfig;
 use crate::rules::{Matcher, Rule};
 
 /// A coverage declaration (the seed's "unregistered items"): a metric that should exist and be
@@ -98,6 +101,12 @@ pub struct Config {
     pub rules: Vec<Rule>,
     /// `[[expect]]`, in file order.
     pub expect: Vec<Expectation>,
+    /// `[notify]`, `[[channel]]`, `[recipients]`, `[groups]`, `[[route]]`, `[[inhibit]]`,
+    /// `[[maintenance]]`, `[[action]]` and `[[recovery]]`: the alert pipeline.
+    pub pipeline: PipelineConfig,
+    /// `[plugins]`: the plugin host (instances, memory, compilation cache, where bundled
+    /// plugins are).
+    pub plugins: PluginHostConfig,
 }
 
 impl Config {
@@ -108,7 +117,40 @@ impl Config {
             path: path.to_owned(),
             source,
         })?;
-        Config::from_str_named(&text, &path.display().to_string())
+        let mut config = Config::from_str_named(&text, &path.display().to_string())?;
+        if let Some(dir) = path.parent() {
+            config.resolve_paths(dir);
+        }
+        Ok(config)
+    }
+
+    /// Makes the relative plugin paths (`path` of channels and actions, `[plugins] dir` and
+    /// `cache_dir`) relative to `dir` (what [`from_file`](Self::from_file) does with the
+    /// file's folder).
+    pub fn resolve_paths(&mut self, dir: &Path) {
+        let fix = |p: &mut std::path::PathBuf| {
+            if p.is_relative() && !p.as_os_str().is_empty() {
+                *p = dir.join(&*p);
+            }
+        };
+        for c in &mut self.pipeline.channels {
+            if let PluginSource::File(p) = &mut c.source {
+                fix(p);
+                c.plugin.path.clone_from(p);
+            }
+        }
+        for a in &mut self.pipeline.actions {
+            if let PluginSource::File(p) = &mut a.source {
+                fix(p);
+                a.plugin.path.clone_from(p);
+            }
+        }
+        if let Some(d) = &mut self.plugins.dir {
+            fix(d);
+        }
+        if let Some(d) = &mut self.plugins.cache_dir {
+            fix(d);
+        }
     }
 
     /// Parses and validates `text`; errors call it `name`.
@@ -199,12 +241,38 @@ impl Config {
             expect.push(expectation);
         }
 
+        let rule_names: std::collections::HashSet<&str> = rules.iter().map(Rule::name).collect();
+        let pipeline = pipeline_raw::build(
+            &pipeline_raw::RawPipeline {
+                notify: raw.notify.as_ref(),
+                channels: &raw.channel,
+                people: &raw.recipients,
+                groups: &raw.groups,
+                routes: &raw.route,
+                inhibit: &raw.inhibit,
+                maintenance: &raw.maintenance,
+                actions: &raw.action,
+                recoveries: &raw.recovery,
+            },
+            &rule_names,
+        )
+        .map_err(|(f, context)| {
+            located(&at, f, context, |location, key, error| ConfigError::Rule {
+                location,
+                rule: String::new(),
+                key,
+                error,
+            })
+        })?;
+
         Ok(Config {
             registry: raw.registry,
             host,
             evaluator,
             rules,
             expect,
+            pipeline,
+            plugins: raw.plugins,
         })
     }
 }

@@ -49,6 +49,9 @@ pub struct CoverageReport {
     pub unwatched: Vec<SeriesRef>,
     /// Rules whose item has never reported.
     pub silent_rules: Vec<String>,
+    /// Rules whose alerts no route of the pipeline can take (filled in by
+    /// [`Monitor`](crate::monitor::Monitor); empty where there is no pipeline).
+    pub unrouted_rules: Vec<String>,
 }
 
 impl CoverageReport {
@@ -160,6 +163,7 @@ impl CoverageReport {
             missing,
             unwatched,
             silent_rules,
+            unrouted_rules: Vec::new(),
         }
     }
 }

@@ -196,7 +196,17 @@ pub(super) fn path_at(text: &str, offset: usize) -> (Option<String>, Option<Stri
     let mut rule = None;
     let mut rest = &steps[..];
     if let [Step::Key(k), Step::Index(i, label), tail @ ..] = &steps[..]
-        && (k == "rule" || k == "expect")
+        && matches!(
+            k.as_str(),
+            "rule"
+                | "expect"
+                | "channel"
+                | "route"
+                | "action"
+                | "recovery"
+                | "inhibit"
+                | "maintenance"
+        )
     {
         rule = Some(match label {
             Some(l) => format!("{k} {l:?}"),

@@ -13,11 +13,15 @@ use serde::de::{self, Deserializer, Visitor};
 use toml::Spanned;
 
 use super::Expectation;
+use super::pipeline_raw::{
+    RawAction, RawChannel, RawInhibit, RawMaintenance, RawNotify, RawPerson, RawRecovery, RawRoute,
+};
 use crate::Severity;
 use crate::duration::serde_duration;
 use crate::eval::EvaluatorConfig;
 use crate::host::HostConfig;
 use crate::metrics::RegistryConfig;
+use crate::plugin::PluginHostConfig;
 use crate::rules::{Aggregation, Comparison, Level, Matcher, Rule, RuleError, Schedule};
 
 /// What went wrong, where, and under which key (relative to the rule or expectation).
@@ -35,7 +39,11 @@ pub(super) enum Problem {
     Rule(RuleError),
 }
 
-fn fail(span: Range<usize>, key: impl Into<String>, message: impl Into<String>) -> Failure {
+pub(super) fn fail(
+    span: Range<usize>,
+    key: impl Into<String>,
+    message: impl Into<String>,
+) -> Failure {
     Failure {
         span,
         key: Some(key.into()),
@@ -55,11 +63,30 @@ pub(super) struct RawConfig {
     pub rule: Vec<Spanned<RawRule>>,
     #[serde(default)]
     pub expect: Vec<Spanned<RawExpect>>,
+    pub notify: Option<Spanned<RawNotify>>,
+    #[serde(default)]
+    pub channel: Vec<Spanned<RawChannel>>,
+    #[serde(default)]
+    pub recipients: BTreeMap<String, Spanned<RawPerson>>,
+    #[serde(default)]
+    pub groups: BTreeMap<String, Spanned<Vec<Spanned<String>>>>,
+    #[serde(default)]
+    pub route: Vec<Spanned<RawRoute>>,
+    #[serde(default)]
+    pub inhibit: Vec<Spanned<RawInhibit>>,
+    #[serde(default)]
+    pub maintenance: Vec<Spanned<RawMaintenance>>,
+    #[serde(default)]
+    pub action: Vec<Spanned<RawAction>>,
+    #[serde(default)]
+    pub recovery: Vec<Spanned<RawRecovery>>,
+    #[serde(default)]
+    pub plugins: PluginHostConfig,
 }
 
 /// A duration written as a humane string (`"1m30s"`).
 #[derive(Debug, Clone, Copy)]
-pub(super) struct Dur(Duration);
+pub(super) struct Dur(pub(super) Duration);
 
 impl<'de> Deserialize<'de> for Dur {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
@@ -209,7 +236,9 @@ pub(super) struct RawExpect {
     every_series: bool,
 }
 
-fn matchers(select: &BTreeMap<String, Spanned<String>>) -> Result<Vec<Matcher>, Failure> {
+pub(super) fn matchers(
+    select: &BTreeMap<String, Spanned<String>>,
+) -> Result<Vec<Matcher>, Failure> {
     select
         .iter()
         .map(|(label, spec)| {
@@ -219,7 +248,7 @@ fn matchers(select: &BTreeMap<String, Spanned<String>>) -> Result<Vec<Matcher>, 
         .collect()
 }
 
-fn schedule(raw: &Spanned<RawSchedule>) -> Result<Schedule, Failure> {
+pub(super) fn schedule(raw: &Spanned<RawSchedule>) -> Result<Schedule, Failure> {
     let s = raw.get_ref();
     let zone = s.timezone.as_ref().map_or("UTC", |z| z.get_ref().as_str());
     // Check each part alone first, so the error points at the entry that is wrong.

@@ -186,7 +186,8 @@ impl Matcher {
         })
     }
 
-    fn label(&self) -> &str {
+    /// The label it tests.
+    pub fn label(&self) -> &str {
         match self {
             Matcher::Equal(l, _)
             | Matcher::NotEqual(l, _)
@@ -197,7 +198,13 @@ impl Matcher {
 
     /// True if the labels satisfy this matcher.
     pub fn matches(&self, labels: &Labels) -> bool {
-        let v = labels.get(self.label()).unwrap_or("");
+        self.matches_value(labels.get(self.label()))
+    }
+
+    /// True if a label whose value is `value` (`None`: missing, which counts as empty)
+    /// satisfies this matcher.
+    pub fn matches_value(&self, value: Option<&str>) -> bool {
+        let v = value.unwrap_or("");
         match self {
             Matcher::Equal(_, want) => v == want,
             Matcher::NotEqual(_, want) => v != want,

@@ -121,6 +121,55 @@ impl Schedule {
     }
 }
 
+impl Schedule {
+    /// The first instant after `t` at which [`is_active`](Self::is_active) gives another answer
+    /// than at `t`, if there is one within the next eight days (`None` for a schedule that is
+    /// always or never active).
+    ///
+    /// ```
+    /// use vigilo::clock::Timestamp;
+    /// use vigilo::rules::Schedule;
+    ///
+    /// let office = Schedule::new("Asia/Seoul", &["09:00-18:00"], &["mon-fri"])?;
+    /// // Saturday 2026-11-28 noon in Seoul: the next window opens Monday 09:00 KST.
+    /// let next = office.next_change(Timestamp::parse("2026-11-28T03:00:00Z")?);
+    /// assert_eq!(next, Some(Timestamp::parse("2026-11-30T00:00:00Z")?));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn next_change(&self, t: Timestamp) -> Option<Timestamp> {
+        let now = self.is_active(t);
+        let today = t.to_jiff().to_zoned_datetime(self.zone.clone()).date();
+        let mut candidates: Vec<Timestamp> = Vec::new();
+        let mut push = |date: jiff::civil::Date, time: Time| {
+            if let Ok(ts) = self
+                .zone
+                .to_ambiguous_timestamp(date.to_datetime(time))
+                .compatible()
+            {
+                candidates.push(Timestamp::from_jiff(ts));
+            }
+        };
+        let mut date = today.yesterday().unwrap_or(today);
+        for _ in 0..10 {
+            push(date, Time::midnight());
+            for &(start, end) in &self.hours {
+                push(date, start);
+                if end != Time::MAX {
+                    push(date, end);
+                }
+            }
+            match date.tomorrow() {
+                Ok(d) => date = d,
+                Err(_) => break,
+            }
+        }
+        candidates.retain(|c| *c > t);
+        candidates.sort_unstable();
+        candidates.dedup();
+        candidates.into_iter().find(|c| self.is_active(*c) != now)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -163,6 +212,33 @@ mod tests {
         assert!(s.is_active(at("2026-11-28T05:59:00Z"))); // Saturday morning, Friday's range
         assert!(!s.is_active(at("2026-11-28T23:00:00Z"))); // Saturday night
         assert!(!s.is_active(at("2026-11-27T05:00:00Z"))); // Friday morning: Thursday's range
+    }
+
+    #[test]
+    fn next_change_finds_window_edges() {
+        let s = Schedule::new("UTC", &["09:00-17:00"], &["mon-fri"]).unwrap();
+        // Friday 2026-11-27 16:00 → closes at 17:00; then opens Monday 09:00.
+        assert_eq!(
+            s.next_change(at("2026-11-27T16:00:00Z")),
+            Some(at("2026-11-27T17:00:00Z"))
+        );
+        assert_eq!(
+            s.next_change(at("2026-11-27T17:00:00Z")),
+            Some(at("2026-11-30T09:00:00Z"))
+        );
+        let night = Schedule::new("UTC", &["22:00-06:00"], &[]).unwrap();
+        assert_eq!(
+            night.next_change(at("2026-11-27T23:00:00Z")),
+            Some(at("2026-11-28T06:00:00Z"))
+        );
+        let always = Schedule::new("UTC", &[], &[]).unwrap();
+        assert_eq!(always.next_change(at("2026-11-27T23:00:00Z")), None);
+        // Across the DST start in New York, 09:00 local is 13:00Z on the Monday after.
+        let ny = Schedule::new("America/New_York", &["09:00-17:00"], &["mon-fri"]).unwrap();
+        assert_eq!(
+            ny.next_change(at("2026-03-07T12:00:00Z")),
+            Some(at("2026-03-09T13:00:00Z"))
+        );
     }
 
     #[test]

@@ -21,7 +21,7 @@ use crate::bindings::{self, ActionPre, ChannelPre};
 use crate::plugin::{ActionPlugin, Breaker, ChannelPlugin, Loaded, PluginStatus, Pre, Slot};
 use crate::policy::Policy;
 use crate::state::HostState;
-use crate::{HostConfig, LoadError, PluginKind, PluginSettings, world};
+use crate::{LoadError, PluginHostConfig, PluginKind, PluginSettings, world};
 
 /// Why a host could not be created.
 #[derive(Debug, thiserror::Error)]
@@ -38,7 +38,7 @@ pub enum HostError {
 /// Runs channel and action plugins, each call in a fresh sandbox.
 ///
 /// One [`wasmtime::Engine`] (pooling allocator, epoch interruption) is shared by every plugin,
-/// with one ticker thread advancing its epoch every [`HostConfig::epoch_tick`]. A component is
+/// with one ticker thread advancing its epoch every [`PluginHostConfig::epoch_tick`]. A component is
 /// compiled and pre-linked once per load; each call gets a new `Store` and instance.
 ///
 /// **Synchronous by design.** Calls run on the caller's thread with wasmtime's synchronous
@@ -56,7 +56,7 @@ struct Shared {
     engine: Engine,
     channel_linker: Linker<HostState>,
     action_linker: Linker<HostState>,
-    config: HostConfig,
+    config: PluginHostConfig,
     clock: Arc<dyn Clock>,
     audit: Arc<AuditLog>,
     ticker: Arc<Ticker>,
@@ -109,13 +109,16 @@ impl Drop for Ticker {
 
 impl PluginHost {
     /// A host on the system clock.
-    pub fn new(config: HostConfig) -> Result<PluginHost, HostError> {
+    pub fn new(config: PluginHostConfig) -> Result<PluginHost, HostError> {
         PluginHost::with_clock(config, Arc::new(SystemClock))
     }
 
     /// A host whose plugins read `clock` (their `clock` import and `wasi:clocks/wall-clock`)
     /// and whose audit records are stamped by it.
-    pub fn with_clock(config: HostConfig, clock: Arc<dyn Clock>) -> Result<PluginHost, HostError> {
+    pub fn with_clock(
+        config: PluginHostConfig,
+        clock: Arc<dyn Clock>,
+    ) -> Result<PluginHost, HostError> {
         let engine = Engine::new(&engine_config(&config)?)
             .map_err(|e| HostError::Engine(format!("{e:#}")))?;
         let linker = |add: fn(&mut Linker<HostState>) -> wasmtime::Result<()>| {
@@ -238,7 +241,7 @@ impl PluginHost {
         self.inner.plugins.read().get(name).map(|s| s.status())
     }
 
-    /// The exec audit trail, oldest first (at most [`HostConfig::audit_capacity`] records).
+    /// The exec audit trail, oldest first (at most [`PluginHostConfig::audit_capacity`] records).
     pub fn audit_log(&self) -> Vec<AuditRecord> {
         self.inner.audit.snapshot()
     }
@@ -336,7 +339,7 @@ impl PluginHost {
     }
 }
 
-fn engine_config(c: &HostConfig) -> Result<Config, HostError> {
+fn engine_config(c: &PluginHostConfig) -> Result<Config, HostError> {
     let n = c.max_instances.max(1);
     let mut pool = PoolingAllocationConfig::default();
     pool.total_component_instances(n)

@@ -15,7 +15,7 @@
 //!   interruption); exceeding either stops the call with [`PluginError::MemoryExhausted`] or
 //!   [`PluginError::Timeout`];
 //! * WASI with nothing granted: no files, no environment, no arguments, no sockets; stdout and
-//!   stderr are captured (the last [`HostConfig::output_capacity`] bytes) and logged;
+//!   stderr are captured (the last [`PluginHostConfig::output_capacity`] bytes) and logged;
 //! * `wasi:http` outgoing requests only to `allowed_hosts`, with `http_timeout`;
 //! * `exec` (actions only) only for [`ExecGrant`]s, every request audited ([`AuditRecord`]);
 //! * `mail` only through the plugin's [`SmtpSettings`] server;
@@ -27,15 +27,15 @@
 //! # Faults
 //!
 //! A trap, a timeout or an exhausted memory is a [`PluginError`]; the engine and the other
-//! plugins go on. After [`HostConfig::breaker_threshold`] such faults in a row the plugin is
+//! plugins go on. After [`PluginHostConfig::breaker_threshold`] such faults in a row the plugin is
 //! quarantined: calls fail at once with [`PluginError::Quarantined`] until
 //! [`PluginHost::reload`] (which also picks up a new file) clears it.
 //!
 //! ```no_run
-//! use vigilo_plugin_host::{HostConfig, PluginHost, PluginSettings};
+//! use vigilo_plugin_host::{PluginHostConfig, PluginHost, PluginSettings};
 //! use vigilo::alert::Channel;
 //!
-//! let host = PluginHost::new(HostConfig::default())?;
+//! let host = PluginHost::new(PluginHostConfig::default())?;
 //! let mut settings = PluginSettings::new("webhook", "/etc/vigilo/plugins/webhook.wasm");
 //! settings.allowed_hosts = vec!["hooks.example.com".into()];
 //! let webhook = host.load_channel(settings)?;
@@ -53,7 +53,6 @@ mod mail;
 mod output;
 mod plugin;
 mod policy;
-mod settings;
 mod state;
 mod world;
 
@@ -63,8 +62,11 @@ pub use audit::{AuditOutcome, AuditRecord};
 pub use error::{LoadError, PluginError};
 pub use host::{HostError, PluginHost};
 pub use plugin::{ActionPlugin, ChannelPlugin, PluginStatus};
-pub use settings::{
-    ExecGrant, HostConfig, PluginSettings, SmtpCredentials, SmtpSettings, SmtpTls, parse_bytes,
+/// The settings are plain data defined in `vigilo::plugin` (core parses them from the
+/// configuration file without knowing wasmtime); they are re-exported here for convenience.
+pub use vigilo::plugin::{
+    ExecGrant, PluginHostConfig, PluginSettings, SmtpCredentials, SmtpSettings, SmtpTls,
+    parse_bytes,
 };
 
 /// The two kinds of plugin, one per world of the contract.

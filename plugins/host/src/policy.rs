@@ -9,7 +9,7 @@ use vigilo::clock::Clock;
 use crate::audit::AuditLog;
 use crate::exec::CompiledGrant;
 use crate::mail::Mailer;
-use crate::{HostConfig, LoadError, PluginKind, PluginSettings};
+use crate::{LoadError, PluginHostConfig, PluginKind, PluginSettings};
 
 /// Everything a call of one plugin needs, shared by its stores.
 pub(crate) struct Policy {
@@ -32,7 +32,7 @@ impl Policy {
     pub(crate) fn new(
         settings: &PluginSettings,
         kind: PluginKind,
-        host: &HostConfig,
+        host: &PluginHostConfig,
         clock: Arc<dyn Clock>,
         audit: Arc<AuditLog>,
     ) -> Result<Policy, LoadError> {

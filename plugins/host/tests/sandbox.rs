@@ -15,7 +15,7 @@ use std::time::Duration;
 use common::{alert, guest, host, logged, settings, timed};
 use vigilo::alert::{Channel, DeliveryError};
 use vigilo::clock::{ManualClock, Timestamp};
-use vigilo_plugin_host::{ChannelPlugin, HostConfig, PluginError, PluginHost};
+use vigilo_plugin_host::{ChannelPlugin, PluginError, PluginHost, PluginHostConfig};
 
 fn healthy(host: &PluginHost, name: &str) -> ChannelPlugin {
     host.load_channel(settings(name, "healthy")).unwrap()
@@ -263,11 +263,11 @@ fn an_allowed_host_that_never_answers_is_cut_off_by_the_request_timeout() {
 fn logs_and_output_are_capped_and_the_clock_is_the_host_s() {
     common::capture_logs();
     let clock = Arc::new(ManualClock::new(Timestamp::from_secs(1_234_567)));
-    let config = HostConfig {
+    let config = PluginHostConfig {
         max_instances: 16,
         log_max_messages: 20,
         cache_dir: Some(common::cache_dir()),
-        ..HostConfig::default()
+        ..PluginHostConfig::default()
     };
     let host = PluginHost::with_clock(config, clock).unwrap();
     let p = host.load_channel(settings("noisy", "noisy")).unwrap();
@@ -395,11 +395,11 @@ fn reload_swaps_in_the_new_file() {
 
 #[test]
 fn a_full_instance_pool_is_an_instantiation_error_not_a_fault() {
-    let config = HostConfig {
+    let config = PluginHostConfig {
         max_instances: 1,
         breaker_threshold: 1,
         cache_dir: Some(common::cache_dir()),
-        ..HostConfig::default()
+        ..PluginHostConfig::default()
     };
     let host = PluginHost::new(config).unwrap();
     let ok = healthy(&host, "ok");

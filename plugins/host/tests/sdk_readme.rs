@@ -22,7 +22,7 @@ use serde_json::json;
 use vigilo::Severity;
 use vigilo::alert::{Alert, AlertStatus, Channel};
 use vigilo::clock::Timestamp;
-use vigilo_plugin_host::{HostConfig, PluginHost, PluginSettings};
+use vigilo_plugin_host::{PluginHost, PluginHostConfig, PluginSettings};
 
 /// The fenced block that follows `<!-- sdk-readme-test: NAME -->` in the README.
 fn block(readme: &str, name: &str) -> String {
@@ -125,7 +125,7 @@ fn the_readme_builds_loads_and_delivers_a_first_channel() {
     let settings: PluginSettings =
         toml::from_str(&std::fs::read_to_string(crate_dir.join("my-channel.toml")).unwrap())
             .unwrap();
-    let host = PluginHost::new(HostConfig::default()).unwrap();
+    let host = PluginHost::new(PluginHostConfig::default()).unwrap();
     let channel = host.load_channel(settings).unwrap();
 
     let alert = Alert {
@@ -142,6 +142,8 @@ fn the_readme_builds_loads_and_delivers_a_first_channel() {
         at: Timestamp::from_secs(1_700_000_060),
         idempotency_key: "cpu-high/web-1/1700000060/major".into(),
         recipients: vec![],
+        incident: None,
+        fingerprint: String::new(),
     };
     channel.deliver(&alert).unwrap();
 

@@ -10,7 +10,7 @@ use std::time::Duration;
 use vigilo::Severity;
 use vigilo::alert::{Alert, AlertStatus};
 use vigilo::clock::Timestamp;
-use vigilo_plugin_host::{HostConfig, PluginHost, PluginSettings};
+use vigilo_plugin_host::{PluginHost, PluginHostConfig, PluginSettings};
 
 /// Every test guest, built with one cargo invocation the first time any is asked for.
 pub const GUESTS: &[&str] = &[
@@ -50,11 +50,11 @@ pub fn settings(name: &str, short: &str) -> PluginSettings {
 
 /// A host sized for tests (few pool slots), with the breaker at `threshold` (0: off).
 pub fn host(threshold: u32) -> PluginHost {
-    let config = HostConfig {
+    let config = PluginHostConfig {
         max_instances: 16,
         breaker_threshold: threshold,
         cache_dir: Some(cache_dir()),
-        ..HostConfig::default()
+        ..PluginHostConfig::default()
     };
     PluginHost::new(config).unwrap()
 }
@@ -81,6 +81,8 @@ pub fn alert() -> Alert {
         at: Timestamp::from_secs(1_700_000_060),
         idempotency_key: "cpu-high{host=web-1}@1700000060:4".into(),
         recipients: vec!["ops@example.com".into()],
+        incident: None,
+        fingerprint: String::new(),
     }
 }
 

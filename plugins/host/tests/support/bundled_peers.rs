@@ -20,7 +20,9 @@ use std::time::{Duration, Instant};
 use vigilo::Severity;
 use vigilo::alert::{Alert, AlertStatus};
 use vigilo::clock::Timestamp;
-use vigilo_plugin_host::{ActionPlugin, ChannelPlugin, HostConfig, PluginHost, PluginSettings};
+use vigilo_plugin_host::{
+    ActionPlugin, ChannelPlugin, PluginHost, PluginHostConfig, PluginSettings,
+};
 
 /// How long a test waits for anything (a request, a peer to start).
 pub const WAIT: Duration = Duration::from_secs(20);
@@ -302,7 +304,7 @@ pub fn load_channel(
 ) -> (PluginHost, ChannelPlugin) {
     let wasm = vigilo_plugin_build::build_guest(package)
         .unwrap_or_else(|e| panic!("building {package}: {e}"));
-    let host = PluginHost::new(HostConfig::default()).unwrap();
+    let host = PluginHost::new(PluginHostConfig::default()).unwrap();
     let mut s = PluginSettings::new(package, wasm);
     settings(&mut s);
     let plugin = host
@@ -318,7 +320,7 @@ pub fn load_action(
 ) -> (PluginHost, ActionPlugin) {
     let wasm = vigilo_plugin_build::build_guest(package)
         .unwrap_or_else(|e| panic!("building {package}: {e}"));
-    let host = PluginHost::new(HostConfig::default()).unwrap();
+    let host = PluginHost::new(PluginHostConfig::default()).unwrap();
     let mut s = PluginSettings::new(package, wasm);
     settings(&mut s);
     let plugin = host
@@ -349,6 +351,8 @@ pub fn sample_alert() -> Alert {
         at: Timestamp::from_secs(1_700_000_060),
         idempotency_key: "cpu-high{host=\"web-1\"}@1700000060000000000:4".into(),
         recipients: vec!["ops@example.com".into(), "+82-10-1234-5678".into()],
+        incident: None,
+        fingerprint: String::new(),
     }
 }
 

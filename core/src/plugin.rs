@@ -1,10 +1,16 @@
-//! What the operator configures: per plugin ([`PluginSettings`]) and per host ([`HostConfig`]).
+//! What a plugin may do, as the operator configures it: per plugin ([`PluginSettings`]: file,
+//! memory cap, deadline, allowed hosts, granted commands, SMTP server, its own settings) and per
+//! plugin host ([`PluginHostConfig`]).
+//!
+//! This is plain data: `core` reads it from the configuration file (`[[channel]]`, `[[action]]`,
+//! `[plugins]`) without knowing how plugins run; `vigilo-plugin-host` enforces it in its
+//! wasmtime sandbox and re-exports these types.
 //!
 //! Both deserialize from TOML (or any serde format). Durations are humane strings (`"2s"`,
 //! `"500ms"`), sizes are bytes or strings with a unit (`"32MiB"`, `"64KiB"`, `"1GB"`).
 //!
 //! ```
-//! use vigilo_plugin_host::PluginSettings;
+//! use vigilo::plugin::PluginSettings;
 //!
 //! let s: PluginSettings = toml::from_str(r#"
 //!     name = "restart-nginx"
@@ -29,11 +35,11 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
+use crate::duration::serde_duration;
 use serde::{Deserialize, Deserializer};
-use vigilo::duration::serde_duration;
 
 /// One plugin as the operator configured it.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct PluginSettings {
     /// The plugin's name: unique per host, used in logs, errors and the audit trail.
@@ -103,7 +109,7 @@ impl PluginSettings {
 /// closed, in a process group of its own. When it exits or its `timeout` passes, the whole
 /// group is killed (`SIGKILL`), so nothing it started outlives it. Standard output and error
 /// keep their last `max_output` bytes each.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ExecGrant {
     /// Absolute path of the executable.
@@ -132,7 +138,7 @@ impl ExecGrant {
 }
 
 /// How the `mail` import reaches its SMTP server.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SmtpSettings {
     /// Host name or address of the server.
@@ -165,7 +171,7 @@ pub enum SmtpTls {
 }
 
 /// SMTP login.
-#[derive(Clone, Deserialize)]
+#[derive(Clone, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SmtpCredentials {
     /// User name.
@@ -184,16 +190,14 @@ impl std::fmt::Debug for SmtpCredentials {
 }
 
 /// Settings of the host as a whole (one wasmtime engine shared by every plugin).
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
-pub struct HostConfig {
+pub struct PluginHostConfig {
     /// How many plugin instances may be alive at once, across all plugins (the size of the
-    /// pooling allocator; a call beyond it fails with [`PluginError::Instantiate`]).
+    /// pooling allocator; a call beyond it fails with the plugin host's `Instantiate` error).
     ///
     /// Each slot reserves address space up front (wasmtime's default of about 4 GiB of
     /// virtual memory per linear memory, two memories per slot), not resident memory.
-    ///
-    /// [`PluginError::Instantiate`]: crate::PluginError::Instantiate
     pub max_instances: u32,
     /// The largest `memory_limit` any plugin may have (the pool's slot size).
     #[serde(deserialize_with = "de_bytes")]
@@ -217,11 +221,16 @@ pub struct HostConfig {
     /// component's bytes and the engine's settings); `None` (the default) compiles at every
     /// load.
     pub cache_dir: Option<PathBuf>,
+    /// Where a `plugin = "webhook"` entry of the configuration finds its component:
+    /// `<dir>/vigilo_webhook.wasm` (the bundled plugins as `cargo build --release --target
+    /// wasm32-wasip2` names them). Relative to the configuration file's folder. `None`: the
+    /// embedding program says where (see `vigilo-plugin-host`'s loader).
+    pub dir: Option<PathBuf>,
 }
 
-impl Default for HostConfig {
+impl Default for PluginHostConfig {
     fn default() -> Self {
-        HostConfig {
+        PluginHostConfig {
             max_instances: 64,
             max_memory: 256 << 20,
             epoch_tick: Duration::from_millis(5),
@@ -231,17 +240,18 @@ impl Default for HostConfig {
             log_max_bytes: 2048,
             output_capacity: 8 << 10,
             cache_dir: None,
+            dir: None,
         }
     }
 }
 
-fn default_memory_limit() -> usize {
+pub(crate) fn default_memory_limit() -> usize {
     32 << 20
 }
-fn default_deadline() -> Duration {
+pub(crate) fn default_deadline() -> Duration {
     Duration::from_secs(2)
 }
-fn default_http_timeout() -> Duration {
+pub(crate) fn default_http_timeout() -> Duration {
     Duration::from_secs(5)
 }
 fn default_exec_timeout() -> Duration {
@@ -253,7 +263,7 @@ fn default_max_output() -> usize {
 fn default_smtp_timeout() -> Duration {
     Duration::from_secs(10)
 }
-fn empty_object() -> serde_json::Value {
+pub(crate) fn empty_object() -> serde_json::Value {
     serde_json::Value::Object(serde_json::Map::new())
 }
 
@@ -283,7 +293,7 @@ pub fn parse_bytes(s: &str) -> Result<usize, String> {
         .ok_or_else(|| format!("invalid size {s:?}: too large"))
 }
 
-fn de_bytes<'de, D: Deserializer<'de>>(d: D) -> Result<usize, D::Error> {
+pub(crate) fn de_bytes<'de, D: Deserializer<'de>>(d: D) -> Result<usize, D::Error> {
     #[derive(Deserialize)]
     #[serde(untagged)]
     enum Size {
@@ -326,7 +336,7 @@ mod tests {
         assert!(err.to_string().contains("soon"), "{err}");
         let err = toml::from_str::<PluginSettings>("name = \"x\"\nmemroy_limit = 1").unwrap_err();
         assert!(err.to_string().contains("memroy_limit"), "{err}");
-        let h: HostConfig = toml::from_str("max_memory = \"64MiB\"").unwrap();
+        let h: PluginHostConfig = toml::from_str("max_memory = \"64MiB\"").unwrap();
         assert_eq!(h.max_memory, 64 << 20);
         assert_eq!(h.breaker_threshold, 3);
     }

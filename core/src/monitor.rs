@@ -1,0 +1,522 @@
+//! The one entry point: a [`Monitor`] runs everything a configuration describes (registry,
+//! host items, evaluator, alert pipeline, channels and actions) and stops it cleanly.
+//!
+//! `core` does not run WebAssembly: channels and actions that are plugins (`plugin = "…"` or
+//! `path = "…"` in the configuration) are loaded through a [`PluginLoader`], which
+//! `vigilo-plugin-host` provides (and whose `start` function builds a whole monitor from a
+//! file in one call). Channels and actions written in the embedding program are handed to the
+//! builder by name.
+//!
+//! ```
+//! use std::sync::Arc;
+//! use std::time::Duration;
+//! use vigilo::alert::{Alert, Channel, DeliveryError};
+//! use vigilo::config::Config;
+//! use vigilo::monitor::Monitor;
+//!
+//! struct Log;
+//! impl Channel for Log {
+//!     fn name(&self) -> &str { "log" }
+//!     fn deliver(&self, alert: &Alert) -> Result<(), DeliveryError> {
+//!         eprintln!("[{}] {}", alert.severity, alert.rule);
+//!         Ok(())
+//!     }
+//! }
+//!
+//! let config: Config = r#"
+//!     [[rule]]
+//!     name = "queue"
+//!     metric = "queue_depth"
+//!     [rule.major]
+//!     threshold = 100
+//!
+//!     [[channel]]
+//!     name = "log"
+//!
+//!     [[route]]
+//!     name = "all"
+//!     channels = ["log"]
+//! "#.parse()?;
+//! let monitor = Monitor::builder(config).without_host_items().channel(Arc::new(Log)).start()?;
+//! monitor.registry().gauge("queue_depth", &[])?.set(150.0)?;
+//! monitor.stop(Duration::from_secs(5))?;
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use parking_lot::Mutex;
+use serde::Serialize;
+
+use crate::alert::{Action, Channel};
+use crate::clock::{Clock, SystemClock};
+use crate::config::{Config, ConfigError};
+use crate::coverage::CoverageReport;
+use crate::eval::{EvalError, Evaluator, EvaluatorHandle};
+use crate::host::{HostCollector, HostError};
+use crate::metrics::Registry;
+use crate::pipeline::{
+    AckRequest, ActionConfig, ChannelConfig, Event, HistoryQuery, Implementations, Incident,
+    IncidentId, Pipeline, PipelineError, PipelineStats, PluginSource, Silence, SilenceId,
+    SilenceRequest, StopReport, Store,
+};
+use crate::plugin::PluginSettings;
+use crate::status::StatusReport;
+
+/// Loads channel and action plugins for a [`Monitor`] (`vigilo-plugin-host` implements it with
+/// its wasmtime sandbox).
+pub trait PluginLoader: Send + Sync {
+    /// Loads the channel described by `settings` from `source` (a bundled name or a file).
+    fn load_channel(
+        &self,
+        source: &PluginSource,
+        settings: &PluginSettings,
+    ) -> Result<Arc<dyn Channel>, String>;
+    /// Loads the action described by `settings` from `source`.
+    fn load_action(
+        &self,
+        source: &PluginSource,
+        settings: &PluginSettings,
+    ) -> Result<Arc<dyn Action>, String>;
+}
+
+/// Why a monitor could not start, reload or answer.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum MonitorError {
+    /// The configuration is invalid (located).
+    #[error("{}", .0.with_excerpt())]
+    Config(#[from] ConfigError),
+    /// The evaluator refused.
+    #[error(transparent)]
+    Eval(#[from] EvalError),
+    /// The pipeline refused.
+    #[error(transparent)]
+    Pipeline(#[from] PipelineError),
+    /// The host collector could not start.
+    #[error(transparent)]
+    Host(#[from] HostError),
+    /// A plugin could not be loaded.
+    #[error("{kind} {name:?}: {message}")]
+    Plugin {
+        /// `channel` or `action`.
+        kind: &'static str,
+        /// Its name.
+        name: String,
+        /// Why.
+        message: String,
+    },
+    /// A plugin is configured but the monitor has no loader (use `vigilo-plugin-host`).
+    #[error(
+        "{kind} {name:?} is a plugin, but this monitor has no plugin loader: start it through \
+         vigilo-plugin-host, or implement the {kind} natively and pass it to the builder"
+    )]
+    NoLoader {
+        /// `channel` or `action`.
+        kind: &'static str,
+        /// Its name.
+        name: String,
+    },
+    /// A native channel or action is configured but was not given to the builder.
+    #[error(
+        "{kind} {name:?} has no `plugin` or `path`, so it must be implemented by the program, \
+         but no {kind} of that name was given to the monitor"
+    )]
+    MissingNative {
+        /// `channel` or `action`.
+        kind: &'static str,
+        /// Its name.
+        name: String,
+    },
+}
+
+/// Everything at a glance: items, open incidents, silences, coverage, pipeline counters.
+#[derive(Debug, Clone, Serialize)]
+pub struct MonitorStatus {
+    /// Every item, worst first.
+    pub status: StatusReport,
+    /// Open incidents, oldest first.
+    pub incidents: Vec<Incident>,
+    /// Silences not yet ended.
+    pub silences: Vec<Silence>,
+    /// Expected items without a rule, rules that never reported, rules no route reaches.
+    pub coverage: CoverageReport,
+    /// The pipeline's counters.
+    pub pipeline: PipelineStats,
+}
+
+impl MonitorStatus {
+    /// As JSON (the status board's data).
+    pub fn to_json(&self) -> String {
+        serde_json::to_string(self).unwrap_or_else(|e| format!("{{\"error\":\"{e}\"}}"))
+    }
+}
+
+/// Builds a [`Monitor`].
+pub struct MonitorBuilder {
+    config: Config,
+    registry: Option<Registry>,
+    clock: Arc<dyn Clock>,
+    loader: Option<Arc<dyn PluginLoader>>,
+    channels: HashMap<String, Arc<dyn Channel>>,
+    actions: HashMap<String, Arc<dyn Action>>,
+    store: Option<Box<dyn Store>>,
+    host_items: bool,
+}
+
+impl MonitorBuilder {
+    /// Records into an existing registry (default: a new one from `[registry]`).
+    pub fn registry(mut self, registry: Registry) -> Self {
+        self.registry = Some(registry);
+        self
+    }
+
+    /// The clock for the evaluator and the pipeline (default: the system clock).
+    pub fn clock(mut self, clock: Arc<dyn Clock>) -> Self {
+        self.clock = clock;
+        self
+    }
+
+    /// Loads plugins for channels and actions configured with `plugin` or `path`.
+    pub fn loader(mut self, loader: Arc<dyn PluginLoader>) -> Self {
+        self.loader = Some(loader);
+        self
+    }
+
+    /// A channel implemented by the program, for the `[[channel]]` of the same name.
+    pub fn channel(mut self, channel: Arc<dyn Channel>) -> Self {
+        self.channels.insert(channel.name().to_owned(), channel);
+        self
+    }
+
+    /// An action implemented by the program, for the `[[action]]` of the same name.
+    pub fn action(mut self, action: Arc<dyn Action>) -> Self {
+        self.actions.insert(action.name().to_owned(), action);
+        self
+    }
+
+    /// Where the pipeline keeps its state (default: in memory).
+    pub fn store(mut self, store: Box<dyn Store>) -> Self {
+        self.store = Some(store);
+        self
+    }
+
+    /// Does not start the host collector (the service records its own metrics only).
+    pub fn without_host_items(mut self) -> Self {
+        self.host_items = false;
+        self
+    }
+
+    /// Loads the plugins, then starts the evaluator, the pipeline and the host collector.
+    pub fn start(self) -> Result<Monitor, MonitorError> {
+        let plugins = Plugins {
+            loader: self.loader,
+            native_channels: self.channels,
+            native_actions: self.actions,
+            channels: HashMap::new(),
+            actions: HashMap::new(),
+        };
+        let mut plugins = plugins;
+        let impls = plugins.load(&self.config)?;
+        let registry = self
+            .registry
+            .unwrap_or_else(|| Registry::with_config(self.config.registry.clone()));
+        let (evaluator, transitions) = Evaluator::new(
+            registry.clone(),
+            self.config.rules.clone(),
+            Arc::clone(&self.clock),
+            self.config.evaluator.clone(),
+        )?;
+        let mut pipeline =
+            Pipeline::builder(self.config.pipeline.clone()).clock(Arc::clone(&self.clock));
+        if let Some(store) = self.store {
+            pipeline = pipeline.store(store);
+        }
+        for c in impls.channels.into_values() {
+            pipeline = pipeline.channel(c);
+        }
+        for a in impls.actions.into_values() {
+            pipeline = pipeline.action(a);
+        }
+        let pipeline = pipeline.start(transitions)?;
+        let evaluator = evaluator.spawn()?;
+        let collector = if self.host_items {
+            Some(HostCollector::start(&registry, self.config.host.clone())?)
+        } else {
+            None
+        };
+        Ok(Monitor {
+            registry,
+            evaluator: Some(evaluator),
+            pipeline: Some(pipeline),
+            collector,
+            state: Mutex::new(State {
+                config: self.config,
+                plugins,
+            }),
+        })
+    }
+}
+
+/// The channels and actions in use, and where new ones come from.
+struct Plugins {
+    loader: Option<Arc<dyn PluginLoader>>,
+    native_channels: HashMap<String, Arc<dyn Channel>>,
+    native_actions: HashMap<String, Arc<dyn Action>>,
+    channels: HashMap<String, (ChannelConfig, Arc<dyn Channel>)>,
+    actions: HashMap<String, (ActionConfig, Arc<dyn Action>)>,
+}
+
+impl Plugins {
+    /// The implementations `config` needs: kept where the configuration did not change,
+    /// loaded where it did. Nothing is replaced unless everything loads.
+    fn load(&mut self, config: &Config) -> Result<Implementations, MonitorError> {
+        let mut channels = HashMap::new();
+        let mut kept_channels = HashMap::new();
+        for c in &config.pipeline.channels {
+            let imp = match self.channels.get(&c.name) {
+                Some((old, imp)) if old == c => Arc::clone(imp),
+                _ => self.load_one(
+                    "channel",
+                    &c.name,
+                    &c.source,
+                    &c.plugin,
+                    |l, s, p| l.load_channel(s, p),
+                    &self.native_channels,
+                )?,
+            };
+            kept_channels.insert(c.name.clone(), (c.clone(), Arc::clone(&imp)));
+            channels.insert(c.name.clone(), imp);
+        }
+        let mut actions = HashMap::new();
+        let mut kept_actions = HashMap::new();
+        for a in &config.pipeline.actions {
+            let imp = match self.actions.get(&a.name) {
+                Some((old, imp)) if old == a => Arc::clone(imp),
+                _ => self.load_one(
+                    "action",
+                    &a.name,
+                    &a.source,
+                    &a.plugin,
+                    |l, s, p| l.load_action(s, p),
+                    &self.native_actions,
+                )?,
+            };
+            kept_actions.insert(a.name.clone(), (a.clone(), Arc::clone(&imp)));
+            actions.insert(a.name.clone(), imp);
+        }
+        self.channels = kept_channels;
+        self.actions = kept_actions;
+        Ok(Implementations { channels, actions })
+    }
+
+    fn load_one<T: ?Sized>(
+        &self,
+        kind: &'static str,
+        name: &str,
+        source: &PluginSource,
+        settings: &PluginSettings,
+        load: impl FnOnce(&dyn PluginLoader, &PluginSource, &PluginSettings) -> Result<Arc<T>, String>,
+        native: &HashMap<String, Arc<T>>,
+    ) -> Result<Arc<T>, MonitorError> {
+        match source {
+            PluginSource::Native => {
+                native
+                    .get(name)
+                    .cloned()
+                    .ok_or_else(|| MonitorError::MissingNative {
+                        kind,
+                        name: name.to_owned(),
+                    })
+            }
+            _ => {
+                let loader = self
+                    .loader
+                    .as_deref()
+                    .ok_or_else(|| MonitorError::NoLoader {
+                        kind,
+                        name: name.to_owned(),
+                    })?;
+                load(loader, source, settings).map_err(|message| MonitorError::Plugin {
+                    kind,
+                    name: name.to_owned(),
+                    message,
+                })
+            }
+        }
+    }
+}
+
+struct State {
+    config: Config,
+    plugins: Plugins,
+}
+
+/// A running monitor: registry, host items, evaluator, pipeline, channels and actions.
+///
+/// Record through [`registry`](Self::registry); read the board with [`status`](Self::status);
+/// act on incidents with [`ack`](Self::ack) and [`silence`](Self::silence); replace rules,
+/// routes and policy with [`reload`](Self::reload) (open incidents are kept); end with
+/// [`stop`](Self::stop). Dropping it stops it too.
+pub struct Monitor {
+    registry: Registry,
+    evaluator: Option<EvaluatorHandle>,
+    pipeline: Option<Pipeline>,
+    collector: Option<HostCollector>,
+    state: Mutex<State>,
+}
+
+impl Monitor {
+    /// Starts building a monitor for `config`.
+    pub fn builder(config: Config) -> MonitorBuilder {
+        MonitorBuilder {
+            config,
+            registry: None,
+            clock: Arc::new(SystemClock),
+            loader: None,
+            channels: HashMap::new(),
+            actions: HashMap::new(),
+            store: None,
+            host_items: true,
+        }
+    }
+
+    /// The registry to record into.
+    pub fn registry(&self) -> &Registry {
+        &self.registry
+    }
+
+    fn pipeline(&self) -> Result<&Pipeline, MonitorError> {
+        self.pipeline
+            .as_ref()
+            .ok_or(MonitorError::Pipeline(PipelineError::Stopped))
+    }
+
+    fn evaluator(&self) -> Result<&EvaluatorHandle, MonitorError> {
+        self.evaluator
+            .as_ref()
+            .ok_or(MonitorError::Eval(EvalError::Stopped))
+    }
+
+    /// Items, incidents, silences, coverage (with the rules no route reaches) and counters.
+    pub fn status(&self) -> Result<MonitorStatus, MonitorError> {
+        let (expect, rules, pipeline_config) = {
+            let s = self.state.lock();
+            (
+                s.config.expect.clone(),
+                s.config.rules.clone(),
+                s.config.pipeline.clone(),
+            )
+        };
+        let evaluator = self.evaluator()?;
+        let pipeline = self.pipeline()?;
+        let mut coverage = evaluator.coverage(expect)?;
+        coverage.unrouted_rules = pipeline_config.unrouted_rules(&rules);
+        Ok(MonitorStatus {
+            status: evaluator.status()?,
+            incidents: pipeline.incidents()?,
+            silences: pipeline.silences()?,
+            coverage,
+            pipeline: pipeline.stats()?,
+        })
+    }
+
+    /// Open incidents, oldest first.
+    pub fn incidents(&self) -> Result<Vec<Incident>, MonitorError> {
+        Ok(self.pipeline()?.incidents()?)
+    }
+
+    /// Acknowledges an open incident (see [`Pipeline::ack`]).
+    pub fn ack(&self, id: IncidentId, ack: AckRequest) -> Result<(), MonitorError> {
+        Ok(self.pipeline()?.ack(id, ack)?)
+    }
+
+    /// Removes an acknowledgement.
+    pub fn unack(&self, id: IncidentId) -> Result<(), MonitorError> {
+        Ok(self.pipeline()?.unack(id)?)
+    }
+
+    /// Creates a silence.
+    pub fn silence(&self, request: SilenceRequest) -> Result<SilenceId, MonitorError> {
+        Ok(self.pipeline()?.silence(request)?)
+    }
+
+    /// Ends a silence now.
+    pub fn expire_silence(&self, id: SilenceId) -> Result<(), MonitorError> {
+        Ok(self.pipeline()?.expire_silence(id)?)
+    }
+
+    /// Events from the history.
+    pub fn history(&self, query: HistoryQuery) -> Result<Vec<Event>, MonitorError> {
+        Ok(self.pipeline()?.history(query)?)
+    }
+
+    /// A live feed of the pipeline's events (see [`Pipeline::subscribe`]).
+    pub fn subscribe(&self) -> Result<crossbeam_channel::Receiver<Event>, MonitorError> {
+        Ok(self.pipeline()?.subscribe()?)
+    }
+
+    /// Waits until the pipeline is quiet (see [`Pipeline::settle`]).
+    pub fn settle(&self, timeout: Duration) -> Result<(), MonitorError> {
+        Ok(self.pipeline()?.settle(timeout)?)
+    }
+
+    /// Replaces rules, routes, policy, channels and actions. Channels and actions whose
+    /// configuration did not change keep running; open incidents and what was already
+    /// notified are kept. `[registry]`, `[host]`, `[evaluator]` and `[plugins]` take effect
+    /// at the next start. On any error nothing changes.
+    pub fn reload(&self, config: Config) -> Result<(), MonitorError> {
+        let mut state = self.state.lock();
+        let impls = state.plugins.load(&config)?;
+        self.pipeline()?.reload(config.pipeline.clone(), impls)?;
+        self.evaluator()?.reload(config.rules.clone())?;
+        state.config = config;
+        Ok(())
+    }
+
+    /// Reads `path` and [`reload`](Self::reload)s it; a file with an error changes nothing.
+    pub fn reload_file(&self, path: impl AsRef<Path>) -> Result<(), MonitorError> {
+        self.reload(Config::from_file(path)?)
+    }
+
+    /// The configuration running now.
+    pub fn config(&self) -> Config {
+        self.state.lock().config.clone()
+    }
+
+    /// Stops the host collector and the evaluator, then the pipeline: transitions already
+    /// made are handled, waiting groups notify now, deliveries get until `deadline`.
+    pub fn stop(mut self, deadline: Duration) -> Result<StopReport, MonitorError> {
+        self.shutdown(deadline)
+    }
+
+    fn shutdown(&mut self, deadline: Duration) -> Result<StopReport, MonitorError> {
+        if let Some(c) = self.collector.take() {
+            c.stop()?;
+        }
+        if let Some(e) = self.evaluator.take() {
+            e.stop()?;
+        }
+        match self.pipeline.take() {
+            Some(p) => Ok(p.stop(deadline)?),
+            None => Ok(StopReport::default()),
+        }
+    }
+}
+
+impl Drop for Monitor {
+    fn drop(&mut self) {
+        let _ = self.shutdown(Duration::from_secs(5));
+    }
+}
+
+impl std::fmt::Debug for Monitor {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Monitor")
+            .field("running", &self.pipeline.is_some())
+            .finish()
+    }
+}

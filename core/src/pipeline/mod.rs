@@ -1,0 +1,152 @@
+//! The alert pipeline: from a [`Transition`](crate::eval::Transition) to delivered
+//! notifications and guarded recovery actions.
+//!
+//! ```text
+//! evaluator ──Transition──▶ incidents ──▶ routes ──▶ groups ──▶ outbox ──▶ channel threads
+//!                              │           (policy: wait, interval,        (retry, backoff,
+//!                              │            repeat, escalation, ack,        fallback, rate
+//!                              │            inhibition, silences,           limit, meta-alert)
+//!                              │            schedules, resolved)
+//!                              └──▶ recoveries ──▶ action threads (one run per item, cooldown,
+//!                                                   attempt cap, timeout)
+//! ```
+//!
+//! * **Incidents.** An item (rule + series labels) that leaves Normal opens an [`Incident`];
+//!   changes update it; the evaluator putting the item back to Normal resolves it. Nothing else
+//!   resolves an incident: a recovery action's success is recorded, and "recovered" is only
+//!   sent once the evaluator agrees.
+//! * **Routing** ([`Route`]): routes are tried in order; the first whose selector (rule names,
+//!   label matchers, severities) takes the alert wins, and later ones too while `continue` is
+//!   set. An alert no route takes goes to the `default` route; without one it is recorded as
+//!   [`EventKind::Unrouted`] (and counted), never silently lost.
+//! * **Policy**, per route, with Alertmanager's semantics where it has them: alerts grouped by
+//!   `group_by` labels wait `group_wait` for company, then the group notifies at most once per
+//!   `group_interval` about new changes, and again every `repeat_interval` while something in
+//!   it fires unacknowledged. A change that repeats what the route already told is dropped
+//!   (deduplication). Escalation tiers tell more people when an incident stays unacknowledged.
+//!   A higher severity on the same series inhibits the lower ones automatically, and declared
+//!   [`InhibitRule`]s suppress dependants ("host down" silences that host's alerts). Silences
+//!   (API) and maintenance windows (configuration) hold notifications back; what they held
+//!   and still fires is notified when they end. Outside a route's schedule a notification is
+//!   deferred to the next window or dropped. Resolved notifications go to the routes that told
+//!   the item fired, if `send_resolved`.
+//! * **Delivery.** Each notification is one outbox entry per channel with an idempotency key
+//!   per (incident, route, change), the same for every attempt and channel. Each channel has
+//!   its own threads and queue. Retryable errors are retried with exponential backoff and
+//!   jitter; permanent ones are not; when a channel gives up, its `fallback` channel gets the
+//!   notification. Consecutive failures raise a meta-alert (rule
+//!   [`CHANNEL_FAILING_RULE`]) that never goes to the failing channel. A rate limit holds
+//!   notifications back and sums them up in one notification when it allows again.
+//! * **Recovery.** A [`Recovery`] names the action for alerts of a rule at some severities.
+//!   One run per item at a time; a cooldown between runs; at most `max_attempts` per incident;
+//!   a timeout. The outcome goes into the incident and, as the `recovery` annotation, into the
+//!   notifications that follow.
+//! * **Events.** Every decision is an [`Event`]: [`Pipeline::subscribe`] follows them live,
+//!   [`Pipeline::history`] queries them from the [`Store`].
+//!
+//! Time comes only from the pipeline's [`Clock`](crate::clock::Clock): on a
+//! [`ManualClock`](crate::clock::ManualClock), move the clock and call [`Pipeline::settle`].
+
+mod control;
+mod delivery;
+mod event;
+mod group;
+mod incident;
+mod intake;
+mod notification;
+mod recovery;
+mod runner;
+mod settings;
+mod silence;
+mod state;
+mod store;
+mod timers;
+mod workers;
+
+pub use control::StopReport;
+pub use delivery::{CHANNEL_FAILING_RULE, RATE_LIMITED_RULE};
+pub use event::{Event, EventKind, HistoryQuery};
+pub use incident::{
+    Ack, AckRequest, ActionRun, DeliveryRecord, Incident, IncidentId, ItemKey, RouteRecord,
+    RunResult,
+};
+pub use notification::{Notification, NotificationId, NotificationKind};
+pub(crate) use runner::Implementations;
+pub use runner::{Pipeline, PipelineBuilder};
+pub use settings::{
+    ActionConfig, AddressKind, ChannelConfig, Escalation, InhibitRule, Maintenance, NotifyConfig,
+    OutsideSchedule, Person, PipelineConfig, PluginSource, RateLimit, Recovery, RetryPolicy, Route,
+    Selector, Window,
+};
+pub use silence::{Silence, SilenceId, SilenceRequest};
+pub use state::PipelineStats;
+pub use store::{MemoryStore, Store, StoreChange, StoreError, StoredState};
+
+use std::time::Duration;
+
+/// Why the pipeline refused a request.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum PipelineError {
+    /// The configuration names a channel no implementation was given for.
+    #[error("channel {0:?} is configured but has no implementation")]
+    MissingChannel(String),
+    /// The configuration names an action no implementation was given for.
+    #[error("action {0:?} is configured but has no implementation")]
+    MissingAction(String),
+    /// An implementation was given for a channel the configuration does not have.
+    #[error(
+        "a channel implementation is named {0:?}, but no [[channel]] of that name is configured"
+    )]
+    UnconfiguredChannel(String),
+    /// An implementation was given for an action the configuration does not have.
+    #[error(
+        "an action implementation is named {0:?}, but no [[action]] of that name is configured"
+    )]
+    UnconfiguredAction(String),
+    /// No open incident has this number.
+    #[error("no open incident #{0}")]
+    UnknownIncident(IncidentId),
+    /// No silence has this number.
+    #[error("no silence {0}")]
+    UnknownSilence(SilenceId),
+    /// A request is malformed (a silence without duration, an ack without a name …).
+    #[error("bad request: {0}")]
+    BadRequest(String),
+    /// The store failed.
+    #[error(transparent)]
+    Store(StoreError),
+    /// A thread could not be started.
+    #[error("cannot start a pipeline thread: {0}")]
+    Spawn(#[source] std::io::Error),
+    /// [`Pipeline::settle`] gave up.
+    #[error("the pipeline did not settle within {0:?} (a channel or action still running?)")]
+    Timeout(Duration),
+    /// The pipeline's thread has stopped.
+    #[error("the pipeline has stopped")]
+    Stopped,
+}
+
+/// `s` cut to at most `max` bytes (at a character boundary), with `…` when cut.
+pub(crate) fn truncate(s: &str, max: usize) -> String {
+    if s.len() <= max {
+        return s.to_owned();
+    }
+    let mut end = max;
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}…", &s[..end])
+}
+
+/// The last `max` bytes of `s` (at a character boundary), with `…` in front when cut.
+pub(crate) fn truncate_start(s: &str, max: usize) -> String {
+    if s.len() <= max {
+        return s.to_owned();
+    }
+    let mut start = s.len() - max;
+    while !s.is_char_boundary(start) {
+        start += 1;
+    }
+    format!("…{}", &s[start..])
+}

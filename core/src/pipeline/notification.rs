@@ -1,0 +1,222 @@
+//! Notifications: one alert for one channel, with its idempotency key and its attempts; and how
+//! alerts are built from incidents (one item, or a digest of a group).
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+use serde::Serialize;
+
+use super::incident::{Incident, IncidentId};
+use crate::Severity;
+use crate::alert::{Alert, AlertStatus};
+use crate::clock::Timestamp;
+
+/// A notification's number.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[serde(transparent)]
+pub struct NotificationId(pub u64);
+
+impl fmt::Display for NotificationId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.0)
+    }
+}
+
+/// Why a notification was sent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum NotificationKind {
+    /// A change of one item (firing or resolved).
+    Change,
+    /// Several items of a group at once.
+    Digest,
+    /// Still firing, not acknowledged: told again.
+    Repeat,
+    /// Not acknowledged in time: the next tier is told.
+    Escalation,
+    /// A channel keeps failing (or recovered).
+    Meta,
+    /// What a channel's rate limit held back.
+    RateSummary,
+}
+
+/// One alert on its way to one channel: an entry of the outbox.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Notification {
+    /// Its number.
+    pub id: NotificationId,
+    /// The channel.
+    pub channel: String,
+    /// The alert, recipients filled in for this channel, idempotency key set.
+    pub alert: Alert,
+    /// Why.
+    pub kind: NotificationKind,
+    /// The route that sent it.
+    pub route: Option<String>,
+    /// The incidents it tells about.
+    pub incidents: Vec<IncidentId>,
+    /// The item, `rule{labels}`, when it tells about one.
+    pub item: Option<String>,
+    /// The recipients by name (people and groups), to address a fallback channel.
+    pub to: Vec<String>,
+    /// Attempts made so far.
+    pub attempts: u32,
+    /// When it entered the outbox.
+    pub created_at: Timestamp,
+    /// When the next attempt is due.
+    pub due_at: Timestamp,
+    /// Channels already tried for this alert (the fallback chain), oldest first.
+    pub tried: Vec<String>,
+    /// The last attempt's error.
+    pub last_error: Option<String>,
+}
+
+impl Notification {
+    /// The idempotency key: the same for every attempt and every channel of one notification.
+    pub fn key(&self) -> &str {
+        &self.alert.idempotency_key
+    }
+}
+
+/// The alert telling about `inc` (firing at its severity, or resolved from `previous`).
+pub(crate) fn item_alert(
+    inc: &Incident,
+    status: AlertStatus,
+    previous: Severity,
+    since: Timestamp,
+    key: String,
+) -> Alert {
+    let mut annotations = inc.annotations.clone();
+    if let Some(r) = inc.recovery_summary() {
+        annotations.insert("recovery".to_owned(), r);
+    }
+    let (severity, at) = match status {
+        AlertStatus::Firing => (inc.severity, inc.changed_at),
+        AlertStatus::Resolved => (Severity::Normal, inc.resolved_at.unwrap_or(inc.changed_at)),
+    };
+    Alert {
+        rule: inc.item.rule.to_string(),
+        metric: inc.metric.to_string(),
+        labels: inc.labels.clone(),
+        annotations,
+        severity,
+        previous,
+        status,
+        value: inc.value,
+        threshold: inc.threshold,
+        since,
+        at,
+        idempotency_key: key,
+        recipients: Vec::new(),
+        incident: Some(inc.id.0),
+        fingerprint: inc.fingerprint.clone(),
+    }
+}
+
+/// One member of a digest: the incident, its status and the severity it is reported at.
+pub(crate) struct DigestPart<'a> {
+    pub(crate) incident: &'a Incident,
+    pub(crate) status: AlertStatus,
+    pub(crate) severity: Severity,
+}
+
+/// One alert summing up a group: severity the highest firing one, status firing while anything
+/// fires; `summary` lists the items, `alerts` holds them as JSON.
+pub(crate) fn digest_alert(
+    group_labels: &BTreeMap<String, String>,
+    route: &str,
+    parts: &[DigestPart<'_>],
+    previous: Severity,
+    at: Timestamp,
+    key: String,
+) -> Alert {
+    let firing: Vec<&DigestPart<'_>> = parts
+        .iter()
+        .filter(|p| p.status == AlertStatus::Firing)
+        .collect();
+    let resolved = parts.len() - firing.len();
+    let severity = firing
+        .iter()
+        .map(|p| p.severity)
+        .max()
+        .unwrap_or(Severity::Normal);
+    let rule = match parts.first() {
+        Some(p)
+            if parts
+                .iter()
+                .all(|q| q.incident.item.rule == p.incident.item.rule) =>
+        {
+            p.incident.item.rule.to_string()
+        }
+        _ => route.to_owned(),
+    };
+    let metric = match parts.first() {
+        Some(p) if parts.iter().all(|q| q.incident.metric == p.incident.metric) => {
+            p.incident.metric.to_string()
+        }
+        _ => String::new(),
+    };
+    let mut lines: Vec<String> = Vec::new();
+    let mut items = Vec::new();
+    for p in parts {
+        let i = p.incident;
+        let state = match p.status {
+            AlertStatus::Firing => p.severity.name(),
+            AlertStatus::Resolved => "resolved",
+        };
+        if lines.len() < 20 {
+            lines.push(format!("{} ({state})", i.item));
+        }
+        items.push(serde_json::json!({
+            "incident": i.id.0,
+            "item": i.item.to_string(),
+            "fingerprint": i.fingerprint,
+            "status": p.status,
+            "severity": p.severity.name(),
+            "value": i.value,
+            "summary": i.annotations.get("summary"),
+        }));
+    }
+    if parts.len() > lines.len() {
+        lines.push(format!("and {} more", parts.len() - lines.len()));
+    }
+    let mut annotations = BTreeMap::new();
+    annotations.insert(
+        "summary".to_owned(),
+        format!(
+            "{} firing, {resolved} resolved: {}",
+            firing.len(),
+            lines.join(", ")
+        ),
+    );
+    annotations.insert(
+        "alerts".to_owned(),
+        serde_json::Value::Array(items).to_string(),
+    );
+    let since = parts
+        .iter()
+        .map(|p| p.incident.opened_at)
+        .min()
+        .unwrap_or(at);
+    Alert {
+        rule,
+        metric,
+        labels: group_labels.clone(),
+        annotations,
+        severity,
+        previous,
+        status: if firing.is_empty() {
+            AlertStatus::Resolved
+        } else {
+            AlertStatus::Firing
+        },
+        value: None,
+        threshold: None,
+        since,
+        at,
+        idempotency_key: key,
+        recipients: Vec::new(),
+        incident: None,
+        fingerprint: String::new(),
+    }
+}

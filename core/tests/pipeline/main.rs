@@ -1,0 +1,11 @@
+//! The alert pipeline on a virtual clock: routing, every notification policy, delivery,
+//! recovery actions, configuration errors and reload.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)] // in a test, a failed unwrap is the test failing
+
+mod config;
+mod delivery;
+mod end_to_end;
+mod policy;
+mod recovery;
+mod support;
