@@ -28,3 +28,6 @@ cargo test --workspace --locked
 step "host agent smoke run"
 cargo run --locked -q -p host-agent -- --once >/dev/null
 echo "host agent ran"
+
+step "example service: load until its p99 and error-rate rules alert through the webhook plugin"
+cargo run --locked -q -p service -- --load --listen 127.0.0.1:0

@@ -374,6 +374,17 @@ pub(super) fn build(
                 ctx,
             ));
         }
+        if channel_names.contains(a.get_ref().name.get_ref().as_str()) {
+            return Err((
+                fail(
+                    a.get_ref().name.span(),
+                    "name",
+                    "a channel has this name too: channels and actions share one plugin host, \
+                     so their names must differ",
+                ),
+                ctx,
+            ));
+        }
         config.actions.push(action);
     }
     for (i, r) in raw.recoveries.iter().enumerate() {

@@ -49,6 +49,7 @@ mod error;
 mod exec;
 mod host;
 mod http;
+mod loader;
 mod mail;
 mod output;
 mod plugin;
@@ -61,6 +62,7 @@ use std::fmt;
 pub use audit::{AuditOutcome, AuditRecord};
 pub use error::{LoadError, PluginError};
 pub use host::{HostError, PluginHost};
+pub use loader::{BundledResolver, WasmLoader, bundled_file, loader, monitor, start};
 pub use plugin::{ActionPlugin, ChannelPlugin, PluginStatus};
 /// The settings are plain data defined in `vigilo::plugin` (core parses them from the
 /// configuration file without knowing wasmtime); they are re-exported here for convenience.

@@ -3,8 +3,6 @@
 // Helpers outside #[test] functions unwrap too: a failure is a test failure.
 #![allow(clippy::unwrap_used)]
 
-mod common;
-
 use std::io::{BufRead, BufReader, Write};
 use std::net::TcpListener;
 use std::os::unix::fs::PermissionsExt;
@@ -13,7 +11,7 @@ use std::sync::mpsc;
 use std::thread;
 use std::time::Duration;
 
-use common::{alert, host, settings, timed};
+use crate::common::{alert, host, settings, timed};
 use vigilo::alert::{Action, ActionError, Channel, DeliveryError};
 use vigilo_plugin_host::{
     ActionPlugin, AuditOutcome, ExecGrant, PluginError, PluginHost, SmtpSettings, SmtpTls,

@@ -3,9 +3,7 @@
 // Helpers outside #[test] functions unwrap too: a failure is a test failure.
 #![allow(clippy::unwrap_used)]
 
-mod common;
-
-use common::{guest, host, settings};
+use crate::common::{guest, host, settings};
 use sha2::{Digest, Sha256};
 use vigilo_plugin_host::{ExecGrant, LoadError, PluginKind, PluginSettings};
 
@@ -220,7 +218,7 @@ fn settings_load_from_toml() {
     let s: PluginSettings = toml::from_str(&text).unwrap();
     let host = host(3);
     let action = host.load_action(s).unwrap();
-    let outcome = action.try_run(&common::alert()).unwrap().unwrap();
+    let outcome = action.try_run(&crate::common::alert()).unwrap().unwrap();
     assert_eq!(
         (outcome.exit_code, outcome.output_tail.as_str()),
         (Some(0), "hello\n")

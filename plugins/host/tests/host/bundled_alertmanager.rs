@@ -4,13 +4,10 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-#[path = "support/bundled_peers.rs"]
-mod peers;
-
 use std::net::SocketAddr;
 use std::process::{Command, Stdio};
 
-use peers::{
+use crate::peers::{
     KillOnDrop, WAIT, free_port, http_request, load_channel, resolved, sample_alert, wait_for,
     which,
 };

@@ -10,14 +10,11 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-#[path = "support/bundled_peers.rs"]
-mod peers;
-
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::process::Command;
 
-use peers::HttpSink;
+use crate::peers::HttpSink;
 use serde_json::json;
 use vigilo::Severity;
 use vigilo::alert::{Alert, AlertStatus, Channel};

@@ -5,15 +5,12 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-#[path = "support/bundled_peers.rs"]
-mod peers;
-
 use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use peers::{KillOnDrop, WAIT, free_port, load_channel, resolved, sample_alert, wait_for};
+use crate::peers::{KillOnDrop, WAIT, free_port, load_channel, resolved, sample_alert, wait_for};
 use serde_json::json;
 use vigilo::alert::{Alert, Channel};
 use vigilo_plugin_host::SmtpSettings;

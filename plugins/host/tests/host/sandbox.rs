@@ -4,15 +4,13 @@
 // Helpers outside #[test] functions unwrap too: a failure is a test failure.
 #![allow(clippy::unwrap_used)]
 
-mod common;
-
 use std::io::{Read, Write};
 use std::net::TcpListener;
 use std::sync::Arc;
 use std::thread;
 use std::time::Duration;
 
-use common::{alert, guest, host, logged, settings, timed};
+use crate::common::{alert, guest, host, logged, settings, timed};
 use vigilo::alert::{Channel, DeliveryError};
 use vigilo::clock::{ManualClock, Timestamp};
 use vigilo_plugin_host::{ChannelPlugin, PluginError, PluginHost, PluginHostConfig};
@@ -125,7 +123,7 @@ fn a_trap_is_reported() {
 
 #[test]
 fn a_panic_is_reported_with_its_message() {
-    common::capture_logs();
+    crate::common::capture_logs();
     let host = host(0);
     let ok = healthy(&host, "ok");
     let p = host.load_channel(settings("panicky", "panic")).unwrap();
@@ -261,12 +259,12 @@ fn an_allowed_host_that_never_answers_is_cut_off_by_the_request_timeout() {
 
 #[test]
 fn logs_and_output_are_capped_and_the_clock_is_the_host_s() {
-    common::capture_logs();
+    crate::common::capture_logs();
     let clock = Arc::new(ManualClock::new(Timestamp::from_secs(1_234_567)));
     let config = PluginHostConfig {
         max_instances: 16,
         log_max_messages: 20,
-        cache_dir: Some(common::cache_dir()),
+        cache_dir: Some(crate::common::cache_dir()),
         ..PluginHostConfig::default()
     };
     let host = PluginHost::with_clock(config, clock).unwrap();
@@ -398,7 +396,7 @@ fn a_full_instance_pool_is_an_instantiation_error_not_a_fault() {
     let config = PluginHostConfig {
         max_instances: 1,
         breaker_threshold: 1,
-        cache_dir: Some(common::cache_dir()),
+        cache_dir: Some(crate::common::cache_dir()),
         ..PluginHostConfig::default()
     };
     let host = PluginHost::new(config).unwrap();

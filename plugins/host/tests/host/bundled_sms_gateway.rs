@@ -3,10 +3,7 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-#[path = "support/bundled_peers.rs"]
-mod peers;
-
-use peers::{HttpSink, load_channel, sample_alert};
+use crate::peers::{HttpSink, load_channel, sample_alert};
 use serde_json::json;
 use vigilo::alert::{Channel, DeliveryError};
 

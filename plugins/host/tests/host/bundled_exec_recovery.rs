@@ -3,13 +3,10 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-#[path = "support/bundled_peers.rs"]
-mod peers;
-
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
-use peers::{load_action, sample_alert};
+use crate::peers::{load_action, sample_alert};
 use serde_json::json;
 use vigilo::alert::{Action, ActionError, Alert};
 use vigilo_plugin_host::{ExecGrant, PluginError};
