@@ -250,6 +250,7 @@ impl MonitorBuilder {
         };
         Ok(Monitor {
             registry,
+            clock: self.clock,
             evaluator: Some(evaluator),
             pipeline: Some(pipeline),
             collector,
@@ -363,6 +364,7 @@ struct State {
 /// [`stop`](Self::stop). Dropping it stops it too.
 pub struct Monitor {
     registry: Registry,
+    clock: Arc<dyn Clock>,
     evaluator: Option<EvaluatorHandle>,
     pipeline: Option<Pipeline>,
     collector: Option<HostCollector>,
@@ -487,8 +489,9 @@ impl Monitor {
         self.state.lock().config.clone()
     }
 
-    /// Stops the host collector and the evaluator, then the pipeline: transitions already
-    /// made are handled, waiting groups notify now, deliveries get until `deadline`.
+    /// Stops the host collector and the evaluator (judging what was recorded up to now), then
+    /// the pipeline: transitions already made are handled, waiting groups notify now,
+    /// deliveries get until `deadline`.
     pub fn stop(mut self, deadline: Duration) -> Result<StopReport, MonitorError> {
         self.shutdown(deadline)
     }
@@ -498,7 +501,10 @@ impl Monitor {
             c.stop()?;
         }
         if let Some(e) = self.evaluator.take() {
-            e.stop()?;
+            // What was recorded before the stop is judged: pending crossings and due durations
+            // become transitions, which the pipeline then handles.
+            let mut evaluator = e.stop()?;
+            evaluator.poll(self.clock.now());
         }
         match self.pipeline.take() {
             Some(p) => Ok(p.stop(deadline)?),

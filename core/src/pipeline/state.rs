@@ -238,8 +238,20 @@ impl Dispatcher {
         if self.batch.is_empty() {
             return;
         }
-        let batch = std::mem::take(&mut self.batch);
-        if let Err(e) = self.store.commit(&batch) {
+        let mut batch = std::mem::take(&mut self.batch);
+        // Only the last state of an incident within a step needs writing.
+        let mut seen = HashSet::new();
+        let mut keep = vec![true; batch.len()];
+        for (i, c) in batch.iter().enumerate().rev() {
+            if let StoreChange::Incident(inc) = c
+                && !seen.insert(inc.id)
+            {
+                keep[i] = false;
+            }
+        }
+        let mut flags = keep.into_iter();
+        batch.retain(|_| flags.next().unwrap_or(true));
+        if let Err(e) = self.store.commit(batch) {
             self.stats.store_errors += 1;
             self.stats.last_store_error = Some(e.to_string());
             log::error!(target: "vigilo::pipeline", "{e}");

@@ -63,8 +63,8 @@ pub struct StoredState {
 pub trait Store: Send {
     /// Everything needed to resume, read once at start.
     fn load(&mut self) -> Result<StoredState, StoreError>;
-    /// Applies a batch of changes, all or nothing.
-    fn commit(&mut self, changes: &[StoreChange]) -> Result<(), StoreError>;
+    /// Applies a batch of changes, in order, all or nothing.
+    fn commit(&mut self, changes: Vec<StoreChange>) -> Result<(), StoreError>;
     /// Events from the history, newest `query.limit` that pass, oldest first.
     fn history(&self, query: &HistoryQuery) -> Result<Vec<Event>, StoreError>;
 }
@@ -123,35 +123,35 @@ impl Store for MemoryStore {
         Ok(s)
     }
 
-    fn commit(&mut self, changes: &[StoreChange]) -> Result<(), StoreError> {
+    fn commit(&mut self, changes: Vec<StoreChange>) -> Result<(), StoreError> {
         let mut newest = None;
         for c in changes {
             match c {
                 StoreChange::Incident(i) => {
                     self.state.last_incident = self.state.last_incident.max(i.id.0);
-                    self.incidents.insert(i.id, (**i).clone());
+                    self.incidents.insert(i.id, *i);
                 }
                 StoreChange::IncidentClosed(id) => {
-                    self.incidents.remove(id);
+                    self.incidents.remove(&id);
                 }
                 StoreChange::Notification(n) => {
                     self.state.last_notification = self.state.last_notification.max(n.id.0);
-                    self.outbox.insert(n.id, (**n).clone());
+                    self.outbox.insert(n.id, *n);
                 }
                 StoreChange::NotificationDone(id) => {
-                    self.outbox.remove(id);
+                    self.outbox.remove(&id);
                 }
                 StoreChange::Silence(s) => {
                     self.state.last_silence = self.state.last_silence.max(s.id.0);
-                    self.silences.insert(s.id, (**s).clone());
+                    self.silences.insert(s.id, *s);
                 }
                 StoreChange::SilenceRemoved(id) => {
-                    self.silences.remove(id);
+                    self.silences.remove(&id);
                 }
                 StoreChange::Event(e) => {
                     self.state.last_event = self.state.last_event.max(e.seq);
                     newest = Some(e.at);
-                    self.events.push_back((**e).clone());
+                    self.events.push_back(*e);
                 }
             }
         }

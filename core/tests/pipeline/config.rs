@@ -281,3 +281,33 @@ fn other_mistakes_are_located_too() {
     assert!(matches!(e, ConfigError::Invalid { .. }));
     assert!(e.to_string().starts_with("vigilo.toml:6:"), "{e}");
 }
+
+#[test]
+fn the_example_configuration_loads() {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/pipeline.toml");
+    let c = Config::from_file(&path).unwrap_or_else(|e| panic!("{}", e.with_excerpt()));
+    let p = &c.pipeline;
+    assert_eq!(p.channels.len(), 3);
+    assert_eq!(p.routes.len(), 3);
+    assert_eq!(p.routes[0].escalation.len(), 2);
+    assert!(p.routes[2].default);
+    assert_eq!(p.maintenance.len(), 2);
+    assert_eq!(p.recoveries[0].action, "restart-nginx");
+    assert_eq!(
+        p.addresses(&["oncall".into()], Some(AddressKind::Phone)),
+        ["+82-10-1234-5678", "+82-10-8765-4321"]
+    );
+    assert!(
+        p.unrouted_rules(&c.rules).is_empty(),
+        "the default route reaches every rule"
+    );
+}
+
+#[test]
+fn a_channel_and_an_action_cannot_share_a_name() {
+    assert_error(
+        "[[channel]]\nname = \"x\"\n[[action]]\nname = \"x\"\n",
+        4,
+        &["action \"x\"", "channels and actions share one plugin host"],
+    );
+}
