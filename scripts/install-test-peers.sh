@@ -2,8 +2,8 @@
 # Installs the real peers the bundled-plugin tests talk to (idempotent; safe to run again):
 #   - the wasm32-wasip2 Rust target (the plugins are WebAssembly components);
 #   - Prometheus Alertmanager (Debian package prometheus-alertmanager, binary
-#     /usr/bin/prometheus-alertmanager) for plugins/host/tests/bundled_alertmanager.rs;
-#   - aiosmtpd (PyPI) for the SMTP server of plugins/host/tests/bundled_email.rs, installed for
+#     /usr/bin/prometheus-alertmanager) for plugins/host/tests/host/bundled_alertmanager.rs;
+#   - aiosmtpd (PyPI) for the SMTP server of plugins/host/tests/host/bundled_email.rs, installed for
 #     the `python3` on PATH, which is the one the test runs.
 set -euo pipefail
 
