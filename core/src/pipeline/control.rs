@@ -19,15 +19,21 @@ use crate::pipeline::settings::PipelineConfig;
 
 impl Dispatcher {
     /// Open incidents, oldest first.
-    pub(crate) fn incident_list(&self) -> Vec<Incident> {
+    pub(crate) fn incident_list(&self, now: Timestamp) -> Vec<Incident> {
         let mut v: Vec<Incident> = self
             .open
             .values()
-            .filter_map(|id| self.incidents.get(id))
-            .map(|t| t.inc.clone())
+            .filter_map(|id| self.incident_view(*id, now))
             .collect();
         v.sort_by_key(|i| i.id);
         v
+    }
+
+    /// An incident as callers see it: with what holds it back now.
+    pub(crate) fn incident_view(&self, id: IncidentId, now: Timestamp) -> Option<Incident> {
+        let mut inc = self.incidents.get(&id)?.inc.clone();
+        inc.held_back = self.suppression(id, now).map(|s| s.reason);
+        Some(inc)
     }
 
     pub(crate) fn ack(
@@ -41,6 +47,8 @@ impl Dispatcher {
                 "an acknowledgement needs `by`: who is on it".into(),
             ));
         }
+        check_length("by", &req.by)?;
+        check_length("comment", &req.comment)?;
         let tr = self
             .incidents
             .get_mut(&id)
@@ -126,6 +134,8 @@ impl Dispatcher {
         req: SilenceRequest,
         now: Timestamp,
     ) -> Result<SilenceId, PipelineError> {
+        check_length("created_by", &req.created_by)?;
+        check_length("comment", &req.comment)?;
         let id = SilenceId(self.next_silence + 1);
         let s = Silence::from_request(id, req, now).map_err(PipelineError::BadRequest)?;
         self.next_silence += 1;
@@ -511,6 +521,20 @@ impl Dispatcher {
             Done::Action { token, result } => self.on_action_done(token, result, now),
         }
     }
+}
+
+/// The longest `by`, `created_by` or `comment` accepted: they are kept in incidents, silences
+/// and the history.
+const MAX_TEXT: usize = 4096;
+
+fn check_length(what: &str, text: &str) -> Result<(), PipelineError> {
+    if text.len() > MAX_TEXT {
+        return Err(PipelineError::BadRequest(format!(
+            "`{what}` is {} bytes long; at most {MAX_TEXT} are accepted",
+            text.len()
+        )));
+    }
+    Ok(())
 }
 
 /// How long `stop` waited and what it left.

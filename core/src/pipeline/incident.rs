@@ -241,6 +241,9 @@ pub struct Incident {
     pub actions: Vec<ActionRun>,
     /// For a "channel failing" meta-alert: the failing channel, never used to deliver it.
     pub meta_channel: Option<String>,
+    /// What holds its notifications back now, if anything: a silence, a maintenance window or
+    /// an inhibition (filled in when incidents are listed).
+    pub held_back: Option<String>,
 }
 
 impl Incident {

@@ -78,6 +78,7 @@ impl Dispatcher {
                     routes: Vec::new(),
                     actions: Vec::new(),
                     meta_channel,
+                    held_back: None,
                 };
                 self.incidents.insert(
                     id,

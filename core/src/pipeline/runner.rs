@@ -385,10 +385,10 @@ fn command(
     let now = d.clock.now();
     match c {
         Command::Incidents(r) => {
-            let _ = r.send(d.incident_list());
+            let _ = r.send(d.incident_list(now));
         }
         Command::Incident(id, r) => {
-            let _ = r.send(d.incidents.get(&id).map(|t| t.inc.clone()));
+            let _ = r.send(d.incident_view(id, now));
         }
         Command::Ack(id, ack, r) => {
             let _ = r.send(d.ack(id, ack, now));

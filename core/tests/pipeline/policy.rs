@@ -512,6 +512,14 @@ fn a_silence_holds_notifications_and_its_end_releases_what_still_fires() {
     assert_eq!(sent[0].labels["mount"], "/");
     assert_eq!(h.history(&[EventKind::Silenced]).len(), 1);
     assert_eq!(h.pipeline.silences().unwrap()[0].id, id);
+    let held: Vec<Option<String>> = h.incidents().into_iter().map(|i| i.held_back).collect();
+    assert!(
+        held.iter().any(|r| r
+            .as_deref()
+            .is_some_and(|r| r.starts_with("silence 1 by kim"))),
+        "{held:?}"
+    );
+    assert!(held.contains(&None));
     h.advance(secs(3600));
     let released = h.sink("mail").take();
     assert_eq!(released.len(), 1, "the silence ended: /data still fires");
