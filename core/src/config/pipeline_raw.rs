@@ -587,32 +587,69 @@ fn workers(w: Option<&Spanned<usize>>, default: usize) -> Result<usize, Failure>
     }
 }
 
-impl RawChannel {
-    fn build(&self) -> Result<ChannelConfig, Failure> {
+/// The fields channels and actions share: where the plugin is and its sandbox.
+struct Sandbox<'a> {
+    name: &'a Spanned<String>,
+    what: &'a str,
+    plugin: Option<&'a Spanned<String>>,
+    path: Option<&'a Spanned<PathBuf>>,
+    sha256: &'a Option<String>,
+    memory_limit: Option<Bytes>,
+    deadline: Option<Dur>,
+    allowed_hosts: &'a [String],
+    http_timeout: Option<Dur>,
+    config: &'a Option<serde_json::Value>,
+}
+
+impl Sandbox<'_> {
+    fn build(self) -> Result<(PluginSource, PluginSettings), Failure> {
         let name = self.name.get_ref();
         if name.is_empty() {
-            return Err(fail(self.name.span(), "name", "a channel needs a name"));
+            return Err(fail(
+                self.name.span(),
+                "name",
+                format!("{} needs a name", self.what),
+            ));
         }
-        let source = plugin_source(self.plugin.as_ref(), self.path.as_ref())?;
+        let source = plugin_source(self.plugin, self.path)?;
         let mut plugin = PluginSettings::new(name.clone(), PathBuf::new());
         if let PluginSource::File(p) = &source {
             plugin.path = p.clone();
         }
-        plugin.sha256.clone_from(&self.sha256);
+        plugin.sha256.clone_from(self.sha256);
         if let Some(m) = self.memory_limit {
             plugin.memory_limit = m.0;
         }
         if let Some(d) = self.deadline {
             plugin.deadline = d.0;
         }
-        plugin.allowed_hosts.clone_from(&self.allowed_hosts);
+        plugin.allowed_hosts = self.allowed_hosts.to_vec();
         if let Some(d) = self.http_timeout {
             plugin.http_timeout = d.0;
         }
-        plugin.smtp.clone_from(&self.smtp);
-        if let Some(c) = &self.config {
+        if let Some(c) = self.config {
             plugin.config = c.clone();
         }
+        Ok((source, plugin))
+    }
+}
+
+impl RawChannel {
+    fn build(&self) -> Result<ChannelConfig, Failure> {
+        let (source, mut plugin) = Sandbox {
+            name: &self.name,
+            what: "a channel",
+            plugin: self.plugin.as_ref(),
+            path: self.path.as_ref(),
+            sha256: &self.sha256,
+            memory_limit: self.memory_limit,
+            deadline: self.deadline,
+            allowed_hosts: &self.allowed_hosts,
+            http_timeout: self.http_timeout,
+            config: &self.config,
+        }
+        .build()?;
+        plugin.smtp.clone_from(&self.smtp);
         let mut retry = RetryPolicy::default();
         if let Some(r) = &self.retry {
             if let Some(a) = &r.attempts {
@@ -647,7 +684,7 @@ impl RawChannel {
             None => None,
         };
         Ok(ChannelConfig {
-            name: name.clone(),
+            name: self.name.get_ref().clone(),
             source,
             plugin,
             address: self.address,
@@ -661,32 +698,22 @@ impl RawChannel {
 
 impl RawAction {
     fn build(&self) -> Result<ActionConfig, Failure> {
-        let name = self.name.get_ref();
-        if name.is_empty() {
-            return Err(fail(self.name.span(), "name", "an action needs a name"));
+        let (source, mut plugin) = Sandbox {
+            name: &self.name,
+            what: "an action",
+            plugin: self.plugin.as_ref(),
+            path: self.path.as_ref(),
+            sha256: &self.sha256,
+            memory_limit: self.memory_limit,
+            deadline: self.deadline,
+            allowed_hosts: &self.allowed_hosts,
+            http_timeout: self.http_timeout,
+            config: &self.config,
         }
-        let source = plugin_source(self.plugin.as_ref(), self.path.as_ref())?;
-        let mut plugin = PluginSettings::new(name.clone(), PathBuf::new());
-        if let PluginSource::File(p) = &source {
-            plugin.path = p.clone();
-        }
-        plugin.sha256.clone_from(&self.sha256);
-        if let Some(m) = self.memory_limit {
-            plugin.memory_limit = m.0;
-        }
-        if let Some(d) = self.deadline {
-            plugin.deadline = d.0;
-        }
-        plugin.allowed_hosts.clone_from(&self.allowed_hosts);
-        if let Some(d) = self.http_timeout {
-            plugin.http_timeout = d.0;
-        }
+        .build()?;
         plugin.exec_grants.clone_from(&self.exec_grants);
-        if let Some(c) = &self.config {
-            plugin.config = c.clone();
-        }
         Ok(ActionConfig {
-            name: name.clone(),
+            name: self.name.get_ref().clone(),
             source,
             plugin,
             workers: workers(self.workers.as_ref(), 2)?,

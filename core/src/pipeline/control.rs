@@ -379,20 +379,9 @@ impl Dispatcher {
             };
             let (gk, labels) = Self::group_key(&route, &t.inc);
             t.groups.push(gk.clone());
-            let group = self
-                .groups
-                .entry(gk.clone())
-                .or_insert_with(|| super::state::Group {
-                    labels,
-                    per_item: route.group_by.is_empty(),
-                    members: Default::default(),
-                    created_at: now,
-                    last_flush: None,
-                    flush_at: None,
-                    repeat_at: None,
-                    sends: 0,
-                    repeats: 0,
-                });
+            let group = self.groups.entry(gk.clone()).or_insert_with(|| {
+                super::state::Group::new(labels, route.group_by.is_empty(), now)
+            });
             group.members.insert(
                 id,
                 super::state::Member {

@@ -320,17 +320,10 @@ impl Dispatcher {
             tr.groups.push(gk.clone());
             tr.inc.route_mut(&route.name);
         }
-        let group = self.groups.entry(gk.clone()).or_insert_with(|| Group {
-            labels,
-            per_item: route.group_by.is_empty(),
-            members: BTreeMap::new(),
-            created_at: now,
-            last_flush: None,
-            flush_at: None,
-            repeat_at: None,
-            sends: 0,
-            repeats: 0,
-        });
+        let group = self
+            .groups
+            .entry(gk.clone())
+            .or_insert_with(|| Group::new(labels, route.group_by.is_empty(), now));
         let member = group.members.entry(id).or_insert(Member {
             status: AlertStatus::Firing,
             severity,

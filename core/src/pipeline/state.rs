@@ -117,6 +117,22 @@ pub(crate) struct Group {
     pub(crate) repeats: u32,
 }
 
+impl Group {
+    pub(crate) fn new(labels: BTreeMap<String, String>, per_item: bool, now: Timestamp) -> Self {
+        Group {
+            labels,
+            per_item,
+            members: BTreeMap::new(),
+            created_at: now,
+            last_flush: None,
+            flush_at: None,
+            repeat_at: None,
+            sends: 0,
+            repeats: 0,
+        }
+    }
+}
+
 /// A channel: its settings, its threads, its health, its rate limit.
 pub(crate) struct ChannelState {
     pub(crate) config: ChannelConfig,
