@@ -35,9 +35,11 @@
 //! be named by the seed product's Korean names, quoted as TOML requires for non-ASCII keys:
 //! `[rule."긴급"]` is `[rule.major]`. Unknown keys are errors everywhere.
 
+mod channels_raw;
 mod error;
 mod pipeline_raw;
 mod raw;
+mod routes_raw;
 
 use std::collections::HashMap;
 use std::path::Path;

@@ -13,9 +13,9 @@ use serde::de::{self, Deserializer, Visitor};
 use toml::Spanned;
 
 use super::Expectation;
-use super::pipeline_raw::{
-    RawAction, RawChannel, RawInhibit, RawMaintenance, RawNotify, RawPerson, RawRecovery, RawRoute,
-};
+use super::channels_raw::{RawAction, RawChannel};
+use super::pipeline_raw::{RawNotify, RawPerson};
+use super::routes_raw::{RawInhibit, RawMaintenance, RawRecovery, RawRoute};
 use crate::Severity;
 use crate::duration::serde_duration;
 use crate::eval::EvaluatorConfig;
