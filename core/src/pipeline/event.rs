@@ -19,11 +19,11 @@ pub enum EventKind {
     Opened,
     /// An incident resolved (the evaluator put its item back to Normal).
     Resolved,
-    /// An alert was taken by a route.
+    /// An alert was taken by a route and goes out now.
     Routed,
     /// No route took an alert, and there is no default route.
     Unrouted,
-    /// A change joined a group waiting for its next notification.
+    /// An alert was taken by a route that groups, and waits for the group's next notification.
     Grouped,
     /// A change repeated what the route had already notified: nothing sent.
     Deduplicated,

@@ -336,23 +336,19 @@ impl Dispatcher {
         let fresh = member.notified != Some((AlertStatus::Firing, severity));
         member.pending = fresh;
         let flush_due = fresh.then(|| self.schedule_flush(&gk, now)).flatten();
-        let mut e = self.incident_event(
-            if fresh {
-                EventKind::Routed
-            } else {
-                EventKind::Deduplicated
-            },
-            id,
-            now,
-        );
+        let waits = flush_due.filter(|at| *at > now && !route.group_by.is_empty());
+        let kind = match (fresh, waits) {
+            (false, _) => EventKind::Deduplicated,
+            (true, Some(_)) => EventKind::Grouped,
+            (true, None) => EventKind::Routed,
+        };
+        let mut e = self.incident_event(kind, id, now);
         e.route = Some(route.name.clone());
-        e.detail = match (fresh, flush_due) {
+        e.detail = match (fresh, waits) {
             (false, _) => format!("route already notified {severity}"),
-            (true, Some(at)) if at > now && !route.group_by.is_empty() => {
-                format!("group {} notifies at {at}", gk.key)
-            }
-            (true, _) if first => format!("group {}", gk.key),
-            (true, _) => format!("change to {severity}"),
+            (true, Some(at)) => format!("group {} notifies at {at}", gk.key),
+            (true, None) if first => format!("group {}", gk.key),
+            (true, None) => format!("change to {severity}"),
         };
         if !fresh {
             self.stats.deduplicated += 1;

@@ -249,6 +249,13 @@ fn grouping_waits_then_sends_one_digest_then_respects_the_group_interval() {
     let next = h.sink("chat").take();
     assert_eq!(next.len(), 1);
     assert_eq!(next[0].severity, Severity::Critical);
+    let grouped = h.history(&[EventKind::Grouped]);
+    assert_eq!(grouped.len(), 4, "every change waited for the group");
+    assert!(
+        grouped[0].detail.starts_with("group rule=disk notifies at"),
+        "{}",
+        grouped[0].detail
+    );
 }
 
 #[test]
