@@ -54,11 +54,22 @@ pub struct PluginSettings {
     /// The most linear memory one instance may use (default 32 MiB).
     #[serde(default = "default_memory_limit", deserialize_with = "de_bytes")]
     pub memory_limit: usize,
-    /// How long one call may compute (default 2 s). Time blocked in the host's `exec` and
-    /// `mail` imports and waiting for HTTP response headers is not counted: those have their
-    /// own timeouts.
+    /// How long one call may compute (default 2 s): the time the guest actually runs. Time it
+    /// spends blocked (waiting for HTTP, a command, a mail server, a sleep) is not counted;
+    /// `call_timeout` bounds that.
     #[serde(default = "default_deadline", with = "serde_duration")]
     pub deadline: Duration,
+    /// How long one call may take in all, wall clock, whatever it does or waits for (default
+    /// 30 s). At this limit the call is ended, its instance freed and its commands killed.
+    #[serde(default = "default_call_timeout", with = "serde_duration")]
+    pub call_timeout: Duration,
+    /// Calls of this plugin that may run at once (default 4); one more fails at once with the
+    /// host's `Busy` error, so one plugin cannot take every instance slot of the host.
+    #[serde(default = "default_max_concurrent_calls")]
+    pub max_concurrent_calls: u32,
+    /// Commands one call may run through `exec` (default 8); further requests are denied.
+    #[serde(default = "default_max_exec_runs")]
+    pub max_exec_runs: u32,
     /// Where the plugin may send `wasi:http` requests: `"host"` (the scheme's default port:
     /// 80 for http, 443 for https), `"host:port"`, `"host:*"` (any port) or `"[::1]:8080"`.
     /// Names compare case-insensitively and exactly (no wildcards in the name).
@@ -88,6 +99,9 @@ impl PluginSettings {
             sha256: None,
             memory_limit: default_memory_limit(),
             deadline: default_deadline(),
+            call_timeout: default_call_timeout(),
+            max_concurrent_calls: default_max_concurrent_calls(),
+            max_exec_runs: default_max_exec_runs(),
             allowed_hosts: Vec::new(),
             http_timeout: default_http_timeout(),
             exec_grants: Vec::new(),
@@ -104,6 +118,15 @@ impl PluginSettings {
 /// exactly that many arguments and each must match its pattern as a whole (the pattern is
 /// anchored: `"nginx|redis"` accepts `nginx` or `redis`, nothing else). An empty `args`
 /// grants the command with no arguments only.
+///
+/// Patterns are matched against arguments as given, so write them with options in mind: a
+/// pattern like `[a-z0-9-]+` also accepts `-rf` and `--help`. Start the class with what an
+/// option cannot start with (`[a-z0-9][a-z0-9-]*`), or set `end_of_options = true` to have
+/// `--` passed before the arguments, so the command reads none of them as an option. By
+/// default (`ascii_only = true`) an argument with any character outside ASCII is refused,
+/// because Unicode classes match more than they seem to (`\d` matches Arabic, Devanagari and
+/// full-width digits, `\w` letters of every script). Arguments are at most 256 in number and
+/// 64 KiB in all.
 ///
 /// The process starts with an empty environment, `/` as working directory, standard input
 /// closed, in a process group of its own. When it exits or its `timeout` passes, the whole
@@ -123,6 +146,12 @@ pub struct ExecGrant {
     /// Bytes of stdout and of stderr kept, the last ones (default 64 KiB).
     #[serde(default = "default_max_output", deserialize_with = "de_bytes")]
     pub max_output: usize,
+    /// Pass `--` before the plugin's arguments (default false).
+    #[serde(default)]
+    pub end_of_options: bool,
+    /// Refuse arguments with characters outside ASCII (default true).
+    #[serde(default = "yes")]
+    pub ascii_only: bool,
 }
 
 impl ExecGrant {
@@ -133,6 +162,8 @@ impl ExecGrant {
             args: args.iter().map(|a| (*a).to_owned()).collect(),
             timeout: default_exec_timeout(),
             max_output: default_max_output(),
+            end_of_options: false,
+            ascii_only: true,
         }
     }
 }
@@ -205,6 +236,11 @@ pub struct PluginHostConfig {
     /// The epoch ticker's period: the resolution of deadlines.
     #[serde(with = "serde_duration")]
     pub epoch_tick: Duration,
+    /// The stack of each call (default 2 MiB): calls run on a stack of their own, whatever
+    /// thread makes them. The guest's own WebAssembly stack may use half of it; deeper
+    /// recursion traps cleanly.
+    #[serde(deserialize_with = "de_bytes")]
+    pub call_stack: usize,
     /// Consecutive faults (traps, timeouts, exhausted memory) that quarantine a plugin.
     pub breaker_threshold: u32,
     /// How many exec audit records are kept in memory (oldest dropped first).
@@ -234,6 +270,7 @@ impl Default for PluginHostConfig {
             max_instances: 64,
             max_memory: 256 << 20,
             epoch_tick: Duration::from_millis(5),
+            call_stack: 2 << 20,
             breaker_threshold: 3,
             audit_capacity: 1000,
             log_max_messages: 100,
@@ -250,6 +287,18 @@ pub(crate) fn default_memory_limit() -> usize {
 }
 pub(crate) fn default_deadline() -> Duration {
     Duration::from_secs(2)
+}
+pub(crate) fn default_call_timeout() -> Duration {
+    Duration::from_secs(30)
+}
+pub(crate) fn default_max_concurrent_calls() -> u32 {
+    4
+}
+pub(crate) fn default_max_exec_runs() -> u32 {
+    8
+}
+fn yes() -> bool {
+    true
 }
 pub(crate) fn default_http_timeout() -> Duration {
     Duration::from_secs(5)

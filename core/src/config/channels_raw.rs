@@ -47,6 +47,8 @@ pub(super) struct RawChannel {
     sha256: Option<String>,
     pub(super) memory_limit: Option<Bytes>,
     pub(super) deadline: Option<Dur>,
+    pub(super) call_timeout: Option<Dur>,
+    pub(super) max_concurrent_calls: Option<Spanned<u32>>,
     #[serde(default)]
     pub(super) allowed_hosts: Vec<String>,
     pub(super) http_timeout: Option<Dur>,
@@ -68,11 +70,14 @@ pub(super) struct RawAction {
     sha256: Option<String>,
     pub(super) memory_limit: Option<Bytes>,
     pub(super) deadline: Option<Dur>,
+    pub(super) call_timeout: Option<Dur>,
+    pub(super) max_concurrent_calls: Option<Spanned<u32>>,
     #[serde(default)]
     pub(super) allowed_hosts: Vec<String>,
     pub(super) http_timeout: Option<Dur>,
     #[serde(default)]
     pub(super) exec_grants: Vec<ExecGrant>,
+    pub(super) max_exec_runs: Option<u32>,
     pub(super) config: Option<serde_json::Value>,
     pub(super) workers: Option<Spanned<usize>>,
 }
@@ -128,6 +133,8 @@ struct Sandbox<'a> {
     sha256: &'a Option<String>,
     memory_limit: Option<Bytes>,
     deadline: Option<Dur>,
+    call_timeout: Option<Dur>,
+    max_concurrent_calls: Option<&'a Spanned<u32>>,
     allowed_hosts: &'a [String],
     http_timeout: Option<Dur>,
     config: &'a Option<serde_json::Value>,
@@ -155,6 +162,19 @@ impl Sandbox<'_> {
         if let Some(d) = self.deadline {
             plugin.deadline = d.0;
         }
+        if let Some(d) = self.call_timeout {
+            plugin.call_timeout = d.0;
+        }
+        if let Some(n) = self.max_concurrent_calls {
+            if *n.get_ref() == 0 {
+                return Err(fail(
+                    n.span(),
+                    "max_concurrent_calls",
+                    "max_concurrent_calls must be at least 1",
+                ));
+            }
+            plugin.max_concurrent_calls = *n.get_ref();
+        }
         plugin.allowed_hosts = self.allowed_hosts.to_vec();
         if let Some(d) = self.http_timeout {
             plugin.http_timeout = d.0;
@@ -176,6 +196,8 @@ impl RawChannel {
             sha256: &self.sha256,
             memory_limit: self.memory_limit,
             deadline: self.deadline,
+            call_timeout: self.call_timeout,
+            max_concurrent_calls: self.max_concurrent_calls.as_ref(),
             allowed_hosts: &self.allowed_hosts,
             http_timeout: self.http_timeout,
             config: &self.config,
@@ -238,12 +260,17 @@ impl RawAction {
             sha256: &self.sha256,
             memory_limit: self.memory_limit,
             deadline: self.deadline,
+            call_timeout: self.call_timeout,
+            max_concurrent_calls: self.max_concurrent_calls.as_ref(),
             allowed_hosts: &self.allowed_hosts,
             http_timeout: self.http_timeout,
             config: &self.config,
         }
         .build()?;
         plugin.exec_grants.clone_from(&self.exec_grants);
+        if let Some(n) = self.max_exec_runs {
+            plugin.max_exec_runs = n;
+        }
         Ok(ActionConfig {
             name: self.name.get_ref().clone(),
             source,

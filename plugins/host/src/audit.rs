@@ -30,8 +30,12 @@ pub struct AuditRecord {
     pub plugin: String,
     /// The command as asked.
     pub command: String,
-    /// Its arguments as asked.
+    /// Its first 32 arguments as asked, each cut to 256 bytes (with its length when cut).
     pub args: Vec<String>,
+    /// How many arguments were asked.
+    pub args_count: usize,
+    /// Their total length in bytes.
+    pub args_bytes: usize,
     /// When it was asked (the host's clock).
     pub started: Timestamp,
     /// How long it ran (zero if it never started).
@@ -43,17 +47,29 @@ pub struct AuditRecord {
     pub outcome: AuditOutcome,
 }
 
-/// A bounded log of [`AuditRecord`]s, oldest dropped first.
+/// A bounded log of [`AuditRecord`]s, oldest dropped first: at most `capacity` records and
+/// about [`MAX_BYTES`] of text.
 pub(crate) struct AuditLog {
     capacity: usize,
-    records: Mutex<VecDeque<AuditRecord>>,
+    records: Mutex<(VecDeque<AuditRecord>, usize)>,
+}
+
+/// The most text (commands, arguments, outcomes) the audit log keeps in memory.
+pub(crate) const MAX_BYTES: usize = 4 << 20;
+
+fn size(r: &AuditRecord) -> usize {
+    let outcome = match &r.outcome {
+        AuditOutcome::Denied(m) | AuditOutcome::Failed(m) => m.len(),
+        _ => 0,
+    };
+    128 + r.plugin.len() + r.command.len() + r.args.iter().map(String::len).sum::<usize>() + outcome
 }
 
 impl AuditLog {
     pub(crate) fn new(capacity: usize) -> Self {
         AuditLog {
             capacity,
-            records: Mutex::new(VecDeque::new()),
+            records: Mutex::new((VecDeque::new(), 0)),
         }
     }
 
@@ -77,14 +93,18 @@ impl AuditLog {
         if self.capacity == 0 {
             return;
         }
-        let mut q = self.records.lock();
-        if q.len() == self.capacity {
-            q.pop_front();
-        }
+        let mut guard = self.records.lock();
+        let (q, bytes) = &mut *guard;
+        *bytes += size(&r);
         q.push_back(r);
+        while q.len() > self.capacity || (*bytes > MAX_BYTES && q.len() > 1) {
+            if let Some(old) = q.pop_front() {
+                *bytes -= size(&old);
+            }
+        }
     }
 
     pub(crate) fn snapshot(&self) -> Vec<AuditRecord> {
-        self.records.lock().iter().cloned().collect()
+        self.records.lock().0.iter().cloned().collect()
     }
 }

@@ -129,6 +129,23 @@ pub enum PluginError {
         /// Its deadline.
         deadline: Duration,
     },
+    /// The call as a whole (the guest and everything it waited for) ran past the plugin's
+    /// `call_timeout` and was ended: its instance freed, its commands killed.
+    #[error("plugin {plugin}: the call ran past its {limit:?} call_timeout and was ended")]
+    CallTimeout {
+        /// The plugin.
+        plugin: String,
+        /// Its `call_timeout`.
+        limit: Duration,
+    },
+    /// The plugin already has `max_concurrent_calls` calls running.
+    #[error("plugin {plugin} is busy: {limit} calls already running (max_concurrent_calls)")]
+    Busy {
+        /// The plugin.
+        plugin: String,
+        /// Its `max_concurrent_calls`.
+        limit: u32,
+    },
     /// The guest tried to grow its memory past its cap and was stopped.
     #[error("plugin {plugin} tried to use more than its {limit} bytes of memory and was stopped")]
     MemoryExhausted {
@@ -176,6 +193,7 @@ impl PluginError {
             self,
             PluginError::Trap { .. }
                 | PluginError::Timeout { .. }
+                | PluginError::CallTimeout { .. }
                 | PluginError::MemoryExhausted { .. }
         )
     }
@@ -185,6 +203,8 @@ impl PluginError {
         match self {
             PluginError::Trap { plugin, .. }
             | PluginError::Timeout { plugin, .. }
+            | PluginError::CallTimeout { plugin, .. }
+            | PluginError::Busy { plugin, .. }
             | PluginError::MemoryExhausted { plugin, .. }
             | PluginError::Denied { plugin, .. }
             | PluginError::Quarantined { plugin, .. }
@@ -195,7 +215,8 @@ impl PluginError {
 
 /// How a sandbox failure reaches the delivery pipeline:
 ///
-/// * trap, timeout, exhausted memory, a full pool → [`DeliveryError::Retryable`]: the fault
+/// * trap, timeout (compute or call), exhausted memory, a full pool, a busy plugin →
+///   [`DeliveryError::Retryable`]: the fault
 ///   may be passing (a starved CPU, an input that will not recur), retrying with backoff is
 ///   cheap, and the breaker quarantines a plugin that keeps failing;
 /// * denied, quarantined → [`DeliveryError::Permanent`]: retrying cannot help until the
@@ -212,12 +233,14 @@ impl From<PluginError> for DeliveryError {
     }
 }
 
-/// Timeout → [`ActionError::Timeout`], denied → [`ActionError::Denied`], anything else
-/// (trap, exhausted memory, quarantine, a full pool) → [`ActionError::Failed`].
+/// Timeout (compute or call) → [`ActionError::Timeout`], denied → [`ActionError::Denied`],
+/// anything else (trap, exhausted memory, quarantine, a full pool, busy) →
+/// [`ActionError::Failed`].
 impl From<PluginError> for ActionError {
     fn from(e: PluginError) -> Self {
         match e {
             PluginError::Timeout { deadline, .. } => ActionError::Timeout(deadline),
+            PluginError::CallTimeout { limit, .. } => ActionError::Timeout(limit),
             PluginError::Denied { .. } => ActionError::Denied(e.to_string()),
             _ => ActionError::Failed(e.to_string()),
         }

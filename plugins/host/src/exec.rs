@@ -6,7 +6,8 @@ use std::io::Read;
 use std::os::unix::process::CommandExt;
 use std::path::{Component, Path};
 use std::process::{Child, Command, ExitStatus, Stdio};
-use std::sync::mpsc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, mpsc};
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -22,6 +23,13 @@ use crate::policy::Policy;
 /// How long the output readers are waited for once the process group is dead (a process
 /// that left the group with `setsid` may still hold the pipes).
 const READER_GRACE: Duration = Duration::from_millis(500);
+/// The most arguments a request may have.
+const MAX_ARGS: usize = 256;
+/// The most bytes all arguments of a request may have together.
+const MAX_ARG_BYTES: usize = 64 * 1024;
+/// What the audit trail keeps of each argument, and how many arguments.
+const AUDIT_ARG: usize = 256;
+const AUDIT_ARGS: usize = 32;
 
 /// A grant with its patterns compiled.
 pub(crate) struct CompiledGrant {
@@ -29,6 +37,8 @@ pub(crate) struct CompiledGrant {
     patterns: Vec<Regex>,
     timeout: Duration,
     max_output: usize,
+    end_of_options: bool,
+    ascii_only: bool,
 }
 
 impl CompiledGrant {
@@ -62,6 +72,8 @@ impl CompiledGrant {
             patterns,
             timeout: g.timeout,
             max_output: g.max_output,
+            end_of_options: g.end_of_options,
+            ascii_only: g.ascii_only,
         })
     }
 
@@ -76,10 +88,19 @@ impl CompiledGrant {
             ));
         }
         for (i, (a, p)) in args.iter().zip(&self.patterns).enumerate() {
+            if self.ascii_only && !a.is_ascii() {
+                return Err(format!(
+                    "argument {} {:?} of {} has characters outside ASCII, which its grant refuses",
+                    i + 1,
+                    shorten(a),
+                    self.command
+                ));
+            }
             if !p.is_match(a) {
                 return Err(format!(
-                    "argument {} {a:?} of {} does not match the granted pattern {}",
+                    "argument {} {:?} of {} does not match the granted pattern {}",
                     i + 1,
+                    shorten(a),
                     self.command,
                     p.as_str()
                 ));
@@ -103,48 +124,138 @@ pub(crate) enum ExecFailure {
     Failed(String),
 }
 
+/// Refuses a request without looking at a grant (a cap reached); audits the refusal.
+pub(crate) fn refuse(policy: &Policy, command: &str, args: &[String], why: String) -> ExecFailure {
+    audit(
+        policy,
+        command,
+        args,
+        policy.clock.now(),
+        Duration::ZERO,
+        None,
+        AuditOutcome::Denied(why.clone()),
+    );
+    ExecFailure::Denied(why)
+}
+
 /// Runs `command args` for the plugin of `policy` if a grant allows it; audits the request.
-pub(crate) fn run(
-    policy: &Policy,
-    command: &str,
-    args: &[String],
+///
+/// The process runs on a blocking thread. If the returned future is dropped (the call ran past
+/// its wall-clock limit), that thread is told at once, kills the process group within a few
+/// milliseconds and reaps it.
+pub(crate) async fn run(
+    policy: Arc<Policy>,
+    command: String,
+    args: Vec<String>,
 ) -> Result<ExecOutput, ExecFailure> {
+    let bytes: usize = args.iter().map(String::len).sum();
+    if args.len() > MAX_ARGS || bytes > MAX_ARG_BYTES {
+        // Refused before anything else, and audited without the arguments themselves.
+        return Err(refuse(
+            &policy,
+            &command,
+            &[],
+            format!(
+                "{} argument(s) of {bytes} bytes in all; at most {MAX_ARGS} and {MAX_ARG_BYTES} bytes",
+                args.len()
+            ),
+        ));
+    }
     let started = policy.clock.now();
     let t0 = Instant::now();
-    let result = policy
+    let grant = policy
         .exec
         .iter()
-        .find(|g| g.command == command)
+        .position(|g| g.command == command)
         .ok_or_else(|| {
             ExecFailure::Denied(format!(
-                "{command} is not granted to plugin {}",
+                "{} is not granted to plugin {}",
+                shorten(&command),
                 policy.name
             ))
         })
-        .and_then(|g| {
-            g.check_args(args).map_err(ExecFailure::Denied)?;
-            spawn_and_wait(g, args).map_err(ExecFailure::Failed)
+        .and_then(|i| {
+            policy.exec[i]
+                .check_args(&args)
+                .map(|()| i)
+                .map_err(ExecFailure::Denied)
         });
+    let result = match grant {
+        Err(e) => Err(e),
+        Ok(i) => {
+            let cancel = Arc::new(AtomicBool::new(false));
+            let _on_drop = CancelOnDrop(Arc::clone(&cancel));
+            let (p, a) = (Arc::clone(&policy), args.clone());
+            tokio::task::spawn_blocking(move || spawn_and_wait(&p.exec[i], &a, &cancel))
+                .await
+                .unwrap_or_else(|e| Err(format!("the command's thread failed: {e}")))
+                .map_err(ExecFailure::Failed)
+        }
+    };
     let (exit_code, outcome) = match &result {
         Ok(o) if o.timed_out => (None, AuditOutcome::TimedOut),
         Ok(o) => (o.exit_code, AuditOutcome::Exited),
         Err(ExecFailure::Denied(m)) => (None, AuditOutcome::Denied(m.clone())),
         Err(ExecFailure::Failed(m)) => (None, AuditOutcome::Failed(m.clone())),
     };
-    policy.audit.record(AuditRecord {
-        plugin: policy.name.to_string(),
-        command: command.to_owned(),
-        args: args.to_vec(),
-        started,
-        elapsed: t0.elapsed(),
-        exit_code,
-        outcome,
-    });
+    audit(&policy, &command, &args, started, t0.elapsed(), exit_code, outcome);
     result
 }
 
-fn spawn_and_wait(g: &CompiledGrant, args: &[String]) -> Result<ExecOutput, String> {
-    let mut child = Command::new(Path::new(&g.command))
+/// Sets the flag when dropped: the call's future is gone, the command must die.
+struct CancelOnDrop(Arc<AtomicBool>);
+
+impl Drop for CancelOnDrop {
+    fn drop(&mut self) {
+        // Release: the waiting thread's Acquire load sees it on its next check.
+        self.0.store(true, Ordering::Release);
+    }
+}
+
+fn audit(
+    policy: &Policy,
+    command: &str,
+    args: &[String],
+    started: vigilo::clock::Timestamp,
+    elapsed: Duration,
+    exit_code: Option<i32>,
+    outcome: AuditOutcome,
+) {
+    policy.audit.record(AuditRecord {
+        plugin: policy.name.to_string(),
+        command: shorten(command),
+        args: args.iter().take(AUDIT_ARGS).map(|a| shorten(a)).collect(),
+        args_count: args.len(),
+        args_bytes: args.iter().map(String::len).sum(),
+        started,
+        elapsed,
+        exit_code,
+        outcome,
+    });
+}
+
+/// `s` cut to [`AUDIT_ARG`] bytes, with its length when cut.
+fn shorten(s: &str) -> String {
+    if s.len() <= AUDIT_ARG {
+        return s.to_owned();
+    }
+    let mut end = AUDIT_ARG;
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}…({} bytes)", &s[..end], s.len())
+}
+
+fn spawn_and_wait(
+    g: &CompiledGrant,
+    args: &[String],
+    cancel: &AtomicBool,
+) -> Result<ExecOutput, String> {
+    let mut command = Command::new(Path::new(&g.command));
+    if g.end_of_options {
+        command.arg("--");
+    }
+    let mut child = command
         .args(args)
         .env_clear()
         .current_dir("/")
@@ -157,7 +268,7 @@ fn spawn_and_wait(g: &CompiledGrant, args: &[String]) -> Result<ExecOutput, Stri
         .map_err(|e| format!("cannot start {}: {e}", g.command))?;
     let stdout = reader(child.stdout.take(), g.max_output);
     let stderr = reader(child.stderr.take(), g.max_output);
-    let (status, timed_out) = wait_with_timeout(&mut child, g.timeout)?;
+    let (status, timed_out) = wait_with_timeout(&mut child, g.timeout, cancel)?;
     Ok(ExecOutput {
         exit_code: if timed_out { None } else { status.code() },
         stdout_tail: stdout.recv_timeout(READER_GRACE).unwrap_or_default(),
@@ -166,10 +277,14 @@ fn spawn_and_wait(g: &CompiledGrant, args: &[String]) -> Result<ExecOutput, Stri
     })
 }
 
-/// Waits for the child to exit or for `timeout`, then kills its process group (stragglers
-/// included) and reaps it. The leader is only observed (`WNOWAIT`) before the kill so its pid,
-/// which is the group's id, cannot be reused in between.
-fn wait_with_timeout(child: &mut Child, timeout: Duration) -> Result<(ExitStatus, bool), String> {
+/// Waits for the child to exit, for `timeout` or for `cancel`, then kills its process group
+/// (stragglers included) and reaps it. The leader is only observed (`WNOWAIT`) before the kill
+/// so its pid, which is the group's id, cannot be reused in between.
+fn wait_with_timeout(
+    child: &mut Child,
+    timeout: Duration,
+    cancel: &AtomicBool,
+) -> Result<(ExitStatus, bool), String> {
     let pid = Pid::from_raw(i32::try_from(child.id()).map_err(|_| "pid out of range".to_owned())?);
     let deadline = Instant::now() + timeout;
     let mut step = Duration::from_millis(1);
@@ -182,7 +297,8 @@ fn wait_with_timeout(child: &mut Child, timeout: Duration) -> Result<(ExitStatus
             Err(e) => return Err(format!("cannot wait for the command: {e}")),
         }
         let now = Instant::now();
-        if now >= deadline {
+        // Acquire: pairs with the Release in `CancelOnDrop::drop`.
+        if now >= deadline || cancel.load(Ordering::Acquire) {
             break true;
         }
         thread::sleep(step.min(deadline - now));

@@ -4,8 +4,6 @@ use std::borrow::Cow;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::thread::{self, JoinHandle};
 use std::time::Duration;
 
 use parking_lot::{Mutex, RwLock};
@@ -20,7 +18,9 @@ use crate::audit::{AuditLog, AuditRecord};
 use crate::bindings::{self, ActionPre, ChannelPre};
 use crate::plugin::{ActionPlugin, Breaker, ChannelPlugin, Loaded, PluginStatus, Pre, Slot};
 use crate::policy::Policy;
+use crate::runtime::IoRuntime;
 use crate::state::HostState;
+use crate::ticker::Ticker;
 use crate::{LoadError, PluginHostConfig, PluginKind, PluginSettings, world};
 
 /// Why a host could not be created.
@@ -33,6 +33,9 @@ pub enum HostError {
     /// The epoch ticker thread could not be started.
     #[error("cannot start the epoch ticker thread: {0}")]
     Ticker(std::io::Error),
+    /// The runtime that drives calls could not be started.
+    #[error("cannot start the plugin runtime: {0}")]
+    Runtime(std::io::Error),
 }
 
 /// Runs channel and action plugins, each call in a fresh sandbox.
@@ -41,12 +44,13 @@ pub enum HostError {
 /// with one ticker thread advancing its epoch every [`PluginHostConfig::epoch_tick`]. A component is
 /// compiled and pre-linked once per load; each call gets a new `Store` and instance.
 ///
-/// **Synchronous by design.** Calls run on the caller's thread with wasmtime's synchronous
-/// API. `wasi:http` is async inside wasmtime-wasi-http; its synchronous bindings drive those
-/// futures on wasmtime-wasi's shared tokio runtime, so no runtime per call is needed and a
-/// call with no I/O costs only an instantiation. What an epoch cannot interrupt (a host call
-/// blocked on the network or a command) is bounded by its own timeout: HTTP connect,
-/// first-byte and between-bytes timeouts, the exec grant's timeout, the SMTP timeout.
+/// **Calls.** Every call is an async wasmtime call: the guest runs on a fiber with a stack of
+/// its own ([`PluginHostConfig::call_stack`]), so the caller's thread stack does not matter,
+/// and the caller's thread drives it to completion on the host's tokio runtime (two worker
+/// threads for timers and network I/O). A call ends at the first of: its answer; its compute
+/// deadline (the guest's own running time, see `runtime.rs`); its wall-clock `call_timeout`
+/// (whatever it waits for: the call's future is dropped, which frees its instance slot and
+/// kills its commands). Each plugin runs at most `max_concurrent_calls` calls at once.
 #[derive(Clone)]
 pub struct PluginHost {
     inner: Arc<Shared>,
@@ -60,51 +64,10 @@ struct Shared {
     clock: Arc<dyn Clock>,
     audit: Arc<AuditLog>,
     ticker: Arc<Ticker>,
+    runtime: Arc<IoRuntime>,
     plugins: RwLock<HashMap<String, Arc<Slot>>>,
     /// Serialises loads and reloads (compilation happens outside the map's lock).
     loading: Mutex<()>,
-}
-
-/// The thread that advances the engine's epoch. Stops when the last reference goes (the host
-/// and every loaded generation hold one, so a plugin handle that outlives its host still has
-/// working deadlines).
-pub(crate) struct Ticker {
-    pub(crate) tick: Duration,
-    stop: Arc<AtomicBool>,
-    thread: Option<JoinHandle<()>>,
-}
-
-impl Ticker {
-    fn start(engine: Engine, tick: Duration) -> Result<Ticker, HostError> {
-        let stop = Arc::new(AtomicBool::new(false));
-        let flag = Arc::clone(&stop);
-        let thread = thread::Builder::new()
-            .name("vigilo-epoch".into())
-            .spawn(move || {
-                // Acquire: pairs with the Release in `drop`.
-                while !flag.load(Ordering::Acquire) {
-                    thread::park_timeout(tick);
-                    engine.increment_epoch();
-                }
-            })
-            .map_err(HostError::Ticker)?;
-        Ok(Ticker {
-            tick,
-            stop,
-            thread: Some(thread),
-        })
-    }
-}
-
-impl Drop for Ticker {
-    fn drop(&mut self) {
-        // Release: see the thread's loop.
-        self.stop.store(true, Ordering::Release);
-        if let Some(t) = self.thread.take() {
-            t.thread().unpark();
-            let _ = t.join();
-        }
-    }
 }
 
 impl PluginHost {
@@ -123,8 +86,8 @@ impl PluginHost {
             .map_err(|e| HostError::Engine(format!("{e:#}")))?;
         let linker = |add: fn(&mut Linker<HostState>) -> wasmtime::Result<()>| {
             let mut l = Linker::new(&engine);
-            wasmtime_wasi::p2::add_to_linker_sync(&mut l)?;
-            wasmtime_wasi_http::p2::add_only_http_to_linker_sync(&mut l)?;
+            wasmtime_wasi::p2::add_to_linker_async(&mut l)?;
+            wasmtime_wasi_http::p2::add_only_http_to_linker_async(&mut l)?;
             add(&mut l)?;
             Ok::<_, wasmtime::Error>(l)
         };
@@ -135,6 +98,7 @@ impl PluginHost {
             engine.clone(),
             config.epoch_tick.max(Duration::from_millis(1)),
         )?);
+        let runtime = Arc::new(IoRuntime::new()?);
         Ok(PluginHost {
             inner: Arc::new(Shared {
                 audit: Arc::new(AuditLog::new(config.audit_capacity)),
@@ -144,6 +108,7 @@ impl PluginHost {
                 config,
                 clock,
                 ticker,
+                runtime,
                 plugins: RwLock::new(HashMap::new()),
                 loading: Mutex::new(()),
             }),
@@ -262,6 +227,7 @@ impl PluginHost {
             settings,
             kind,
             current: RwLock::new(Arc::new(loaded)),
+            in_flight: std::sync::atomic::AtomicU32::new(0),
         });
         self.inner.plugins.write().insert(name, Arc::clone(&slot));
         Ok(slot)
@@ -332,6 +298,7 @@ impl PluginHost {
             policy: Arc::new(policy),
             engine: s.engine.clone(),
             ticker: Arc::clone(&s.ticker),
+            runtime: Arc::clone(&s.runtime),
             sha256,
             version: version.to_string(),
             breaker: Breaker::new(s.config.breaker_threshold),
@@ -343,6 +310,7 @@ fn engine_config(c: &PluginHostConfig) -> Result<Config, HostError> {
     let n = c.max_instances.max(1);
     let mut pool = PoolingAllocationConfig::default();
     pool.total_component_instances(n)
+        .total_stacks(n)
         .total_core_instances(n.saturating_mul(8))
         .total_memories(n.saturating_mul(2))
         .total_tables(n.saturating_mul(4))
@@ -353,6 +321,8 @@ fn engine_config(c: &PluginHostConfig) -> Result<Config, HostError> {
     let mut cfg = Config::new();
     cfg.wasm_component_model(true)
         .epoch_interruption(true)
+        .async_stack_size(c.call_stack)
+        .max_wasm_stack(c.call_stack / 2)
         .allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
     if let Some(dir) = &c.cache_dir {
         let mut cache = CacheConfig::new();

@@ -1,14 +1,19 @@
 //! Outgoing `wasi:http`: only to the plugin's allowed hosts, with the plugin's timeouts.
 //!
-//! An epoch deadline cannot interrupt a host call, so every request carries connect,
-//! first-byte and between-bytes timeouts no longer than the plugin's `http_timeout` (the guest
-//! may ask for shorter), and the wait for the response head is also bounded as a whole.
+//! The check reads the request's authority strictly: user information (`user@host`) and a port
+//! that is empty, not a number or out of range are refused, never read leniently. A plain-HTTP
+//! request to a host name is resolved once, here, and sent to that address (the `Host` header
+//! keeps the name), so a name that resolves elsewhere a moment later (DNS rebinding) cannot
+//! redirect it. HTTPS requests are checked against the name the certificate must carry.
+//!
+//! Every request carries connect, first-byte and between-bytes timeouts no longer than the
+//! plugin's `http_timeout` (the guest may ask for shorter), and the wait for the response head
+//! is bounded as a whole. The call's `call_timeout` bounds everything.
 
+use std::net::SocketAddr;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{Duration, Instant};
 
-use http::uri::Scheme;
+use http::uri::{Authority, Scheme};
 use http_body_util::BodyExt;
 use wasmtime_wasi_http::{Error as HttpError, RequestOptions, WasiBody, WasiHttpHooks};
 
@@ -31,9 +36,66 @@ pub(crate) struct HttpPolicy {
     policy: Arc<Policy>,
     /// The first request refused during this call.
     pub(crate) denied: Option<String>,
-    /// Nanoseconds spent waiting for response heads, shared with the futures (created on the
-    /// first request only).
-    waited: Option<Arc<AtomicU64>>,
+}
+
+/// A request's target, read strictly from its authority.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) struct Target {
+    /// Host name or address, IPv6 without brackets.
+    pub(crate) host: String,
+    pub(crate) port: u16,
+    pub(crate) default_port: u16,
+}
+
+/// Reads `uri`'s target, refusing what a lenient reader would guess at.
+pub(crate) fn target(uri: &http::Uri) -> Result<Target, String> {
+    let authority = uri
+        .authority()
+        .ok_or_else(|| format!("request to {uri} has no host"))?;
+    let text = authority.as_str();
+    if text.contains('@') {
+        return Err(format!(
+            "request to {text:?} refused: user information in the URL is not allowed"
+        ));
+    }
+    let https = uri.scheme() == Some(&Scheme::HTTPS);
+    let default_port = if https { 443 } else { 80 };
+    let (host, port_text) = if let Some(rest) = text.strip_prefix('[') {
+        let (h, after) = rest
+            .split_once(']')
+            .ok_or_else(|| format!("request to {text:?} refused: unclosed '['"))?;
+        match after {
+            "" => (h, None),
+            p => (
+                h,
+                Some(
+                    p.strip_prefix(':')
+                        .ok_or_else(|| format!("request to {text:?} refused: junk after ']'"))?,
+                ),
+            ),
+        }
+    } else {
+        match text.rsplit_once(':') {
+            Some((h, p)) => (h, Some(p)),
+            None => (text, None),
+        }
+    };
+    let port = match port_text {
+        None => default_port,
+        Some(p) => p
+            .parse::<u16>()
+            .ok()
+            .filter(|n| *n != 0 && p.bytes().all(|b| b.is_ascii_digit()))
+            .ok_or_else(|| format!("request to {text:?} refused: invalid port {p:?}"))?,
+    };
+    if host.is_empty() {
+        return Err(format!("request to {text:?} refused: no host"));
+    }
+    Ok(Target {
+        host: host.to_ascii_lowercase(),
+        port,
+        default_port,
+    })
 }
 
 impl HttpPolicy {
@@ -41,48 +103,49 @@ impl HttpPolicy {
         HttpPolicy {
             policy,
             denied: None,
-            waited: None,
         }
     }
 
-    /// Time spent waiting on the network so far in this call (not counted against the
-    /// plugin's compute deadline).
-    pub(crate) fn waited(&self) -> Duration {
-        // Relaxed: a statistic read after (or racing with) the futures' updates; a slightly
-        // stale value only delays a deadline decision to the next epoch tick.
-        self.waited.as_ref().map_or(Duration::ZERO, |w| {
-            Duration::from_nanos(w.load(Ordering::Relaxed))
-        })
-    }
-
-    fn check(&self, uri: &http::Uri) -> Result<(), String> {
-        let Some(host) = uri.host() else {
-            return Err(format!("request to {uri} has no host"));
-        };
-        let default_port = if uri.scheme() == Some(&Scheme::HTTPS) {
-            443
-        } else {
-            80
-        };
-        let port = uri.port_u16().unwrap_or(default_port);
+    fn check(&self, uri: &http::Uri) -> Result<Target, String> {
+        let t = target(uri)?;
         if self
             .policy
             .allowed_hosts
             .iter()
-            .any(|a| a.allows(host, port, default_port))
+            .any(|a| a.allows(&t.host, t.port, t.default_port))
         {
-            Ok(())
+            Ok(t)
         } else {
             Err(format!(
-                "HTTP request to {host}:{port} refused: not in the allowed_hosts of plugin {}",
-                self.policy.name
+                "HTTP request to {}:{} refused: not in the allowed_hosts of plugin {}",
+                t.host, t.port, self.policy.name
             ))
         }
     }
 }
 
-fn clamp(asked: Option<Duration>, cap: Duration) -> Option<Duration> {
+fn clamp(asked: Option<std::time::Duration>, cap: std::time::Duration) -> Option<std::time::Duration> {
     Some(asked.map_or(cap, |a| a.min(cap)))
+}
+
+/// Resolves a plain-HTTP request's host name once and points the request at that address.
+async fn pin(mut request: http::Request<WasiBody>, t: &Target) -> Result<http::Request<WasiBody>, HttpError> {
+    if request.uri().scheme() != Some(&Scheme::HTTP) || t.host.parse::<std::net::IpAddr>().is_ok() {
+        return Ok(request);
+    }
+    let addr: SocketAddr = tokio::net::lookup_host((t.host.as_str(), t.port))
+        .await
+        .map_err(|_| HttpError::DestinationNotFound)?
+        .next()
+        .ok_or(HttpError::DestinationNotFound)?;
+    let authority: Authority = addr
+        .to_string()
+        .parse()
+        .map_err(|_| HttpError::HttpRequestUriInvalid)?;
+    let mut parts = request.uri().clone().into_parts();
+    parts.authority = Some(authority);
+    *request.uri_mut() = http::Uri::from_parts(parts).map_err(|_| HttpError::HttpRequestUriInvalid)?;
+    Ok(request)
 }
 
 impl WasiHttpHooks for HttpPolicy {
@@ -92,11 +155,14 @@ impl WasiHttpHooks for HttpPolicy {
         options: Option<RequestOptions>,
         _response_done: Box<dyn Future<Output = Result<(), HttpError>> + Send>,
     ) -> ResponseFuture {
-        if let Err(why) = self.check(request.uri()) {
-            log::warn!(target: "vigilo::plugin", "plugin {}: {why}", self.policy.name);
-            self.denied.get_or_insert(why);
-            return Box::new(async { Err(HttpError::HttpRequestDenied) });
-        }
+        let target = match self.check(request.uri()) {
+            Ok(t) => t,
+            Err(why) => {
+                log::warn!(target: "vigilo::plugin", "plugin {}: {why}", self.policy.name);
+                self.denied.get_or_insert(why);
+                return Box::new(async { Err(HttpError::HttpRequestDenied) });
+            }
+        };
         let cap = self.policy.http_timeout;
         let asked = options.unwrap_or_default();
         let options = RequestOptions {
@@ -104,23 +170,46 @@ impl WasiHttpHooks for HttpPolicy {
             first_byte_timeout: clamp(asked.first_byte_timeout, cap),
             between_bytes_timeout: clamp(asked.between_bytes_timeout, cap),
         };
-        let waited = Arc::clone(self.waited.get_or_insert_with(Arc::default));
         Box::new(async move {
-            let started = Instant::now();
+            let request = pin(request, &target).await?;
             // Connect and first byte each have `cap`; the head as a whole gets both.
             let sent = tokio::time::timeout(
                 cap.saturating_mul(2),
                 wasmtime_wasi_http::default_send_request(request, Some(options)),
             )
             .await;
-            let nanos = u64::try_from(started.elapsed().as_nanos()).unwrap_or(u64::MAX);
-            // Relaxed: see `waited`.
-            waited.fetch_add(nanos, Ordering::Relaxed);
             let (response, io) = sent.map_err(|_| HttpError::ConnectionReadTimeout)??;
             Ok((
                 response.map(BodyExt::boxed_unsync),
                 Box::new(io) as Box<dyn Future<Output = Result<(), HttpError>> + Send>,
             ))
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn t(s: &str) -> Result<Target, String> {
+        target(&s.parse::<http::Uri>().map_err(|e| e.to_string())?)
+    }
+
+    #[test]
+    fn authorities_are_read_strictly() {
+        assert_eq!(t("http://127.0.0.1:9000/x").unwrap().port, 9000);
+        assert_eq!(t("https://Hooks.Example.com/").unwrap().host, "hooks.example.com");
+        assert_eq!(t("https://hooks.example.com/").unwrap().port, 443);
+        assert_eq!(t("http://[::1]:8080/").unwrap().host, "::1");
+        for bad in [
+            "http://user@127.0.0.1:9000/",
+            "http://127.0.0.1:9001@127.0.0.1:9000/",
+            "http://127.0.0.1:105543/",
+            "http://127.0.0.1:/",
+            "http://127.0.0.1:0/",
+            "http://127.0.0.1:+80/",
+        ] {
+            assert!(t(bad).is_err(), "{bad} must be refused");
+        }
     }
 }

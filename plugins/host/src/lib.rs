@@ -49,12 +49,15 @@ mod error;
 mod exec;
 mod host;
 mod http;
+mod limits;
 mod loader;
 mod mail;
 mod output;
 mod plugin;
 mod policy;
+mod runtime;
 mod state;
+mod ticker;
 mod world;
 
 use std::fmt;

@@ -10,10 +10,33 @@ use lettre::transport::smtp::authentication::Credentials;
 
 use crate::{SmtpSettings, SmtpTls};
 
+
 /// The largest message a plugin may send.
 const MAX_MESSAGE: usize = 1 << 20;
 /// The most recipients one message may have.
 const MAX_RECIPIENTS: usize = 100;
+
+/// `message` with every line ending as CRLF: a bare LF or CR becomes CRLF. SMTP ends a message
+/// at CRLF `.` CRLF, and lettre stuffs a leading dot only after CRLF; a body with a bare LF
+/// before a lone dot would otherwise end the message early on a lenient server and smuggle the
+/// rest in as commands of the session.
+pub(crate) fn crlf(message: &str) -> String {
+    let mut out = String::with_capacity(message.len() + message.len() / 32);
+    let mut chars = message.chars().peekable();
+    while let Some(c) = chars.next() {
+        match c {
+            '\r' => {
+                out.push_str("\r\n");
+                if chars.peek() == Some(&'\n') {
+                    chars.next();
+                }
+            }
+            '\n' => out.push_str("\r\n"),
+            c => out.push(c),
+        }
+    }
+    out
+}
 
 /// A ready SMTP transport for one plugin.
 pub(crate) struct Mailer {
@@ -85,6 +108,7 @@ impl Mailer {
         let to = to.iter().map(|a| addr(a)).collect::<Result<Vec<_>, _>>()?;
         let envelope =
             Envelope::new(Some(from), to).map_err(|e| MailFailure::Permanent(e.to_string()))?;
+        let message = crlf(message);
         self.transport
             .send_raw(&envelope, message.as_bytes())
             .map(|_| ())
@@ -96,5 +120,17 @@ impl Mailer {
                     MailFailure::Retryable(msg)
                 }
             })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::crlf;
+
+    #[test]
+    fn every_line_ends_in_crlf() {
+        assert_eq!(crlf("a\nb\rc\r\nd"), "a\r\nb\r\nc\r\nd");
+        assert_eq!(crlf("x\n.\r\nMAIL FROM:<a@b>"), "x\r\n.\r\nMAIL FROM:<a@b>");
+        assert_eq!(crlf("é\n"), "é\r\n");
     }
 }

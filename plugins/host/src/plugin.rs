@@ -10,10 +10,11 @@ use vigilo::alert::{Action, ActionError, ActionOutcome, Alert, Channel, Delivery
 use wasmtime::{Engine, Store};
 
 use crate::bindings::{ActionPre, CallError, ChannelPre};
-use crate::host::Ticker;
 use crate::policy::Policy;
+use crate::runtime::{IoRuntime, Meter, Metered};
 use crate::state::{self, HostState, LOG_TARGET};
-use crate::{PluginError, PluginKind, PluginSettings};
+use crate::ticker::Ticker;
+use crate::{PluginError, PluginKind, PluginSettings, limits};
 
 /// The pre-linked component of a kind.
 pub(crate) enum Pre {
@@ -29,6 +30,8 @@ pub(crate) struct Loaded {
     pub(crate) engine: Engine,
     /// Keeps the epoch ticker running while any generation of any plugin is alive.
     pub(crate) ticker: Arc<Ticker>,
+    /// The runtime the calls are driven on (timers, network I/O).
+    pub(crate) runtime: Arc<IoRuntime>,
     pub(crate) sha256: String,
     pub(crate) version: String,
     pub(crate) breaker: Breaker,
@@ -39,6 +42,57 @@ pub(crate) struct Slot {
     pub(crate) settings: PluginSettings,
     pub(crate) kind: PluginKind,
     pub(crate) current: RwLock<Arc<Loaded>>,
+    /// Calls running now.
+    pub(crate) in_flight: AtomicU32,
+}
+
+/// A call's place among the plugin's `max_concurrent_calls`; given back on drop.
+struct Permit<'a>(&'a AtomicU32);
+
+impl Drop for Permit<'_> {
+    fn drop(&mut self) {
+        // AcqRel: pairs with the acquiring `fetch_update`; the count is the only shared state.
+        self.0.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+/// What is asked of a plugin.
+enum Request<'a> {
+    Deliver(&'a Alert),
+    Run(&'a Alert, Instant),
+}
+
+/// What the plugin answered (its own result).
+enum Answer {
+    Delivered(Result<(), DeliveryError>),
+    Ran(Result<ActionOutcome, String>),
+}
+
+impl Answer {
+    fn failed(&self) -> Option<String> {
+        match self {
+            Answer::Delivered(Err(e)) => Some(e.to_string()),
+            Answer::Ran(Err(e)) => Some(e.clone()),
+            _ => None,
+        }
+    }
+}
+
+async fn invoke(
+    pre: &Pre,
+    store: &mut Store<HostState>,
+    request: Request<'_>,
+) -> Result<Answer, CallError> {
+    match (pre, request) {
+        (Pre::Channel(p), Request::Deliver(a)) => p.deliver(store, a).await.map(Answer::Delivered),
+        (Pre::Action(p), Request::Run(a, started)) => {
+            p.run(store, a, started).await.map(Answer::Ran)
+        }
+        (Pre::Channel(_), Request::Run(..)) => Ok(Answer::Ran(Err("not an action".into()))),
+        (Pre::Action(_), Request::Deliver(_)) => Ok(Answer::Delivered(Err(
+            DeliveryError::Permanent("not a channel".into()),
+        ))),
+    }
 }
 
 /// The circuit breaker: `threshold` consecutive faults quarantine the generation.
@@ -111,6 +165,8 @@ pub struct PluginStatus {
     pub consecutive_faults: u32,
     /// Whether the breaker tripped (cleared by a reload).
     pub quarantined: bool,
+    /// Calls running now.
+    pub in_flight: u32,
     /// The last fault, if any.
     pub last_fault: Option<String>,
 }
@@ -131,45 +187,94 @@ impl Slot {
             consecutive_faults: l.breaker.consecutive.load(Ordering::Acquire),
             quarantined: l.breaker.quarantined.load(Ordering::Acquire),
             last_fault: l.breaker.last_fault.lock().clone(),
+            // Acquire: a count consistent with the calls that started before this read.
+            in_flight: self.in_flight.load(Ordering::Acquire),
         }
     }
 
-    /// Runs `f` in a fresh store of the current generation; returns its answer and the first
-    /// capability refused during the call.
-    fn call<T>(
+    fn permit(&self, limit: u32) -> Result<Permit<'_>, PluginError> {
+        // AcqRel: each caller sees the others' increments; the count alone is protected.
+        self.in_flight
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
+                (n < limit).then_some(n + 1)
+            })
+            .map(|_| Permit(&self.in_flight))
+            .map_err(|_| PluginError::Busy {
+                plugin: self.name().to_owned(),
+                limit,
+            })
+    }
+
+    /// Runs one request in a fresh store of the current generation, on a fiber, under the
+    /// plugin's compute deadline and its wall-clock `call_timeout`; returns the plugin's answer
+    /// and the first capability refused during the call.
+    fn call(
         &self,
-        f: impl FnOnce(&Loaded, &mut Store<HostState>) -> Result<T, CallError>,
-    ) -> Result<(T, Option<String>), PluginError> {
+        request: Request<'_>,
+        oversized: bool,
+    ) -> Result<(Answer, Option<String>), PluginError> {
         let loaded = self.current.read().clone();
         loaded.breaker.check(self.name())?;
-        let mut store = state::new_store(&loaded.engine, &loaded.policy, loaded.ticker.tick);
-        let result = match f(&loaded, &mut store) {
-            Ok(v) => {
+        let _permit = self.permit(loaded.policy.max_concurrent_calls)?;
+        let meter = Meter::new();
+        let mut store = state::new_store(
+            &loaded.engine,
+            &loaded.policy,
+            loaded.ticker.tick,
+            Arc::clone(&meter),
+        );
+        let limit = loaded.policy.call_timeout;
+        let pre = &loaded.pre;
+        let store_ref = &mut store;
+        let outcome = loaded.runtime.block_on(async move {
+            tokio::time::timeout(limit, Metered::new(invoke(pre, store_ref, request), meter)).await
+        });
+        let result = match outcome {
+            Err(e) => Err(PluginError::Instantiate {
+                plugin: self.name().to_owned(),
+                message: format!("cannot drive the call: {e}"),
+            }),
+            Ok(Err(_elapsed)) => {
+                store.data_mut().flush_output();
+                Err(PluginError::CallTimeout {
+                    plugin: self.name().to_owned(),
+                    limit,
+                })
+            }
+            Ok(Ok(Ok(answer))) => {
                 let s = store.data_mut();
                 s.flush_output();
-                Ok((v, s.denial().map(str::to_owned)))
+                Ok((answer, s.denial().map(str::to_owned)))
             }
-            Err(e) => Err(store.data_mut().classify(&e.error, e.instantiating)),
+            Ok(Ok(Err(e))) => Err(store.data_mut().classify(&e.error, e.instantiating)),
         };
-        loaded.breaker.record(&result);
+        // The instance (and its pool slot) goes now, whatever happened.
+        drop(store);
+        // A fault of a call whose alert had to be cut to the host's limits is the input's
+        // doing, not the plugin's: it does not count towards quarantine.
+        if !(oversized && result.as_ref().is_err_and(PluginError::is_fault)) {
+            loaded.breaker.record(&result);
+        }
         if let Err(e) = &result {
             log::warn!(target: LOG_TARGET, "{e}");
         }
         result
     }
 
-    /// Runs a call whose answer is the plugin's own `Result`: a plugin that failed after the
-    /// host refused it a capability is reported as that denial, not as its own error.
-    fn call_checked<T, E: std::fmt::Display>(
-        &self,
-        f: impl FnOnce(&Loaded, &mut Store<HostState>) -> Result<Result<T, E>, CallError>,
-    ) -> Result<Result<T, E>, PluginError> {
-        match self.call(f)? {
-            (Err(e), Some(detail)) => Err(PluginError::Denied {
+    /// Runs a request whose answer is the plugin's own `Result`: a plugin that failed after
+    /// the host refused it a capability is reported as that denial, not as its own error. An
+    /// alert cut to the host's limits that then faults is not held against the plugin's health.
+    fn call_checked(&self, request: Request<'_>, oversized: bool) -> Result<Answer, PluginError> {
+        match self.call(request, oversized) {
+            Ok((answer, Some(detail))) if answer.failed().is_some() => Err(PluginError::Denied {
                 plugin: self.name().to_owned(),
-                detail: format!("{detail} (the plugin then failed: {e})"),
+                detail: format!(
+                    "{detail} (the plugin then failed: {})",
+                    answer.failed().unwrap_or_default()
+                ),
             }),
-            (answer, _) => Ok(answer),
+            Ok((answer, _)) => Ok(answer),
+            Err(e) => Err(e),
         }
     }
 }
@@ -182,15 +287,16 @@ pub struct ChannelPlugin {
 
 impl ChannelPlugin {
     /// Delivers `alert` in a fresh sandbox. The outer error is the sandbox's (trap, timeout,
-    /// memory, denial, quarantine); the inner one is the plugin's own answer.
+    /// memory, denial, quarantine, busy); the inner one is the plugin's own answer.
     pub fn try_deliver(&self, alert: &Alert) -> Result<Result<(), DeliveryError>, PluginError> {
-        self.slot.call_checked(|l, store| match &l.pre {
-            Pre::Channel(pre) => pre.deliver(store, alert),
-            Pre::Action(_) => Ok(Err(DeliveryError::Permanent("not a channel".into()))),
-        })
+        let (alert, oversized) = limits::cap_alert(alert);
+        match self.slot.call_checked(Request::Deliver(&alert), oversized)? {
+            Answer::Delivered(r) => Ok(r),
+            Answer::Ran(_) => Ok(Err(DeliveryError::Permanent("not a channel".into()))),
+        }
     }
 
-    /// The plugin's current state (version, digest, breaker).
+    /// The plugin's current state (version, digest, breaker, calls in flight).
     pub fn status(&self) -> PluginStatus {
         self.slot.status()
     }
@@ -218,14 +324,17 @@ impl ActionPlugin {
     /// Runs the action for `alert` in a fresh sandbox. The outer error is the sandbox's; the
     /// inner one is the plugin's own failure message.
     pub fn try_run(&self, alert: &Alert) -> Result<Result<ActionOutcome, String>, PluginError> {
-        let t0 = Instant::now();
-        self.slot.call_checked(|l, store| match &l.pre {
-            Pre::Action(pre) => pre.run(store, alert, || t0.elapsed()),
-            Pre::Channel(_) => Ok(Err("not an action".into())),
-        })
+        let (alert, oversized) = limits::cap_alert(alert);
+        match self
+            .slot
+            .call_checked(Request::Run(&alert, Instant::now()), oversized)?
+        {
+            Answer::Ran(r) => Ok(r),
+            Answer::Delivered(_) => Ok(Err("not an action".into())),
+        }
     }
 
-    /// The plugin's current state (version, digest, breaker).
+    /// The plugin's current state (version, digest, breaker, calls in flight).
     pub fn status(&self) -> PluginStatus {
         self.slot.status()
     }

@@ -16,6 +16,9 @@ pub(crate) struct Policy {
     pub(crate) name: Arc<str>,
     pub(crate) memory_limit: usize,
     pub(crate) deadline: Duration,
+    pub(crate) call_timeout: Duration,
+    pub(crate) max_concurrent_calls: u32,
+    pub(crate) max_exec_runs: u32,
     pub(crate) allowed_hosts: Vec<AllowedHost>,
     pub(crate) http_timeout: Duration,
     pub(crate) exec: Vec<CompiledGrant>,
@@ -52,6 +55,12 @@ impl Policy {
         if settings.deadline.is_zero() {
             return Err(bad("deadline is zero".into()));
         }
+        if settings.call_timeout.is_zero() {
+            return Err(bad("call_timeout is zero".into()));
+        }
+        if settings.max_concurrent_calls == 0 {
+            return Err(bad("max_concurrent_calls is zero".into()));
+        }
         if settings.http_timeout.is_zero() {
             return Err(bad("http_timeout is zero".into()));
         }
@@ -81,6 +90,9 @@ impl Policy {
             name: Arc::from(settings.name.as_str()),
             memory_limit: settings.memory_limit,
             deadline: settings.deadline,
+            call_timeout: settings.call_timeout,
+            max_concurrent_calls: settings.max_concurrent_calls,
+            max_exec_runs: settings.max_exec_runs,
             allowed_hosts,
             http_timeout: settings.http_timeout,
             exec,

@@ -2,7 +2,7 @@
 //! pipes, the memory cap, the deadline bookkeeping, and the capability imports' host side.
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use wasmtime::component::ResourceTable;
 use wasmtime::{Engine, ResourceLimiter, Store, Trap, UpdateDeadline};
@@ -15,6 +15,17 @@ use crate::http::HttpPolicy;
 use crate::mail::MailFailure;
 use crate::output::CappedPipe;
 use crate::policy::Policy;
+use crate::runtime::Meter;
+
+/// Bytes one `wasi:http` fields object (a header map) may hold.
+const FIELD_SIZE_LIMIT: usize = 16 * 1024;
+/// Resources (streams, pollables, requests, header maps …) one call may hold at once. With
+/// [`FIELD_SIZE_LIMIT`] this bounds the header memory a guest can make the host hold outside its
+/// own memory cap to 4 MiB.
+const MAX_RESOURCES: usize = 256;
+/// The longest a spinning guest runs between two yields to the runtime (so the call's
+/// wall-clock limit can end it).
+const YIELD_EVERY: Duration = Duration::from_millis(20);
 
 /// Log target of everything a plugin says (its log import, stdout, stderr).
 pub(crate) const LOG_TARGET: &str = "vigilo::plugin";
@@ -29,9 +40,10 @@ pub(crate) struct HostState {
     policy: Arc<Policy>,
     stdout: CappedPipe,
     stderr: CappedPipe,
-    started: Instant,
-    /// Time blocked in exec and mail (not counted against the deadline).
-    host_time: Duration,
+    /// The guest's running time (its compute deadline's clock).
+    meter: Arc<Meter>,
+    /// Commands run in this call.
+    exec_runs: u32,
     timed_out: bool,
     denied: Option<String>,
     logs: u32,
@@ -83,8 +95,14 @@ impl HostWallClock for WallClock {
     }
 }
 
-/// A fresh store for one call of the plugin of `policy`, its deadline armed.
-pub(crate) fn new_store(engine: &Engine, policy: &Arc<Policy>, tick: Duration) -> Store<HostState> {
+/// A fresh store for one call of the plugin of `policy`, its compute deadline armed on the
+/// guest time `meter` measures.
+pub(crate) fn new_store(
+    engine: &Engine,
+    policy: &Arc<Policy>,
+    tick: Duration,
+    meter: Arc<Meter>,
+) -> Store<HostState> {
     let stdout = CappedPipe::new(policy.output_capacity);
     let stderr = CappedPipe::new(policy.output_capacity);
     // Nothing is inherited: no preopened directory, no environment, no arguments, no
@@ -98,10 +116,14 @@ pub(crate) fn new_store(engine: &Engine, policy: &Arc<Policy>, tick: Duration) -
         .socket_addr_check(|_, _| Box::pin(async { false }))
         .wall_clock(WallClock(Arc::clone(policy)))
         .build();
+    let mut table = ResourceTable::new();
+    table.set_max_capacity(MAX_RESOURCES);
+    let mut http_ctx = WasiHttpCtx::new();
+    http_ctx.set_field_size_limit(FIELD_SIZE_LIMIT);
     let state = HostState {
         wasi,
-        table: ResourceTable::new(),
-        http_ctx: WasiHttpCtx::new(),
+        table,
+        http_ctx,
         http: HttpPolicy::new(Arc::clone(policy)),
         limiter: MemoryCap {
             limit: policy.memory_limit,
@@ -110,8 +132,8 @@ pub(crate) fn new_store(engine: &Engine, policy: &Arc<Policy>, tick: Duration) -
         policy: Arc::clone(policy),
         stdout,
         stderr,
-        started: Instant::now(),
-        host_time: Duration::ZERO,
+        meter,
+        exec_runs: 0,
         timed_out: false,
         denied: None,
         logs: 0,
@@ -119,19 +141,19 @@ pub(crate) fn new_store(engine: &Engine, policy: &Arc<Policy>, tick: Duration) -
     };
     let mut store = Store::new(engine, state);
     store.limiter(|s| &mut s.limiter);
-    store.set_epoch_deadline(ticks(policy.deadline, tick));
+    store.set_epoch_deadline(ticks(policy.deadline.min(YIELD_EVERY), tick));
+    // At each deadline: stop the guest if it has computed its share, else yield to the
+    // runtime (so the call's wall-clock limit can take effect) and come back when the rest of
+    // the share could be used up, or sooner.
     store.epoch_deadline_callback(move |mut cx| {
         let s = cx.data_mut();
-        let waited = s.host_time + s.http.waited();
-        let used = s.started.elapsed().saturating_sub(waited);
+        let used = s.meter.busy();
         if used >= s.policy.deadline {
             s.timed_out = true;
             Ok(UpdateDeadline::Interrupt)
         } else {
-            Ok(UpdateDeadline::Continue(ticks(
-                s.policy.deadline - used,
-                tick,
-            )))
+            let rest = (s.policy.deadline - used).min(YIELD_EVERY);
+            Ok(UpdateDeadline::Yield(ticks(rest, tick)))
         }
     });
     store
@@ -169,37 +191,53 @@ impl HostState {
         }
     }
 
-    /// The exec import.
-    pub(crate) fn exec(
+    /// The exec import: at most `max_exec_runs` commands per call.
+    pub(crate) async fn exec(
         &mut self,
-        command: &str,
-        args: &[String],
+        command: String,
+        args: Vec<String>,
     ) -> Result<ExecOutput, ExecFailure> {
-        let t0 = Instant::now();
-        let r = exec::run(&self.policy, command, args);
-        self.host_time += t0.elapsed();
+        let policy = Arc::clone(&self.policy);
+        let r = if self.exec_runs >= policy.max_exec_runs {
+            Err(exec::refuse(
+                &policy,
+                &command,
+                &args,
+                format!(
+                    "plugin {} may run at most {} command(s) per call",
+                    policy.name, policy.max_exec_runs
+                ),
+            ))
+        } else {
+            self.exec_runs += 1;
+            exec::run(policy, command, args).await
+        };
         if let Err(ExecFailure::Denied(why)) = &r {
             self.denied.get_or_insert_with(|| why.clone());
         }
         r
     }
 
-    /// The mail import.
-    pub(crate) fn mail(
+    /// The mail import. The SMTP exchange runs on a blocking thread; if the call is ended
+    /// meanwhile, it still finishes (within the SMTP timeout) on its own.
+    pub(crate) async fn mail(
         &mut self,
-        from: &str,
-        to: &[String],
-        message: &str,
+        from: String,
+        to: Vec<String>,
+        message: String,
     ) -> Result<(), MailFailure> {
         let policy = Arc::clone(&self.policy);
-        let Some(mailer) = &policy.mailer else {
+        if policy.mailer.is_none() {
             let why = format!("plugin {} has no SMTP server configured", policy.name);
             self.denied.get_or_insert_with(|| why.clone());
             return Err(MailFailure::Denied(why));
-        };
-        let t0 = Instant::now();
-        let r = mailer.send(from, to, message);
-        self.host_time += t0.elapsed();
+        }
+        let sent = tokio::task::spawn_blocking(move || match &policy.mailer {
+            Some(mailer) => mailer.send(&from, &to, &message),
+            None => Err(MailFailure::Denied("no SMTP server".into())),
+        })
+        .await;
+        let r = sent.unwrap_or_else(|e| Err(MailFailure::Retryable(format!("mail task: {e}"))));
         if let Err(MailFailure::Denied(why)) = &r {
             self.denied.get_or_insert_with(|| why.clone());
         }

@@ -8,7 +8,7 @@
 //! `v0_2_0`, a variant in [`ChannelPre`] and [`ActionPre`], a line in `world::SUPPORTED` and
 //! in the `add_*_imports` functions. Nothing existing changes, so older plugins keep loading.
 
-use std::time::Duration;
+use std::time::Instant;
 
 use vigilo::alert::{ActionOutcome, Alert, DeliveryError};
 use wasmtime::Store;
@@ -40,7 +40,8 @@ impl CallError {
     }
 }
 
-/// Adds every version's channel imports (log, clock, mail) to `linker`.
+/// Adds every version's channel imports (log, clock, mail) to `linker` (async host functions:
+/// calls run on fibers).
 pub(crate) fn add_channel_imports(linker: &mut Linker<HostState>) -> wasmtime::Result<()> {
     v0_1_0::add_channel_imports(linker)
 }
@@ -72,13 +73,13 @@ impl ChannelPre {
 
     /// Instantiates in `store` and calls `deliver`. The outer error is a trap (or a failed
     /// instantiation), the inner one the plugin's own answer.
-    pub(crate) fn deliver(
+    pub(crate) async fn deliver(
         &self,
         store: &mut Store<HostState>,
         alert: &Alert,
     ) -> Result<Result<(), DeliveryError>, CallError> {
         match self {
-            ChannelPre::V0_1(pre) => v0_1_0::deliver(pre, store, alert),
+            ChannelPre::V0_1(pre) => v0_1_0::deliver(pre, store, alert).await,
         }
     }
 }
@@ -103,15 +104,16 @@ impl ActionPre {
         }
     }
 
-    /// Instantiates in `store` and calls `run`; `elapsed` fills the outcome's duration.
-    pub(crate) fn run(
+    /// Instantiates in `store` and calls `run`; the outcome's duration is timed from
+    /// `started`.
+    pub(crate) async fn run(
         &self,
         store: &mut Store<HostState>,
         alert: &Alert,
-        elapsed: impl FnOnce() -> Duration,
+        started: Instant,
     ) -> Result<Result<ActionOutcome, String>, CallError> {
         match self {
-            ActionPre::V0_1(pre) => v0_1_0::run(pre, store, alert, elapsed),
+            ActionPre::V0_1(pre) => v0_1_0::run(pre, store, alert, started).await,
         }
     }
 }

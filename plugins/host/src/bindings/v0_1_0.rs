@@ -16,6 +16,8 @@ mod channel_world {
     wasmtime::component::bindgen!({
         path: "../wit/0.1.0",
         world: "channel-plugin",
+        imports: { default: async },
+        exports: { default: async },
     });
 }
 
@@ -23,6 +25,8 @@ mod action_world {
     wasmtime::component::bindgen!({
         path: "../wit/0.1.0",
         world: "action-plugin",
+        imports: { default: async },
+        exports: { default: async },
         with: {
             "vigilo:plugin/types": super::channel_world::vigilo::plugin::types,
             "vigilo:plugin/log": super::channel_world::vigilo::plugin::log,
@@ -45,47 +49,58 @@ pub(crate) fn add_action_imports(linker: &mut Linker<HostState>) -> wasmtime::Re
     action_world::ActionPlugin::add_to_linker::<HostState, HasSelf<HostState>>(linker, |s| s)
 }
 
-pub(crate) fn deliver(
+pub(crate) async fn deliver(
     pre: &ChannelPluginPre<HostState>,
     store: &mut Store<HostState>,
     alert: &Alert,
 ) -> Result<Result<(), core::DeliveryError>, CallError> {
     let policy = store.data().policy();
     let instance = pre
-        .instantiate(&mut *store)
+        .instantiate_async(&mut *store)
+        .await
         .map_err(CallError::instantiating)?;
     let answer = instance
         .vigilo_plugin_channel()
         .call_deliver(&mut *store, &policy.config_json, &to_wit(alert))
+        .await
         .map_err(CallError::calling)?;
     Ok(answer.map_err(|e| match e {
-        types::DeliveryError::Retryable(m) => core::DeliveryError::Retryable(m),
-        types::DeliveryError::Permanent(m) => core::DeliveryError::Permanent(m),
+        types::DeliveryError::Retryable(m) => core::DeliveryError::Retryable(guest_text(m)),
+        types::DeliveryError::Permanent(m) => core::DeliveryError::Permanent(guest_text(m)),
     }))
 }
 
-pub(crate) fn run(
+pub(crate) async fn run(
     pre: &ActionPluginPre<HostState>,
     store: &mut Store<HostState>,
     alert: &Alert,
-    elapsed: impl FnOnce() -> Duration,
+    started: std::time::Instant,
 ) -> Result<Result<core::ActionOutcome, String>, CallError> {
     let policy = store.data().policy();
     let instance = pre
-        .instantiate(&mut *store)
+        .instantiate_async(&mut *store)
+        .await
         .map_err(CallError::instantiating)?;
     let answer = instance
         .vigilo_plugin_action()
         .call_run(&mut *store, &policy.config_json, &to_wit(alert))
+        .await
         .map_err(CallError::calling)?;
-    let elapsed = elapsed();
-    Ok(answer.map(|o| core::ActionOutcome {
-        success: o.success,
-        message: o.message,
-        exit_code: o.exit_code,
-        output_tail: o.output_tail,
-        elapsed,
-    }))
+    let elapsed: Duration = started.elapsed();
+    Ok(answer
+        .map(|o| core::ActionOutcome {
+            success: o.success,
+            message: guest_text(o.message),
+            exit_code: o.exit_code,
+            output_tail: crate::limits::tail(o.output_tail),
+            elapsed,
+        })
+        .map_err(guest_text))
+}
+
+/// A string from the guest, cut to the host's limit.
+fn guest_text(s: String) -> String {
+    crate::limits::head(s)
 }
 
 fn to_wit(a: &Alert) -> types::Alert {
@@ -126,7 +141,7 @@ fn severity(s: Severity) -> types::Severity {
 impl types::Host for HostState {}
 
 impl wit_log::Host for HostState {
-    fn log(&mut self, level: wit_log::Level, message: String) {
+    async fn log(&mut self, level: wit_log::Level, message: String) {
         let level = match level {
             wit_log::Level::Trace => log::Level::Trace,
             wit_log::Level::Debug => log::Level::Debug,
@@ -139,14 +154,19 @@ impl wit_log::Host for HostState {
 }
 
 impl clock::Host for HostState {
-    fn now_ms(&mut self) -> i64 {
+    async fn now_ms(&mut self) -> i64 {
         self.policy().clock.now().as_millis()
     }
 }
 
 impl mail::Host for HostState {
-    fn send(&mut self, envelope: mail::Envelope, message: String) -> Result<(), mail::MailError> {
-        self.mail(&envelope.from, &envelope.to, &message)
+    async fn send(
+        &mut self,
+        envelope: mail::Envelope,
+        message: String,
+    ) -> Result<(), mail::MailError> {
+        self.mail(envelope.from, envelope.to, message)
+            .await
             .map_err(|e| match e {
                 MailFailure::Denied(m) => mail::MailError::Denied(m),
                 MailFailure::Retryable(m) => mail::MailError::Retryable(m),
@@ -156,8 +176,12 @@ impl mail::Host for HostState {
 }
 
 impl exec::Host for HostState {
-    fn run(&mut self, command: String, args: Vec<String>) -> Result<exec::Output, exec::ExecError> {
-        match self.exec(&command, &args) {
+    async fn run(
+        &mut self,
+        command: String,
+        args: Vec<String>,
+    ) -> Result<exec::Output, exec::ExecError> {
+        match self.exec(command, args).await {
             Ok(o) => Ok(exec::Output {
                 exit_code: o.exit_code,
                 stdout_tail: o.stdout_tail,
