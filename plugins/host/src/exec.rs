@@ -124,12 +124,20 @@ pub(crate) enum ExecFailure {
     Failed(String),
 }
 
-/// Refuses a request without looking at a grant (a cap reached); audits the refusal.
-pub(crate) fn refuse(policy: &Policy, command: &str, args: &[String], why: String) -> ExecFailure {
+/// Refuses a request without looking at a grant (a cap reached); audits the refusal, with the
+/// arguments' count and size but, when `keep_args` is false, not the arguments themselves.
+pub(crate) fn refuse(
+    policy: &Policy,
+    command: &str,
+    args: &[String],
+    keep_args: bool,
+    why: String,
+) -> ExecFailure {
     audit(
         policy,
         command,
         args,
+        keep_args,
         policy.clock.now(),
         Duration::ZERO,
         None,
@@ -154,7 +162,8 @@ pub(crate) async fn run(
         return Err(refuse(
             &policy,
             &command,
-            &[],
+            &args,
+            false,
             format!(
                 "{} argument(s) of {bytes} bytes in all; at most {MAX_ARGS} and {MAX_ARG_BYTES} bytes",
                 args.len()
@@ -198,7 +207,16 @@ pub(crate) async fn run(
         Err(ExecFailure::Denied(m)) => (None, AuditOutcome::Denied(m.clone())),
         Err(ExecFailure::Failed(m)) => (None, AuditOutcome::Failed(m.clone())),
     };
-    audit(&policy, &command, &args, started, t0.elapsed(), exit_code, outcome);
+    audit(
+        &policy,
+        &command,
+        &args,
+        true,
+        started,
+        t0.elapsed(),
+        exit_code,
+        outcome,
+    );
     result
 }
 
@@ -212,10 +230,12 @@ impl Drop for CancelOnDrop {
     }
 }
 
+#[allow(clippy::too_many_arguments)]
 fn audit(
     policy: &Policy,
     command: &str,
     args: &[String],
+    keep_args: bool,
     started: vigilo::clock::Timestamp,
     elapsed: Duration,
     exit_code: Option<i32>,
@@ -224,7 +244,11 @@ fn audit(
     policy.audit.record(AuditRecord {
         plugin: policy.name.to_string(),
         command: shorten(command),
-        args: args.iter().take(AUDIT_ARGS).map(|a| shorten(a)).collect(),
+        args: if keep_args {
+            args.iter().take(AUDIT_ARGS).map(|a| shorten(a)).collect()
+        } else {
+            Vec::new()
+        },
         args_count: args.len(),
         args_bytes: args.iter().map(String::len).sum(),
         started,

@@ -124,12 +124,18 @@ impl HttpPolicy {
     }
 }
 
-fn clamp(asked: Option<std::time::Duration>, cap: std::time::Duration) -> Option<std::time::Duration> {
+fn clamp(
+    asked: Option<std::time::Duration>,
+    cap: std::time::Duration,
+) -> Option<std::time::Duration> {
     Some(asked.map_or(cap, |a| a.min(cap)))
 }
 
 /// Resolves a plain-HTTP request's host name once and points the request at that address.
-async fn pin(mut request: http::Request<WasiBody>, t: &Target) -> Result<http::Request<WasiBody>, HttpError> {
+async fn pin(
+    mut request: http::Request<WasiBody>,
+    t: &Target,
+) -> Result<http::Request<WasiBody>, HttpError> {
     if request.uri().scheme() != Some(&Scheme::HTTP) || t.host.parse::<std::net::IpAddr>().is_ok() {
         return Ok(request);
     }
@@ -144,7 +150,8 @@ async fn pin(mut request: http::Request<WasiBody>, t: &Target) -> Result<http::R
         .map_err(|_| HttpError::HttpRequestUriInvalid)?;
     let mut parts = request.uri().clone().into_parts();
     parts.authority = Some(authority);
-    *request.uri_mut() = http::Uri::from_parts(parts).map_err(|_| HttpError::HttpRequestUriInvalid)?;
+    *request.uri_mut() =
+        http::Uri::from_parts(parts).map_err(|_| HttpError::HttpRequestUriInvalid)?;
     Ok(request)
 }
 
@@ -198,7 +205,10 @@ mod tests {
     #[test]
     fn authorities_are_read_strictly() {
         assert_eq!(t("http://127.0.0.1:9000/x").unwrap().port, 9000);
-        assert_eq!(t("https://Hooks.Example.com/").unwrap().host, "hooks.example.com");
+        assert_eq!(
+            t("https://Hooks.Example.com/").unwrap().host,
+            "hooks.example.com"
+        );
         assert_eq!(t("https://hooks.example.com/").unwrap().port, 443);
         assert_eq!(t("http://[::1]:8080/").unwrap().host, "::1");
         for bad in [

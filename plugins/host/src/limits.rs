@@ -91,7 +91,11 @@ mod tests {
     fn cuts_at_character_boundaries() {
         let s = "é".repeat(GUEST_TEXT);
         let h = head(s.clone());
-        assert!(h.len() < GUEST_TEXT + 40 && h.ends_with("bytes cut)"), "{}", h.len());
+        assert!(
+            h.len() < GUEST_TEXT + 40 && h.ends_with("bytes cut)"),
+            "{}",
+            h.len()
+        );
         let t = tail(s);
         assert!(t.starts_with("…(") && t.len() < GUEST_TEXT + 40);
         assert_eq!(head("short".into()), "short");

@@ -10,7 +10,6 @@ use lettre::transport::smtp::authentication::Credentials;
 
 use crate::{SmtpSettings, SmtpTls};
 
-
 /// The largest message a plugin may send.
 const MAX_MESSAGE: usize = 1 << 20;
 /// The most recipients one message may have.

@@ -290,7 +290,10 @@ impl ChannelPlugin {
     /// memory, denial, quarantine, busy); the inner one is the plugin's own answer.
     pub fn try_deliver(&self, alert: &Alert) -> Result<Result<(), DeliveryError>, PluginError> {
         let (alert, oversized) = limits::cap_alert(alert);
-        match self.slot.call_checked(Request::Deliver(&alert), oversized)? {
+        match self
+            .slot
+            .call_checked(Request::Deliver(&alert), oversized)?
+        {
             Answer::Delivered(r) => Ok(r),
             Answer::Ran(_) => Ok(Err(DeliveryError::Permanent("not a channel".into()))),
         }

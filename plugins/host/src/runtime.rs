@@ -36,7 +36,9 @@ impl IoRuntime {
         F::Output: Send,
     {
         let Some(rt) = &self.0 else {
-            return Err(std::io::Error::other("the plugin host's runtime has shut down"));
+            return Err(std::io::Error::other(
+                "the plugin host's runtime has shut down",
+            ));
         };
         if tokio::runtime::Handle::try_current().is_err() {
             return Ok(rt.block_on(fut));

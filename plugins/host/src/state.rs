@@ -203,6 +203,7 @@ impl HostState {
                 &policy,
                 &command,
                 &args,
+                true,
                 format!(
                     "plugin {} may run at most {} command(s) per call",
                     policy.name, policy.max_exec_runs

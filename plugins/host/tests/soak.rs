@@ -57,10 +57,76 @@ fn cases(host: &PluginHost, dir: &Path) -> Vec<(&'static str, Case)> {
     exec.config = serde_json::json!({ "command": "/bin/sh", "args": ["-c", "id"] });
     let exec = host.load_action(exec).unwrap();
 
+    let hostile = |name: &str, config: serde_json::Value, f: fn(&mut PluginSettings)| {
+        let mut s = settings(name, "hostile");
+        s.config = config;
+        f(&mut s);
+        host.load_channel(s).unwrap()
+    };
+    let sleeper = hostile("sleeper", serde_json::json!({ "mode": "sleep" }), |s| {
+        s.call_timeout = Duration::from_millis(30)
+    });
+    let recurse = hostile("recurse", serde_json::json!({ "mode": "recurse" }), |_| {});
+    let big_error = hostile(
+        "big-error",
+        serde_json::json!({ "mode": "big-error", "mb": 8 }),
+        |_| {},
+    );
+    let headers = hostile("headers", serde_json::json!({ "mode": "headers" }), |_| {});
+    let mut big_args = settings("big-args", "exec-action");
+    big_args.exec_grants = vec![vigilo_plugin_host::ExecGrant::new("/bin/echo", &[".*"])];
+    big_args.config = serde_json::json!({ "command": "/bin/echo", "big_args_mb": 2 });
+    let big_args = host.load_action(big_args).unwrap();
     let malformed = dir.join("malformed.wasm");
     std::fs::write(&malformed, b"\0asm\x0d\0\x01\0garbage").unwrap();
     let (h1, h2, h3) = (host.clone(), host.clone(), host.clone());
     vec![
+        (
+            "sleep past call_timeout",
+            Box::new(move || {
+                assert!(matches!(
+                    sleeper.try_deliver(&alert()),
+                    Err(PluginError::CallTimeout { .. })
+                ))
+            }),
+        ),
+        (
+            "unbounded recursion",
+            Box::new(move || {
+                assert!(matches!(
+                    recurse.try_deliver(&alert()),
+                    Err(PluginError::Trap { .. })
+                ))
+            }),
+        ),
+        (
+            "8 MiB error string",
+            Box::new(move || {
+                assert!(matches!(
+                    big_error.try_deliver(&alert()),
+                    Ok(Err(DeliveryError::Permanent(m))) if m.len() < 4200
+                ))
+            }),
+        ),
+        (
+            "header maps",
+            Box::new(move || {
+                let r = headers.try_deliver(&alert());
+                assert!(
+                    matches!(r, Ok(Err(_)) | Err(PluginError::Trap { .. })),
+                    "{r:?}"
+                );
+            }),
+        ),
+        (
+            "2 MiB exec arguments",
+            Box::new(move || {
+                assert!(matches!(
+                    big_args.try_run(&alert()),
+                    Err(PluginError::Denied { .. })
+                ))
+            }),
+        ),
         (
             "endless loop",
             Box::new(move || {
@@ -218,7 +284,21 @@ fn every_hostile_case_a_hundred_times_with_steady_rss() {
     assert_eq!(
         host.names(),
         vec![
-            "denied", "exec", "healthy", "hog", "panic", "reader", "silent", "spin", "tcp", "trap"
+            "big-args",
+            "big-error",
+            "denied",
+            "exec",
+            "headers",
+            "healthy",
+            "hog",
+            "panic",
+            "reader",
+            "recurse",
+            "silent",
+            "sleeper",
+            "spin",
+            "tcp",
+            "trap"
         ]
     );
 }

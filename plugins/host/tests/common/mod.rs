@@ -26,6 +26,7 @@ pub const GUESTS: &[&str] = &[
     "exec-channel",
     "noisy",
     "mailer",
+    "hostile",
 ];
 
 /// The component of test guest `short` (`"trap"` → `vigilo_test_trap.wasm`).

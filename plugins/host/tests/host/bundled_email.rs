@@ -282,3 +282,35 @@ fn base64_decode(s: &str) -> Vec<u8> {
     }
     out
 }
+
+#[test]
+fn a_body_with_bare_line_feeds_cannot_smuggle_a_second_message() {
+    let server = SmtpServer::start();
+    let (_host, mailer) = load_channel("vigilo-test-mailer", |s| {
+        s.smtp = Some(server.settings());
+        s.config = serde_json::json!({
+            "from": "vigilo@example.com",
+            "to": ["ops@example.com"],
+            // A lone dot after a bare LF, then a whole second SMTP transaction.
+            "body": "hello\n.\r\nMAIL FROM:<evil@example.com>\r\nRCPT TO:<victim@example.com>\r\nDATA\r\nSubject: injected\r\n\r\nsmuggled\r\n.\r\n",
+        });
+    });
+    assert_eq!(mailer.try_deliver(&sample_alert()), Ok(Ok(())));
+    let (envelope, mail) = server.message(1);
+    assert_eq!(envelope["rcpt_tos"], serde_json::json!(["ops@example.com"]));
+    assert!(
+        mail.body.contains("MAIL FROM:<evil@example.com>"),
+        "the would-be commands stay in the body: {}",
+        mail.body
+    );
+    // Give a smuggled second message every chance to land, then check there is none.
+    std::thread::sleep(Duration::from_millis(500));
+    let received = std::fs::read_dir(server.dir.path().join("mail"))
+        .unwrap()
+        .filter(|e| {
+            e.as_ref()
+                .is_ok_and(|e| e.path().extension().is_some_and(|x| x == "eml"))
+        })
+        .count();
+    assert_eq!(received, 1, "exactly one message reached the server");
+}

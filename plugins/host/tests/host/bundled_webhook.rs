@@ -170,3 +170,28 @@ fn missing_url_and_unlisted_hosts_are_refused() {
         "the unlisted host must not be reached"
     );
 }
+
+#[test]
+fn a_ten_megabyte_annotation_is_cut_and_the_channel_stays_healthy() {
+    let sink = HttpSink::start();
+    let (_host, webhook) = load_channel("vigilo-webhook", |s| {
+        s.allowed_hosts = vec![sink.host()];
+        s.config = json!({ "url": sink.url("/hook") });
+    });
+    let mut big = sample_alert();
+    big.annotations
+        .insert("description".into(), "d".repeat(10 << 20));
+    for _ in 0..4 {
+        assert_eq!(webhook.try_deliver(&big), Ok(Ok(())));
+        let body = sink.next().json();
+        let d = body["annotations"]["description"].as_str().unwrap();
+        assert!(
+            d.len() < (64 << 10) + 64 && d.ends_with("bytes cut)"),
+            "{} bytes",
+            d.len()
+        );
+    }
+    assert!(!webhook.status().quarantined);
+    webhook.deliver(&sample_alert()).unwrap();
+    assert_eq!(sink.next().json()["rule"], "cpu-high");
+}

@@ -1,6 +1,8 @@
 //! An action that runs the `command` with the `args` of its config
 //! (`{"command":"/abs/path","args":["a","b"]}`) through the host's `exec` import and reports
 //! the outcome (exit code, stdout tail). A refusal comes back as `Err("denied: …")`.
+//! With `"repeat": n` it runs the command n times (stopping at the first refusal); with
+//! `"big_args_mb": m` it adds one argument of m MiB.
 wit_bindgen::generate!({ path: "../../../wit/0.1.0", world: "action-plugin" });
 
 use exports::vigilo::plugin::action::Guest;
@@ -15,7 +17,7 @@ impl Guest for Plugin {
         let config: serde_json::Value =
             serde_json::from_str(&config).map_err(|e| format!("bad config: {e}"))?;
         let command = config["command"].as_str().ok_or("no command")?;
-        let args: Vec<String> = config["args"]
+        let mut args: Vec<String> = config["args"]
             .as_array()
             .map(|a| {
                 a.iter()
@@ -23,6 +25,17 @@ impl Guest for Plugin {
                     .collect()
             })
             .unwrap_or_default();
+        if let Some(mb) = config["big_args_mb"].as_u64() {
+            args.push("a".repeat((mb as usize) << 20));
+        }
+        let repeat = config["repeat"].as_u64().unwrap_or(1);
+        for _ in 1..repeat {
+            match exec::run(command, &args) {
+                Ok(_) => {}
+                Err(ExecError::Denied(m)) => return Err(format!("denied: {m}")),
+                Err(ExecError::Failed(m)) => return Err(format!("failed: {m}")),
+            }
+        }
         match exec::run(command, &args) {
             Ok(out) => Ok(ActionOutcome {
                 success: out.exit_code == Some(0),

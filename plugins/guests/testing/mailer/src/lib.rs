@@ -1,5 +1,6 @@
 //! Sends one message through the host's `mail` import, to the `to` of its config
-//! (`{"from":"a@b","to":["c@d"]}`). A refusal comes back as `Permanent("denied: …")`.
+//! (`{"from":"a@b","to":["c@d"]}`), with the `body` of its config if it has one (written as
+//! given, bare line feeds included). A refusal comes back as `Permanent("denied: …")`.
 wit_bindgen::generate!({ path: "../../../wit/0.1.0", world: "channel-plugin" });
 
 use exports::vigilo::plugin::channel::Guest;
@@ -26,11 +27,13 @@ impl Guest for Plugin {
                     .collect()
             })
             .unwrap_or_default();
+        let body = config["body"]
+            .as_str()
+            .map_or_else(|| format!("key {}\r\n", alert.idempotency_key), str::to_owned);
         let message = format!(
-            "From: {from}\r\nTo: {}\r\nSubject: [vigilo] {}\r\n\r\nkey {}\r\n",
+            "From: {from}\r\nTo: {}\r\nSubject: [vigilo] {}\r\n\r\n{body}",
             to.join(", "),
             alert.rule,
-            alert.idempotency_key
         );
         match mail::send(&Envelope { from, to }, &message) {
             Ok(()) => Ok(()),
