@@ -166,7 +166,7 @@ impl WasiHttpHooks for HttpPolicy {
             Ok(t) => t,
             Err(why) => {
                 log::warn!(target: "vigilo::plugin", "plugin {}: {why}", self.policy.name);
-                self.denied.get_or_insert(why);
+                self.denied.get_or_insert(crate::limits::head(why));
                 return Box::new(async { Err(HttpError::HttpRequestDenied) });
             }
         };

@@ -11,14 +11,23 @@
 //!
 //! Every call runs in a fresh instance with, per plugin ([`PluginSettings`]):
 //!
-//! * a memory cap (`memory_limit`) and a compute deadline (`deadline`, by epoch
-//!   interruption); exceeding either stops the call with [`PluginError::MemoryExhausted`] or
-//!   [`PluginError::Timeout`];
+//! * a memory cap (`memory_limit`) and a compute deadline (`deadline`: the time the guest
+//!   actually runs, by epoch interruption); exceeding either stops the call with
+//!   [`PluginError::MemoryExhausted`] or [`PluginError::Timeout`];
+//! * a hard wall-clock limit on the whole call (`call_timeout`), whatever it waits for: the call
+//!   ends with [`PluginError::CallTimeout`], its instance is freed and its commands killed;
+//! * at most `max_concurrent_calls` calls at once ([`PluginError::Busy`] beyond);
+//! * a stack of its own: the guest runs on a fiber of [`PluginHostConfig::call_stack`] bytes,
+//!   so a caller needs no particular stack size (any thread, a tokio task included);
+//! * bounds on what crosses the boundary: alert fields are cut before they enter the guest,
+//!   strings it returns are cut to 4 KiB, its header maps and resources are limited;
 //! * WASI with nothing granted: no files, no environment, no arguments, no sockets; stdout and
 //!   stderr are captured (the last [`PluginHostConfig::output_capacity`] bytes) and logged;
-//! * `wasi:http` outgoing requests only to `allowed_hosts`, with `http_timeout`;
-//! * `exec` (actions only) only for [`ExecGrant`]s, every request audited ([`AuditRecord`]);
-//! * `mail` only through the plugin's [`SmtpSettings`] server;
+//! * `wasi:http` outgoing requests only to `allowed_hosts` (authorities read strictly, plain-HTTP
+//!   host names resolved once and pinned), with `http_timeout`;
+//! * `exec` (actions only) only for [`ExecGrant`]s, at most `max_exec_runs` per call, every
+//!   request audited ([`AuditRecord`]);
+//! * `mail` only through the plugin's [`SmtpSettings`] server, line endings normalised;
 //! * `log` (capped per message and per call) and `clock` (the host's [`vigilo::clock::Clock`]).
 //!
 //! Everything a plugin says goes to the [`log`] facade: target `vigilo::plugin` (its log
@@ -26,7 +35,8 @@
 //!
 //! # Faults
 //!
-//! A trap, a timeout or an exhausted memory is a [`PluginError`]; the engine and the other
+//! A trap, a timeout (compute or call) or an exhausted memory is a [`PluginError`]; the engine
+//! and the other
 //! plugins go on. After [`PluginHostConfig::breaker_threshold`] such faults in a row the plugin is
 //! quarantined: calls fail at once with [`PluginError::Quarantined`] until
 //! [`PluginHost::reload`] (which also picks up a new file) clears it.

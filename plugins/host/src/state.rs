@@ -214,7 +214,8 @@ impl HostState {
             exec::run(policy, command, args).await
         };
         if let Err(ExecFailure::Denied(why)) = &r {
-            self.denied.get_or_insert_with(|| why.clone());
+            self.denied
+                .get_or_insert_with(|| crate::limits::head(why.clone()));
         }
         r
     }
@@ -230,7 +231,8 @@ impl HostState {
         let policy = Arc::clone(&self.policy);
         if policy.mailer.is_none() {
             let why = format!("plugin {} has no SMTP server configured", policy.name);
-            self.denied.get_or_insert_with(|| why.clone());
+            self.denied
+                .get_or_insert_with(|| crate::limits::head(why.clone()));
             return Err(MailFailure::Denied(why));
         }
         let sent = tokio::task::spawn_blocking(move || match &policy.mailer {
@@ -240,7 +242,8 @@ impl HostState {
         .await;
         let r = sent.unwrap_or_else(|e| Err(MailFailure::Retryable(format!("mail task: {e}"))));
         if let Err(MailFailure::Denied(why)) = &r {
-            self.denied.get_or_insert_with(|| why.clone());
+            self.denied
+                .get_or_insert_with(|| crate::limits::head(why.clone()));
         }
         r
     }
