@@ -27,9 +27,10 @@ impl Guest for Plugin {
                     .collect()
             })
             .unwrap_or_default();
-        let body = config["body"]
-            .as_str()
-            .map_or_else(|| format!("key {}\r\n", alert.idempotency_key), str::to_owned);
+        let body = config["body"].as_str().map_or_else(
+            || format!("key {}\r\n", alert.idempotency_key),
+            str::to_owned,
+        );
         let message = format!(
             "From: {from}\r\nTo: {}\r\nSubject: [vigilo] {}\r\n\r\n{body}",
             to.join(", "),
