@@ -5,14 +5,14 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::Severity;
 use crate::clock::Timestamp;
 use crate::eval::Transition;
 
 /// Whether an alert reports a problem or its end.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum AlertStatus {
     /// The item is at a severity above Normal.
@@ -22,7 +22,7 @@ pub enum AlertStatus {
 }
 
 /// One notification about one item, as channels and actions receive it.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Alert {
     /// The rule's name.
     pub rule: String,
@@ -155,7 +155,7 @@ pub trait Channel: Send + Sync {
 }
 
 /// What a recovery action reports.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ActionOutcome {
     /// True if the action did what it meant to.
     pub success: bool,

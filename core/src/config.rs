@@ -126,8 +126,8 @@ impl Config {
         Ok(config)
     }
 
-    /// Makes the relative plugin paths (`path` of channels and actions, `[plugins] dir` and
-    /// `cache_dir`) relative to `dir` (what [`from_file`](Self::from_file) does with the
+    /// Makes the relative paths (`path` of channels and actions, `[plugins] dir` and
+    /// `cache_dir`, `[store] path`) relative to `dir` (what [`from_file`](Self::from_file) does with the
     /// file's folder).
     pub fn resolve_paths(&mut self, dir: &Path) {
         let fix = |p: &mut std::path::PathBuf| {
@@ -152,6 +152,9 @@ impl Config {
         }
         if let Some(d) = &mut self.plugins.cache_dir {
             fix(d);
+        }
+        if let Some(p) = &mut self.pipeline.store.path {
+            fix(p);
         }
     }
 
@@ -266,6 +269,8 @@ impl Config {
                 error,
             })
         })?;
+        let mut pipeline = pipeline;
+        pipeline.store = raw.store;
 
         Ok(Config {
             registry: raw.registry,

@@ -61,7 +61,7 @@ use crate::metrics::Registry;
 use crate::pipeline::{
     AckRequest, ActionConfig, ChannelConfig, Event, HistoryQuery, Implementations, Incident,
     IncidentId, Pipeline, PipelineError, PipelineStats, PluginSource, Silence, SilenceId,
-    SilenceRequest, StopReport, Store,
+    SilenceRequest, SqliteStore, StopReport, Store,
 };
 use crate::plugin::PluginSettings;
 use crate::status::StatusReport;
@@ -198,7 +198,7 @@ impl MonitorBuilder {
         self
     }
 
-    /// Where the pipeline keeps its state (default: in memory).
+    /// Where the pipeline keeps its state (default: `[store] path`, or in memory).
     pub fn store(mut self, store: Box<dyn Store>) -> Self {
         self.store = Some(store);
         self
@@ -230,19 +230,44 @@ impl MonitorBuilder {
             Arc::clone(&self.clock),
             self.config.evaluator.clone(),
         )?;
-        let mut pipeline =
-            Pipeline::builder(self.config.pipeline.clone()).clock(Arc::clone(&self.clock));
-        if let Some(store) = self.store {
-            pipeline = pipeline.store(store);
-        }
+        let store: Box<dyn Store> = match self.store {
+            Some(s) => s,
+            None => {
+                let sc = &self.config.pipeline.store;
+                let notify = &self.config.pipeline.notify;
+                let store = match &sc.path {
+                    Some(path) => SqliteStore::open(
+                        path,
+                        sc.on_corrupt,
+                        notify.history_limit,
+                        notify.history_max_age,
+                    ),
+                    None => SqliteStore::in_memory(notify.history_limit, notify.history_max_age),
+                }
+                .map_err(PipelineError::Store)?;
+                Box::new(store)
+            }
+        };
+        let mut pipeline = Pipeline::builder(self.config.pipeline.clone())
+            .clock(Arc::clone(&self.clock))
+            .store(store);
         for c in impls.channels.into_values() {
             pipeline = pipeline.channel(c);
         }
         for a in impls.actions.into_values() {
             pipeline = pipeline.action(a);
         }
-        let pipeline = pipeline.start(transitions)?;
-        let evaluator = evaluator.spawn()?;
+        let pipeline = Arc::new(pipeline.start(transitions)?);
+        // Holds and occurrence counts resume where the last run left them.
+        let mut evaluator = evaluator;
+        evaluator.restore_item_states(pipeline.take_restored_item_states()?);
+        let evaluator = Arc::new(evaluator.spawn()?);
+        let checkpoint = Checkpoint::start(
+            Arc::clone(&evaluator),
+            Arc::clone(&pipeline),
+            self.config.pipeline.store.checkpoint,
+        )
+        .map_err(EvalError::Spawn)?;
         let collector = if self.host_items {
             Some(HostCollector::start(&registry, self.config.host.clone())?)
         } else {
@@ -253,6 +278,7 @@ impl MonitorBuilder {
             clock: self.clock,
             evaluator: Some(evaluator),
             pipeline: Some(pipeline),
+            checkpoint: Some(checkpoint),
             collector,
             state: Mutex::new(State {
                 config: self.config,
@@ -365,8 +391,9 @@ struct State {
 pub struct Monitor {
     registry: Registry,
     clock: Arc<dyn Clock>,
-    evaluator: Option<EvaluatorHandle>,
-    pipeline: Option<Pipeline>,
+    evaluator: Option<Arc<EvaluatorHandle>>,
+    pipeline: Option<Arc<Pipeline>>,
+    checkpoint: Option<Checkpoint>,
     collector: Option<HostCollector>,
     state: Mutex<State>,
 }
@@ -393,13 +420,13 @@ impl Monitor {
 
     fn pipeline(&self) -> Result<&Pipeline, MonitorError> {
         self.pipeline
-            .as_ref()
+            .as_deref()
             .ok_or(MonitorError::Pipeline(PipelineError::Stopped))
     }
 
     fn evaluator(&self) -> Result<&EvaluatorHandle, MonitorError> {
         self.evaluator
-            .as_ref()
+            .as_deref()
             .ok_or(MonitorError::Eval(EvalError::Stopped))
     }
 
@@ -500,15 +527,73 @@ impl Monitor {
         if let Some(c) = self.collector.take() {
             c.stop()?;
         }
-        if let Some(e) = self.evaluator.take() {
+        if let Some(c) = self.checkpoint.take() {
+            c.stop();
+        }
+        let pipeline = self.pipeline.take().and_then(Arc::into_inner);
+        if let Some(e) = self.evaluator.take().and_then(Arc::into_inner) {
             // What was recorded before the stop is judged: pending crossings and due durations
-            // become transitions, which the pipeline then handles.
+            // become transitions, which the pipeline then handles; then the last checkpoint.
             let mut evaluator = e.stop()?;
             evaluator.poll(self.clock.now());
+            if let Some(p) = &pipeline {
+                p.save_item_states(evaluator.item_states())?;
+            }
         }
-        match self.pipeline.take() {
+        match pipeline {
             Some(p) => Ok(p.stop(deadline)?),
             None => Ok(StopReport::default()),
+        }
+    }
+}
+
+/// Saves the evaluator's item states into the store every `every`.
+struct Checkpoint {
+    stop: crossbeam_channel::Sender<()>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Checkpoint {
+    fn start(
+        evaluator: Arc<EvaluatorHandle>,
+        pipeline: Arc<Pipeline>,
+        every: Duration,
+    ) -> std::io::Result<Checkpoint> {
+        let (stop, stopped) = crossbeam_channel::bounded::<()>(1);
+        let every = every.max(Duration::from_millis(100));
+        let thread = std::thread::Builder::new()
+            .name("vigilo-checkpoint".into())
+            .spawn(move || {
+                while let Err(crossbeam_channel::RecvTimeoutError::Timeout) =
+                    stopped.recv_timeout(every)
+                {
+                    let Ok(states) = evaluator.item_states() else {
+                        break;
+                    };
+                    if pipeline.save_item_states(states).is_err() {
+                        break;
+                    }
+                }
+            })?;
+        Ok(Checkpoint {
+            stop,
+            thread: Some(thread),
+        })
+    }
+
+    fn stop(mut self) {
+        let _ = self.stop.send(());
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+impl Drop for Checkpoint {
+    fn drop(&mut self) {
+        let _ = self.stop.try_send(());
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
         }
     }
 }

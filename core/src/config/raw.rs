@@ -82,6 +82,8 @@ pub(super) struct RawConfig {
     pub recovery: Vec<Spanned<RawRecovery>>,
     #[serde(default)]
     pub plugins: PluginHostConfig,
+    #[serde(default)]
+    pub store: crate::pipeline::StoreConfig,
 }
 
 /// A duration written as a humane string (`"1m30s"`).

@@ -93,7 +93,9 @@ impl Evaluator {
             .collect();
         let mut series: Vec<Watched> = Vec::new();
         let mut index: HashMap<SeriesId, usize, foldhash::fast::RandomState> = HashMap::default();
+        let mut restored = std::mem::take(&mut self.restored);
         for (r, bound) in self.rules.iter_mut().enumerate() {
+            let identity = (!restored.is_empty()).then(|| bound.rule.identity());
             let mut old: HashMap<Labels, Item> = bound
                 .items
                 .drain(..)
@@ -103,9 +105,16 @@ impl Evaluator {
             let readers = candidates.select(&bound.metric, &bound.rule);
             for reader in readers {
                 let id = reader.id();
-                let mut item = old
-                    .remove(reader.labels())
-                    .unwrap_or_else(|| Item::new(reader.labels().clone(), now));
+                let mut item = old.remove(reader.labels()).unwrap_or_else(|| {
+                    let mut item = Item::new(reader.labels().clone(), now);
+                    if let Some(state) = identity
+                        .as_ref()
+                        .and_then(|i| restored.remove(&(i.clone(), reader.labels().clone())))
+                    {
+                        item.state = state;
+                    }
+                    item
+                });
                 let s = *index.entry(id).or_insert_with(|| {
                     let w = old_series.remove(&id).unwrap_or_else(|| Watched {
                         id,
@@ -152,6 +161,7 @@ impl Evaluator {
             }
             bound.items = items;
         }
+        self.restored = restored;
         for w in old_series.values() {
             w.reader.disarm();
         }

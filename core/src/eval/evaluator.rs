@@ -188,6 +188,8 @@ pub struct Evaluator {
     watch_rx: Receiver<WatchEvent>,
     pub(super) outbox: Outbox,
     pub(super) deadlines: BinaryHeap<Reverse<(Timestamp, usize, usize)>>,
+    /// Saved item states waiting for their item to be bound (see `persist.rs`).
+    pub(super) restored: HashMap<(String, Labels), super::state::ItemState>,
     stats: EvaluatorStats,
 }
 
@@ -230,6 +232,7 @@ impl Evaluator {
             watch_rx,
             outbox,
             deadlines: BinaryHeap::new(),
+            restored: HashMap::new(),
             stats: EvaluatorStats::default(),
         };
         Ok((evaluator, rx))

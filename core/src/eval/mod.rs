@@ -10,6 +10,7 @@ mod bind;
 mod config;
 mod evaluator;
 mod outbox;
+mod persist;
 mod runner;
 pub(crate) mod state;
 mod transition;
@@ -17,6 +18,7 @@ mod window;
 
 pub use config::EvaluatorConfig;
 pub use evaluator::{Evaluator, EvaluatorStats};
+pub use persist::ItemSnapshot;
 pub use runner::EvaluatorHandle;
 pub use transition::Transition;
 

@@ -15,6 +15,7 @@ enum Command {
     Stats(Sender<EvaluatorStats>),
     Reload(Vec<Rule>, Sender<Result<(), EvalError>>),
     Coverage(Vec<Expectation>, Sender<CoverageReport>),
+    ItemStates(Sender<Vec<super::ItemSnapshot>>),
     Stop,
 }
 
@@ -76,6 +77,9 @@ fn run(mut ev: Evaluator, commands: Receiver<Command>) -> Evaluator {
                 Ok(Command::Coverage(expect, reply)) => {
                     let _ = reply.send(ev.coverage(&expect));
                 }
+                Ok(Command::ItemStates(reply)) => {
+                    let _ = reply.send(ev.item_states());
+                }
                 Ok(Command::Stop) | Err(_) => return ev,
             },
             default(timeout) => {}
@@ -110,6 +114,11 @@ impl EvaluatorHandle {
     /// The coverage of the running rules against `expect` (see [`Evaluator::coverage`]).
     pub fn coverage(&self, expect: Vec<Expectation>) -> Result<CoverageReport, EvalError> {
         self.ask(|tx| Command::Coverage(expect, tx))
+    }
+
+    /// The state of every item not at rest (see [`Evaluator::item_states`]).
+    pub fn item_states(&self) -> Result<Vec<super::ItemSnapshot>, EvalError> {
+        self.ask(Command::ItemStates)
     }
 
     /// Stops the thread and gives the evaluator back.

@@ -15,13 +15,15 @@
 
 use std::collections::VecDeque;
 
+use serde::{Deserialize, Serialize};
+
 use crate::Severity;
 use crate::clock::Timestamp;
 use crate::metrics::WatchBounds;
 use crate::rules::{Aggregation, Comparison, Level, Rule};
 
 /// One level's progress.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 struct LevelState {
     /// The value has been past the threshold since then (not yet active).
     holding_since: Option<Timestamp>,
@@ -119,7 +121,7 @@ pub(crate) struct Change {
 }
 
 /// The state of one item.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub(crate) struct ItemState {
     levels: [LevelState; 5],
     pub severity: Severity,
@@ -161,6 +163,23 @@ impl ItemState {
             changes: None,
             first_seen: now,
         }
+    }
+
+    /// True if nothing about the item needs remembering: Normal, told Normal, no hold,
+    /// occurrence or clearing in progress, no flap history.
+    pub(crate) fn at_rest(&self) -> bool {
+        self.severity == Severity::Normal
+            && self.notified == Severity::Normal
+            && !self.no_data
+            && !self.notified_no_data
+            && !self.flapping
+            && self.changes.as_ref().is_none_or(|c| c.is_empty())
+            && self.levels.iter().all(|l| {
+                !l.active
+                    && l.holding_since.is_none()
+                    && l.clearing_since.is_none()
+                    && l.episodes.as_ref().is_none_or(|e| e.is_empty())
+            })
     }
 
     fn reset_levels(&mut self) {

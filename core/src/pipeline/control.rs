@@ -9,9 +9,10 @@ use super::PipelineError;
 use super::event::{Event, EventKind};
 use super::incident::{Ack, AckRequest, Incident, IncidentId};
 use super::silence::{Silence, SilenceId, SilenceRequest};
+use super::sqlite::StoreRequest;
 use super::state::{ActionState, ChannelState, Dispatcher, Tracked};
 use super::store::{StoreChange, StoredState};
-use super::timers::Timer;
+use super::timers::{GroupKey, Timer};
 use super::workers::{Done, action_pool, channel_pool};
 use crate::alert::{Action, AlertStatus, Channel};
 use crate::clock::Timestamp;
@@ -353,6 +354,50 @@ impl Dispatcher {
             }
             self.close_if_done(id);
         }
+        self.resume_group_timers(now);
+    }
+
+    /// After a rebuild, each group's clock continues from its incidents rather than from now:
+    /// its wait from its oldest change, its interval and repeat from its last notification.
+    fn resume_group_timers(&mut self, now: Timestamp) {
+        let keys: Vec<GroupKey> = self.groups.keys().cloned().collect();
+        for gk in keys {
+            let Some(route) = self.route_index(&gk.route).map(|i| self.config.routes[i].clone())
+            else {
+                continue;
+            };
+            let Some(g) = self.groups.get(&gk) else {
+                continue;
+            };
+            let mut created = g.created_at;
+            let mut last: Option<Timestamp> = None;
+            for id in g.members.keys() {
+                if let Some(t) = self.incidents.get(id) {
+                    created = created.min(t.inc.changed_at);
+                    if let Some(at) = t.inc.route(&route.name).and_then(|r| r.last_notified_at) {
+                        last = Some(last.map_or(at, |l: Timestamp| l.max(at)));
+                    }
+                }
+            }
+            let pending = g.members.values().any(|m| m.pending);
+            let told = g
+                .members
+                .values()
+                .any(|m| matches!(m.notified, Some((AlertStatus::Firing, _))));
+            if let Some(g) = self.groups.get_mut(&gk) {
+                g.created_at = created;
+                g.last_flush = last;
+                g.flush_at = None;
+                if let (Some(every), Some(l), true) = (route.repeat_interval, last, told) {
+                    let at = (l + every).max(now);
+                    g.repeat_at = Some(at);
+                    self.timers.set(at, Timer::Repeat(gk.clone()));
+                }
+            }
+            if pending {
+                self.schedule_flush(&gk, now);
+            }
+        }
     }
 
     /// A resolved incident whose resolve was not yet sent joins the groups of the routes that
@@ -399,6 +444,8 @@ impl Dispatcher {
     /// Takes up what the store kept: open incidents, the outbox (attempted again with the same
     /// idempotency keys), silences.
     pub(crate) fn restore(&mut self, state: StoredState, now: Timestamp) {
+        self.restored_item_states = state.item_states;
+        self.timers.set(now, Timer::Requests);
         self.next_incident = self.next_incident.max(state.last_incident);
         self.next_notification = self.next_notification.max(state.last_notification);
         self.next_silence = self.next_silence.max(state.last_silence);
@@ -422,6 +469,13 @@ impl Dispatcher {
                     .position(|r| r.action == run.action)
                 {
                     *attempts.entry(i).or_insert(0) += 1;
+                    // The cooldown resumes from the end of the last run.
+                    if let Some(end) = run.finished_at {
+                        let until = end + self.config.recoveries[i].cooldown;
+                        let key = (inc.item.clone(), i);
+                        let slot = self.cooldowns.entry(key).or_insert(until);
+                        *slot = (*slot).max(until);
+                    }
                 }
             }
             let since = inc.changed_at;
@@ -464,6 +518,59 @@ impl Dispatcher {
         }
     }
 
+    /// Applies what other processes queued in the store (acks, silences from the command line);
+    /// looks again in half a second.
+    pub(crate) fn poll_requests(&mut self, now: Timestamp) {
+        match self.store.take_requests() {
+            Ok(requests) => {
+                for (id, request) in requests {
+                    let result = self.apply_request(&request, now);
+                    self.batch.push(StoreChange::RequestDone(id, result));
+                }
+            }
+            Err(e) => {
+                self.stats.store_errors += 1;
+                self.stats.last_store_error = Some(e.to_string());
+            }
+        }
+        self.timers
+            .set(now + Duration::from_millis(500), Timer::Requests);
+    }
+
+    fn apply_request(&mut self, request: &StoreRequest, now: Timestamp) -> Result<String, String> {
+        match request {
+            StoreRequest::Ack {
+                incident,
+                by,
+                comment,
+                expires_after_secs,
+                sticky,
+            } => self
+                .ack(
+                    *incident,
+                    AckRequest {
+                        by: by.clone(),
+                        comment: comment.clone(),
+                        expires_after: expires_after_secs.map(Duration::from_secs),
+                        sticky: *sticky,
+                    },
+                    now,
+                )
+                .map(|()| format!("incident {incident} acknowledged by {by}")),
+            StoreRequest::Unack { incident } => self
+                .unack(*incident, now)
+                .map(|()| format!("incident {incident} no longer acknowledged")),
+            StoreRequest::Silence { .. } => match request.silence_request() {
+                Some(req) => self.silence(req, now).map(|id| format!("silence {id} created")),
+                None => Ok(String::new()),
+            },
+            StoreRequest::ExpireSilence { silence } => self
+                .expire_silence(SilenceId(*silence), now, true)
+                .map(|()| format!("silence {silence} expired")),
+        }
+        .map_err(|e| e.to_string())
+    }
+
     /// At stop: every group with pending changes notifies now, without waiting.
     pub(crate) fn flush_all(&mut self, now: Timestamp) {
         let keys: Vec<_> = self
@@ -495,6 +602,7 @@ impl Dispatcher {
                 Timer::RateSummary(ch) => self.on_rate_summary(&ch, now),
                 Timer::Recovery(id) => self.consider_recovery(id, now),
                 Timer::ActionTimeout(token) => self.on_action_timeout(token, now),
+                Timer::Requests => self.poll_requests(now),
             }
         }
     }

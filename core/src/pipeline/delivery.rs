@@ -93,7 +93,8 @@ impl Dispatcher {
         self.batch
             .push(StoreChange::Notification(Box::new(n.clone())));
         self.outbox.insert(id, n);
-        self.attempt(id);
+        // Attempted once the step is committed: stored before its first attempt.
+        self.to_attempt.push(id);
     }
 
     /// Fills an event's fields from a notification.

@@ -229,7 +229,8 @@ impl Dispatcher {
                 .filter_map(|m| m.notified.map(|(_, s)| s))
                 .max()
                 .unwrap_or(Severity::Normal);
-            let key = format!("g:{}:{}:{}", route.name, gk.key, g.sends + 1);
+            // The notification counter is stored, so the key is unique across restarts too.
+            let key = format!("g:{}:{}:n{}", route.name, gk.key, self.next_notification + 1);
             (
                 digest_alert(&g.labels, &route.name, &parts, previous, now, key),
                 NotificationKind::Digest,
@@ -403,7 +404,13 @@ impl Dispatcher {
             let Some(tr) = self.incidents.get(&ids[0]) else {
                 return;
             };
-            let key = format!("{}:{}:{}:r{n}", ids[0], route.name, tr.inc.changes);
+            let key = format!(
+                "{}:{}:{}:r{n}.{}",
+                ids[0],
+                route.name,
+                tr.inc.changes,
+                self.next_notification + 1
+            );
             item_alert(
                 &tr.inc,
                 AlertStatus::Firing,
@@ -423,7 +430,12 @@ impl Dispatcher {
                 })
                 .collect();
             let worst = parts.iter().map(|p| p.severity).max().unwrap_or_default();
-            let key = format!("g:{}:{}:{}:r{n}", route.name, gk.key, g.sends);
+            let key = format!(
+                "g:{}:{}:r{n}.{}",
+                route.name,
+                gk.key,
+                self.next_notification + 1
+            );
             digest_alert(&g.labels, &route.name, &parts, worst, now, key)
         };
         for id in ids {

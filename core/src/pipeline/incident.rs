@@ -6,7 +6,7 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::Severity;
 use crate::alert::ActionOutcome;
@@ -15,7 +15,7 @@ use crate::metrics::Labels;
 
 /// An incident's number: unique within one pipeline (and, with a durable store, across its
 /// restarts), increasing.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(transparent)]
 pub struct IncidentId(pub u64);
 
@@ -26,7 +26,7 @@ impl fmt::Display for IncidentId {
 }
 
 /// One item: a rule and the labels of the series it watches.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct ItemKey {
     /// The rule's name.
     pub rule: Arc<str>,
@@ -59,7 +59,7 @@ impl fmt::Display for ItemKey {
 }
 
 /// An acknowledgement: someone is on it. Stops repeats and escalation.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Ack {
     /// Who.
     pub by: String,
@@ -87,7 +87,7 @@ pub struct AckRequest {
 }
 
 /// The outcome of the last delivery of an incident on one route.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DeliveryRecord {
     /// The channel.
     pub channel: String,
@@ -100,7 +100,7 @@ pub struct DeliveryRecord {
 }
 
 /// What one route has told about an incident.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RouteRecord {
     /// The route.
     pub route: String,
@@ -130,7 +130,7 @@ impl RouteRecord {
 }
 
 /// How a recovery action run ended.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum RunResult {
     /// Still running.
@@ -146,7 +146,7 @@ pub enum RunResult {
 }
 
 /// One run of a recovery action for an incident.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ActionRun {
     /// The action.
     pub action: String,
@@ -199,7 +199,7 @@ impl ActionRun {
 }
 
 /// One item's problem, from leaving Normal to coming back.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Incident {
     /// Its number.
     pub id: IncidentId,

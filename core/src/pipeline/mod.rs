@@ -58,6 +58,7 @@ mod recovery;
 mod runner;
 mod settings;
 mod silence;
+mod sqlite;
 mod state;
 mod store;
 mod timers;
@@ -76,11 +77,12 @@ pub use runner::{Pipeline, PipelineBuilder};
 pub use settings::{
     ActionConfig, AddressKind, ChannelConfig, Escalation, InhibitRule, Maintenance, NotifyConfig,
     OutsideSchedule, Person, PipelineConfig, PluginSource, RateLimit, Recovery, RetryPolicy, Route,
-    Selector, Window,
+    Selector, StoreConfig, Window,
 };
 pub use silence::{Silence, SilenceId, SilenceRequest};
+pub use sqlite::{OnCorrupt, SCHEMA_VERSION, SqliteStore, StoreRequest};
 pub use state::PipelineStats;
-pub use store::{MemoryStore, Store, StoreChange, StoreError, StoredState};
+pub use store::{Store, StoreChange, StoreError, StoredState};
 
 use std::time::Duration;
 

@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 use std::fmt;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use super::incident::{Incident, IncidentId};
 use crate::Severity;
@@ -12,7 +12,7 @@ use crate::alert::{Alert, AlertStatus};
 use crate::clock::Timestamp;
 
 /// A notification's number.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(transparent)]
 pub struct NotificationId(pub u64);
 
@@ -23,7 +23,7 @@ impl fmt::Display for NotificationId {
 }
 
 /// Why a notification was sent.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum NotificationKind {
     /// A change of one item (firing or resolved).
@@ -41,7 +41,7 @@ pub enum NotificationKind {
 }
 
 /// One alert on its way to one channel: an entry of the outbox.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Notification {
     /// Its number.
     pub id: NotificationId,

@@ -13,13 +13,14 @@ use super::event::{Event, HistoryQuery};
 use super::incident::{AckRequest, Incident, IncidentId};
 use super::settings::PipelineConfig;
 use super::silence::{Silence, SilenceId, SilenceRequest};
+use super::sqlite::SqliteStore;
 use super::state::{Dispatcher, PipelineStats};
-use super::store::{MemoryStore, Store};
+use super::store::Store;
 use super::timers::Timers;
 use super::workers::Done;
 use crate::alert::{Action, Channel};
 use crate::clock::{Clock, SystemClock};
-use crate::eval::Transition;
+use crate::eval::{ItemSnapshot, Transition};
 
 type Reply<T> = Sender<T>;
 
@@ -46,6 +47,8 @@ enum Command {
         Reply<Result<(), PipelineError>>,
     ),
     Stop(Duration, Reply<StopReport>),
+    TakeItemStates(Reply<Vec<ItemSnapshot>>),
+    SaveItemStates(Vec<ItemSnapshot>, Reply<()>),
 }
 
 /// Builds a [`Pipeline`]: its configuration, the implementation of every channel and action
@@ -65,7 +68,7 @@ impl PipelineBuilder {
         self
     }
 
-    /// Where state is kept (default: a [`MemoryStore`] sized by `[notify]`).
+    /// Where state is kept (default: an in-memory [`SqliteStore`] sized by `[notify]`).
     pub fn store(mut self, store: Box<dyn Store>) -> Self {
         self.store = Some(store);
         self
@@ -102,12 +105,16 @@ impl PipelineBuilder {
             }
         }
         let (results_tx, results_rx) = crossbeam_channel::unbounded();
-        let mut store = self.store.unwrap_or_else(|| {
-            Box::new(MemoryStore::new(
-                self.config.notify.history_limit,
-                self.config.notify.history_max_age,
-            ))
-        });
+        let mut store: Box<dyn Store> = match self.store {
+            Some(s) => s,
+            None => Box::new(
+                SqliteStore::in_memory(
+                    self.config.notify.history_limit,
+                    self.config.notify.history_max_age,
+                )
+                .map_err(PipelineError::Store)?,
+            ),
+        };
         let state = store.load().map_err(PipelineError::Store)?;
         let now = self.clock.now();
         let mut d = Dispatcher {
@@ -125,6 +132,8 @@ impl PipelineBuilder {
             silences: Default::default(),
             timers: Timers::default(),
             outbox: HashMap::new(),
+            to_attempt: Vec::new(),
+            restored_item_states: Vec::new(),
             channels: HashMap::new(),
             actions: HashMap::new(),
             results_tx: results_tx.clone(),
@@ -295,6 +304,17 @@ impl Pipeline {
         self.ask(|tx| Command::Reload(Box::new((config, impls)), tx))?
     }
 
+    /// The evaluator's item states the store held at start (taken once: later calls get
+    /// nothing); give them to [`Evaluator::restore_item_states`](crate::eval::Evaluator::restore_item_states).
+    pub fn take_restored_item_states(&self) -> Result<Vec<ItemSnapshot>, PipelineError> {
+        self.ask(Command::TakeItemStates)
+    }
+
+    /// Stores the evaluator's item states (a checkpoint), replacing the previous ones.
+    pub fn save_item_states(&self, states: Vec<ItemSnapshot>) -> Result<(), PipelineError> {
+        self.ask(|tx| Command::SaveItemStates(states, tx))
+    }
+
     /// Stops the thread: transitions already sent are handled, groups waiting notify now, and
     /// deliveries are given until `deadline` (real time) to finish. What is left stays in the
     /// store's outbox.
@@ -424,6 +444,14 @@ fn command(
             let (config, impls) = *boxed;
             let results_tx = d.results_tx.clone();
             let _ = r.send(d.reload(config, &impls.channels, &impls.actions, &results_tx, now));
+        }
+        Command::TakeItemStates(r) => {
+            let _ = r.send(std::mem::take(&mut d.restored_item_states));
+        }
+        Command::SaveItemStates(states, r) => {
+            d.batch.push(super::store::StoreChange::ItemStates(states));
+            d.commit();
+            let _ = r.send(());
         }
         Command::Stop(..) => {}
     }

@@ -376,11 +376,39 @@ impl Default for NotifyConfig {
     }
 }
 
+/// Where the pipeline keeps its state (`[store]`).
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct StoreConfig {
+    /// The SQLite file (relative to the configuration file's folder); none: in memory, lost
+    /// at exit.
+    pub path: Option<PathBuf>,
+    /// What to do with a damaged file: `refuse` to start (default) or `recreate` (the damaged
+    /// file is kept beside, renamed).
+    pub on_corrupt: super::OnCorrupt,
+    /// How often the evaluator's item states (holds in progress, occurrence counts) are saved
+    /// (default 5 s); a crash loses at most this much of their progress.
+    #[serde(with = "crate::duration::serde_duration")]
+    pub checkpoint: Duration,
+}
+
+impl Default for StoreConfig {
+    fn default() -> Self {
+        StoreConfig {
+            path: None,
+            on_corrupt: super::OnCorrupt::default(),
+            checkpoint: Duration::from_secs(5),
+        }
+    }
+}
+
 /// Everything the pipeline runs on; part of [`Config`](crate::config::Config).
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct PipelineConfig {
     /// `[notify]`.
     pub notify: NotifyConfig,
+    /// `[store]`.
+    pub store: StoreConfig,
     /// `[[channel]]`, in file order.
     pub channels: Vec<ChannelConfig>,
     /// `[recipients]`: people by name.

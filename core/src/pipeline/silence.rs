@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::time::Duration;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use super::settings::Selector;
 use crate::Severity;
@@ -13,7 +13,7 @@ use crate::clock::Timestamp;
 use crate::rules::Matcher;
 
 /// A silence's number.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(transparent)]
 pub struct SilenceId(pub u64);
 
@@ -83,7 +83,7 @@ impl SilenceRequest {
 }
 
 /// An active or future silence.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Silence {
     /// Its number.
     pub id: SilenceId,

@@ -193,6 +193,10 @@ pub(crate) struct Dispatcher {
     pub(crate) silences: BTreeMap<SilenceId, Silence>,
     pub(crate) timers: Timers,
     pub(crate) outbox: HashMap<NotificationId, Notification>,
+    /// Notifications queued in this step, attempted once it is committed.
+    pub(crate) to_attempt: Vec<NotificationId>,
+    /// The evaluator's item states as the store had them at start (for the monitor).
+    pub(crate) restored_item_states: Vec<crate::eval::ItemSnapshot>,
     pub(crate) channels: HashMap<String, ChannelState>,
     pub(crate) actions: HashMap<String, ActionState>,
     pub(crate) results_tx: Sender<Done>,
@@ -249,8 +253,16 @@ impl Dispatcher {
         }
     }
 
-    /// Applies the step's changes to the store.
+    /// Applies the step's changes to the store, then hands the notifications it queued to
+    /// their channels (so each is stored before its first attempt).
     pub(crate) fn commit(&mut self) {
+        self.write_batch();
+        for id in std::mem::take(&mut self.to_attempt) {
+            self.attempt(id);
+        }
+    }
+
+    fn write_batch(&mut self) {
         if self.batch.is_empty() {
             return;
         }

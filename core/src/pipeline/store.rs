@@ -1,16 +1,16 @@
 //! Where the pipeline keeps what must outlive a call: open incidents, the outbox of
-//! notifications not yet delivered, silences, and the event history. The pipeline writes
-//! through a [`Store`] in batches, one per step; [`MemoryStore`] keeps everything in memory
-//! (lost at exit), and a durable store implements the same trait.
+//! notifications not yet delivered, silences, the evaluator's item states, and the event
+//! history. The pipeline writes through a [`Store`] in batches, one per step;
+//! [`SqliteStore`](super::SqliteStore) is the implementation, on a file or in memory.
 
-use std::collections::{BTreeMap, VecDeque};
-use std::time::Duration;
+use std::path::PathBuf;
 
 use super::event::{Event, HistoryQuery};
 use super::incident::{Incident, IncidentId};
 use super::notification::{Notification, NotificationId};
 use super::silence::{Silence, SilenceId};
-use crate::clock::Timestamp;
+use super::sqlite::StoreRequest;
+use crate::eval::ItemSnapshot;
 
 /// Why the store failed.
 #[derive(Debug, thiserror::Error)]
@@ -19,6 +19,38 @@ pub enum StoreError {
     /// The store could not be read or written.
     #[error("store: {0}")]
     Io(String),
+    /// The database could not be opened or created.
+    #[error("store {}: {message}", path.display())]
+    Open {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        message: String,
+    },
+    /// The file is not a sound database (see `[store] on_corrupt`).
+    #[error("store {}: the database is damaged ({message}); move it away, or set [store] on_corrupt = \"recreate\" to start afresh keeping the damaged file", path.display())]
+    Corrupt {
+        /// The file.
+        path: PathBuf,
+        /// What SQLite said.
+        message: String,
+    },
+    /// Another process owns the database.
+    #[error("store {}: another vigilo process is using this database", path.display())]
+    Locked {
+        /// The file.
+        path: PathBuf,
+    },
+    /// The database was written by a newer version of vigilo.
+    #[error("store {}: written by a newer vigilo (schema {found}; this version knows up to {supported}); refusing to touch it", path.display())]
+    NewerSchema {
+        /// The file.
+        path: PathBuf,
+        /// Its schema version.
+        found: u32,
+        /// The highest this version knows.
+        supported: u32,
+    },
 }
 
 /// One change, applied in order within a batch.
@@ -38,6 +70,10 @@ pub enum StoreChange {
     SilenceRemoved(SilenceId),
     /// An event for the history.
     Event(Box<Event>),
+    /// The evaluator's item states that are not at rest (replacing the previous set).
+    ItemStates(Vec<ItemSnapshot>),
+    /// A queued request was handled, with its result.
+    RequestDone(i64, Result<String, String>),
 }
 
 /// What a store gives back when the pipeline starts.
@@ -49,6 +85,8 @@ pub struct StoredState {
     pub outbox: Vec<Notification>,
     /// Silences not yet ended.
     pub silences: Vec<Silence>,
+    /// The evaluator's item states at the last checkpoint.
+    pub item_states: Vec<ItemSnapshot>,
     /// The highest incident number ever given.
     pub last_incident: u64,
     /// The highest notification number ever given.
@@ -67,110 +105,8 @@ pub trait Store: Send {
     fn commit(&mut self, changes: Vec<StoreChange>) -> Result<(), StoreError>;
     /// Events from the history, newest `query.limit` that pass, oldest first.
     fn history(&self, query: &HistoryQuery) -> Result<Vec<Event>, StoreError>;
-}
-
-/// A store in memory: the same bookkeeping as a durable one, lost when the process ends. The
-/// history keeps at most `limit` events, none older than `max_age` (measured against the
-/// newest event).
-#[derive(Debug)]
-pub struct MemoryStore {
-    state: StoredState,
-    incidents: BTreeMap<IncidentId, Incident>,
-    outbox: BTreeMap<NotificationId, Notification>,
-    silences: BTreeMap<SilenceId, Silence>,
-    events: VecDeque<Event>,
-    limit: usize,
-    max_age: Duration,
-}
-
-impl MemoryStore {
-    /// A store keeping at most `limit` events for at most `max_age`.
-    pub fn new(limit: usize, max_age: Duration) -> Self {
-        MemoryStore {
-            state: StoredState::default(),
-            incidents: BTreeMap::new(),
-            outbox: BTreeMap::new(),
-            silences: BTreeMap::new(),
-            events: VecDeque::new(),
-            limit: limit.max(1),
-            max_age,
-        }
-    }
-
-    fn prune(&mut self, newest: Timestamp) {
-        while self.events.len() > self.limit {
-            self.events.pop_front();
-        }
-        let oldest_kept = newest - self.max_age;
-        while self.events.front().is_some_and(|e| e.at < oldest_kept) {
-            self.events.pop_front();
-        }
-    }
-}
-
-impl Default for MemoryStore {
-    fn default() -> Self {
-        MemoryStore::new(100_000, Duration::from_secs(30 * 86_400))
-    }
-}
-
-impl Store for MemoryStore {
-    fn load(&mut self) -> Result<StoredState, StoreError> {
-        let mut s = self.state.clone();
-        s.incidents = self.incidents.values().cloned().collect();
-        s.outbox = self.outbox.values().cloned().collect();
-        s.silences = self.silences.values().cloned().collect();
-        Ok(s)
-    }
-
-    fn commit(&mut self, changes: Vec<StoreChange>) -> Result<(), StoreError> {
-        let mut newest = None;
-        for c in changes {
-            match c {
-                StoreChange::Incident(i) => {
-                    self.state.last_incident = self.state.last_incident.max(i.id.0);
-                    self.incidents.insert(i.id, *i);
-                }
-                StoreChange::IncidentClosed(id) => {
-                    self.incidents.remove(&id);
-                }
-                StoreChange::Notification(n) => {
-                    self.state.last_notification = self.state.last_notification.max(n.id.0);
-                    self.outbox.insert(n.id, *n);
-                }
-                StoreChange::NotificationDone(id) => {
-                    self.outbox.remove(&id);
-                }
-                StoreChange::Silence(s) => {
-                    self.state.last_silence = self.state.last_silence.max(s.id.0);
-                    self.silences.insert(s.id, *s);
-                }
-                StoreChange::SilenceRemoved(id) => {
-                    self.silences.remove(&id);
-                }
-                StoreChange::Event(e) => {
-                    self.state.last_event = self.state.last_event.max(e.seq);
-                    newest = Some(e.at);
-                    self.events.push_back(*e);
-                }
-            }
-        }
-        if let Some(t) = newest {
-            self.prune(t);
-        }
-        Ok(())
-    }
-
-    fn history(&self, query: &HistoryQuery) -> Result<Vec<Event>, StoreError> {
-        let mut out: Vec<Event> = self
-            .events
-            .iter()
-            .rev()
-            .filter(|e| query.admits(e))
-            .take(query.limit)
-            .cloned()
-            .collect();
-        out.reverse();
-        Ok(out)
+    /// Requests queued by other processes and not handled yet (none by default).
+    fn take_requests(&mut self) -> Result<Vec<(i64, StoreRequest)>, StoreError> {
+        Ok(Vec::new())
     }
 }

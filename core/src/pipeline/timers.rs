@@ -41,6 +41,8 @@ pub(crate) enum Timer {
     Recovery(IncidentId),
     /// A recovery run reaches its timeout.
     ActionTimeout(u64),
+    /// Requests queued in the store by other processes are looked for.
+    Requests,
 }
 
 struct Entry {
