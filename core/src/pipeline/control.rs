@@ -362,7 +362,9 @@ impl Dispatcher {
     fn resume_group_timers(&mut self, now: Timestamp) {
         let keys: Vec<GroupKey> = self.groups.keys().cloned().collect();
         for gk in keys {
-            let Some(route) = self.route_index(&gk.route).map(|i| self.config.routes[i].clone())
+            let Some(route) = self
+                .route_index(&gk.route)
+                .map(|i| self.config.routes[i].clone())
             else {
                 continue;
             };
@@ -561,7 +563,9 @@ impl Dispatcher {
                 .unack(*incident, now)
                 .map(|()| format!("incident {incident} no longer acknowledged")),
             StoreRequest::Silence { .. } => match request.silence_request() {
-                Some(req) => self.silence(req, now).map(|id| format!("silence {id} created")),
+                Some(req) => self
+                    .silence(req, now)
+                    .map(|id| format!("silence {id} created")),
                 None => Ok(String::new()),
             },
             StoreRequest::ExpireSilence { silence } => self

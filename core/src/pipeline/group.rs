@@ -230,7 +230,12 @@ impl Dispatcher {
                 .max()
                 .unwrap_or(Severity::Normal);
             // The notification counter is stored, so the key is unique across restarts too.
-            let key = format!("g:{}:{}:n{}", route.name, gk.key, self.next_notification + 1);
+            let key = format!(
+                "g:{}:{}:n{}",
+                route.name,
+                gk.key,
+                self.next_notification + 1
+            );
             (
                 digest_alert(&g.labels, &route.name, &parts, previous, now, key),
                 NotificationKind::Digest,

@@ -8,4 +8,5 @@ mod delivery;
 mod end_to_end;
 mod policy;
 mod recovery;
+mod store;
 mod support;
