@@ -418,6 +418,13 @@ impl Monitor {
         &self.registry
     }
 
+    /// A notice after each refresh of the host items (none without host items).
+    pub fn host_refreshes(
+        &self,
+    ) -> Option<crossbeam_channel::Receiver<crate::host::RefreshNotice>> {
+        self.collector.as_ref().map(HostCollector::notices)
+    }
+
     fn pipeline(&self) -> Result<&Pipeline, MonitorError> {
         self.pipeline
             .as_deref()

@@ -30,7 +30,11 @@ impl Dispatcher {
             labels: t.labels.clone(),
         };
         let mut e = Event::new(EventKind::Transition, now);
-        e.incident = self.open.get(&item).copied();
+        // The incident it belongs to: the open one, or the one it is about to open.
+        e.incident =
+            self.open.get(&item).copied().or_else(|| {
+                (t.to != Severity::Normal).then_some(IncidentId(self.next_incident + 1))
+            });
         e.item = Some(item.to_string());
         e.rule = Some(t.rule.to_string());
         e.severity = Some(t.to);
@@ -171,6 +175,7 @@ impl Dispatcher {
         };
         tr.inc.severity = Severity::Normal;
         tr.inc.resolved_at = Some(t.at);
+        tr.inc.annotations = t.annotations.clone();
         tr.inc.value = t.value;
         tr.inc.threshold = t.threshold;
         tr.inc.no_data = false;

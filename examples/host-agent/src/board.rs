@@ -1,15 +1,18 @@
-//! The status board: every watched item, worst first, colour-coded by severity; the coverage
-//! report; the latest transitions.
+//! The status board: every watched item, worst first, colour-coded by severity; the open
+//! incidents; the notifications the inbox received; the coverage report; the latest
+//! transitions.
 
 use std::collections::VecDeque;
 use std::fmt::Write;
+use std::net::SocketAddr;
 
 use vigilo::Severity;
 use vigilo::coverage::CoverageReport;
-use vigilo::eval::Transition;
 use vigilo::metrics::Value;
+use vigilo::pipeline::{Event, Incident};
 use vigilo::status::StatusReport;
 
+use crate::inbox::Received;
 use crate::table::format_value;
 
 /// Colours text as the severity's colour when `colour` is on (24-bit ANSI).
@@ -120,29 +123,60 @@ pub fn coverage(report: &CoverageReport) -> String {
     out
 }
 
+/// The open incidents.
+pub fn incidents(open: &[Incident], colour: bool) -> String {
+    let mut out = format!("INCIDENTS · {} open\n", open.len());
+    for i in open {
+        let mut notes = String::new();
+        if let Some(a) = &i.ack {
+            let _ = write!(notes, " [acked by {}]", a.by);
+        }
+        if let Some(h) = &i.held_back {
+            let _ = write!(notes, " [held: {h}]");
+        }
+        if let Some(r) = i.actions.last() {
+            let _ = write!(notes, " [action {} {:?}]", r.action, r.result);
+        }
+        let since = i.opened_at.to_string();
+        let _ = writeln!(
+            out,
+            "  #{:<4} {} {}  since {}{notes}",
+            i.id,
+            badge(i.severity, colour),
+            i.item,
+            since.get(..19).unwrap_or(&since)
+        );
+    }
+    out
+}
+
+/// What the inbox received, newest last.
+pub fn notifications(latest: &[Received], addr: SocketAddr) -> String {
+    let mut out =
+        format!("NOTIFICATIONS · received by the agent's inbox on http://{addr}/alerts\n");
+    if latest.is_empty() {
+        out.push_str("  none yet\n");
+    }
+    for r in latest {
+        let _ = writeln!(out, "  {}", r.line());
+    }
+    out
+}
+
 /// The last transitions, newest last.
-pub fn transitions(recent: &VecDeque<Transition>, colour: bool) -> String {
+pub fn transitions(recent: &VecDeque<Event>) -> String {
     let mut out = String::from("TRANSITIONS (latest)\n");
     if recent.is_empty() {
         out.push_str("  none yet\n");
     }
-    for t in recent {
-        let time = t.at.to_string();
+    for e in recent {
+        let time = e.at.to_string();
         let time = time.get(11..19).unwrap_or(&time);
-        let mut flags = String::new();
-        if t.no_data {
-            flags.push_str(" [no data]");
-        }
-        if t.flapping {
-            flags.push_str(" [flapping]");
-        }
         let _ = writeln!(
             out,
-            "  {time}  {}  {} → {}  {}{flags}",
-            t.item(),
-            paint(t.from.name(), t.from, colour),
-            paint(t.to.name(), t.to, colour),
-            value_text(&t.metric, t.value)
+            "  {time}  {}  {}",
+            e.item.as_deref().unwrap_or(""),
+            e.detail
         );
     }
     out

@@ -1,57 +1,80 @@
-//! `host-agent`: watches this machine through vigilo's host collector, judges every item with the
-//! rules of `examples/rules.toml` (or `--config`), and prints a colour-coded status board, the
-//! coverage report, the latest transitions and the host items every interval, redrawn in place
-//! on a terminal and appended otherwise.
+//! `host-agent`: watches this machine through vigilo — host items, the rules of
+//! `examples/rules.toml` (or `--config`), the alert pipeline delivering through the bundled
+//! webhook plugin to the agent's own inbox, state kept in SQLite — and prints a colour-coded
+//! status board with open incidents and the notifications received, redrawn in place on a
+//! terminal and appended otherwise.
 //!
 //! ```text
 //! host-agent                      # every second until Ctrl-C
 //! host-agent --once               # one board, then exit
+//! host-agent --demo               # the whole path on a synthetic item, in under a minute
 //! host-agent --config my.toml --interval 5s --iterations 3 --watch nginx
+//! host-agent incidents            # and ack, unack, silence, expire-silence, silences, history
 //! ```
 
 mod board;
+mod cli;
+mod demo;
+mod inbox;
 mod table;
 
 use std::collections::VecDeque;
 use std::io::{self, IsTerminal};
-use std::path::PathBuf;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
 
 use clap::Parser;
 use crossbeam_channel::select;
-use vigilo::Registry;
-use vigilo::clock::SystemClock;
 use vigilo::config::Config;
-use vigilo::eval::Evaluator;
-use vigilo::host::{HostCollector, RefreshNotice};
+use vigilo::host::RefreshNotice;
+use vigilo::monitor::Monitor;
+use vigilo::pipeline::{Event, EventKind};
 
 /// The default rules: the seed scenario and sensible host rules.
 const DEFAULT_RULES: &str = include_str!("../../rules.toml");
+/// The default alerting: the bundled webhook posting to the agent's inbox, SQLite state.
+const DEFAULT_ALERTING: &str = include_str!("../alerting.toml");
 
-/// Prints this machine's host items (CPU, load, memory, disks, network, processes) as a table.
+/// Watches this machine: host items, rules, alerts through a Wasm plugin, a status board.
 #[derive(Debug, Parser)]
 #[command(version)]
 struct Args {
-    /// Rules and settings (TOML); default: the bundled examples/rules.toml.
-    #[arg(long, value_name = "FILE")]
+    #[command(subcommand)]
+    command: Option<cli::Command>,
+    /// Rules, channels, routes and settings (TOML); default: examples/rules.toml with alerts
+    /// delivered to the agent's inbox.
+    #[arg(long, value_name = "FILE", global = true)]
     config: Option<PathBuf>,
+    /// The SQLite file of incidents, notifications and history (default:
+    /// $XDG_STATE_HOME/vigilo/host-agent.db, or ~/.local/state/vigilo/host-agent.db).
+    #[arg(long, value_name = "FILE", global = true)]
+    db: Option<PathBuf>,
+    /// Where the agent's inbox (the default webhook's receiver) listens.
+    #[arg(long, default_value = "127.0.0.1:0", value_name = "ADDR")]
+    inbox: SocketAddr,
     /// Time between refreshes: "1s", "500ms", "1m30s"… (default: the config's host.interval).
     #[arg(long, value_parser = parse_interval)]
     interval: Option<Duration>,
     /// Colour the severities: auto (on a terminal), always, never.
     #[arg(long, default_value = "auto", value_parser = ["auto", "always", "never"])]
     color: String,
-    /// Print one table (measured over one interval) and exit.
+    /// Print one board (measured over one interval) and exit.
     #[arg(long, conflicts_with = "iterations")]
     once: bool,
-    /// Print this many tables and exit (default: until Ctrl-C).
+    /// Print this many boards and exit (default: until Ctrl-C).
     #[arg(long, value_name = "N")]
     iterations: Option<u64>,
     /// A process name to report as up or down; repeat for several.
     #[arg(long = "watch", value_name = "NAME")]
     watch: Vec<String>,
+    /// Show the whole path on a synthetic item: Warning, Major, Critical delivered through the
+    /// webhook plugin, a recovery script run by the exec-recovery plugin, the resolve, the
+    /// incident's history. Ends by itself in under a minute; needs no root.
+    #[arg(long, conflicts_with_all = ["once", "iterations"])]
+    demo: bool,
 }
 
 fn parse_interval(s: &str) -> Result<Duration, String> {
@@ -64,7 +87,12 @@ fn parse_interval(s: &str) -> Result<Duration, String> {
 
 fn main() -> ExitCode {
     let args = Args::parse();
-    match run(&args) {
+    let result = match &args.command {
+        Some(command) => cli::run(command, &db_path(&args)),
+        None if args.demo => demo::run(&args.color),
+        None => run(&args),
+    };
+    match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             // Configuration errors print with the offending line underlined.
@@ -77,37 +105,95 @@ fn main() -> ExitCode {
     }
 }
 
+/// The database: `--db`, the config's `[store] path`, or the default place.
+fn db_path(args: &Args) -> PathBuf {
+    if let Some(db) = &args.db {
+        return db.clone();
+    }
+    if let Some(path) = args
+        .config
+        .as_ref()
+        .and_then(|c| Config::from_file(c).ok())
+        .and_then(|c| c.pipeline.store.path)
+    {
+        return path;
+    }
+    default_db()
+}
+
+fn default_db() -> PathBuf {
+    let base = std::env::var_os("XDG_STATE_HOME")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| Path::new(&h).join(".local/state")))
+        .unwrap_or_else(std::env::temp_dir);
+    base.join("vigilo").join("host-agent.db")
+}
+
+/// Finds a bundled plugin, building it from `plugins/guests` the first time.
+pub fn bundled(name: &str) -> Result<PathBuf, String> {
+    static SAID: std::sync::Once = std::sync::Once::new();
+    SAID.call_once(|| {
+        eprintln!(
+            "host-agent: building the bundled plugins if needed (the first time takes a minute or two) …"
+        );
+    });
+    vigilo_plugin_build::build_guest(&format!("vigilo-{name}")).map_err(|e| e.to_string())
+}
+
+/// A monitor of `config` whose plugins come from [`bundled`].
+pub fn start(config: Config, host_items: bool) -> Result<Monitor, Box<dyn std::error::Error>> {
+    let loader = vigilo_plugin_host::loader(&config)?.with_resolver(bundled);
+    let builder = Monitor::builder(config).loader(Arc::new(loader));
+    let builder = if host_items {
+        builder
+    } else {
+        builder.without_host_items()
+    };
+    Ok(builder.start()?)
+}
+
 fn run(args: &Args) -> Result<(), Box<dyn std::error::Error>> {
     let limit = if args.once { Some(1) } else { args.iterations };
     if limit == Some(0) {
         return Ok(());
     }
-    let config = match &args.config {
+    let inbox = inbox::Inbox::start(args.inbox, |_| {})?;
+    let db = db_path(args);
+    let mut config = match &args.config {
         Some(path) => Config::from_file(path)?,
-        None => Config::from_str_named(DEFAULT_RULES, "examples/rules.toml")?,
+        None => {
+            let text = format!("{DEFAULT_RULES}\n{DEFAULT_ALERTING}")
+                .replace("{inbox}", &inbox.addr().to_string())
+                .replace("{db}", &db.display().to_string());
+            Config::from_str_named(
+                &text,
+                "examples/rules.toml + examples/host-agent/alerting.toml",
+            )?
+        }
     };
-    let registry = Registry::with_config(config.registry.clone());
-    let mut host = config.host.clone();
-    if let Some(interval) = args.interval {
-        host.interval = interval;
+    if args.db.is_some() {
+        config.pipeline.store.path = Some(db);
     }
-    host.processes_watched.extend(args.watch.iter().cloned());
-    let interval = host.interval;
-    let (evaluator, transitions) = Evaluator::new(
-        registry.clone(),
-        config.rules.clone(),
-        Arc::new(SystemClock),
-        config.evaluator.clone(),
-    )?;
-    let evaluator = evaluator.spawn()?;
-    let collector = HostCollector::start(&registry, host)?;
-    let notices = collector.notices();
+    if let Some(interval) = args.interval {
+        config.host.interval = interval;
+    }
+    config
+        .host
+        .processes_watched
+        .extend(args.watch.iter().cloned());
+    let interval = config.host.interval;
+    let store_path = config.pipeline.store.path.clone();
+    let monitor = start(config, true)?;
+    let events = monitor.subscribe()?;
+    let notices = monitor
+        .host_refreshes()
+        .ok_or("the host collector is not running")?;
     let colour = match args.color.as_str() {
         "always" => true,
         "never" => false,
         _ => io::stdout().is_terminal(),
     };
-    let mut recent: VecDeque<vigilo::eval::Transition> = VecDeque::new();
+    let mut recent: VecDeque<Event> = VecDeque::new();
 
     let (quit_tx, quit_rx) = crossbeam_channel::bounded(1);
     if let Err(e) = ctrlc::set_handler(move || {
@@ -130,19 +216,20 @@ fn run(args: &Args) -> Result<(), Box<dyn std::error::Error>> {
                 if notice.seq == 1 {
                     continue;
                 }
-                recent.extend(transitions.try_iter());
+                recent.extend(events.try_iter().filter(|e| e.kind == EventKind::Transition));
                 while recent.len() > 8 {
                     recent.pop_front();
                 }
-                let status = evaluator.status()?;
-                let coverage = evaluator.coverage(config.expect.clone())?;
+                let status = monitor.status()?;
                 let text = format!(
-                    "{}\n{}\n{}\n{}\n",
-                    header(&notice, interval, terminal),
-                    board::status(&status, colour),
-                    board::coverage(&coverage),
-                    board::transitions(&recent, colour),
-                ) + &table::render("HOST ITEMS", &table::rows(&registry.snapshot()));
+                    "{}\n{}\n{}\n{}\n{}\n{}\n",
+                    header(&notice, interval, terminal, store_path.as_deref()),
+                    board::status(&status.status, colour),
+                    board::incidents(&status.incidents, colour),
+                    board::notifications(&inbox.latest(), inbox.addr()),
+                    board::coverage(&status.coverage),
+                    board::transitions(&recent),
+                ) + &table::render("HOST ITEMS", &table::rows(&monitor.registry().snapshot()));
                 match screen.draw(&text) {
                     Ok(()) => {}
                     // The reader went away (`host-agent | head`): stop quietly.
@@ -157,20 +244,23 @@ fn run(args: &Args) -> Result<(), Box<dyn std::error::Error>> {
         }
     }
     drop(screen);
-    collector.stop()?;
-    drop(evaluator);
+    monitor.stop(Duration::from_secs(5))?;
     Ok(())
 }
 
-fn header(notice: &RefreshNotice, interval: Duration, terminal: bool) -> String {
+fn header(notice: &RefreshNotice, interval: Duration, terminal: bool, db: Option<&Path>) -> String {
     let every = vigilo::duration::format_duration(interval);
     let status = match &notice.result {
         Ok(stats) => format!("took {:.1} ms", stats.duration.as_secs_f64() * 1000.0),
         Err(e) => format!("FAILED: {e}"),
     };
     let quit = if terminal { " · Ctrl-C to quit" } else { "" };
+    let db = db.map_or_else(
+        || "state in memory".to_owned(),
+        |p| format!("state in {}", p.display()),
+    );
     format!(
-        "vigilo host agent · refresh #{} {status} · every {every}{quit}",
+        "vigilo host agent · refresh #{} {status} · every {every} · {db}{quit}",
         notice.seq
     )
 }

@@ -1,0 +1,119 @@
+//! The host agent as a user runs it: the demo from end to end, and the incident commands
+//! against a running agent's database.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)] // in a test, a failed unwrap is the test failing
+
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+fn agent() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_host-agent"))
+}
+
+#[test]
+fn the_demo_ends_by_itself_and_its_receiver_got_every_notification() {
+    let out = agent()
+        .args(["--demo", "--color", "never"])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stdout}\n{stderr}");
+    for expected in [
+        "inbox received: firing   warning  demo-load",
+        "inbox received: firing   major    demo-load",
+        "inbox received: firing   critical demo-load",
+        "clear-cache #1 succeeded (exit 0)",
+        "cache of demo-load cleared",
+        "inbox received: resolved normal   demo-load",
+        "demo load at 20",
+        "resolved #1 demo-load",
+        "state: SQLite file",
+    ] {
+        assert!(
+            stdout.contains(expected),
+            "missing {expected:?} in:\n{stdout}"
+        );
+    }
+    let received = stdout.matches("inbox received:").count();
+    assert_eq!(received, 4, "four notifications, each once:\n{stdout}");
+}
+
+const CONFIG: &str = r#"
+[host]
+interval = "200ms"
+items = ["processes"]
+
+[[rule]]
+name = "busy"
+metric = "host_processes"
+[rule.warning]
+threshold = 0
+"#;
+
+#[test]
+fn incidents_can_be_listed_acked_and_silenced_from_the_command_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("agent.toml");
+    std::fs::write(&config, CONFIG).unwrap();
+    let db = dir.path().join("agent.db");
+    let db_arg = db.to_str().unwrap();
+    let mut running = agent()
+        .args([
+            "--config",
+            config.to_str().unwrap(),
+            "--db",
+            db_arg,
+            "--iterations",
+            "600",
+            "--color",
+            "never",
+        ])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let cli = |args: &[&str]| {
+        let out = agent().args(["--db", db_arg]).args(args).output().unwrap();
+        (
+            out.status.success(),
+            String::from_utf8_lossy(&out.stdout).into_owned()
+                + &String::from_utf8_lossy(&out.stderr),
+        )
+    };
+    let give_up = Instant::now() + Duration::from_secs(60);
+    let listed = loop {
+        let (ok, out) = cli(&["incidents"]);
+        if ok && out.contains("#1") {
+            break out;
+        }
+        assert!(Instant::now() < give_up, "no incident appeared: {out}");
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    assert!(listed.contains("busy"), "{listed}");
+    let (ok, out) = cli(&["ack", "1", "--by", "kim", "--comment", "looking"]);
+    assert!(
+        ok && out.contains("incident 1 acknowledged by kim"),
+        "{out}"
+    );
+    let (ok, out) = cli(&["silence", "--rule", "busy", "--for", "1h", "--by", "kim"]);
+    assert!(ok && out.contains("silence 1 created"), "{out}");
+    let (ok, out) = cli(&["silences"]);
+    assert!(ok && out.contains("silence 1"), "{out}");
+    let (ok, out) = cli(&["expire-silence", "1"]);
+    assert!(ok && out.contains("silence 1 expired"), "{out}");
+    let (ok, out) = cli(&["incidents"]);
+    assert!(ok && out.contains("acked by kim (looking)"), "{out}");
+    let (ok, out) = cli(&["history", "--rule", "busy"]);
+    assert!(
+        ok && out.contains("opened #1") && out.contains("acked #1"),
+        "{out}"
+    );
+    let (ok, out) = cli(&["ack", "99", "--by", "kim"]);
+    assert!(!ok && out.contains("no open incident #99"), "{out}");
+    let _ = running.kill();
+    let _ = running.wait();
+    // With no agent running, a request waits in the database for the next start.
+    let (ok, out) = cli(&["unack", "1"]);
+    assert!(ok && out.contains("no running agent answered"), "{out}");
+}
