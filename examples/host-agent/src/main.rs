@@ -121,12 +121,17 @@ fn db_path(args: &Args) -> PathBuf {
     default_db()
 }
 
-fn default_db() -> PathBuf {
-    let base = std::env::var_os("XDG_STATE_HOME")
+/// The agent's state folder: $XDG_STATE_HOME/vigilo, ~/.local/state/vigilo, or a temporary one.
+fn state_dir() -> PathBuf {
+    std::env::var_os("XDG_STATE_HOME")
         .map(PathBuf::from)
         .or_else(|| std::env::var_os("HOME").map(|h| Path::new(&h).join(".local/state")))
-        .unwrap_or_else(std::env::temp_dir);
-    base.join("vigilo").join("host-agent.db")
+        .unwrap_or_else(std::env::temp_dir)
+        .join("vigilo")
+}
+
+fn default_db() -> PathBuf {
+    state_dir().join("host-agent.db")
 }
 
 /// Finds a bundled plugin, building it from `plugins/guests` the first time.
@@ -141,7 +146,13 @@ pub fn bundled(name: &str) -> Result<PathBuf, String> {
 }
 
 /// A monitor of `config` whose plugins come from [`bundled`].
-pub fn start(config: Config, host_items: bool) -> Result<Monitor, Box<dyn std::error::Error>> {
+pub fn start(mut config: Config, host_items: bool) -> Result<Monitor, Box<dyn std::error::Error>> {
+    // Compiled plugins are cached, so later starts do not compile them again.
+    let cache = state_dir().join("wasm-cache");
+    if config.plugins.cache_dir.is_none() && cache.is_absolute() {
+        std::fs::create_dir_all(&cache)?;
+        config.plugins.cache_dir = Some(cache);
+    }
     let loader = vigilo_plugin_host::loader(&config)?.with_resolver(bundled);
     let builder = Monitor::builder(config).loader(Arc::new(loader));
     let builder = if host_items {

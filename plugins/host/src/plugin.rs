@@ -216,6 +216,7 @@ impl Slot {
         let loaded = self.current.read().clone();
         loaded.breaker.check(self.name())?;
         let _permit = self.permit(loaded.policy.max_concurrent_calls)?;
+        let _ticking = loaded.ticker.enter();
         let meter = Meter::new();
         let mut store = state::new_store(
             &loaded.engine,

@@ -1,9 +1,10 @@
-//! The epoch ticker: one thread advancing the engine's epoch every tick, the clock of every
-//! compute deadline.
+//! The epoch ticker: one thread advancing the engine's epoch every tick while any call runs,
+//! the clock of every compute deadline. With no call running it sleeps, so an idle host costs
+//! nothing.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::thread::{self, JoinHandle};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::thread::{self, JoinHandle, Thread};
 use std::time::Duration;
 
 use wasmtime::Engine;
@@ -15,19 +16,44 @@ use crate::HostError;
 /// working deadlines).
 pub(crate) struct Ticker {
     pub(crate) tick: Duration,
-    stop: Arc<AtomicBool>,
+    shared: Arc<Shared>,
     thread: Option<JoinHandle<()>>,
+}
+
+struct Shared {
+    stop: AtomicBool,
+    /// Calls running now: the ticker ticks only while this is above zero.
+    active: AtomicUsize,
+}
+
+/// A running call's claim on the ticker; released on drop.
+pub(crate) struct Ticking<'a>(&'a Shared);
+
+impl Drop for Ticking<'_> {
+    fn drop(&mut self) {
+        // Release: the ticker's Acquire load sees the call gone; it then parks.
+        self.0.active.fetch_sub(1, Ordering::Release);
+    }
 }
 
 impl Ticker {
     pub(crate) fn start(engine: Engine, tick: Duration) -> Result<Ticker, HostError> {
-        let stop = Arc::new(AtomicBool::new(false));
-        let flag = Arc::clone(&stop);
+        let shared = Arc::new(Shared {
+            stop: AtomicBool::new(false),
+            active: AtomicUsize::new(0),
+        });
+        let s = Arc::clone(&shared);
         let thread = thread::Builder::new()
             .name("vigilo-epoch".into())
             .spawn(move || {
-                // Acquire: pairs with the Release in `drop`.
-                while !flag.load(Ordering::Acquire) {
+                // Acquire (both loads): pair with the Release stores of `drop` and `enter`.
+                while !s.stop.load(Ordering::Acquire) {
+                    if s.active.load(Ordering::Acquire) == 0 {
+                        // `enter` unparks after its increment: if that happened between the
+                        // load and here, the unpark token makes this return at once.
+                        thread::park();
+                        continue;
+                    }
                     thread::park_timeout(tick);
                     engine.increment_epoch();
                 }
@@ -35,18 +61,34 @@ impl Ticker {
             .map_err(HostError::Ticker)?;
         Ok(Ticker {
             tick,
-            stop,
+            shared,
             thread: Some(thread),
         })
+    }
+
+    /// Marks a call as running (the epoch advances until the returned claim is dropped).
+    pub(crate) fn enter(&self) -> Ticking<'_> {
+        // Release: pairs with the ticker's Acquire load, which then ticks.
+        self.shared.active.fetch_add(1, Ordering::Release);
+        if let Some(t) = &self.thread {
+            t.thread().unpark();
+        }
+        Ticking(&self.shared)
+    }
+
+    fn thread(&self) -> Option<&Thread> {
+        self.thread.as_ref().map(JoinHandle::thread)
     }
 }
 
 impl Drop for Ticker {
     fn drop(&mut self) {
         // Release: see the thread's loop.
-        self.stop.store(true, Ordering::Release);
+        self.shared.stop.store(true, Ordering::Release);
+        if let Some(t) = self.thread() {
+            t.unpark();
+        }
         if let Some(t) = self.thread.take() {
-            t.thread().unpark();
             let _ = t.join();
         }
     }
