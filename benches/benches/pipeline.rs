@@ -28,7 +28,8 @@ use vigilo::clock::SystemClock;
 use vigilo::config::Config;
 use vigilo::eval::{Evaluator, Transition};
 use vigilo::monitor::PluginLoader;
-use vigilo::pipeline::{Pipeline, PluginSource};
+use vigilo::pipeline::Store;
+use vigilo::pipeline::{OnCorrupt, Pipeline, PluginSource, SqliteStore};
 
 /// One request as the receiver saw it: when, and its idempotency key.
 struct Arrival {
@@ -155,6 +156,16 @@ struct Rig {
 }
 
 fn rig(config: Config, native: Sender<Instant>, forward: bool) -> Rig {
+    rig_on(config, native, forward, None)
+}
+
+/// As [`rig`], with the pipeline's state in the SQLite file `db` (or in memory).
+fn rig_on(
+    config: Config,
+    native: Sender<Instant>,
+    forward: bool,
+    db: Option<&std::path::Path>,
+) -> Rig {
     let wasm = vigilo_plugin_build::build_guest("vigilo-webhook").unwrap_or_else(|e| panic!("{e}"));
     let loader = vigilo_plugin_host::loader(&config)
         .unwrap_or_else(|e| panic!("{e}"))
@@ -192,9 +203,21 @@ fn rig(config: Config, native: Sender<Instant>, forward: bool) -> Rig {
             }
         }
     });
-    let pipeline = Pipeline::builder(config.pipeline.clone())
+    let mut builder = Pipeline::builder(config.pipeline.clone())
         .channel(webhook)
-        .channel(Arc::new(Native(native)))
+        .channel(Arc::new(Native(native)));
+    if let Some(db) = db {
+        builder = builder.store(Box::new(
+            SqliteStore::open(
+                db,
+                OnCorrupt::Refuse,
+                1_000_000,
+                Duration::from_secs(86_400),
+            )
+            .unwrap_or_else(|e| panic!("{e}")),
+        ));
+    }
+    let pipeline = builder
         .start(from_forwarder)
         .unwrap_or_else(|e| panic!("{e}"));
     let evaluator = evaluator.spawn().unwrap_or_else(|e| panic!("{e}"));
@@ -217,10 +240,15 @@ fn us(d: Duration) -> f64 {
     d.as_secs_f64() * 1e6
 }
 
-fn latency() {
+fn latency(db: Option<&std::path::Path>) {
     let receiver = Receiver_::start();
     let (native_tx, native_rx) = crossbeam_channel::unbounded();
-    let rig = rig(config(&receiver, 1, false), native_tx, true);
+    let rig = rig_on(config(&receiver, 1, false), native_tx, true, db);
+    let state = if db.is_some() {
+        "state in a SQLite file"
+    } else {
+        "state in memory"
+    };
     let probe = rig
         .registry
         .gauge("probe", &[])
@@ -263,7 +291,7 @@ fn latency() {
         }
     }
     println!(
-        "pipeline: crossing -> webhook received (bundled webhook plugin, loopback HTTP): p50 {:.0} us, p90 {:.0} us, p99 {:.0} us, max {:.0} us over {n} crossings (goal p50 <= 1000 us, p99 <= 5000 us)",
+        "pipeline: crossing -> webhook received (bundled webhook plugin, loopback HTTP, {state}): p50 {:.0} us, p90 {:.0} us, p99 {:.0} us, max {:.0} us over {n} crossings (goal p50 <= 1000 us, p99 <= 5000 us)",
         us(pct(&mut webhook, 0.5)),
         us(pct(&mut webhook, 0.9)),
         us(pct(&mut webhook, 0.99)),
@@ -275,7 +303,7 @@ fn latency() {
         us(pct(&mut detect, 0.99)),
     );
     println!(
-        "pipeline: crossing -> native channel called (no plugin, no HTTP): p50 {:.0} us, p99 {:.0} us",
+        "pipeline: crossing -> native channel called (no plugin, no HTTP, {state}): p50 {:.0} us, p99 {:.0} us",
         us(pct(&mut inproc, 0.5)),
         us(pct(&mut inproc, 0.99)),
     );
@@ -472,6 +500,89 @@ fn storm(mode: Storm) {
     );
 }
 
+/// Notifications per second through the outbox to one channel: 10,000 transitions handed to
+/// the pipeline at once, each an incident notified through a native channel (no plugin, no
+/// I/O), so the figure is the pipeline's and the store's; then the database's size.
+fn outbox(db: Option<&std::path::Path>) {
+    const N: usize = 10_000;
+    let text = r#"
+        [[channel]]
+        name = "native"
+        [[route]]
+        name = "all"
+        channels = ["native"]
+        repeat_interval = "0s"
+    "#;
+    let config: Config = text.parse().unwrap_or_else(|e| panic!("{e}"));
+    let (tx, delivered) = crossbeam_channel::unbounded();
+    let mut builder = Pipeline::builder(config.pipeline).channel(Arc::new(Native(tx)));
+    if let Some(db) = db {
+        builder = builder.store(Box::new(
+            SqliteStore::open(
+                db,
+                OnCorrupt::Refuse,
+                1_000_000,
+                Duration::from_secs(86_400),
+            )
+            .unwrap_or_else(|e| panic!("{e}")),
+        ));
+    }
+    let (input, transitions) = crossbeam_channel::unbounded();
+    let pipeline = builder.start(transitions).unwrap_or_else(|e| panic!("{e}"));
+    let now = vigilo::clock::Timestamp::from_secs(1_800_000_000);
+    let started = Instant::now();
+    for i in 0..N {
+        let _ = input.send(Transition {
+            rule: Arc::from("storm"),
+            metric: Arc::from("storm"),
+            labels: vigilo::Labels::from_pairs(&[("item", &i.to_string())]),
+            rule_labels: Default::default(),
+            from: vigilo::Severity::Normal,
+            to: vigilo::Severity::Warning,
+            value: Some(1.0),
+            threshold: Some(0.5),
+            since: now,
+            at: now,
+            no_data: false,
+            flapping: false,
+            annotations: Default::default(),
+        });
+    }
+    for _ in 0..N {
+        let _ = delivered.recv_timeout(Duration::from_secs(60));
+    }
+    let took = started.elapsed();
+    let _ = pipeline.settle(Duration::from_secs(30));
+    let events = pipeline.stats().map(|s| s.delivered).unwrap_or_default();
+    let _ = pipeline.stop(Duration::from_secs(5));
+    let size = db.and_then(|p| SqliteStore::open_shared(p).ok()?.size_bytes().ok());
+    let history = db.and_then(|p| {
+        SqliteStore::open_shared(p)
+            .ok()?
+            .history(&vigilo::pipeline::HistoryQuery::latest(usize::MAX >> 1))
+            .ok()
+            .map(|h| h.len())
+    });
+    println!(
+        "pipeline: outbox throughput ({}): {N} notifications delivered in {:.2} s: {:.0} per second ({events} delivered){}",
+        if db.is_some() {
+            "SQLite file"
+        } else {
+            "SQLite in memory"
+        },
+        took.as_secs_f64(),
+        N as f64 / took.as_secs_f64(),
+        match (size, history) {
+            (Some(size), Some(h)) if h > 0 => format!(
+                "; database {:.1} MiB for {h} events and {N} incidents: {:.2} MiB per 10,000 events",
+                size as f64 / (1 << 20) as f64,
+                size as f64 / (1 << 20) as f64 / h as f64 * 10_000.0
+            ),
+            _ => String::new(),
+        }
+    );
+}
+
 fn main() {
     // `cargo bench` passes `--bench`; any other argument filters like criterion would.
     let filter: Vec<String> = std::env::args()
@@ -480,7 +591,14 @@ fn main() {
         .collect();
     let run = |name: &str| filter.is_empty() || filter.iter().any(|f| name.contains(f.as_str()));
     if run("latency") {
-        latency();
+        latency(None);
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        latency(Some(&dir.path().join("latency.db")));
+    }
+    if run("outbox") {
+        outbox(None);
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        outbox(Some(&dir.path().join("outbox.db")));
     }
     if run("storm") {
         storm(Storm::NoPipeline);
