@@ -304,6 +304,28 @@ fn the_example_configuration_loads() {
 }
 
 #[test]
+fn the_example_configuration_error_in_its_header_is_true() {
+    // The header of examples/pipeline.toml quotes the error a typo in a route gives: check it.
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/pipeline.toml");
+    let text = std::fs::read_to_string(&path).unwrap();
+    let quoted = text
+        .lines()
+        .find_map(|l| l.strip_prefix("#   "))
+        .filter(|l| l.starts_with("examples/pipeline.toml:"))
+        .unwrap()
+        .trim_end_matches(" …")
+        .to_owned();
+    let typo = text.replacen("channels = [\"sms\"]", "channels = [\"pagr\"]", 1);
+    let err = Config::from_str_named(&typo, "examples/pipeline.toml")
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.starts_with(&quoted),
+        "header says {quoted:?}, the error is {err:?}"
+    );
+}
+
+#[test]
 fn a_channel_and_an_action_cannot_share_a_name() {
     assert_error(
         "[[channel]]\nname = \"x\"\n[[action]]\nname = \"x\"\n",
