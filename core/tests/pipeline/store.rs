@@ -241,10 +241,15 @@ fn a_hold_in_progress_resumes_after_a_restart() {
         dir.path().join("vigilo.db").display()
     );
     let clock = vigilo::clock::ManualClock::new(crate::support::START);
+    // Each run records into a fresh registry where the value is already set, so the
+    // evaluator's first sweep (at the virtual time of the start) sees it.
     let start = |hook: &Arc<Sink>| {
         let config: Config = text.parse().unwrap();
+        let registry = vigilo::Registry::new();
+        registry.gauge("cpu", &[]).unwrap().set(95.0).unwrap();
         Monitor::builder(config)
             .without_host_items()
+            .registry(registry)
             .clock(Arc::new(clock.clone()))
             .channel(Arc::clone(hook) as _)
             .start()
@@ -252,8 +257,6 @@ fn a_hold_in_progress_resumes_after_a_restart() {
     };
     let hook = Sink::new("hook");
     let m = start(&hook);
-    m.registry().gauge("cpu", &[]).unwrap().set(95.0).unwrap();
-    // The evaluator binds the new series and sees the crossing (at the virtual START).
     let give_up = std::time::Instant::now() + secs(10);
     while m
         .status()
@@ -273,7 +276,6 @@ fn a_hold_in_progress_resumes_after_a_restart() {
     m.stop(secs(5)).unwrap(); // 40 s into a 60 s hold
     let m = start(&hook);
     let events = m.subscribe().unwrap();
-    m.registry().gauge("cpu", &[]).unwrap().set(95.0).unwrap();
     clock.advance(secs(25)); // 65 s after the crossing: the hold is complete
     let got = loop {
         let e = events
@@ -331,19 +333,24 @@ fn schemas_damaged_files_locks_and_read_only_directories_are_clear_errors() {
     assert!(matches!(err, StoreError::Locked { .. }), "{err}");
     drop(first);
     assert!(open(&db, OnCorrupt::Refuse).is_ok());
-    // A directory that cannot be written.
+    // A directory that cannot be written: a read-only directory for an ordinary user; as
+    // root (who ignores directory permissions), sysfs, where nobody can create a file.
     let ro = dir.path().join("ro");
     std::fs::create_dir(&ro).unwrap();
     let mut perms = std::fs::metadata(&ro).unwrap().permissions();
     std::os::unix::fs::PermissionsExt::set_mode(&mut perms, 0o555);
     std::fs::set_permissions(&ro, perms).unwrap();
-    if std::fs::write(ro.join("probe"), b"x").is_err() {
-        // (root ignores directory permissions; the check only means something as a user)
-        let err = open(&ro.join("vigilo.db"), OnCorrupt::Refuse)
-            .err()
-            .expect("refused");
-        assert!(matches!(err, StoreError::Open { .. }), "{err}");
-    }
+    let target = if std::fs::write(ro.join("probe"), b"x").is_err() {
+        ro.join("vigilo.db")
+    } else {
+        std::path::PathBuf::from("/sys/vigilo-test.db")
+    };
+    let err = open(&target, OnCorrupt::Refuse).err().expect("refused");
+    assert!(matches!(err, StoreError::Open { .. }), "{err}");
+    assert!(
+        err.to_string().contains(&target.display().to_string()),
+        "{err}"
+    );
 }
 
 /// A database whose `user_version` says a schema from the future.
