@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use super::PipelineError;
 use super::event::{Event, EventKind};
-use super::incident::{Ack, AckRequest, Incident, IncidentId};
+use super::incident::{Ack, AckRequest, Incident, IncidentId, RunResult};
 use super::silence::{Silence, SilenceId, SilenceRequest};
 use super::sqlite::StoreRequest;
 use super::state::{ActionState, ChannelState, Dispatcher, Tracked};
@@ -452,8 +452,18 @@ impl Dispatcher {
         self.next_notification = self.next_notification.max(state.last_notification);
         self.next_silence = self.next_silence.max(state.last_silence);
         self.next_event = self.next_event.max(state.last_event);
-        for inc in state.incidents {
+        for mut inc in state.incidents {
             self.next_incident = self.next_incident.max(inc.id.0);
+            // A run that was going when the process ended will never report.
+            for run in inc
+                .actions
+                .iter_mut()
+                .filter(|r| r.result == RunResult::Running)
+            {
+                run.result = RunResult::Failed;
+                run.finished_at = Some(now);
+                run.error = Some("interrupted: the process stopped while it ran".into());
+            }
             let id = inc.id;
             if inc.is_open() {
                 self.open.insert(inc.item.clone(), id);

@@ -113,6 +113,10 @@ pub(crate) fn item_alert(
     }
 }
 
+/// The most items a digest's `alerts` annotation lists (the rest are counted in
+/// `alerts_omitted`): it stays valid JSON well within the plugins' field limit.
+const DIGEST_ITEMS: usize = 100;
+
 /// One member of a digest: the incident, its status and the severity it is reported at.
 pub(crate) struct DigestPart<'a> {
     pub(crate) incident: &'a Incident,
@@ -121,7 +125,7 @@ pub(crate) struct DigestPart<'a> {
 }
 
 /// One alert summing up a group: severity the highest firing one, status firing while anything
-/// fires; `summary` lists the items, `alerts` holds them as JSON.
+/// fires; `summary` lists the first 20 items, `alerts` holds the first 100 as JSON.
 pub(crate) fn digest_alert(
     group_labels: &BTreeMap<String, String>,
     route: &str,
@@ -167,6 +171,9 @@ pub(crate) fn digest_alert(
         if lines.len() < 20 {
             lines.push(format!("{} ({state})", i.item));
         }
+        if items.len() >= DIGEST_ITEMS {
+            continue;
+        }
         items.push(serde_json::json!({
             "incident": i.id.0,
             "item": i.item.to_string(),
@@ -193,6 +200,12 @@ pub(crate) fn digest_alert(
         "alerts".to_owned(),
         serde_json::Value::Array(items).to_string(),
     );
+    if parts.len() > DIGEST_ITEMS {
+        annotations.insert(
+            "alerts_omitted".to_owned(),
+            (parts.len() - DIGEST_ITEMS).to_string(),
+        );
+    }
     let since = parts
         .iter()
         .map(|p| p.incident.opened_at)
