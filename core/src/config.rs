@@ -31,7 +31,9 @@
 //!
 //! Per rule, also: `select` (label matchers: `{ mount = "/", device = "!=tmpfs" }`, with `=~` and
 //! `!~` for anchored regexes), `clear_for`, `labels`, `flap = { changes, within }`,
-//! `no_data = { after, severity }` and `schedule = { timezone, hours, days }`. Level tables may also
+//! `no_data = { after, severity }`, `empty_window = "resolve" | "keep"` and
+//! `schedule = { timezone, hours, days, outside = "resolve" | "suppress" }`; what each means over
+//! time is in [`rules::semantics`](crate::rules::semantics). Level tables may also
 //! be named by the seed product's Korean names, quoted as TOML requires for non-ASCII keys:
 //! `[rule."긴급"]` is `[rule.major]`. Unknown keys are errors everywhere.
 
@@ -169,6 +171,20 @@ impl Config {
         let raw = RawConfig::deserialize(deserializer).map_err(|e| {
             let span = e.span().unwrap_or(0..0);
             let (within, key) = error::path_at(text, span.start);
+            // serde places a field given under two names at the table: point at the second.
+            let twice = e
+                .message()
+                .strip_prefix("duplicate field `")
+                .and_then(|rest| rest.strip_suffix('`'))
+                .and_then(|field| error::duplicate_key(text, span.start, field));
+            if let Some((second, name, first)) = twice {
+                return ConfigError::Invalid {
+                    location: at(second),
+                    within,
+                    key: Some(name.clone()),
+                    message: format!("`{name}` is given twice: `{first}` names the same table"),
+                };
+            }
             ConfigError::Invalid {
                 location: at(span),
                 within,
@@ -208,7 +224,7 @@ impl Config {
         let mut names: HashMap<&str, std::ops::Range<usize>> = HashMap::new();
         for r in &raw.rule {
             let name = r.get_ref().name.get_ref();
-            let rule = r.get_ref().build(r.span()).map_err(|f| {
+            let rule = r.get_ref().build(r.span(), evaluator.tick).map_err(|f| {
                 located(&at, f, format!("rule {name:?}"), |location, key, error| {
                     ConfigError::Rule {
                         location,

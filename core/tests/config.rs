@@ -376,8 +376,8 @@ fn defaults_and_korean_level_names() -> TestResult {
     // The same level twice, once in each language.
     assert_error(
         "[[rule]]\nname = \"r\"\nmetric = \"m\"\n[rule.\"긴급\"]\nthreshold = 1\n[rule.major]\nthreshold = 2\n",
-        1,
-        "rule \"r\" | duplicate field `major`",
+        6,
+        "rule \"r\" | key `major` | given twice | `긴급`",
     );
     Ok(())
 }

@@ -262,3 +262,68 @@ fn walk_value(value: &Spanned<DeValue<'_>>, offset: usize, steps: &mut Vec<Step>
     }
     value.span().contains(&offset)
 }
+
+/// The names a level table answers to: English, and the seed product's Korean (serde aliases on
+/// the raw rule).
+const LEVEL_NAMES: [(&str, &str); 5] = [
+    ("info", "무해"),
+    ("warning", "주의"),
+    ("minor", "위험"),
+    ("major", "긴급"),
+    ("critical", "치명"),
+];
+
+/// A field given twice under two of its names, as serde reports it (`duplicate field `major``,
+/// placed at the enclosing table): the span of the later key, its name and the earlier one's.
+pub(super) fn duplicate_key(
+    text: &str,
+    offset: usize,
+    field: &str,
+) -> Option<(Range<usize>, String, String)> {
+    let names: Vec<&str> = LEVEL_NAMES
+        .iter()
+        .find(|(en, ko)| *en == field || *ko == field)
+        .map_or_else(|| vec![field], |&(en, ko)| vec![en, ko]);
+    let root = DeTable::parse(text).ok()?;
+    let mut found = Vec::new();
+    collect_duplicates(root.get_ref(), 0..text.len(), &names, &mut found);
+    // The table the error points into, else the first such table.
+    let pick = found
+        .iter()
+        .position(|(table, ..)| table.contains(&offset))
+        .unwrap_or(0);
+    found
+        .into_iter()
+        .nth(pick)
+        .map(|(_, span, later, earlier)| (span, later, earlier))
+}
+
+type Duplicate = (Range<usize>, Range<usize>, String, String);
+
+fn collect_duplicates(
+    table: &DeTable<'_>,
+    span: Range<usize>,
+    names: &[&str],
+    found: &mut Vec<Duplicate>,
+) {
+    let mut keys: Vec<(Range<usize>, String)> = table
+        .keys()
+        .filter(|k| names.contains(&k.get_ref().as_ref()))
+        .map(|k| (k.span(), k.get_ref().to_string()))
+        .collect();
+    keys.sort_by_key(|(s, _)| s.start);
+    if let [(_, earlier), .., (later_span, later)] = &keys[..] {
+        found.push((span, later_span.clone(), later.clone(), earlier.clone()));
+    }
+    for value in table.values() {
+        collect_in_value(value, names, found);
+    }
+}
+
+fn collect_in_value(value: &Spanned<DeValue<'_>>, names: &[&str], found: &mut Vec<Duplicate>) {
+    match value.get_ref() {
+        DeValue::Table(t) => collect_duplicates(t, value.span(), names, found),
+        DeValue::Array(a) => a.iter().for_each(|v| collect_in_value(v, names, found)),
+        _ => {}
+    }
+}

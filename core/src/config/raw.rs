@@ -22,7 +22,10 @@ use crate::eval::EvaluatorConfig;
 use crate::host::HostConfig;
 use crate::metrics::RegistryConfig;
 use crate::plugin::PluginHostConfig;
-use crate::rules::{Aggregation, Comparison, Level, Matcher, Rule, RuleError, Schedule};
+use crate::rules::{
+    Aggregation, Comparison, EmptyWindow, Level, Matcher, OutsideSchedule, Rule, RuleError,
+    Schedule,
+};
 
 /// What went wrong, where, and under which key (relative to the rule or expectation).
 #[derive(Debug)]
@@ -182,7 +185,7 @@ pub(super) struct RawFlap {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(super) struct RawNoData {
-    after: Dur,
+    after: Spanned<Dur>,
     severity: Severity,
 }
 
@@ -194,6 +197,7 @@ pub(super) struct RawSchedule {
     hours: Vec<Spanned<String>>,
     #[serde(default)]
     days: Vec<Spanned<String>>,
+    outside: Option<OutsideSchedule>,
 }
 
 /// One `[[rule]]` table.
@@ -206,6 +210,7 @@ pub(super) struct RawRule {
     select: BTreeMap<String, Spanned<String>>,
     aggregation: Option<Spanned<Agg>>,
     window: Option<Spanned<Dur>>,
+    empty_window: Option<Spanned<EmptyWindow>>,
     comparison: Option<Comparison>,
     clear_for: Option<Dur>,
     #[serde(default)]
@@ -288,8 +293,9 @@ impl RawRule {
             .and_then(|(_, l)| l.as_ref())
     }
 
-    /// Builds the rule; `whole` is the span of the rule's table (its `[[rule]]` header).
-    pub(super) fn build(&self, whole: Range<usize>) -> Result<Rule, Failure> {
+    /// Builds the rule; `whole` is the span of the rule's table (its `[[rule]]` header), `tick`
+    /// the evaluator's.
+    pub(super) fn build(&self, whole: Range<usize>, tick: Duration) -> Result<Rule, Failure> {
         let mut b = Rule::builder(self.name.get_ref().as_str(), self.metric.get_ref().as_str());
         for m in matchers(&self.select)? {
             b = b.matcher(m);
@@ -339,10 +345,28 @@ impl RawRule {
             b = b.flap(f.get_ref().changes, f.get_ref().within.0);
         }
         if let Some(n) = &self.no_data {
-            b = b.no_data(n.get_ref().after.0, n.get_ref().severity);
+            let after = &n.get_ref().after;
+            if after.get_ref().0 < tick {
+                return Err(Failure {
+                    span: after.span(),
+                    key: Some("no_data.after".to_owned()),
+                    problem: Problem::Rule(RuleError::NoDataAfter {
+                        rule: self.name.get_ref().clone(),
+                        after: after.get_ref().0,
+                        tick: Some(tick),
+                    }),
+                });
+            }
+            b = b.no_data(after.get_ref().0, n.get_ref().severity);
+        }
+        if let Some(e) = &self.empty_window {
+            b = b.empty_window(*e.get_ref());
         }
         if let Some(s) = &self.schedule {
             b = b.schedule(schedule(s)?);
+            if let Some(outside) = s.get_ref().outside {
+                b = b.outside_schedule(outside);
+            }
         }
         for (k, v) in &self.labels {
             b = b.label(k.as_str(), v.as_str());
@@ -393,6 +417,14 @@ impl RawRule {
                 at(self.aggregation.as_ref().map(Spanned::span), "aggregation")
             }
             RuleError::EmptyWindow(_) => at(self.window.as_ref().map(Spanned::span), "window"),
+            RuleError::EmptyWindowOption(_) => at(
+                self.empty_window.as_ref().map(Spanned::span),
+                "empty_window",
+            ),
+            RuleError::NoDataAfter { .. } => at(
+                self.no_data.as_ref().map(|n| n.get_ref().after.span()),
+                "no_data.after",
+            ),
             RuleError::Flap(_) => at(self.flap.as_ref().map(Spanned::span), "flap"),
             RuleError::Template { annotation, .. } => at(
                 self.annotations.get(annotation).map(Spanned::span),

@@ -112,9 +112,12 @@ impl Evaluator {
                         .and_then(|i| restored.remove(&(i.clone(), reader.labels().clone())))
                     {
                         item.state = state;
+                        item.state.restart_clock(now);
                     }
                     item
                 });
+                // A placeholder whose labels a real series carries becomes that series' item.
+                item.placeholder = false;
                 let s = *index.entry(id).or_insert_with(|| {
                     let w = old_series.remove(&id).unwrap_or_else(|| Watched {
                         id,
@@ -135,8 +138,14 @@ impl Evaluator {
                 item.queued = None;
                 items.push(item);
             }
+            let matched = !items.is_empty();
             for (_, mut item) in old {
-                if bound.rule.no_data().is_some() {
+                if item.placeholder && matched {
+                    // Series match now: the stand-in goes, reported resolved if it had fired.
+                    if let Some(change) = item.state.resolve(now) {
+                        self.outbox.emit(bound.transition(&item, change));
+                    }
+                } else if bound.rule.no_data().is_some() {
                     // Keep waiting: no data will set in after its time.
                     item.series = None;
                     item.queued = None;
@@ -147,7 +156,7 @@ impl Evaluator {
                 }
             }
             if items.is_empty() && bound.rule.no_data().is_some() {
-                // The item has never reported: a placeholder lets no data set in.
+                // Nothing matches and nothing ever did: a placeholder lets no data set in.
                 let pairs: Vec<(&str, &str)> = bound
                     .rule
                     .matchers()
@@ -157,7 +166,9 @@ impl Evaluator {
                         _ => None,
                     })
                     .collect();
-                items.push(Item::new(Labels::from_pairs(&pairs), now));
+                let mut placeholder = Item::new(Labels::from_pairs(&pairs), now);
+                placeholder.placeholder = true;
+                items.push(placeholder);
             }
             bound.items = items;
         }

@@ -13,7 +13,7 @@ use crossbeam_channel::{Receiver, Sender};
 use serde::Serialize;
 
 use super::outbox::Outbox;
-use super::state::{Change, ItemState};
+use super::state::{Change, ItemState, Period};
 use super::window::Window;
 use super::{EvalError, EvaluatorConfig, Transition};
 use crate::clock::{Clock, Timestamp};
@@ -64,11 +64,18 @@ pub(crate) struct Item {
     pub(super) queued: Option<Timestamp>,
     /// The watch bounds this item's state needs, as last computed.
     pub(super) bounds: WatchBounds,
+    /// When its series was last recorded, kept when the series is removed.
+    pub(super) last_fresh: Option<Timestamp>,
+    /// Stands for a rule whose series never reported, so no data can set in; dropped as soon as
+    /// a series matches.
+    pub(super) placeholder: bool,
 }
 
 impl Item {
     pub(super) fn new(labels: Labels, now: Timestamp) -> Self {
         Item {
+            last_fresh: None,
+            placeholder: false,
             labels,
             series: None,
             state: ItemState::new(now),
@@ -87,6 +94,16 @@ pub(crate) struct Bound {
     pub(crate) items: Vec<Item>,
     /// Some series of the rule has had a fresh sample.
     pub(crate) ever_reported: bool,
+    /// The rule's schedule at the last evaluation, valid until its next edge.
+    period: Option<CachedPeriod>,
+}
+
+/// A rule's [`Period`] and the stretch of time it holds for.
+#[derive(Debug, Clone, Copy)]
+struct CachedPeriod {
+    period: Period,
+    from: Option<Timestamp>,
+    until: Option<Timestamp>,
 }
 
 impl Bound {
@@ -97,6 +114,7 @@ impl Bound {
             rule: Arc::new(rule),
             items: Vec::new(),
             ever_reported: false,
+            period: None,
         }
     }
 
@@ -193,11 +211,23 @@ pub struct Evaluator {
     stats: EvaluatorStats,
 }
 
-pub(super) fn check_unique(rules: &[Rule]) -> Result<(), EvalError> {
+/// Refuses a rule set the evaluator cannot run as written: two rules of one name, or a no-data
+/// wait shorter than the tick (silence is noticed at ticks; a shorter wait would put a healthy
+/// item in no data between two samples).
+pub(super) fn check_rules(rules: &[Rule], config: &EvaluatorConfig) -> Result<(), EvalError> {
     let mut seen = std::collections::HashSet::new();
     for r in rules {
         if !seen.insert(r.name()) {
             return Err(EvalError::DuplicateRule(r.name().to_owned()));
+        }
+        if let Some(nd) = r.no_data()
+            && nd.after < config.tick
+        {
+            return Err(EvalError::Rule(crate::rules::RuleError::NoDataAfter {
+                rule: r.name().to_owned(),
+                after: nd.after,
+                tick: Some(config.tick),
+            }));
         }
     }
     Ok(())
@@ -214,7 +244,7 @@ impl Evaluator {
         clock: Arc<dyn Clock>,
         config: EvaluatorConfig,
     ) -> Result<(Evaluator, Receiver<Transition>), EvalError> {
-        check_unique(&rules)?;
+        check_rules(&rules, &config)?;
         let watch_rx = registry
             .watch_events(config.watch_capacity)
             .ok_or(EvalError::WatchTaken)?;
@@ -293,9 +323,9 @@ impl Evaluator {
             sample(w, now);
         }
         for r in 0..self.rules.len() {
-            let in_schedule = self.in_schedule(r, now);
+            let period = self.period(r, now);
             for i in 0..self.rules[r].items.len() {
-                self.evaluate(r, i, now, in_schedule);
+                self.evaluate(r, i, now, period);
             }
         }
         for s in 0..self.series.len() {
@@ -329,7 +359,7 @@ impl Evaluator {
     /// Replaces the rule set. Rules whose [`identity`](Rule::identity) is unchanged keep their
     /// items' state; items of removed rules that were not Normal are reported resolved.
     pub fn reload(&mut self, rules: Vec<Rule>, now: Timestamp) -> Result<(), EvalError> {
-        check_unique(&rules)?;
+        check_rules(&rules, &self.config)?;
         let mut old: HashMap<String, Bound> = self
             .rules
             .drain(..)
@@ -339,6 +369,7 @@ impl Evaluator {
             let bound = match old.remove(&rule.identity()) {
                 Some(mut b) => {
                     b.rule = Arc::new(rule);
+                    b.period = None; // the schedule may have changed
                     b
                 }
                 None => Bound::new(rule),
@@ -362,10 +393,31 @@ impl Evaluator {
         &self.watch_rx
     }
 
-    fn in_schedule(&self, r: usize, now: Timestamp) -> bool {
-        self.rules
-            .get(r)
-            .is_none_or(|b| b.rule.schedule().is_none_or(|s| s.is_active(now)))
+    /// Where rule `r`'s schedule stands at `now`: worked out at each window edge and cached
+    /// between them, so an evaluation pays a compare.
+    fn period(&mut self, r: usize, now: Timestamp) -> Period {
+        let Some(bound) = self.rules.get_mut(r) else {
+            return Period::ALWAYS;
+        };
+        let Some(schedule) = bound.rule.schedule() else {
+            return Period::ALWAYS;
+        };
+        if let Some(c) = &bound.period
+            && c.from.is_none_or(|f| f <= now)
+            && c.until.is_none_or(|u| now < u)
+        {
+            return c.period;
+        }
+        let open = schedule.is_active(now);
+        let from = schedule.previous_change(now);
+        let until = schedule.next_change(now);
+        let period = Period { open, since: from };
+        bound.period = Some(CachedPeriod {
+            period,
+            from,
+            until,
+        });
+        period
     }
 
     fn drain_watch_events(&mut self, now: Timestamp) {
@@ -409,8 +461,8 @@ impl Evaluator {
             }
             for u in 0..self.series[s].users.len() {
                 let (r, i) = self.series[s].users[u];
-                let in_schedule = self.in_schedule(r, now);
-                self.evaluate(r, i, now, in_schedule);
+                let period = self.period(r, now);
+                self.evaluate(r, i, now, period);
             }
             if !self.arm(s) {
                 return;
@@ -445,12 +497,15 @@ impl Evaluator {
         w.reader.arm(bounds);
         w.armed = Some(bounds);
         // Re-read after arming: a value recorded before the watch was armed did not fire it.
+        if bounds.is_any_record() {
+            return w.reader.is_fresh();
+        }
         w.reader
             .scalar()
             .is_some_and(|v| v >= bounds.upper || v <= bounds.lower)
     }
 
-    fn evaluate(&mut self, r: usize, i: usize, now: Timestamp, in_schedule: bool) {
+    fn evaluate(&mut self, r: usize, i: usize, now: Timestamp, period: Period) {
         self.stats.evaluations += 1;
         let Some(bound) = self.rules.get_mut(r) else {
             return;
@@ -461,6 +516,7 @@ impl Evaluator {
             metric,
             items,
             ever_reported,
+            ..
         } = bound;
         let Some(item) = items.get_mut(i) else { return };
         let window = item
@@ -468,8 +524,10 @@ impl Evaluator {
             .and_then(|s| self.series.get(s))
             .map(|w| &w.window);
         let value = window.and_then(|w| w.aggregate(rule.aggregation(), rule.window(), now));
-        let last_fresh = window.and_then(|w| w.last_fresh);
-        let change = item.state.update(rule, now, value, last_fresh, in_schedule);
+        // A series gone from the registry keeps its last sample time: no data is timed from it.
+        let last_fresh = window.and_then(|w| w.last_fresh).or(item.last_fresh);
+        item.last_fresh = last_fresh;
+        let change = item.state.update(rule, now, value, last_fresh, period);
         let deadline = item.state.next_deadline(rule, now, last_fresh);
         item.deadline = deadline;
         if let Some(d) = deadline
@@ -509,8 +567,8 @@ impl Evaluator {
             item.queued = None;
             match item.deadline {
                 Some(due) if due <= now => {
-                    let in_schedule = self.in_schedule(r, now);
-                    self.evaluate(r, i, now, in_schedule);
+                    let period = self.period(r, now);
+                    self.evaluate(r, i, now, period);
                     if let Some(s) = self.rules[r].items[i].series
                         && self.arm(s)
                     {
@@ -540,7 +598,14 @@ pub(super) fn sample(w: &mut Watched, now: Timestamp) {
                 w.window.push_histogram(now, h);
             }
         }
-        _ => {
+        MetricKind::Counter => {
+            if let Some(v) = w.reader.scalar() {
+                // A counter is recorded when it moved: one that stops counting goes silent.
+                let fresh = w.window.last_value() != Some(v);
+                w.window.push_scalar(now, v, fresh);
+            }
+        }
+        MetricKind::Gauge => {
             if let Some(v) = w.reader.scalar() {
                 let fresh = w.reader.take_fresh();
                 w.window.push_scalar(now, v, fresh);

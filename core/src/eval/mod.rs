@@ -35,6 +35,9 @@ pub enum EvalError {
     /// The evaluator thread could not be started.
     #[error("cannot start the evaluator thread: {0}")]
     Spawn(#[source] std::io::Error),
+    /// A rule cannot run under this evaluator (its no-data wait is shorter than the tick).
+    #[error(transparent)]
+    Rule(#[from] crate::rules::RuleError),
     /// The evaluator thread has stopped.
     #[error("the evaluator thread has stopped")]
     Stopped,

@@ -2,33 +2,39 @@
 //!
 //! Each level of the rule progresses on its own:
 //! - **entering**: the value is past the level's threshold; the crossing time is kept
-//!   (`holding_since`). Once it has held for the level's duration, that is one *occurrence*;
-//!   with `occurrences = N` the level becomes active when N occurrences completed within the
-//!   level's `within` window. A value back on the good side before then resets the hold.
+//!   (`holding_since`). Each completed hold period is one *occurrence* (a breach that goes on
+//!   counts again at every further multiple of the duration); with `occurrences = N` the level
+//!   becomes active when N occurrences completed within the level's `within` window. A value
+//!   back on the good side before then resets the hold.
 //! - **active**: it stays active until the value is back past the level's *clear* threshold
 //!   (hysteresis) for the rule's `clear_for` duration.
 //!
-//! The item's severity is the highest active level. No data, the rule's schedule and flap
-//! detection sit on top: no fresh sample for `no_data.after` forces the no-data severity; outside
-//! its schedule a rule holds every item at Normal; more than `flap.changes` changes within
-//! `flap.within` hold notifications until the changes fall to half that.
+//! The item's severity is the highest active level. No data, empty windows, the rule's schedule
+//! and flap detection sit on top: no fresh sample for `no_data.after` forces the no-data
+//! severity; an empty window resolves the item unless the rule keeps it; outside its schedule a
+//! rule holds every item at Normal (or, with `outside = "suppress"`, evaluates but reports
+//! nothing until the window opens); more than `flap.changes` changes within `flap.within` hold
+//! notifications until the changes fall to half that. `rules/SEMANTICS.md` has the timelines.
 
 use std::collections::VecDeque;
+use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
 use crate::Severity;
 use crate::clock::Timestamp;
 use crate::metrics::WatchBounds;
-use crate::rules::{Aggregation, Comparison, Level, Rule};
+use crate::rules::{Aggregation, Comparison, EmptyWindow, Level, OutsideSchedule, Rule};
 
 /// One level's progress.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 struct LevelState {
     /// The value has been past the threshold since then (not yet active).
     holding_since: Option<Timestamp>,
-    /// The current hold has been counted as an occurrence.
-    counted: bool,
+    /// Hold periods of the current hold already counted as occurrences: a breach that goes on
+    /// counts once more at each further multiple of the level's duration.
+    #[serde(default)]
+    holds: u32,
     /// When past holds completed, for `occurrences` (boxed: most levels never need it).
     #[allow(clippy::box_collection)] // 8 bytes instead of 32 in the hot per-item state
     episodes: Option<Box<VecDeque<Timestamp>>>,
@@ -37,12 +43,26 @@ struct LevelState {
     clearing_since: Option<Timestamp>,
 }
 
+/// How many whole `hold` periods fit in `elapsed` (`hold` > 0).
+fn whole_periods(elapsed: Duration, hold: Duration) -> u32 {
+    u32::try_from(elapsed.as_nanos() / hold.as_nanos().max(1)).unwrap_or(u32::MAX)
+}
+
 impl LevelState {
     fn reset(&mut self) {
         self.holding_since = None;
-        self.counted = false;
+        self.holds = 0;
         self.active = false;
         self.clearing_since = None;
+    }
+
+    /// When the current hold next completes a period, if it is still to count.
+    fn next_hold_end(&self, level: &Level) -> Option<Timestamp> {
+        let since = self.holding_since.filter(|_| !self.active)?;
+        if level.hold.is_zero() && self.holds > 0 {
+            return None; // without a duration a breach counts once, at its crossing
+        }
+        Some(since + level.hold.saturating_mul(self.holds.saturating_add(1)))
     }
 
     /// Moves this level with value `v` at `t`; returns the moment it flipped, if it did.
@@ -50,48 +70,11 @@ impl LevelState {
         &mut self,
         level: &Level,
         c: Comparison,
-        clear_for: std::time::Duration,
+        clear_for: Duration,
         v: f64,
         t: Timestamp,
     ) -> Option<Timestamp> {
-        if !self.active {
-            if !c.fires(v, level.threshold) {
-                self.holding_since = None;
-                self.counted = false;
-                return None;
-            }
-            let since = *self.holding_since.get_or_insert(t);
-            let done = since + level.hold;
-            if t < done {
-                return None;
-            }
-            if level.occurrences <= 1 {
-                self.counted = true;
-                self.active = true;
-                self.clearing_since = None;
-                return Some(done);
-            }
-            let episodes = self.episodes.get_or_insert_with(Box::default);
-            if !self.counted {
-                self.counted = true;
-                episodes.push_back(done);
-            }
-            if let Some(within) = level.within {
-                // Occurrences older than the window no longer count; the current one always does.
-                while episodes.len() > 1 && episodes.front().is_some_and(|&e| e < t - within) {
-                    episodes.pop_front();
-                }
-            }
-            while episodes.len() > level.occurrences as usize {
-                episodes.pop_front();
-            }
-            if episodes.len() >= level.occurrences as usize {
-                self.active = true;
-                self.clearing_since = None;
-                return Some(done);
-            }
-            None
-        } else {
+        if self.active {
             if c.fires(v, level.clear_threshold()) {
                 self.clearing_since = None;
                 return None;
@@ -102,9 +85,74 @@ impl LevelState {
                 return None;
             }
             self.reset();
-            Some(done)
+            return Some(done);
         }
+        if !c.fires(v, level.threshold) {
+            self.holding_since = None;
+            self.holds = 0;
+            return None;
+        }
+        let since = *self.holding_since.get_or_insert(t);
+        let done = since + level.hold;
+        if t < done {
+            return None;
+        }
+        if level.occurrences <= 1 {
+            self.holds = 1;
+            self.active = true;
+            self.clearing_since = None;
+            return Some(done);
+        }
+        // Each completed hold period is one occurrence (the condition was observed to hold that
+        // many times); without a duration, one per crossing.
+        let completed = if level.hold.is_zero() {
+            1
+        } else {
+            whole_periods(t.since(since), level.hold)
+        };
+        let needed = level.occurrences;
+        // Only the last `needed` periods can matter: skip the rest of a very long hold.
+        self.holds = self.holds.max(completed.saturating_sub(needed));
+        let episodes = self.episodes.get_or_insert_with(Box::default);
+        while self.holds < completed {
+            self.holds += 1;
+            let end = since + level.hold.saturating_mul(self.holds);
+            episodes.push_back(end);
+            if let Some(within) = level.within {
+                // Occurrences older than the window no longer count; the newest always does.
+                while episodes.len() > 1 && episodes.front().is_some_and(|&e| e < end - within) {
+                    episodes.pop_front();
+                }
+            }
+            while episodes.len() > needed as usize {
+                episodes.pop_front();
+            }
+            if episodes.len() >= needed as usize {
+                self.active = true;
+                self.clearing_since = None;
+                return Some(end);
+            }
+        }
+        None
     }
+}
+
+/// Where a rule's schedule stands at the moment of an evaluation.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(crate) struct Period {
+    /// Inside a window (always, for a rule without a schedule).
+    pub open: bool,
+    /// When the current window opened, or closed (`None` without a schedule, or when too far
+    /// back to matter).
+    pub since: Option<Timestamp>,
+}
+
+impl Period {
+    /// A rule without a schedule.
+    pub(crate) const ALWAYS: Period = Period {
+        open: true,
+        since: None,
+    };
 }
 
 /// A change the evaluator reports.
@@ -128,8 +176,11 @@ pub(crate) struct ItemState {
     pub since: Timestamp,
     pub no_data: bool,
     pub flapping: bool,
-    /// Outside the rule's schedule.
+    /// Outside the rule's schedule, not evaluated (`outside = "resolve"`).
     pub inactive: bool,
+    /// Outside the rule's schedule, evaluated but not reported (`outside = "suppress"`).
+    #[serde(default)]
+    pub suppressed: bool,
     /// The last value evaluated.
     pub value: Option<f64>,
     /// What was last reported on the channel.
@@ -156,6 +207,7 @@ impl ItemState {
             no_data: false,
             flapping: false,
             inactive: false,
+            suppressed: false,
             value: None,
             notified: Severity::Normal,
             notified_no_data: false,
@@ -186,15 +238,21 @@ impl ItemState {
         self.levels.iter_mut().for_each(LevelState::reset);
     }
 
-    /// Moves the state to time `t` with the aggregated `value` (`None` when there is none yet);
-    /// returns the change to report, if any.
+    /// The no-data clock starts again at `now` (a state given back after a restart: whatever
+    /// was recorded while the program was down cannot be known). A no-data state in force stays.
+    pub(crate) fn restart_clock(&mut self, now: Timestamp) {
+        self.first_seen = now;
+    }
+
+    /// Moves the state to time `t` with the aggregated `value` (`None` when there is none:
+    /// no sample yet, or an empty window); returns the change to report, if any.
     pub(crate) fn update(
         &mut self,
         rule: &Rule,
         t: Timestamp,
         value: Option<f64>,
         last_fresh: Option<Timestamp>,
-        in_schedule: bool,
+        period: Period,
     ) -> Option<Change> {
         if value.is_some() {
             self.value = value;
@@ -202,14 +260,20 @@ impl ItemState {
         let mut at = t;
         let previous = self.severity;
         let was_no_data = self.no_data;
+        let was_suppressed = self.suppressed;
         let stale_since = last_fresh.unwrap_or(self.first_seen);
-        let severity = if !in_schedule {
-            self.inactive = true;
+        // Only a record ends no data: with none seen at all (a placeholder, a state restored
+        // after a restart), an item in no data stays there.
+        let silent =
+            |after: Duration| t >= stale_since + after || (self.no_data && last_fresh.is_none());
+        let suppress = rule.outside_schedule() == OutsideSchedule::Suppress;
+        self.suppressed = !period.open && suppress;
+        self.inactive = !period.open && !suppress;
+        let severity = if self.inactive {
             self.no_data = false;
             self.reset_levels();
             Severity::Normal
-        } else if let Some(nd) = rule.no_data.filter(|nd| t >= stale_since + nd.after) {
-            self.inactive = false;
+        } else if let Some(nd) = rule.no_data.filter(|nd| silent(nd.after)) {
             if !self.no_data {
                 at = stale_since + nd.after;
             }
@@ -217,19 +281,27 @@ impl ItemState {
             self.reset_levels();
             nd.severity
         } else {
-            self.inactive = false;
             self.no_data = false;
-            if let Some(v) = value {
-                let mut flipped: Option<Timestamp> = None;
-                for level in &rule.levels {
-                    let state = &mut self.levels[index(level.severity)];
-                    if let Some(when) = state.step(level, rule.comparison, rule.clear_for, v, t) {
-                        flipped = Some(flipped.map_or(when, |f| f.max(when)));
+            match value {
+                Some(v) => {
+                    let mut flipped: Option<Timestamp> = None;
+                    for level in &rule.levels {
+                        let state = &mut self.levels[index(level.severity)];
+                        if let Some(when) = state.step(level, rule.comparison, rule.clear_for, v, t)
+                        {
+                            flipped = Some(flipped.map_or(when, |f| f.max(when)));
+                        }
+                    }
+                    if let Some(f) = flipped {
+                        at = f;
                     }
                 }
-                if let Some(f) = flipped {
-                    at = f;
+                // The window emptied (traffic stopped): no value, and by default no alert.
+                None if !rule.window.is_zero() && rule.empty_window() == EmptyWindow::Resolve => {
+                    self.value = None;
+                    self.reset_levels();
                 }
+                None => {}
             }
             rule.levels
                 .iter()
@@ -237,8 +309,17 @@ impl ItemState {
                 .find(|l| self.levels[index(l.severity)].active)
                 .map_or(Severity::Normal, |l| l.severity)
         };
-        let at = at.min(t);
-        if severity != previous || self.no_data != was_no_data {
+        let changed = severity != previous || self.no_data != was_no_data;
+        let mut at = at.min(t);
+        if let Some(opened) = period.since.filter(|_| period.open) {
+            if was_suppressed && !changed {
+                // Held while the window was closed: reported now, as of its opening.
+                at = self.since;
+            }
+            // Nothing is stamped before the window it is reported in.
+            at = at.max(opened);
+        }
+        if changed {
             self.severity = severity;
             self.since = at;
             if rule.flap.is_some() {
@@ -274,7 +355,7 @@ impl ItemState {
         } else {
             self.changes = None;
         }
-        if !(flapping_changed || (differs && !self.flapping)) {
+        if self.suppressed || !(flapping_changed || (differs && !self.flapping)) {
             return None;
         }
         let threshold = if self.no_data {
@@ -343,10 +424,11 @@ impl ItemState {
         }
         for level in &rule.levels {
             let s = &self.levels[index(level.severity)];
-            match (s.active, s.holding_since, s.clearing_since) {
-                (false, Some(h), _) if !s.counted => consider(h + level.hold),
-                (true, _, Some(c)) => consider(c + rule.clear_for),
-                _ => {}
+            if let Some(end) = s.next_hold_end(level) {
+                consider(end);
+            }
+            if let (true, Some(c)) = (s.active, s.clearing_since) {
+                consider(c + rule.clear_for);
             }
         }
         if let Some(nd) = rule.no_data.filter(|_| !self.no_data) {
@@ -377,6 +459,10 @@ impl ItemState {
                 upper: f64::INFINITY,
                 lower: f64::NEG_INFINITY,
             };
+        }
+        if self.no_data {
+            // Any record ends no data: wake on every value.
+            return WatchBounds::ANY_RECORD;
         }
         for level in &rule.levels {
             let s = &self.levels[index(level.severity)];

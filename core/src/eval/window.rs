@@ -33,6 +33,11 @@ impl Window {
         }
     }
 
+    /// The newest counter or gauge value.
+    pub(crate) fn last_value(&self) -> Option<f64> {
+        self.last.map(|s| s.1)
+    }
+
     fn latest_time(&self) -> Option<Timestamp> {
         let a = self.last.map(|s| s.0);
         let b = self.histograms.back().map(|s| s.0);
@@ -150,8 +155,10 @@ impl Window {
             baseline(&self.histograms, t - window)?
         };
         let (t_base, earlier) = self.histograms.get(base)?;
-        let delta = if base + 1 == self.histograms.len() {
-            // Only one sample: everything observed so far is the window.
+        let from_start = !window.is_zero() && *t_base > t - window;
+        let delta = if base + 1 == self.histograms.len() || from_start {
+            // One sample, or none as old as the window: the series is younger than the window
+            // (or was just bound), and everything it observed is in it.
             latest.clone()
         } else {
             latest.delta(earlier)

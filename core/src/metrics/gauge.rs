@@ -74,6 +74,12 @@ impl GaugeCell {
         }
     }
 
+    /// True if the gauge was recorded since the last `take_fresh`, without clearing it.
+    pub(crate) fn is_fresh(&self) -> bool {
+        // Relaxed: see `mark_fresh`.
+        self.fresh.load(Ordering::Relaxed)
+    }
+
     /// True if the gauge was recorded since the last call.
     pub(crate) fn take_fresh(&self) -> bool {
         // Relaxed: see `mark_fresh`. Load first: no write (and no line ownership) when unset.

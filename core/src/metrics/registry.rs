@@ -170,6 +170,16 @@ impl SeriesReader {
         }
     }
 
+    /// For a gauge, true if it was recorded since the last [`take_fresh`](Self::take_fresh),
+    /// without consuming it; false for counters and histograms (their samplers compare values).
+    #[inline]
+    pub(crate) fn is_fresh(&self) -> bool {
+        match &self.cells {
+            Cells::Gauge(g) => g.is_fresh(),
+            _ => false,
+        }
+    }
+
     /// For a gauge, true if it was recorded since the last call (one consumer only: the
     /// evaluator). Counters and histograms always answer true; their samplers compare values.
     #[inline]

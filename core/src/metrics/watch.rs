@@ -31,6 +31,18 @@ pub struct WatchBounds {
 }
 
 impl WatchBounds {
+    /// Fires on any record (upper -inf, lower +inf): for a series whose next sample, whatever
+    /// its value, changes something (an item in no data).
+    pub const ANY_RECORD: WatchBounds = WatchBounds {
+        upper: f64::NEG_INFINITY,
+        lower: f64::INFINITY,
+    };
+
+    /// True for [`ANY_RECORD`](Self::ANY_RECORD)-like bounds, which every value crosses.
+    pub fn is_any_record(self) -> bool {
+        self.upper == f64::NEG_INFINITY || self.lower == f64::INFINITY
+    }
+
     fn pack(self) -> u64 {
         let upper = round_down(self.upper);
         let lower = round_up(self.lower);

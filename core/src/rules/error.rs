@@ -129,4 +129,23 @@ pub enum RuleError {
         /// What is wrong.
         reason: String,
     },
+    /// `no_data.after` is zero, or shorter than the evaluator's tick (silence is only
+    /// noticed at a tick, so a shorter wait would put a healthy item in no data between samples).
+    #[error(
+        "rule {rule}: no_data.after ({after:?}) must be at least the evaluation tick{}",
+        tick.map_or_else(String::new, |t| format!(" ({t:?})"))
+    )]
+    NoDataAfter {
+        /// The rule.
+        rule: String,
+        /// The wait given.
+        after: std::time::Duration,
+        /// The evaluator's tick, when known.
+        tick: Option<std::time::Duration>,
+    },
+    /// `empty_window` on a rule without a window.
+    #[error(
+        "rule {0}: empty_window applies only to a windowed aggregation: set `window` or remove it"
+    )]
+    EmptyWindowOption(String),
 }

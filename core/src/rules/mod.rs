@@ -1,4 +1,4 @@
-//! Rules: what to watch, how to aggregate it, and the five-level ladder of thresholds.
+//! Rules: what to watch, how to aggregate it, and the ladder of Normal and five levels.
 
 mod error;
 mod rule;
@@ -6,5 +6,11 @@ mod schedule;
 pub(crate) mod template;
 
 pub use error::RuleError;
-pub use rule::{Aggregation, Comparison, Flap, Level, Matcher, NoData, Rule, RuleBuilder};
+pub use rule::{
+    Aggregation, Comparison, EmptyWindow, Flap, Level, Matcher, NoData, OutsideSchedule, Rule,
+    RuleBuilder,
+};
 pub use schedule::Schedule;
+
+#[doc = include_str!("SEMANTICS.md")]
+pub mod semantics {}

@@ -1,4 +1,4 @@
-//! One rule: one item (metric + label matchers), one aggregation, the whole five-level ladder.
+//! One rule: one item (metric + label matchers), one aggregation, its ladder of levels.
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -240,15 +240,44 @@ pub struct Flap {
 
 /// No-data detection: no fresh sample for `after` puts the item at `severity`, marked "no data".
 ///
-/// A sample is fresh when the series was recorded since the evaluator last read it; silence is
-/// timed from the sweep (or watch wake-up) that saw the last record, so it has the tick's
-/// granularity.
+/// A sample is fresh when the series was recorded since the evaluator last read it (a gauge set,
+/// a counter that moved, a histogram observation); silence is timed from the sweep (or watch
+/// wake-up) that saw the last record, so it has the tick's granularity, and `after` must be at
+/// least the evaluator's tick. The next record ends it at once. See
+/// [`semantics`](super::semantics#no-data) for removed series and rules that never reported.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct NoData {
     /// How long without a sample.
     pub after: Duration,
     /// The severity the item then takes.
     pub severity: Severity,
+}
+
+/// What a windowed rule does when its window holds no data (a histogram with no observation in
+/// the window: traffic stopped), so that no value can be computed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum EmptyWindow {
+    /// The item resolves to Normal once its window has emptied, as a Prometheus expression over
+    /// an empty range gives no sample. The default without `no_data`.
+    Resolve,
+    /// The item keeps its severity until a value comes back (or no data sets in). The default
+    /// when the rule has `no_data`: silence is then no-data's to report.
+    Keep,
+}
+
+/// What a rule with a schedule does outside its windows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum OutsideSchedule {
+    /// Every item is resolved to Normal when the window closes and nothing is evaluated until it
+    /// opens again (the default).
+    #[default]
+    Resolve,
+    /// Items keep being evaluated but nothing is reported while the window is closed (a Zabbix
+    /// maintenance, an Alertmanager mute timing); what differs from the last report is reported
+    /// when the window opens, stamped at its opening.
+    Suppress,
 }
 
 /// A validated rule. Build one with [`Rule::builder`] or load it from TOML (see
@@ -283,6 +312,8 @@ pub struct Rule {
     pub(crate) flap: Option<Flap>,
     pub(crate) no_data: Option<NoData>,
     pub(crate) schedule: Option<Schedule>,
+    pub(crate) outside: OutsideSchedule,
+    pub(crate) empty_window: Option<EmptyWindow>,
     pub(crate) labels: BTreeMap<String, String>,
     pub(crate) annotations: BTreeMap<String, String>,
 }
@@ -303,6 +334,8 @@ impl Rule {
                 flap: None,
                 no_data: None,
                 schedule: None,
+                outside: OutsideSchedule::Resolve,
+                empty_window: None,
                 labels: BTreeMap::new(),
                 annotations: BTreeMap::new(),
             },
@@ -352,6 +385,21 @@ impl Rule {
     /// When the rule is active.
     pub fn schedule(&self) -> Option<&Schedule> {
         self.schedule.as_ref()
+    }
+
+    /// What the rule does outside its schedule's windows.
+    pub fn outside_schedule(&self) -> OutsideSchedule {
+        self.outside
+    }
+
+    /// What the rule does when its window holds no data: as set, else [`EmptyWindow::Keep`] with
+    /// `no_data` and [`EmptyWindow::Resolve`] without.
+    pub fn empty_window(&self) -> EmptyWindow {
+        self.empty_window.unwrap_or(if self.no_data.is_some() {
+            EmptyWindow::Keep
+        } else {
+            EmptyWindow::Resolve
+        })
     }
     /// Labels added to every transition.
     pub fn labels(&self) -> &BTreeMap<String, String> {
@@ -470,6 +518,16 @@ impl RuleBuilder {
     /// Limits the rule to a schedule.
     pub fn schedule(mut self, s: Schedule) -> Self {
         self.rule.schedule = Some(s);
+        self
+    }
+    /// What happens outside the schedule (default [`OutsideSchedule::Resolve`]).
+    pub fn outside_schedule(mut self, outside: OutsideSchedule) -> Self {
+        self.rule.outside = outside;
+        self
+    }
+    /// What happens when the window holds no data (see [`Rule::empty_window`] for the default).
+    pub fn empty_window(mut self, e: EmptyWindow) -> Self {
+        self.rule.empty_window = Some(e);
         self
     }
     /// Adds a label to every transition of this rule.
@@ -599,6 +657,22 @@ impl RuleBuilder {
             && (f.changes == 0 || f.within.is_zero())
         {
             return Err(RuleError::Flap(name));
+        }
+        if r.no_data.is_some_and(|n| n.after.is_zero()) {
+            return Err(RuleError::NoDataAfter {
+                rule: name,
+                after: Duration::ZERO,
+                tick: None,
+            });
+        }
+        if r.empty_window.is_some() && r.window.is_zero() {
+            return Err(RuleError::EmptyWindowOption(name));
+        }
+        if r.outside == OutsideSchedule::Suppress && r.schedule.is_none() {
+            return Err(RuleError::Schedule {
+                rule: name,
+                reason: "outside = \"suppress\" needs a schedule".to_owned(),
+            });
         }
         for (k, t) in &r.annotations {
             template::check(t).map_err(|reason| RuleError::Template {

@@ -138,6 +138,36 @@ impl Schedule {
     /// ```
     pub fn next_change(&self, t: Timestamp) -> Option<Timestamp> {
         let now = self.is_active(t);
+        self.edges(t, 1, 9)
+            .into_iter()
+            .find(|c| *c > t && self.is_active(*c) != now)
+    }
+
+    /// The last instant at or before `t` at which [`is_active`](Self::is_active) changed to its
+    /// answer at `t` (when the current window opened, or closed), if within the past eight days.
+    ///
+    /// ```
+    /// use vigilo::clock::Timestamp;
+    /// use vigilo::rules::Schedule;
+    ///
+    /// let office = Schedule::new("UTC", &["09:00-17:00"], &["mon-fri"])?;
+    /// let opened = office.previous_change(Timestamp::parse("2026-11-27T16:00:00Z")?);
+    /// assert_eq!(opened, Some(Timestamp::parse("2026-11-27T09:00:00Z")?));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn previous_change(&self, t: Timestamp) -> Option<Timestamp> {
+        let now = self.is_active(t);
+        let just_before = |c: Timestamp| Timestamp::from_nanos(c.as_nanos().saturating_sub(1));
+        self.edges(t, 9, 1)
+            .into_iter()
+            .rev()
+            .filter(|c| *c <= t)
+            .find(|c| self.is_active(*c) == now && self.is_active(just_before(*c)) != now)
+    }
+
+    /// Every instant, in order, from `back` days before `t`'s local date to `ahead` days after
+    /// it, at which the answer may change: midnights and the ends of each range.
+    fn edges(&self, t: Timestamp, back: i16, ahead: i16) -> Vec<Timestamp> {
         let today = t.to_jiff().to_zoned_datetime(self.zone.clone()).date();
         let mut candidates: Vec<Timestamp> = Vec::new();
         let mut push = |date: jiff::civil::Date, time: Time| {
@@ -149,8 +179,10 @@ impl Schedule {
                 candidates.push(Timestamp::from_jiff(ts));
             }
         };
-        let mut date = today.yesterday().unwrap_or(today);
-        for _ in 0..10 {
+        for offset in -back..=ahead {
+            let Ok(date) = today.checked_add(jiff::Span::new().days(offset)) else {
+                continue;
+            };
             push(date, Time::midnight());
             for &(start, end) in &self.hours {
                 push(date, start);
@@ -158,15 +190,10 @@ impl Schedule {
                     push(date, end);
                 }
             }
-            match date.tomorrow() {
-                Ok(d) => date = d,
-                Err(_) => break,
-            }
         }
-        candidates.retain(|c| *c > t);
         candidates.sort_unstable();
         candidates.dedup();
-        candidates.into_iter().find(|c| self.is_active(*c) != now)
+        candidates
     }
 }
 
@@ -239,6 +266,28 @@ mod tests {
             ny.next_change(at("2026-03-07T12:00:00Z")),
             Some(at("2026-03-09T13:00:00Z"))
         );
+    }
+
+    #[test]
+    fn previous_change_finds_where_the_current_answer_began() {
+        let s = Schedule::new("UTC", &["09:00-17:00"], &["mon-fri"]).unwrap();
+        // Monday 08:00: closed since Friday 17:00.
+        assert_eq!(
+            s.previous_change(at("2026-11-30T08:00:00Z")),
+            Some(at("2026-11-27T17:00:00Z"))
+        );
+        // At the opening instant itself.
+        assert_eq!(
+            s.previous_change(at("2026-11-30T09:00:00Z")),
+            Some(at("2026-11-30T09:00:00Z"))
+        );
+        let night = Schedule::new("UTC", &["22:00-06:00"], &[]).unwrap();
+        assert_eq!(
+            night.previous_change(at("2026-11-28T05:00:00Z")),
+            Some(at("2026-11-27T22:00:00Z"))
+        );
+        let always = Schedule::new("UTC", &[], &[]).unwrap();
+        assert_eq!(always.previous_change(at("2026-11-27T23:00:00Z")), None);
     }
 
     #[test]
