@@ -16,6 +16,9 @@ step "format"
 cargo fmt --all -- --check
 cargo fmt --manifest-path plugins/guests/Cargo.toml --all -- --check
 
+step "module structure: no two files import each other"
+python3 scripts/check-imports.py
+
 step "clippy"
 cargo clippy --workspace --all-targets --locked -- -D warnings
 
@@ -24,6 +27,11 @@ cargo clippy --manifest-path plugins/guests/Cargo.toml --target wasm32-wasip2 --
 
 step "tests"
 cargo test --workspace --locked
+
+step "loom models of the record / arm and create / read protocols (core/src/metrics/loom.rs)"
+# A separate target directory: --cfg loom rebuilds the crate and its dependencies.
+RUSTFLAGS="--cfg loom" CARGO_TARGET_DIR=target/loom \
+    cargo test --locked -q -p vigilo --lib loom_
 
 step "host agent smoke run"
 cargo run --locked -q -p host-agent -- --once >/dev/null

@@ -23,7 +23,7 @@ fn setup(n: usize) -> (Evaluator, ManualClock, Vec<Gauge>) {
     for k in 0..n {
         let id = k.to_string();
         let g = registry.gauge("bench_value", &[("i", &id)]).unwrap();
-        g.set((k % 50) as f64).unwrap();
+        g.set((k % 50) as f64);
         gauges.push(g);
         rules.push(
             Rule::builder(format!("r{k}"), "bench_value")
@@ -61,7 +61,7 @@ fn sweep(c: &mut Criterion) {
             b.iter(|| {
                 // Every series recorded since the last tick, as a live collector would.
                 for (k, g) in gauges.iter().enumerate().step_by(97) {
-                    g.set((k % 50) as f64).unwrap();
+                    g.set((k % 50) as f64);
                 }
                 clock.advance(Duration::from_secs(1));
                 ev.tick(clock.now());
@@ -127,7 +127,7 @@ fn memory_per_rule() -> (f64, f64) {
 fn detection_latencies(samples: usize) -> Vec<Duration> {
     let registry = Registry::new();
     let gauge = registry.gauge("latency_probe", &[]).unwrap();
-    gauge.set(0.0).unwrap();
+    gauge.set(0.0);
     let rule = Rule::builder("probe", "latency_probe")
         .level(Level::new(Severity::Critical, 0.5))
         .build()
@@ -145,7 +145,7 @@ fn detection_latencies(samples: usize) -> Vec<Duration> {
     for i in 0..samples {
         let v = if i % 2 == 0 { 1.0 } else { 0.0 };
         let start = Instant::now();
-        gauge.set(v).unwrap();
+        gauge.set(v);
         rx.recv_timeout(Duration::from_secs(5)).expect("transition");
         out.push(start.elapsed());
     }

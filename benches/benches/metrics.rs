@@ -13,7 +13,6 @@ use criterion::{BenchmarkId, Criterion, criterion_group, criterion_main};
 use metrics::{Key, KeyName, Metadata, Recorder, SharedString, Unit};
 use metrics_util::registry::{AtomicStorage, Registry as MetricsRegistry};
 use metrics_util::storage::AtomicBucket;
-use vigilo::metrics::WatchBounds;
 use vigilo_benches::{lognormal_latencies, per_op_time};
 
 /// Thread counts for the scaling benchmarks.
@@ -63,7 +62,7 @@ impl Recorder for AtomicRecorder {
     }
 }
 
-fn vigilo_ok<T>(r: Result<T, vigilo::MetricError>) -> T {
+fn vigilo_ok<T, E: std::fmt::Display>(r: Result<T, E>) -> T {
     r.unwrap_or_else(|e| panic!("vigilo setup failed: {e}"))
 }
 
@@ -209,9 +208,7 @@ fn histogram_record(c: &mut Criterion) {
                     |thread, n| {
                         let base = offset(thread);
                         for i in 0..n as usize {
-                            let _ = black_box(
-                                black_box(&vigilo_hist).record(values[(base + i) & MASK]),
-                            );
+                            black_box(&vigilo_hist).record(values[(base + i) & MASK]);
                         }
                     },
                 )
@@ -308,22 +305,23 @@ fn record_by_name(c: &mut Criterion) {
 ///    not cross.
 fn gauge_watch(c: &mut Criterion) {
     let registry = vigilo::Registry::new();
-    let events = registry.watch_events(1024);
     let unarmed = vigilo_ok(registry.gauge("cpu_usage_percent", &[("core", "0")]));
     let armed = vigilo_ok(registry.gauge("cpu_usage_percent", &[("core", "1")]));
-    let armed_id = registry
-        .series_of("cpu_usage_percent")
-        .into_iter()
-        .find(|s| s.labels.get("core") == Some("1"))
-        .map(|s| s.id)
-        .unwrap_or_else(|| panic!("armed series not found"));
-    vigilo_ok(registry.arm(
-        armed_id,
-        WatchBounds {
-            upper: 95.0,
-            lower: 5.0,
-        },
+    // An evaluator with a rule on core 1 only arms that series (bound: above 95).
+    let rule = vigilo_ok(
+        vigilo::rules::Rule::builder("cpu", "cpu_usage_percent")
+            .matcher(vigilo_ok(vigilo::rules::Matcher::parse("core", "1")))
+            .level(vigilo::rules::Level::new(vigilo::Severity::Critical, 95.0))
+            .build(),
+    );
+    let clock = vigilo::clock::ManualClock::new(vigilo::clock::Timestamp::from_secs(0));
+    let (mut evaluator, transitions) = vigilo_ok(vigilo::eval::Evaluator::new(
+        registry.clone(),
+        vec![rule],
+        std::sync::Arc::new(clock),
+        vigilo::eval::EvaluatorConfig::default(),
     ));
+    evaluator.tick(vigilo::clock::Timestamp::from_secs(0));
     // Values between the bounds, varied so no branch predictor sees a constant.
     let values: Vec<f64> = (0..64).map(|i| 20.0 + f64::from(i)).collect();
     let values = &values[..];
@@ -334,7 +332,7 @@ fn gauge_watch(c: &mut Criterion) {
             b.iter_custom(|iters| {
                 let start = Instant::now();
                 for i in 0..iters as usize {
-                    let _ = black_box(black_box(gauge).set(values[i & 63]));
+                    black_box(gauge).set(values[i & 63]);
                 }
                 start.elapsed()
             })
@@ -343,8 +341,10 @@ fn gauge_watch(c: &mut Criterion) {
     group.finish();
 
     // The armed watch never fired: the values stayed inside its bounds.
-    assert!(events.is_some_and(|rx| rx.is_empty()));
-    assert_eq!(registry.watch_events_dropped(), 0);
+    evaluator.poll(vigilo::clock::Timestamp::from_secs(1));
+    let stats = evaluator.stats();
+    assert_eq!((stats.watch_wakeups, stats.watch_events_dropped), (0, 0));
+    assert!(transitions.is_empty());
 }
 
 /// Not a benchmark: saves how much of the wall time the thread benchmarks' workers were on a CPU,

@@ -257,8 +257,8 @@ fn latency(db: Option<&std::path::Path>) {
         .registry
         .gauge("probe", &[("via", "native")])
         .unwrap_or_else(|e| panic!("{e}"));
-    probe.set(50.0).unwrap_or_else(|e| panic!("{e}"));
-    native.set(50.0).unwrap_or_else(|e| panic!("{e}"));
+    probe.set(50.0);
+    native.set(50.0);
     // Let the evaluator bind and arm both series.
     thread::sleep(Duration::from_millis(1500));
     let n = 1000;
@@ -269,7 +269,7 @@ fn latency(db: Option<&std::path::Path>) {
     for i in 0..(n + 20) {
         let value = if i % 2 == 0 { 150.0 } else { 50.0 };
         let t0 = Instant::now();
-        probe.set(value).unwrap_or_else(|e| panic!("{e}"));
+        probe.set(value);
         let arrival = receiver
             .arrivals
             .recv_timeout(Duration::from_secs(10))
@@ -279,7 +279,7 @@ fn latency(db: Option<&std::path::Path>) {
             .recv_timeout(Duration::from_secs(10))
             .unwrap_or_else(|e| panic!("{e}"));
         let t1 = Instant::now();
-        native.set(value).unwrap_or_else(|e| panic!("{e}"));
+        native.set(value);
         let called = native_rx
             .recv_timeout(Duration::from_secs(10))
             .unwrap_or_else(|e| panic!("{e}"));
@@ -353,7 +353,7 @@ impl PeakRss {
 /// transition over (other transitions arriving meanwhile are skipped).
 fn detect(rig: &Rig, gauge: &vigilo::Gauge, item: &str) -> Option<Duration> {
     let t0 = Instant::now();
-    gauge.set(150.0).unwrap_or_else(|e| panic!("{e}"));
+    gauge.set(150.0);
     let give_up = t0 + Duration::from_secs(30);
     while Instant::now() < give_up {
         if let Ok((at, t)) = rig.detected.recv_timeout(Duration::from_secs(1))
@@ -394,7 +394,7 @@ fn storm(mode: Storm) {
         })
         .collect();
     for g in &gauges {
-        g.set(50.0).unwrap_or_else(|e| panic!("{e}"));
+        g.set(50.0);
     }
     // Probes: the quiet ones are alone in their group, the others join the storm's.
     let probe = |name: String, storm: &str| {
@@ -402,7 +402,7 @@ fn storm(mode: Storm) {
             .registry
             .gauge("probe", &[("item", &name), ("storm", storm)])
             .unwrap_or_else(|e| panic!("{e}"));
-        g.set(50.0).unwrap_or_else(|e| panic!("{e}"));
+        g.set(50.0);
         (name, g)
     };
     let quiet: Vec<_> = (0..PROBES)
@@ -428,7 +428,7 @@ fn storm(mode: Storm) {
     let peak = PeakRss::start();
     let started = Instant::now();
     for g in &gauges {
-        g.set(150.0).unwrap_or_else(|e| panic!("{e}"));
+        g.set(150.0);
     }
     // While the pipeline routes and delivers the storm: does detection suffer?
     thread::sleep(Duration::from_millis(300));

@@ -32,13 +32,15 @@
 //! Per rule, also: `select` (label matchers: `{ mount = "/", device = "!=tmpfs" }`, with `=~` and
 //! `!~` for anchored regexes), `clear_for`, `labels`, `flap = { changes, within }`,
 //! `no_data = { after, severity }`, `empty_window = "resolve" | "keep"` and
-//! `schedule = { timezone, hours, days, outside = "resolve" | "suppress" }`; what each means over
+//! `schedule = { timezone, hours, days }` with `outside_schedule = "resolve" | "suppress"`; what
+//! each means over
 //! time is in [`rules::semantics`](crate::rules::semantics). Level tables may also
 //! be named by the seed product's Korean names, quoted as TOML requires for non-ASCII keys:
 //! `[rule."긴급"]` is `[rule.major]`. Unknown keys are errors everywhere.
 
 mod channels_raw;
 mod error;
+mod fields;
 mod pipeline_raw;
 mod raw;
 mod routes_raw;
@@ -50,7 +52,8 @@ use std::str::FromStr;
 use serde::Deserialize;
 
 pub use error::{ConfigError, Location};
-use raw::{Failure, Problem, RawConfig};
+use fields::{Failure, Problem};
+use raw::RawConfig;
 
 use crate::eval::EvaluatorConfig;
 use crate::host::HostConfig;

@@ -26,6 +26,7 @@ pub mod plugin;
 pub mod rules;
 pub mod severity;
 pub mod status;
+mod sync;
 pub mod testing;
 
 pub use metrics::{

@@ -38,7 +38,7 @@
 //!     channels = ["log"]
 //! "#.parse()?;
 //! let monitor = Monitor::builder(config).without_host_items().channel(Arc::new(Log)).start()?;
-//! monitor.registry().gauge("queue_depth", &[])?.set(150.0)?;
+//! monitor.registry().gauge("queue_depth", &[])?.set(150.0);
 //! monitor.stop(Duration::from_secs(5))?;
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```

@@ -64,7 +64,7 @@ pub struct PluginSettings {
     #[serde(default = "default_call_timeout", with = "serde_duration")]
     pub call_timeout: Duration,
     /// Calls of this plugin that may run at once (default 4); one more fails at once with the
-    /// host's `Busy` error, so one plugin cannot take every instance slot of the host.
+    /// host's `Busy` error, so one plugin cannot take every pooled instance of the host.
     #[serde(default = "default_max_concurrent_calls")]
     pub max_concurrent_calls: u32,
     /// Commands one call may run through `exec` (default 8); further requests are denied.
@@ -227,10 +227,10 @@ pub struct PluginHostConfig {
     /// How many plugin instances may be alive at once, across all plugins (the size of the
     /// pooling allocator; a call beyond it fails with the plugin host's `Instantiate` error).
     ///
-    /// Each slot reserves address space up front (wasmtime's default of about 4 GiB of
-    /// virtual memory per linear memory, two memories per slot), not resident memory.
+    /// Each pooled instance reserves address space up front (wasmtime's default of about 4 GiB
+    /// of virtual memory per linear memory, two memories per instance), not resident memory.
     pub max_instances: u32,
-    /// The largest `memory_limit` any plugin may have (the pool's slot size).
+    /// The largest `memory_limit` any plugin may have (the memory reserved per pooled instance).
     #[serde(deserialize_with = "de_bytes")]
     pub max_memory: usize,
     /// The epoch ticker's period: the resolution of deadlines.

@@ -57,7 +57,7 @@ pub struct SeverityCounts {
 
 impl SeverityCounts {
     fn add(&mut self, s: Severity) {
-        let slot = match s {
+        let count = match s {
             Severity::Normal => &mut self.normal,
             Severity::Info => &mut self.info,
             Severity::Warning => &mut self.warning,
@@ -65,7 +65,7 @@ impl SeverityCounts {
             Severity::Major => &mut self.major,
             Severity::Critical => &mut self.critical,
         };
-        *slot += 1;
+        *count += 1;
     }
 }
 

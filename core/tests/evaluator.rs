@@ -62,7 +62,7 @@ impl Harness {
     fn set(&mut self, s: f64, v: f64) {
         let t = self.t(s);
         self.clock.set(t);
-        self.gauge.set(v).unwrap();
+        self.gauge.set(v);
         self.ev.poll(t);
     }
 
@@ -119,7 +119,7 @@ fn each_level_boundary() {
     ];
     for (value, expected) in table {
         let mut h = Harness::new(vec![ladder()]);
-        h.gauge.set(value).unwrap();
+        h.gauge.set(value);
         h.tick(0.0);
         let status = h.ev.status(h.t(0.0));
         assert_eq!(status.items[0].severity, expected, "value {value}");
@@ -129,7 +129,7 @@ fn each_level_boundary() {
 #[test]
 fn edge_triggered_detection_between_ticks() {
     let mut h = Harness::new(vec![ladder()]);
-    h.gauge.set(0.1).unwrap();
+    h.gauge.set(0.1);
     h.tick(0.0);
     // No tick after this: the record itself wakes the evaluator through the armed watch.
     h.set(0.250, 0.86);
@@ -145,7 +145,7 @@ fn edge_triggered_detection_between_ticks() {
 #[test]
 fn escalation_and_de_escalation() {
     let mut h = Harness::new(vec![ladder()]);
-    h.gauge.set(0.1).unwrap();
+    h.gauge.set(0.1);
     h.tick(0.0);
     for (s, v) in [
         (1.0, 0.65),
@@ -178,7 +178,7 @@ fn duration_is_timed_from_the_crossing() {
         .build()
         .unwrap();
     let mut h = Harness::new(vec![rule]);
-    h.gauge.set(0.1).unwrap();
+    h.gauge.set(0.1);
     h.tick(0.0);
     h.set(10.4, 0.85); // crossing between ticks
     h.ticks(11, 69);
@@ -201,7 +201,7 @@ fn duration_resets_when_the_condition_breaks() {
         .build()
         .unwrap();
     let mut h = Harness::new(vec![rule]);
-    h.gauge.set(0.9).unwrap();
+    h.gauge.set(0.9);
     h.ticks(0, 50);
     h.set(50.5, 0.5); // dips below before the minute is up
     h.set(51.0, 0.9);
@@ -272,7 +272,7 @@ fn hysteresis_clear_threshold_and_duration() {
         .build()
         .unwrap();
     let mut h = Harness::new(vec![rule]);
-    h.gauge.set(50.0).unwrap();
+    h.gauge.set(50.0);
     h.tick(0.0);
     h.set(1.0, 85.0);
     h.set(2.0, 75.0); // below the threshold but above the clear threshold: still Major
@@ -298,7 +298,7 @@ fn flapping_holds_notifications_until_it_settles() {
         .build()
         .unwrap();
     let mut h = Harness::new(vec![rule]);
-    h.gauge.set(0.0).unwrap();
+    h.gauge.set(0.0);
     h.tick(0.0);
     for (i, s) in (1..=8).enumerate() {
         h.set(s as f64, if i % 2 == 0 { 0.9 } else { 0.1 });
@@ -394,7 +394,7 @@ fn scheduled(zone: &str) -> Rule {
 fn severities_at(zone: &str, times: &[&str]) -> Vec<Severity> {
     let first = Timestamp::parse(times[0]).unwrap();
     let mut h = Harness::with(vec![scheduled(zone)], EvaluatorConfig::default(), first);
-    h.gauge.set(0.9).unwrap();
+    h.gauge.set(0.9);
     times
         .iter()
         .map(|s| {
@@ -492,17 +492,15 @@ fn fan_out_over_series_appearing_and_disappearing() {
     h.registry
         .gauge("disk_usage_ratio", &[("mount", "/boot")])
         .unwrap()
-        .set(0.99)
-        .unwrap();
-    root.set(0.5).unwrap();
+        .set(0.99);
+    root.set(0.5);
     h.tick(0.0);
     assert_eq!(h.ev.status(h.t(0.0)).items.len(), 1, "/boot is excluded");
     // A new mount appears, already full.
     h.registry
         .gauge("disk_usage_ratio", &[("mount", "/data")])
         .unwrap()
-        .set(0.95)
-        .unwrap();
+        .set(0.95);
     h.tick(1.0);
     let t: Vec<Transition> = h.rx.try_iter().collect();
     assert_eq!(t.len(), 1);
@@ -515,7 +513,7 @@ fn fan_out_over_series_appearing_and_disappearing() {
     assert_eq!((t.len(), t[0].from, t[0].to), (1, Major, Normal));
     assert_eq!(h.ev.status(h.t(2.0)).items.len(), 1);
     // The remaining series still reacts between ticks.
-    root.set(0.97).unwrap();
+    root.set(0.97);
     h.ev.poll(h.t(2.5));
     assert_eq!(
         h.rx.try_iter().map(|t| t.to).collect::<Vec<_>>(),
@@ -534,7 +532,7 @@ fn below_rules_and_windowed_aggregations() {
         .unwrap();
     let mut h = Harness::new(vec![rule]);
     for s in 0..=12 {
-        h.gauge.set(30.0 - 2.0 * s as f64).unwrap(); // 30 down to 6
+        h.gauge.set(30.0 - 2.0 * s as f64); // 30 down to 6
         h.tick(s as f64);
     }
     // The last value is under 20 from 6 s, but the 10 s average only from 11 s (28..8: 18).
@@ -548,7 +546,7 @@ fn a_slow_consumer_never_blocks_and_loses_nothing() {
         ..EvaluatorConfig::default()
     };
     let mut h = Harness::with(vec![ladder()], config, Timestamp::from_secs(START));
-    h.gauge.set(0.0).unwrap();
+    h.gauge.set(0.0);
     h.tick(0.0);
     for i in 1..=40 {
         h.set(i as f64, if i % 2 == 1 { 0.95 } else { 0.0 });
@@ -577,7 +575,7 @@ fn a_slow_consumer_never_blocks_and_loses_nothing() {
         ..EvaluatorConfig::default()
     };
     let mut h = Harness::with(vec![ladder()], config, Timestamp::from_secs(START));
-    h.gauge.set(0.0).unwrap();
+    h.gauge.set(0.0);
     h.tick(0.0);
     for i in 1..=10 {
         h.set(i as f64, if i % 2 == 1 { 0.95 } else { 0.0 });
@@ -601,7 +599,7 @@ fn transitions_carry_value_threshold_and_annotations() {
         .build()
         .unwrap();
     let mut h = Harness::new(vec![rule]);
-    h.gauge.set(0.1).unwrap();
+    h.gauge.set(0.1);
     h.tick(0.0);
     h.set(5.0, 0.875);
     h.set(9.0, 0.5);
@@ -642,12 +640,8 @@ fn status_is_worst_first_and_serializes() {
             .unwrap(),
     ];
     let mut h = Harness::new(rules);
-    h.registry
-        .gauge("m2", &[("x", "y")])
-        .unwrap()
-        .set(0.0)
-        .unwrap();
-    h.gauge.set(0.95).unwrap();
+    h.registry.gauge("m2", &[("x", "y")]).unwrap().set(0.0);
+    h.gauge.set(0.95);
     h.tick(0.0);
     let status = h.ev.status(h.t(0.0));
     assert_eq!(status.worst, Critical);
@@ -668,7 +662,7 @@ fn threaded_evaluator_reports_a_crossing_without_a_tick() {
     // Real clock, 1 hour tick: only the watch can deliver this in time.
     let registry = Registry::new();
     let gauge = registry.gauge("m", &[]).unwrap();
-    gauge.set(0.1).unwrap();
+    gauge.set(0.1);
     let config = EvaluatorConfig {
         tick: Duration::from_secs(3600),
         ..EvaluatorConfig::default()
@@ -685,7 +679,7 @@ fn threaded_evaluator_reports_a_crossing_without_a_tick() {
     while handle.stats().unwrap().ticks == 0 {
         std::thread::yield_now();
     }
-    gauge.set(0.99).unwrap();
+    gauge.set(0.99);
     let t = rx
         .recv_timeout(Duration::from_secs(10))
         .expect("transition");

@@ -15,11 +15,8 @@ fn seeded_with(config: RegistryConfig) -> Registry {
     r.counter("requests_total", &[("route", "/")])
         .unwrap()
         .add(5);
-    r.gauge("temperature", &[]).unwrap().set(21.0).unwrap();
-    r.histogram("latency_seconds", &[])
-        .unwrap()
-        .record(0.25)
-        .unwrap();
+    r.gauge("temperature", &[]).unwrap().set(21.0);
+    r.histogram("latency_seconds", &[]).unwrap().record(0.25);
     r
 }
 
@@ -79,20 +76,61 @@ fn non_finite_values() {
     let gauge = r.gauge("temperature", &[]).unwrap();
     let hist = r.histogram("latency_seconds", &[]).unwrap();
     for v in [f64::NAN, f64::INFINITY, f64::NEG_INFINITY] {
-        assert!(matches!(gauge.set(v), Err(MetricError::NonFinite { .. })));
-        assert!(matches!(gauge.add(v), Err(MetricError::NonFinite { .. })));
-        assert!(matches!(hist.record(v), Err(MetricError::NonFinite { .. })));
+        // The checked variants refuse, and count nothing.
+        assert!(matches!(
+            gauge.try_set(v),
+            Err(MetricError::NonFinite { .. })
+        ));
+        assert!(matches!(
+            gauge.try_add(v),
+            Err(MetricError::NonFinite { .. })
+        ));
+        assert!(matches!(
+            hist.try_record(v),
+            Err(MetricError::NonFinite { .. })
+        ));
         assert!(r.set_gauge("temperature", &[], v).is_err());
         assert!(r.record_histogram("latency_seconds", &[], v).is_err());
         // A bad value never creates a series either.
         assert!(r.set_gauge("fresh_gauge", &[], v).is_err());
     }
     // An add that overflows to infinity is refused too.
-    gauge.set(f64::MAX).unwrap();
-    assert!(gauge.add(f64::MAX).is_err());
+    gauge.set(f64::MAX);
+    assert!(gauge.try_add(f64::MAX).is_err());
     assert_eq!(gauge.value(), f64::MAX);
-    gauge.set(21.0).unwrap();
+    gauge.set(21.0);
     assert_intact(&r);
+}
+
+#[test]
+fn infallible_records_drop_non_finite_values_and_count_them() {
+    let r = seeded();
+    let gauge = r.gauge("temperature", &[]).unwrap();
+    let hist = r.histogram("latency_seconds", &[]).unwrap();
+    gauge.set(f64::NAN);
+    gauge.add(f64::INFINITY);
+    gauge.set(f64::MAX);
+    gauge.add(f64::MAX); // overflows: dropped
+    assert_eq!(gauge.value(), f64::MAX);
+    gauge.set(21.0);
+    hist.record(f64::NEG_INFINITY);
+    let snap = r.snapshot();
+    let dropped = |metric: &str| {
+        snap.get(vigilo::metrics::DROPPED_VALUES_TOTAL, &[("metric", metric)])
+            .map(|s| s.value.clone())
+    };
+    assert_eq!(dropped("temperature"), Some(Value::Counter(3)));
+    assert_eq!(dropped("latency_seconds"), Some(Value::Counter(1)));
+    // Nothing else changed.
+    assert_eq!(snap.series.len(), 5);
+    assert_eq!(
+        snap.get("temperature", &[]).unwrap().value,
+        Value::Gauge(21.0)
+    );
+    let Value::Histogram(h) = &snap.get("latency_seconds", &[]).unwrap().value else {
+        panic!()
+    };
+    assert_eq!(h.count(), 1);
 }
 
 #[test]
@@ -143,23 +181,4 @@ fn cardinality_limit_refuses_new_series_only() {
     assert!(r.remove("temperature", &[]));
     r.counter("requests_total", &[("route", "/new")]).unwrap();
     assert_eq!(r.len(), 3);
-}
-
-#[test]
-fn watch_on_unknown_or_counter_series() {
-    let r = seeded();
-    let bounds = vigilo::metrics::WatchBounds {
-        upper: 1.0,
-        lower: 0.0,
-    };
-    let counter_id = r.series_of("requests_total")[0].id;
-    assert_eq!(
-        r.arm(counter_id, bounds),
-        Err(MetricError::NotWatchable(counter_id.0))
-    );
-    assert!(matches!(
-        r.arm(vigilo::metrics::SeriesId(999), bounds),
-        Err(MetricError::UnknownSeries(999))
-    ));
-    assert_intact(&r);
 }

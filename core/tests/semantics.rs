@@ -409,7 +409,8 @@ fn outside_its_window_a_rule_can_suppress_instead_of_resolving() {
             [[rule]]
             name = "disk"
             metric = "disk"
-            schedule = {{ hours = ["09:00-17:00"], outside = "{outside}" }}
+            schedule = {{ hours = ["09:00-17:00"] }}
+            outside_schedule = "{outside}"
             [rule.critical]
             threshold = 90
             "#
@@ -508,7 +509,7 @@ fn a_restart_restarts_the_no_data_clock_and_keeps_no_data_in_force() {
     for i in 0..=40 {
         clock.set(t1 + s(i));
         if i == 20 {
-            a.set(1.0).unwrap();
+            a.set(1.0);
         }
         ev.tick(t1 + s(i));
         seen.extend(rx.try_iter().map(|x| {

@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use serde::Deserialize;
 use toml::Spanned;
 
-use super::raw::{Dur, Failure, fail};
+use super::fields::{Dur, Failure, fail};
 use crate::pipeline::{
     ActionConfig, AddressKind, ChannelConfig, PluginSource, RateLimit, RetryPolicy,
 };

@@ -10,7 +10,7 @@ use serde::Deserialize;
 use toml::Spanned;
 
 use super::channels_raw::{RawAction, RawChannel};
-use super::raw::{Dur, Failure, fail};
+use super::fields::{Dur, Failure, fail};
 use super::routes_raw::{
     Known, RawInhibit, RawMaintenance, RawRecovery, RawRoute, known_channel, list, selector_of,
     selector_parts,

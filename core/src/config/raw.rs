@@ -14,45 +14,16 @@ use toml::Spanned;
 
 use super::Expectation;
 use super::channels_raw::{RawAction, RawChannel};
+use super::fields::{Dur, RawSchedule, matchers, schedule};
+use super::fields::{Failure, Problem, fail};
 use super::pipeline_raw::{RawNotify, RawPerson};
 use super::routes_raw::{RawInhibit, RawMaintenance, RawRecovery, RawRoute};
 use crate::Severity;
-use crate::duration::serde_duration;
 use crate::eval::EvaluatorConfig;
 use crate::host::HostConfig;
 use crate::metrics::RegistryConfig;
 use crate::plugin::PluginHostConfig;
-use crate::rules::{
-    Aggregation, Comparison, EmptyWindow, Level, Matcher, OutsideSchedule, Rule, RuleError,
-    Schedule,
-};
-
-/// What went wrong, where, and under which key (relative to the rule or expectation).
-#[derive(Debug)]
-pub(super) struct Failure {
-    pub span: Range<usize>,
-    pub key: Option<String>,
-    pub problem: Problem,
-}
-
-/// A message of our own, or the rule builder's verdict.
-#[derive(Debug)]
-pub(super) enum Problem {
-    Message(String),
-    Rule(RuleError),
-}
-
-pub(super) fn fail(
-    span: Range<usize>,
-    key: impl Into<String>,
-    message: impl Into<String>,
-) -> Failure {
-    Failure {
-        span,
-        key: Some(key.into()),
-        problem: Problem::Message(message.into()),
-    }
-}
+use crate::rules::{Aggregation, Comparison, EmptyWindow, Level, Rule, RuleError, WhenClosed};
 
 /// The whole file.
 #[derive(Debug, Deserialize)]
@@ -87,16 +58,6 @@ pub(super) struct RawConfig {
     pub plugins: PluginHostConfig,
     #[serde(default)]
     pub store: crate::pipeline::StoreConfig,
-}
-
-/// A duration written as a humane string (`"1m30s"`).
-#[derive(Debug, Clone, Copy)]
-pub(super) struct Dur(pub(super) Duration);
-
-impl<'de> Deserialize<'de> for Dur {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        serde_duration::deserialize(d).map(Dur)
-    }
 }
 
 /// An aggregation name (`last`, `avg`, `p99`…).
@@ -189,17 +150,6 @@ pub(super) struct RawNoData {
     severity: Severity,
 }
 
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub(super) struct RawSchedule {
-    timezone: Option<Spanned<String>>,
-    #[serde(default)]
-    hours: Vec<Spanned<String>>,
-    #[serde(default)]
-    days: Vec<Spanned<String>>,
-    outside: Option<OutsideSchedule>,
-}
-
 /// One `[[rule]]` table.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -220,6 +170,7 @@ pub(super) struct RawRule {
     flap: Option<Spanned<RawFlap>>,
     no_data: Option<Spanned<RawNoData>>,
     schedule: Option<Spanned<RawSchedule>>,
+    outside_schedule: Option<Spanned<WhenClosed>>,
     #[serde(alias = "무해")]
     info: Option<Spanned<RawLevel>>,
     #[serde(alias = "주의")]
@@ -241,38 +192,6 @@ pub(super) struct RawExpect {
     select: BTreeMap<String, Spanned<String>>,
     #[serde(default)]
     every_series: bool,
-}
-
-pub(super) fn matchers(
-    select: &BTreeMap<String, Spanned<String>>,
-) -> Result<Vec<Matcher>, Failure> {
-    select
-        .iter()
-        .map(|(label, spec)| {
-            Matcher::parse(label, spec.get_ref())
-                .map_err(|e| fail(spec.span(), format!("select.{label}"), e))
-        })
-        .collect()
-}
-
-pub(super) fn schedule(raw: &Spanned<RawSchedule>) -> Result<Schedule, Failure> {
-    let s = raw.get_ref();
-    let zone = s.timezone.as_ref().map_or("UTC", |z| z.get_ref().as_str());
-    // Check each part alone first, so the error points at the entry that is wrong.
-    if let Some(z) = &s.timezone {
-        Schedule::new(z.get_ref(), &[], &[]).map_err(|e| fail(z.span(), "schedule.timezone", e))?;
-    }
-    for h in &s.hours {
-        Schedule::new("UTC", &[h.get_ref().as_str()], &[])
-            .map_err(|e| fail(h.span(), "schedule.hours", e))?;
-    }
-    for d in &s.days {
-        Schedule::new("UTC", &[], &[d.get_ref().as_str()])
-            .map_err(|e| fail(d.span(), "schedule.days", e))?;
-    }
-    let hours: Vec<&str> = s.hours.iter().map(|h| h.get_ref().as_str()).collect();
-    let days: Vec<&str> = s.days.iter().map(|d| d.get_ref().as_str()).collect();
-    Schedule::new(zone, &hours, &days).map_err(|e| fail(raw.span(), "schedule", e))
 }
 
 impl RawRule {
@@ -359,14 +278,22 @@ impl RawRule {
             }
             b = b.no_data(after.get_ref().0, n.get_ref().severity);
         }
+        match (&self.outside_schedule, &self.schedule) {
+            (Some(w), Some(_)) => b = b.when_closed(*w.get_ref()),
+            (Some(w), None) => {
+                return Err(fail(
+                    w.span(),
+                    "outside_schedule",
+                    "outside_schedule needs a schedule: add `schedule` or remove it",
+                ));
+            }
+            (None, _) => {}
+        }
         if let Some(e) = &self.empty_window {
             b = b.empty_window(*e.get_ref());
         }
         if let Some(s) = &self.schedule {
             b = b.schedule(schedule(s)?);
-            if let Some(outside) = s.get_ref().outside {
-                b = b.outside_schedule(outside);
-            }
         }
         for (k, v) in &self.labels {
             b = b.label(k.as_str(), v.as_str());

@@ -8,7 +8,7 @@ use std::time::Duration;
 use serde::Deserialize;
 use toml::Spanned;
 
-use super::raw::{Dur, Failure, RawSchedule, fail, matchers, schedule};
+use super::fields::{Dur, Failure, RawSchedule, fail, matchers, schedule};
 use crate::Severity;
 use crate::clock::Timestamp;
 use crate::pipeline::{

@@ -126,6 +126,7 @@ impl Evaluator {
                         users: Vec::new(),
                         armed: None,
                         dirty: true,
+                        histogram_count: 0,
                     });
                     series.push(w);
                     series.len() - 1

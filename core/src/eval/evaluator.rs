@@ -17,9 +17,7 @@ use super::state::{Change, ItemState, Period};
 use super::window::Window;
 use super::{EvalError, EvaluatorConfig, Transition};
 use crate::clock::{Clock, Timestamp};
-use crate::metrics::{
-    Labels, MetricKind, Registry, SeriesId, SeriesReader, Value, WatchBounds, WatchEvent,
-};
+use crate::metrics::{Labels, Registry, SeriesId, SeriesReader, WatchBounds, WatchEvent};
 use crate::rules::Rule;
 
 /// Counters describing the evaluator's work, visible in the status.
@@ -49,11 +47,6 @@ pub struct EvaluatorStats {
     pub watched_series: usize,
 }
 
-const UNARMED: WatchBounds = WatchBounds {
-    upper: f64::INFINITY,
-    lower: f64::NEG_INFINITY,
-};
-
 /// One item: a rule applied to one series (or a placeholder for a series that never reported).
 pub(crate) struct Item {
     pub(crate) labels: Labels,
@@ -81,7 +74,7 @@ impl Item {
             state: ItemState::new(now),
             deadline: None,
             queued: None,
-            bounds: UNARMED,
+            bounds: WatchBounds::NONE,
         }
     }
 }
@@ -164,6 +157,9 @@ pub(super) struct Watched {
     pub(super) armed: Option<WatchBounds>,
     /// Some user's bounds changed since the last arming.
     pub(super) dirty: bool,
+    /// A histogram's observation count read just before its last sample, to tell whether
+    /// anything was recorded since (see `arming.rs`).
+    pub(super) histogram_count: u64,
 }
 
 /// Decides every item's severity and reports each change on a bounded channel.
@@ -187,9 +183,9 @@ pub(super) struct Watched {
 ///     Evaluator::new(registry.clone(), vec![rule], Arc::new(clock.clone()), EvaluatorConfig::default())?;
 ///
 /// let depth = registry.gauge("queue_depth", &[])?;
-/// depth.set(10.0)?;
+/// depth.set(10.0);
 /// evaluator.tick(clock.now());
-/// depth.set(250.0)?;                 // crosses the armed bound: no tick needed
+/// depth.set(250.0);                  // crosses the armed bound: no tick needed
 /// evaluator.poll(clock.now());
 /// let t = transitions.try_recv()?;
 /// assert_eq!((t.from, t.to, t.value), (Severity::Normal, Severity::Major, Some(250.0)));
@@ -206,6 +202,8 @@ pub struct Evaluator {
     watch_rx: Receiver<WatchEvent>,
     pub(super) outbox: Outbox,
     pub(super) deadlines: BinaryHeap<Reverse<(Timestamp, usize, usize)>>,
+    /// Scratch list of the series armed in one sweep (kept to avoid an allocation per tick).
+    pub(super) arming: Vec<(usize, WatchBounds)>,
     /// Saved item states waiting for their item to be bound (see `persist.rs`).
     pub(super) restored: HashMap<(String, Labels), super::state::ItemState>,
     stats: EvaluatorStats,
@@ -262,6 +260,7 @@ impl Evaluator {
             watch_rx,
             outbox,
             deadlines: BinaryHeap::new(),
+            arming: Vec::new(),
             restored: HashMap::new(),
             stats: EvaluatorStats::default(),
         };
@@ -318,9 +317,9 @@ impl Evaluator {
     }
 
     /// Samples every series, evaluates every item, re-arms what changed.
-    fn sweep(&mut self, now: Timestamp) {
+    pub(super) fn sweep(&mut self, now: Timestamp) {
         for w in &mut self.series {
-            sample(w, now);
+            w.sample(now);
         }
         for r in 0..self.rules.len() {
             let period = self.period(r, now);
@@ -328,11 +327,7 @@ impl Evaluator {
                 self.evaluate(r, i, now, period);
             }
         }
-        for s in 0..self.series.len() {
-            if self.arm(s) {
-                self.handle_crossing(s, None, now);
-            }
-        }
+        self.arm_all(now);
     }
 
     /// Between ticks: handles threshold crossings reported by watches and durations that have
@@ -393,9 +388,13 @@ impl Evaluator {
         &self.watch_rx
     }
 
+    pub(super) fn count_wakeup(&mut self) {
+        self.stats.watch_wakeups += 1;
+    }
+
     /// Where rule `r`'s schedule stands at `now`: worked out at each window edge and cached
     /// between them, so an evaluation pays a compare.
-    fn period(&mut self, r: usize, now: Timestamp) -> Period {
+    pub(super) fn period(&mut self, r: usize, now: Timestamp) -> Period {
         let Some(bound) = self.rules.get_mut(r) else {
             return Period::ALWAYS;
         };
@@ -420,92 +419,7 @@ impl Evaluator {
         period
     }
 
-    fn drain_watch_events(&mut self, now: Timestamp) {
-        if self.registry.take_watch_overflow() {
-            // Events were lost: every watched series is re-sampled and re-armed.
-            for w in &mut self.series {
-                w.armed = None;
-            }
-            self.sweep(now);
-        }
-        while let Ok(event) = self.watch_rx.try_recv() {
-            self.handle_event(event, now);
-        }
-    }
-
-    /// A watch fired: sample that series and evaluate the items reading it, now.
-    pub(crate) fn handle_event(&mut self, event: WatchEvent, now: Timestamp) {
-        self.stats.watch_wakeups += 1;
-        if let Some(&s) = self.index.get(&event.series) {
-            self.handle_crossing(s, Some(event.value), now);
-        }
-        self.outbox.flush();
-    }
-
-    /// Series `s` crossed a bound (with the recorded value, if known): sample it, evaluate its
-    /// items, re-arm; again if the value already moved past the new bounds (bounded).
-    fn handle_crossing(&mut self, s: usize, mut value: Option<f64>, now: Timestamp) {
-        for _ in 0..4 {
-            let Some(w) = self.series.get_mut(s) else {
-                return;
-            };
-            w.armed = None;
-            match (w.reader.kind(), value) {
-                (MetricKind::Histogram, _) | (_, None) => sample(w, now),
-                (_, Some(v)) => {
-                    // This record is the fresh sample: consume the flag so the next sweep does
-                    // not count it again (no data is timed from here).
-                    w.reader.take_fresh();
-                    w.window.push_scalar(now, v, true);
-                }
-            }
-            for u in 0..self.series[s].users.len() {
-                let (r, i) = self.series[s].users[u];
-                let period = self.period(r, now);
-                self.evaluate(r, i, now, period);
-            }
-            if !self.arm(s) {
-                return;
-            }
-            value = None;
-        }
-    }
-
-    /// Arms series `s` if its bounds changed or are unknown; true if its current value is
-    /// already past them (a record slipped in between sampling and arming).
-    fn arm(&mut self, s: usize) -> bool {
-        let Some(w) = self.series.get(s) else {
-            return false;
-        };
-        if !w.dirty && w.armed.is_some() {
-            return false;
-        }
-        let mut bounds = UNARMED;
-        for &(r, i) in &w.users {
-            if let Some(item) = self.rules.get(r).and_then(|b| b.items.get(i)) {
-                bounds.upper = bounds.upper.min(item.bounds.upper);
-                bounds.lower = bounds.lower.max(item.bounds.lower);
-            }
-        }
-        let Some(w) = self.series.get_mut(s) else {
-            return false;
-        };
-        w.dirty = false;
-        if w.armed == Some(bounds) {
-            return false;
-        }
-        w.reader.arm(bounds);
-        w.armed = Some(bounds);
-        // Re-read after arming: a value recorded before the watch was armed did not fire it.
-        if bounds.is_any_record() {
-            return w.reader.is_fresh();
-        }
-        w.reader
-            .scalar()
-            .is_some_and(|v| v >= bounds.upper || v <= bounds.lower)
-    }
-
-    fn evaluate(&mut self, r: usize, i: usize, now: Timestamp, period: Period) {
+    pub(super) fn evaluate(&mut self, r: usize, i: usize, now: Timestamp, period: Period) {
         self.stats.evaluations += 1;
         let Some(bound) = self.rules.get_mut(r) else {
             return;
@@ -570,7 +484,7 @@ impl Evaluator {
                     let period = self.period(r, now);
                     self.evaluate(r, i, now, period);
                     if let Some(s) = self.rules[r].items[i].series
-                        && self.arm(s)
+                        && self.arm_one(s)
                     {
                         self.handle_crossing(s, None, now);
                     }
@@ -587,30 +501,6 @@ impl Evaluator {
     /// The status of every item, worst first.
     pub fn status(&self, now: Timestamp) -> crate::status::StatusReport {
         crate::status::StatusReport::build(self, now)
-    }
-}
-
-/// Reads a series into its window.
-pub(super) fn sample(w: &mut Watched, now: Timestamp) {
-    match w.reader.kind() {
-        MetricKind::Histogram => {
-            if let Value::Histogram(h) = w.reader.value() {
-                w.window.push_histogram(now, h);
-            }
-        }
-        MetricKind::Counter => {
-            if let Some(v) = w.reader.scalar() {
-                // A counter is recorded when it moved: one that stops counting goes silent.
-                let fresh = w.window.last_value() != Some(v);
-                w.window.push_scalar(now, v, fresh);
-            }
-        }
-        MetricKind::Gauge => {
-            if let Some(v) = w.reader.scalar() {
-                let fresh = w.reader.take_fresh();
-                w.window.push_scalar(now, v, fresh);
-            }
-        }
     }
 }
 

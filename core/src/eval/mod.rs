@@ -6,6 +6,7 @@
 //! without a duration reports within a millisecond of the record, and durations are timed from
 //! the crossing. Every change goes out as a [`Transition`] on a bounded channel.
 
+mod arming;
 mod bind;
 mod config;
 mod evaluator;

@@ -12,7 +12,7 @@
 //! The item's severity is the highest active level. No data, empty windows, the rule's schedule
 //! and flap detection sit on top: no fresh sample for `no_data.after` forces the no-data
 //! severity; an empty window resolves the item unless the rule keeps it; outside its schedule a
-//! rule holds every item at Normal (or, with `outside = "suppress"`, evaluates but reports
+//! rule holds every item at Normal (or, with `outside_schedule = "suppress"`, evaluates but reports
 //! nothing until the window opens); more than `flap.changes` changes within `flap.within` hold
 //! notifications until the changes fall to half that. `rules/SEMANTICS.md` has the timelines.
 
@@ -24,7 +24,7 @@ use serde::{Deserialize, Serialize};
 use crate::Severity;
 use crate::clock::Timestamp;
 use crate::metrics::WatchBounds;
-use crate::rules::{Aggregation, Comparison, EmptyWindow, Level, OutsideSchedule, Rule};
+use crate::rules::{Aggregation, Comparison, EmptyWindow, Level, Rule, WhenClosed};
 
 /// One level's progress.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
@@ -176,9 +176,9 @@ pub(crate) struct ItemState {
     pub since: Timestamp,
     pub no_data: bool,
     pub flapping: bool,
-    /// Outside the rule's schedule, not evaluated (`outside = "resolve"`).
+    /// Outside the rule's schedule, not evaluated (`outside_schedule = "resolve"`).
     pub inactive: bool,
-    /// Outside the rule's schedule, evaluated but not reported (`outside = "suppress"`).
+    /// Outside the rule's schedule, evaluated but not reported (`outside_schedule = "suppress"`).
     #[serde(default)]
     pub suppressed: bool,
     /// The last value evaluated.
@@ -266,7 +266,7 @@ impl ItemState {
         // after a restart), an item in no data stays there.
         let silent =
             |after: Duration| t >= stale_since + after || (self.no_data && last_fresh.is_none());
-        let suppress = rule.outside_schedule() == OutsideSchedule::Suppress;
+        let suppress = rule.when_closed() == WhenClosed::Suppress;
         self.suppressed = !period.open && suppress;
         self.inactive = !period.open && !suppress;
         let severity = if self.inactive {

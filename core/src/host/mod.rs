@@ -34,10 +34,12 @@ mod network;
 mod process;
 mod sampler;
 mod series;
+mod tally;
 
 pub use collector::{HostCollector, RefreshNotice};
 pub use config::{
     DEFAULT_EXCLUDED_FILESYSTEMS, DEFAULT_EXCLUDED_MOUNT_POINTS, HostConfig, HostItem,
 };
 pub use error::HostError;
-pub use sampler::{HostSampler, MIN_RATE_WINDOW, RefreshStats};
+pub use sampler::{HostSampler, RefreshStats};
+pub use tally::MIN_RATE_WINDOW;

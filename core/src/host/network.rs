@@ -6,8 +6,8 @@ use std::time::Instant;
 use sysinfo::Networks;
 
 use super::names;
-use super::sampler::{MIN_RATE_WINDOW, Tally};
 use super::series::GaugeFamily;
+use super::tally::{MIN_RATE_WINDOW, Tally};
 use super::{HostConfig, HostError};
 use crate::Registry;
 

@@ -7,8 +7,8 @@ use std::time::Instant;
 use sysinfo::{Pid, ProcessRefreshKind, ProcessStatus, ProcessesToUpdate, System, UpdateKind};
 
 use super::names;
-use super::sampler::{MIN_RATE_WINDOW, Tally};
 use super::series::{FixedGauge, GaugeFamily};
+use super::tally::{MIN_RATE_WINDOW, Tally};
 use super::{HostConfig, HostError, HostItem};
 use crate::Registry;
 

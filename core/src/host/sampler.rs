@@ -10,14 +10,9 @@ use super::names;
 use super::network::NetworkItems;
 use super::process::Processes;
 use super::series::{FixedGauge, GaugeFamily};
+use super::tally::Tally;
 use super::{HostConfig, HostError, HostItem};
 use crate::Registry;
-
-/// The shortest window over which a rate (disk and network bytes per second, this process's
-/// CPU) is computed. A refresh closer than this to the previous reading leaves the rate's
-/// series as they were and reports it on a later refresh. It matches sysinfo's own minimum
-/// between two CPU readings on Linux.
-pub const MIN_RATE_WINDOW: Duration = Duration::from_millis(200);
 
 /// What one [`HostSampler::refresh`] did.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -32,30 +27,6 @@ pub struct RefreshStats {
     pub pending: usize,
     /// How long the refresh took.
     pub duration: Duration,
-}
-
-/// Counts what a refresh did and keeps the first error, so one failing item does not stop
-/// the others.
-#[derive(Default)]
-pub(crate) struct Tally {
-    pub(crate) written: usize,
-    pub(crate) removed: usize,
-    pub(crate) pending: usize,
-    first_error: Option<HostError>,
-}
-
-impl Tally {
-    /// Adds the outcome of writing some series.
-    pub(crate) fn wrote(&mut self, result: Result<usize, HostError>) {
-        match result {
-            Ok(n) => self.written += n,
-            Err(e) => self.fail(e),
-        }
-    }
-
-    pub(crate) fn fail(&mut self, error: HostError) {
-        self.first_error.get_or_insert(error);
-    }
 }
 
 /// Reads the configured host items through `sysinfo` and writes them into a [`Registry`], one

@@ -24,7 +24,7 @@ impl FixedGauge {
             Some(g) => g,
             None => self.gauge.insert(registry.gauge(self.name, &[])?),
         };
-        gauge.set(value)?;
+        gauge.try_set(value)?;
         Ok(())
     }
 }
@@ -122,7 +122,7 @@ impl<const N: usize> GaugeFamily<N> {
         };
         entry.seen = epoch;
         for (gauge, value) in entry.gauges.iter().zip(readings) {
-            gauge.set(value)?;
+            gauge.try_set(value)?;
         }
         Ok(N)
     }

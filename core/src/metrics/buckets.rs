@@ -23,11 +23,11 @@ pub const RELATIVE_ERROR: f64 = 1.0 / (2.0 * SUB_BUCKETS as f64);
 
 /// Where a value is counted.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Slot {
+pub(crate) enum Bucket {
     /// Magnitude below 2^MIN_EXP.
     Zero,
     /// `negative`, octave index from MIN_EXP, sub-bucket.
-    Bucket {
+    Sub {
         negative: bool,
         octave: usize,
         sub: usize,
@@ -36,22 +36,22 @@ pub(crate) enum Slot {
 
 /// Locates a finite value.
 #[inline]
-pub(crate) fn locate(value: f64) -> Slot {
+pub(crate) fn locate(value: f64) -> Bucket {
     let bits = value.to_bits();
     let negative = bits >> 63 == 1;
     let exp = ((bits >> 52) & 0x7ff) as i32 - 1023;
     if exp < MIN_EXP {
-        return Slot::Zero;
+        return Bucket::Zero;
     }
     if exp >= MAX_EXP {
-        return Slot::Bucket {
+        return Bucket::Sub {
             negative,
             octave: OCTAVES - 1,
             sub: SUB_BUCKETS - 1,
         };
     }
     let sub = ((bits >> (52 - SUB_BITS)) as usize) & (SUB_BUCKETS - 1);
-    Slot::Bucket {
+    Bucket::Sub {
         negative,
         octave: (exp - MIN_EXP) as usize,
         sub,
@@ -84,8 +84,8 @@ mod tests {
 
     fn key_of(v: f64) -> i32 {
         match locate(v) {
-            Slot::Zero => 0,
-            Slot::Bucket {
+            Bucket::Zero => 0,
+            Bucket::Sub {
                 negative,
                 octave,
                 sub,

@@ -1,50 +1,48 @@
-//! Counters: monotonic `u64`, one cache-padded cell per write slot.
+//! Counters: monotonic `u64`, one cache-padded cell per write slot that records.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use crossbeam_utils::CachePadded;
 
+use super::cells::LazyCells;
+use super::series::Series;
 use super::slot;
 
-/// The cells behind one counter series.
-pub(crate) struct CounterCells {
-    /// One cell per slot, written only by that slot's thread.
-    cells: Box<[CachePadded<AtomicU64>]>,
-    /// For threads without a slot.
-    shared: CachePadded<AtomicU64>,
-}
+/// The cells behind one counter series: allocated per chunk of write slots on first use, so a
+/// counter nobody records into costs a few pointers, and one recorded by a single thread one
+/// chunk (see `cells.rs`).
+pub(crate) struct CounterCells(LazyCells<CachePadded<AtomicU64>, 8, 8>);
 
 impl CounterCells {
     pub(crate) fn new() -> Self {
-        CounterCells {
-            cells: (0..slot::slot_count())
-                .map(|_| CachePadded::new(AtomicU64::new(0)))
-                .collect(),
-            shared: CachePadded::new(AtomicU64::new(0)),
-        }
+        CounterCells(LazyCells::new())
     }
 
     #[inline]
     pub(crate) fn add(&self, n: u64) {
-        match slot::current().and_then(|i| self.cells.get(i)) {
+        match slot::current().and_then(|i| self.0.slot(i)) {
             Some(cell) => slot::add_exclusive(cell, n),
-            None => slot::add_shared(&self.shared, n),
+            None => slot::add_shared(self.0.shared(), n),
         }
     }
 
     pub(crate) fn value(&self) -> u64 {
         // Relaxed: each cell only grows, and a read needs no ordering with other memory; the sum
         // lies between the totals at the start and the end of the read.
-        self.cells
-            .iter()
-            .chain(std::iter::once(&self.shared))
+        self.0
+            .each()
             .fold(0u64, |acc, c| acc.wrapping_add(c.load(Ordering::Relaxed)))
+    }
+
+    /// Bytes of cells allocated so far.
+    #[cfg(test)]
+    pub(crate) fn allocated_bytes(&self) -> usize {
+        self.0.allocated_bytes()
     }
 }
 
-/// A handle to one counter series: cheap to clone, `Send + Sync`, lock-free and allocation-free
-/// to increment.
+/// A handle to one counter series: cheap to clone, `Send + Sync`, lock-free to increment.
 ///
 /// ```
 /// let registry = vigilo::Registry::new();
@@ -56,31 +54,35 @@ impl CounterCells {
 /// ```
 #[derive(Clone)]
 pub struct Counter {
-    pub(crate) cells: Arc<CounterCells>,
+    pub(crate) series: Arc<Series<CounterCells>>,
 }
 
 impl Counter {
     /// Adds one.
     #[inline]
     pub fn increment(&self) {
-        self.cells.add(1);
+        self.series.cells.add(1);
     }
 
     /// Adds `n`.
     #[inline]
     pub fn add(&self, n: u64) {
-        self.cells.add(n);
+        self.series.cells.add(n);
     }
 
     /// The current total.
     pub fn value(&self) -> u64 {
-        self.cells.value()
+        self.series.cells.value()
     }
 }
 
 impl std::fmt::Debug for Counter {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Counter")
+            .field(
+                "series",
+                &format_args!("{}{}", self.series.name, self.series.labels),
+            )
             .field("value", &self.value())
             .finish()
     }

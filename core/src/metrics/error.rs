@@ -56,10 +56,4 @@ pub enum MetricError {
         /// The configured limit.
         limit: usize,
     },
-    /// No series has this id (it was never created or has been removed).
-    #[error("no series with id {0}")]
-    UnknownSeries(u64),
-    /// A watch was asked for on a counter; only gauges and histograms can be watched.
-    #[error("series {0} is a counter; only gauges and histograms can be watched")]
-    NotWatchable(u64),
 }

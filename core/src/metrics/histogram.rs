@@ -1,5 +1,5 @@
 //! Histograms: `f64` observations in log-linear buckets (see [`buckets`](super::buckets)),
-//! one cache-padded shard per write slot.
+//! one cache-padded shard per write slot that records.
 
 use std::ptr;
 use std::sync::Arc;
@@ -7,36 +7,43 @@ use std::sync::atomic::{AtomicPtr, AtomicU64, Ordering};
 
 use crossbeam_utils::CachePadded;
 
-use super::buckets::{self, OCTAVES, SUB_BUCKETS, Slot};
+use super::buckets::{self, Bucket, OCTAVES, SUB_BUCKETS};
+use super::cells::LazyCells;
+use super::series::Series;
 use super::watch::Watch;
 use super::{HistogramSnapshot, MetricError, slot};
+use crate::sync;
 
 /// The sub-bucket counts of one octave of one shard.
 struct Block([AtomicU64; SUB_BUCKETS]);
 
 /// One slot's share of a histogram.
-struct Shard {
+pub(crate) struct Shard {
+    /// Observations recorded: what the evaluator compares to see whether anything was recorded
+    /// since it last looked (part of the watch protocol, hence `sync`'s atomic).
+    count: sync::AtomicU64,
     zero: AtomicU64,
     sum: AtomicU64,
     min: AtomicU64,
     max: AtomicU64,
     /// `OCTAVES` positive blocks then `OCTAVES` negative ones, allocated on first use.
-    blocks: Box<[AtomicPtr<Block>]>,
+    blocks: [AtomicPtr<Block>; 2 * OCTAVES],
 }
 
-impl Shard {
-    fn new() -> Self {
+impl Default for Shard {
+    fn default() -> Self {
         Shard {
+            count: sync::AtomicU64::new(0),
             zero: AtomicU64::new(0),
             sum: AtomicU64::new(0f64.to_bits()),
             min: AtomicU64::new(f64::INFINITY.to_bits()),
             max: AtomicU64::new(f64::NEG_INFINITY.to_bits()),
-            blocks: (0..2 * OCTAVES)
-                .map(|_| AtomicPtr::new(ptr::null_mut()))
-                .collect(),
+            blocks: [const { AtomicPtr::new(ptr::null_mut()) }; 2 * OCTAVES],
         }
     }
+}
 
+impl Shard {
     /// The block at `index`, allocated if this is its first use.
     #[inline]
     fn block(&self, index: usize) -> Option<&Block> {
@@ -84,8 +91,8 @@ impl Shard {
             slot::add_shared
         };
         match buckets::locate(value) {
-            Slot::Zero => add(&self.zero, 1),
-            Slot::Bucket {
+            Bucket::Zero => add(&self.zero, 1),
+            Bucket::Sub {
                 negative,
                 octave,
                 sub,
@@ -99,6 +106,14 @@ impl Shard {
         slot::update_f64(&self.sum, exclusive, |s| Some(s + value));
         slot::update_f64(&self.min, exclusive, |m| (value < m).then_some(value));
         slot::update_f64(&self.max, exclusive, |m| (value > m).then_some(value));
+        // Relaxed, as for the other cells (single writer when exclusive); the recorder's light
+        // barrier orders it before the watch check.
+        if exclusive {
+            let n = self.count.load(Ordering::Relaxed);
+            self.count.store(n.wrapping_add(1), Ordering::Relaxed);
+        } else {
+            self.count.fetch_add(1, Ordering::Relaxed);
+        }
     }
 
     fn merge_scalars_into(&self, out: &mut HistogramSnapshot) {
@@ -112,6 +127,14 @@ impl Shard {
         out.max = out
             .max
             .max(f64::from_bits(self.max.load(Ordering::Relaxed)));
+    }
+
+    #[cfg(test)]
+    fn allocated_bytes(&self) -> usize {
+        (0..2 * OCTAVES)
+            .filter(|&i| self.existing_block(i).is_some())
+            .count()
+            * size_of::<Block>()
     }
 }
 
@@ -128,64 +151,40 @@ impl Drop for Shard {
     }
 }
 
-/// The cells behind one histogram series.
+/// The cells behind one histogram series: one shard per write slot that records into it,
+/// allocated on its first record (about 1.4 KiB, plus 0.5 KiB for each power-of-two range of
+/// values it sees).
 pub(crate) struct HistogramCells {
-    /// One shard per slot, then the shared shard for threads without a slot.
-    shards: Box<[CachePadded<Shard>]>,
+    shards: LazyCells<CachePadded<Shard>, 1, { slot::SLOTS }>,
     pub(crate) watch: Watch,
-    name: Arc<str>,
 }
 
 impl HistogramCells {
-    pub(crate) fn new(name: Arc<str>, watch: Watch) -> Self {
+    pub(crate) fn new(watch: Watch) -> Self {
         HistogramCells {
-            shards: (0..=slot::slot_count())
-                .map(|_| CachePadded::new(Shard::new()))
-                .collect(),
+            shards: LazyCells::new(),
             watch,
-            name,
         }
     }
 
-    #[inline]
-    pub(crate) fn record(&self, value: f64) -> Result<(), MetricError> {
-        if !value.is_finite() {
-            return Err(MetricError::NonFinite {
-                metric: self.name.to_string(),
-                value,
-            });
-        }
-        self.record_finite(value);
-        Ok(())
-    }
-
-    /// `record` for a value the caller has already checked to be finite.
-    #[inline]
-    pub(crate) fn record_finite(&self, value: f64) {
-        let shared = self.shards.len() - 1;
-        match slot::current()
-            .filter(|&i| i < shared)
-            .and_then(|i| self.shards.get(i))
-        {
-            Some(shard) => shard.record(value, true),
-            None => {
-                if let Some(shard) = self.shards.get(shared) {
-                    shard.record(value, false);
-                }
-            }
-        }
-        self.watch.check(value);
+    /// Observations recorded so far (a cheap sum of per-shard counts).
+    pub(crate) fn count(&self) -> u64 {
+        // Relaxed: see `Shard::merge_scalars_into`; the watch protocol orders this read with a
+        // heavy barrier (see `SeriesReader::missed`).
+        self.shards
+            .each()
+            .fold(0, |n, s| n + s.count.load(Ordering::Relaxed))
     }
 
     pub(crate) fn snapshot(&self) -> HistogramSnapshot {
         let mut out = HistogramSnapshot::empty();
-        for shard in self.shards.iter() {
+        for shard in self.shards.each() {
             shard.merge_scalars_into(&mut out);
         }
         for index in 0..2 * OCTAVES {
             let mut sums = [0u64; SUB_BUCKETS];
             let mut any = false;
-            for shard in self.shards.iter() {
+            for shard in self.shards.each() {
                 if let Some(block) = shard.existing_block(index) {
                     any = true;
                     for (total, cell) in sums.iter_mut().zip(block.0.iter()) {
@@ -206,6 +205,33 @@ impl HistogramCells {
         out.finish();
         out
     }
+
+    /// Bytes of shards and blocks allocated so far.
+    #[cfg(test)]
+    pub(crate) fn allocated_bytes(&self) -> usize {
+        self.shards.allocated_bytes()
+            + self
+                .shards
+                .each()
+                .map(|s| s.allocated_bytes())
+                .sum::<usize>()
+    }
+}
+
+impl Series<HistogramCells> {
+    /// Records a finite `value`.
+    #[inline]
+    fn record_finite(&self, value: f64) {
+        let cells = &self.cells;
+        match slot::current().and_then(|i| cells.shards.slot(i)) {
+            Some(shard) => shard.record(value, true),
+            None => cells.shards.shared().record(value, false),
+        }
+        // The store → load handshake with the evaluator's arming (see `SeriesReader::missed`):
+        // the counts above are visible to it, or it is visible to the watch check below.
+        sync::light_barrier();
+        cells.watch.check(value, self.id);
+    }
 }
 
 /// A handle to one histogram series: cheap to clone, `Send + Sync`, lock-free to record.
@@ -213,13 +239,18 @@ impl HistogramCells {
 /// Quantiles come from log-linear buckets with a relative error of at most
 /// [`RELATIVE_ERROR`](super::buckets::RELATIVE_ERROR) (0.78 %) for magnitudes in
 /// `[2^-30, 2^50)`; count, sum, min and max are exact. Recording allocates only the first time a
-/// thread's shard sees a value in a new power-of-two range (one 512-byte block), never after.
+/// thread records into the series (its shard) and the first time its shard sees a value in a new
+/// power-of-two range (one 512-byte block), never after.
+///
+/// [`record`](Self::record) never fails: NaN and infinities are dropped and counted in the
+/// registry's `vigilo_dropped_values_total{metric}` counter. [`try_record`](Self::try_record)
+/// returns an error for them instead.
 ///
 /// ```
 /// let registry = vigilo::Registry::new();
 /// let latency = registry.histogram("request_duration_seconds", &[])?;
 /// for ms in 1..=100 {
-///     latency.record(f64::from(ms) / 1000.0)?;
+///     latency.record(f64::from(ms) / 1000.0);
 /// }
 /// let snap = latency.snapshot();
 /// assert_eq!(snap.count(), 100);
@@ -229,26 +260,55 @@ impl HistogramCells {
 /// ```
 #[derive(Clone)]
 pub struct Histogram {
-    pub(crate) cells: Arc<HistogramCells>,
+    pub(crate) series: Arc<Series<HistogramCells>>,
 }
 
 impl Histogram {
-    /// Records one observation. NaN and infinities are refused and change nothing.
+    /// Records one observation; a NaN or infinite value is dropped and counted (see above).
     #[inline]
-    pub fn record(&self, value: f64) -> Result<(), MetricError> {
-        self.cells.record(value)
+    pub fn record(&self, value: f64) {
+        if value.is_finite() {
+            self.series.record_finite(value);
+        } else {
+            self.series.cells.watch.dropped(&self.series.name);
+        }
+    }
+
+    /// Records one observation, or refuses a NaN or infinite value with
+    /// [`MetricError::NonFinite`] (nothing is recorded or counted).
+    #[inline]
+    pub fn try_record(&self, value: f64) -> Result<(), MetricError> {
+        if !value.is_finite() {
+            return Err(MetricError::NonFinite {
+                metric: self.series.name.to_string(),
+                value,
+            });
+        }
+        self.series.record_finite(value);
+        Ok(())
     }
 
     /// Count, sum, min, max and buckets as of now.
     pub fn snapshot(&self) -> HistogramSnapshot {
-        self.cells.snapshot()
+        self.series.cells.snapshot()
     }
 }
 
 impl std::fmt::Debug for Histogram {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Histogram")
-            .field("count", &self.snapshot().count())
+            .field(
+                "series",
+                &format_args!("{}{}", self.series.name, self.series.labels),
+            )
+            .field("count", &self.series.cells.count())
             .finish()
+    }
+}
+
+impl Series<HistogramCells> {
+    /// For `Registry::record_histogram`: a value already checked to be finite.
+    pub(crate) fn record_checked(&self, value: f64) {
+        self.record_finite(value);
     }
 }

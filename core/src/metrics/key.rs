@@ -7,51 +7,80 @@ use std::sync::Arc;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 /// The labels of a series: name/value pairs, sorted by name, cheap to clone.
+///
+/// Stored as one shared string (each name and value prefixed by its length), so a label set is a
+/// single small allocation however many pairs it has, and none when it is empty.
 #[derive(Clone, PartialEq, Eq, Hash, Default)]
-pub struct Labels(Arc<[(Box<str>, Box<str>)]>);
+pub struct Labels(Option<Arc<str>>);
 
 impl Labels {
     /// Builds a label set from pairs, sorted by name. Names are not validated here: the registry
     /// validates what it stores; this is for matching and display.
     pub fn from_pairs(pairs: &[(&str, &str)]) -> Self {
-        let mut owned: Vec<(Box<str>, Box<str>)> = pairs
-            .iter()
-            .map(|(k, v)| (Box::from(*k), Box::from(*v)))
-            .collect();
-        owned.sort_unstable_by(|a, b| a.0.cmp(&b.0));
-        Labels(owned.into())
+        if pairs.is_empty() {
+            return Labels(None);
+        }
+        let mut sorted: Vec<(&str, &str)> = pairs.to_vec();
+        sorted.sort_unstable_by(|a, b| a.0.cmp(b.0));
+        let mut text =
+            String::with_capacity(sorted.iter().map(|(k, v)| k.len() + v.len() + 8).sum());
+        for (k, v) in sorted {
+            for part in [k, v] {
+                text.push_str(&part.len().to_string());
+                text.push(':');
+                text.push_str(part);
+            }
+        }
+        Labels(Some(Arc::from(text)))
     }
 
     /// The value of label `name`.
     pub fn get(&self, name: &str) -> Option<&str> {
-        self.0.iter().find(|(k, _)| &**k == name).map(|(_, v)| &**v)
+        self.iter().find(|(k, _)| *k == name).map(|(_, v)| v)
     }
 
     /// The pairs, sorted by label name.
     pub fn iter(&self) -> impl Iterator<Item = (&str, &str)> {
-        self.0.iter().map(|(k, v)| (&**k, &**v))
+        let mut rest = self.0.as_deref().unwrap_or("");
+        std::iter::from_fn(move || {
+            let k = take_part(&mut rest)?;
+            let v = take_part(&mut rest)?;
+            Some((k, v))
+        })
     }
 
     /// Number of labels.
     pub fn len(&self) -> usize {
-        self.0.len()
+        self.iter().count()
     }
 
     /// True if there are no labels.
     pub fn is_empty(&self) -> bool {
-        self.0.is_empty()
+        self.0.is_none()
     }
 
     /// True if these labels are exactly `pairs` (in any order, no duplicates in `pairs`).
     pub fn matches_exactly(&self, pairs: &[(&str, &str)]) -> bool {
         // Our names are distinct: equal length plus every one of ours found in `pairs` means the
         // two sets are equal even if `pairs` repeats a name.
-        self.0.len() == pairs.len()
-            && self
-                .0
-                .iter()
-                .all(|(k, v)| pairs.iter().any(|(pk, pv)| **k == **pk && **v == **pv))
+        let mut ours = 0;
+        for (k, v) in self.iter() {
+            if !pairs.iter().any(|(pk, pv)| k == *pk && v == *pv) {
+                return false;
+            }
+            ours += 1;
+        }
+        ours == pairs.len()
     }
+}
+
+/// Takes one length-prefixed part (`<len>:<text>`) off the front of `rest`.
+fn take_part<'a>(rest: &mut &'a str) -> Option<&'a str> {
+    let (len, tail) = rest.split_once(':')?;
+    let len: usize = len.parse().ok()?;
+    let part = tail.get(..len)?;
+    *rest = tail.get(len..)?;
+    Some(part)
 }
 
 impl std::fmt::Debug for Labels {
@@ -103,18 +132,9 @@ fn label_digest<'a>(pairs: impl Iterator<Item = (&'a str, &'a str)>) -> u64 {
     })
 }
 
-/// The owned key of a series in the registry's map.
-#[derive(Clone, PartialEq, Eq)]
-pub(crate) struct SeriesKey {
-    pub(crate) name: Arc<str>,
-    pub(crate) labels: Labels,
-}
-
-impl Hash for SeriesKey {
-    fn hash<H: Hasher>(&self, state: &mut H) {
-        state.write(self.name.as_bytes());
-        state.write_u64(label_digest(self.labels.iter()));
-    }
+/// The digest of a stored label set, equal to that of the same pairs in any order.
+pub(crate) fn label_digest_of(labels: &Labels) -> u64 {
+    label_digest(labels.iter())
 }
 
 /// A borrowed key: what a caller passes, labels in any order.
@@ -130,12 +150,6 @@ impl Hash for LookupKey<'_> {
     }
 }
 
-impl papaya::Equivalent<SeriesKey> for LookupKey<'_> {
-    fn equivalent(&self, key: &SeriesKey) -> bool {
-        *key.name == *self.name && key.labels.matches_exactly(self.labels)
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -146,25 +160,49 @@ mod tests {
 
     #[test]
     fn lookup_hash_ignores_label_order() {
-        let owned = SeriesKey {
-            name: "m".into(),
-            labels: Labels::from_pairs(&[("b", "2"), ("a", "1")]),
-        };
-        let pairs = [("a", "1"), ("b", "2")];
-        let lookup = LookupKey {
-            name: "m",
-            labels: &pairs,
-        };
-        assert_eq!(hash_of(&owned), hash_of(&lookup));
-        assert!(papaya::Equivalent::equivalent(&lookup, &owned));
-        let dup = [("a", "1"), ("a", "1")];
-        assert!(!papaya::Equivalent::equivalent(
-            &LookupKey {
+        let stored = Labels::from_pairs(&[("b", "2"), ("a", "1")]);
+        let lookup = |pairs: &[(&str, &str)]| {
+            hash_of(LookupKey {
                 name: "m",
-                labels: &dup
-            },
-            &owned
-        ));
+                labels: pairs,
+            })
+        };
+        let mut h = foldhash::fast::FixedState::with_seed(1).build_hasher();
+        h.write(b"m");
+        h.write_u64(label_digest_of(&stored));
+        assert_eq!(h.finish(), lookup(&[("a", "1"), ("b", "2")]));
+        assert_eq!(
+            lookup(&[("b", "2"), ("a", "1")]),
+            lookup(&[("a", "1"), ("b", "2")])
+        );
+        assert!(!stored.matches_exactly(&[("a", "1"), ("a", "1")]));
+    }
+
+    #[test]
+    fn labels_round_trip_whatever_they_contain() {
+        let odd = [
+            ("z", "1:2"),
+            ("a", ""),
+            ("m", "x=y,\"q\"\n"),
+            ("k", "터미널"),
+        ];
+        let l = Labels::from_pairs(&odd);
+        assert_eq!(l.len(), 4);
+        let back: Vec<(&str, &str)> = l.iter().collect();
+        assert_eq!(
+            back,
+            [
+                ("a", ""),
+                ("k", "터미널"),
+                ("m", "x=y,\"q\"\n"),
+                ("z", "1:2")
+            ]
+        );
+        assert_eq!(l.get("z"), Some("1:2"));
+        assert!(l.matches_exactly(&odd));
+        assert!(!l.matches_exactly(&odd[..3]));
+        assert_eq!(Labels::from_pairs(&[]), Labels::default());
+        assert!(Labels::default().is_empty());
     }
 
     #[test]

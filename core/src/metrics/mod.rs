@@ -6,13 +6,17 @@
 //! without stopping writers.
 
 pub mod buckets;
+mod cells;
 mod counter;
 mod error;
 mod gauge;
 mod histogram;
 mod key;
+#[cfg(all(test, loom))]
+mod loom;
 mod name;
 mod registry;
+mod series;
 mod slot;
 mod snapshot;
 mod watch;
@@ -23,6 +27,8 @@ pub use gauge::Gauge;
 pub use histogram::Histogram;
 pub use key::Labels;
 pub(crate) use name::validate_metric_name;
-pub use registry::{MetricKind, Registry, RegistryConfig, SeriesId, SeriesInfo, SeriesReader};
+pub(crate) use registry::SeriesReader;
+pub use registry::{DROPPED_VALUES_TOTAL, Registry, RegistryConfig, SeriesInfo};
+pub use series::{MetricKind, SeriesId};
 pub use snapshot::{HistogramSnapshot, SeriesSnapshot, Snapshot, Value};
-pub use watch::{WatchBounds, WatchEvent};
+pub(crate) use watch::{WatchBounds, WatchEvent};

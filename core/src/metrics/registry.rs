@@ -1,51 +1,33 @@
 //! The registry: resolves name + labels to a series once, hands out handles, takes snapshots.
+//!
+//! Series live in one lock-free set, read without locking by every lookup, snapshot and sweep.
+//! Creating and removing a series (cold paths: they allocate, or free) take one mutex, which
+//! keeps the set, the per-metric kinds, the live count and the generation consistent with each
+//! other: a remove cannot slip between the parts of a create.
 
-use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::collections::HashMap;
+use std::hash::{Hash, Hasher};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Weak};
 
 use crossbeam_channel::Receiver;
+use parking_lot::Mutex;
 use serde::Serialize;
 
 use super::counter::CounterCells;
 use super::gauge::GaugeCell;
 use super::histogram::HistogramCells;
-use super::key::{LookupKey, SeriesKey};
+use super::key::{LookupKey, label_digest_of};
 use super::name::{validate_labels, validate_metric_name};
+use super::series::{MetricKind, Series, SeriesId};
 use super::snapshot::{SeriesSnapshot, Snapshot, Value};
-use super::watch::{Watch, WatchBounds, WatchEvent, WatchHub};
+use super::watch::{Hub, Watch, WatchBounds, WatchEvent};
 use super::{Counter, Gauge, Histogram, Labels, MetricError};
+use crate::sync;
 
-/// The three kinds of metric.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, serde::Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum MetricKind {
-    /// Monotonic `u64`.
-    Counter,
-    /// `f64` that goes up and down.
-    Gauge,
-    /// Distribution of `f64` observations.
-    Histogram,
-}
-
-impl std::fmt::Display for MetricKind {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(match self {
-            MetricKind::Counter => "counter",
-            MetricKind::Gauge => "gauge",
-            MetricKind::Histogram => "histogram",
-        })
-    }
-}
-
-/// Identifies one series for as long as it exists; never reused within a registry.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
-pub struct SeriesId(pub u64);
-
-impl std::fmt::Display for SeriesId {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "#{}", self.0)
-    }
-}
+/// The counter where infallible records count the NaN and infinite values they drop, one series
+/// per metric (label `metric`).
+pub const DROPPED_VALUES_TOTAL: &str = "vigilo_dropped_values_total";
 
 /// Registry settings.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
@@ -53,6 +35,12 @@ impl std::fmt::Display for SeriesId {
 pub struct RegistryConfig {
     /// The most series the registry holds; creating one more fails with
     /// [`MetricError::CardinalityLimit`]. Default 100 000.
+    ///
+    /// What a series costs (measured in `BENCHMARKS.md`): a counter or a gauge about 200 bytes
+    /// until recorded into; a counter then 1 KiB more for each group of 8 write slots whose
+    /// threads record into it (at most 8 KiB with 64 recording threads); a histogram about
+    /// 0.8 KiB, then about 1.4 KiB per recording thread plus 0.5 KiB for each power-of-two range
+    /// of values that thread records.
     pub max_series: usize,
 }
 
@@ -64,140 +52,170 @@ impl Default for RegistryConfig {
     }
 }
 
-/// The cells of a series, by kind.
+/// A series of any kind: what the registry's set holds.
 #[derive(Clone)]
-pub(crate) enum Cells {
-    Counter(Arc<CounterCells>),
-    Gauge(Arc<GaugeCell>),
-    Histogram(Arc<HistogramCells>),
+pub(crate) enum AnySeries {
+    Counter(Arc<Series<CounterCells>>),
+    Gauge(Arc<Series<GaugeCell>>),
+    Histogram(Arc<Series<HistogramCells>>),
 }
 
-impl Cells {
+impl AnySeries {
+    fn id(&self) -> SeriesId {
+        match self {
+            AnySeries::Counter(s) => s.id,
+            AnySeries::Gauge(s) => s.id,
+            AnySeries::Histogram(s) => s.id,
+        }
+    }
+
+    fn name(&self) -> &Arc<str> {
+        match self {
+            AnySeries::Counter(s) => &s.name,
+            AnySeries::Gauge(s) => &s.name,
+            AnySeries::Histogram(s) => &s.name,
+        }
+    }
+
+    fn labels(&self) -> &Labels {
+        match self {
+            AnySeries::Counter(s) => &s.labels,
+            AnySeries::Gauge(s) => &s.labels,
+            AnySeries::Histogram(s) => &s.labels,
+        }
+    }
+
     fn kind(&self) -> MetricKind {
         match self {
-            Cells::Counter(_) => MetricKind::Counter,
-            Cells::Gauge(_) => MetricKind::Gauge,
-            Cells::Histogram(_) => MetricKind::Histogram,
+            AnySeries::Counter(_) => MetricKind::Counter,
+            AnySeries::Gauge(_) => MetricKind::Gauge,
+            AnySeries::Histogram(_) => MetricKind::Histogram,
         }
     }
 
     fn value(&self) -> Value {
         match self {
-            Cells::Counter(c) => Value::Counter(c.value()),
-            Cells::Gauge(g) => Value::Gauge(g.value()),
-            Cells::Histogram(h) => Value::Histogram(h.snapshot()),
+            AnySeries::Counter(s) => Value::Counter(s.cells.value()),
+            AnySeries::Gauge(s) => Value::Gauge(s.cells.value()),
+            AnySeries::Histogram(s) => Value::Histogram(s.cells.snapshot()),
         }
     }
 
     fn watch(&self) -> Option<&Watch> {
         match self {
-            Cells::Counter(_) => None,
-            Cells::Gauge(g) => Some(&g.watch),
-            Cells::Histogram(h) => Some(&h.watch),
+            AnySeries::Counter(_) => None,
+            AnySeries::Gauge(s) => Some(&s.cells.watch),
+            AnySeries::Histogram(s) => Some(&s.cells.watch),
         }
     }
 }
 
-/// One series.
-pub(crate) struct Series {
-    id: SeriesId,
-    key: SeriesKey,
-    cells: Cells,
+// Hash and equality by name and labels, the same way a `LookupKey` hashes, so a lookup with
+// borrowed, unsorted labels finds the series.
+impl Hash for AnySeries {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        state.write(self.name().as_bytes());
+        state.write_u64(label_digest_of(self.labels()));
+    }
 }
 
-/// A read handle on one series, for samplers such as the evaluator: reads without a map lookup.
+impl PartialEq for AnySeries {
+    fn eq(&self, other: &Self) -> bool {
+        self.name() == other.name() && self.labels() == other.labels()
+    }
+}
+
+impl Eq for AnySeries {}
+
+impl papaya::Equivalent<AnySeries> for LookupKey<'_> {
+    fn equivalent(&self, series: &AnySeries) -> bool {
+        **series.name() == *self.name && series.labels().matches_exactly(self.labels)
+    }
+}
+
+/// A read handle on one series, for the evaluator: reads without a lookup.
 #[derive(Clone)]
-pub struct SeriesReader {
-    series: Arc<Series>,
-    /// The cells, one pointer hop closer than through `series`.
-    cells: Cells,
-}
+pub(crate) struct SeriesReader(pub(super) AnySeries);
 
 impl SeriesReader {
-    fn new(series: &Arc<Series>) -> Self {
-        SeriesReader {
-            series: Arc::clone(series),
-            cells: series.cells.clone(),
-        }
-    }
-}
-
-impl SeriesReader {
-    /// The series' id.
-    pub fn id(&self) -> SeriesId {
-        self.series.id
+    pub(crate) fn id(&self) -> SeriesId {
+        self.0.id()
     }
 
-    /// Its metric name.
-    pub fn name(&self) -> &Arc<str> {
-        &self.series.key.name
+    pub(crate) fn name(&self) -> &Arc<str> {
+        self.0.name()
     }
 
-    /// Its labels.
-    pub fn labels(&self) -> &Labels {
-        &self.series.key.labels
+    pub(crate) fn labels(&self) -> &Labels {
+        self.0.labels()
     }
 
-    /// Its kind.
-    pub fn kind(&self) -> MetricKind {
-        self.cells.kind()
+    pub(crate) fn kind(&self) -> MetricKind {
+        self.0.kind()
     }
 
-    /// Its current value.
-    pub fn value(&self) -> Value {
-        self.cells.value()
+    pub(crate) fn value(&self) -> Value {
+        self.0.value()
     }
 
     /// A counter's total or a gauge's value, cheaply; `None` for a histogram.
     #[inline]
-    pub fn scalar(&self) -> Option<f64> {
-        match &self.cells {
-            Cells::Counter(c) => Some(c.value() as f64),
-            Cells::Gauge(g) => Some(g.value()),
-            Cells::Histogram(_) => None,
+    pub(crate) fn scalar(&self) -> Option<f64> {
+        match &self.0 {
+            AnySeries::Counter(s) => Some(s.cells.value() as f64),
+            AnySeries::Gauge(s) => Some(s.cells.value()),
+            AnySeries::Histogram(_) => None,
         }
     }
 
-    /// Arms the series' watch (see [`Registry::arm`]); false for a counter.
-    pub fn arm(&self, bounds: WatchBounds) -> bool {
-        self.cells.watch().map(|w| w.arm(bounds)).is_some()
+    /// A histogram's observation count (cheap: no buckets read); `None` for the other kinds.
+    pub(crate) fn histogram_count(&self) -> Option<u64> {
+        match &self.0 {
+            AnySeries::Histogram(s) => Some(s.cells.count()),
+            _ => None,
+        }
     }
 
-    /// Disarms the series' watch.
-    pub fn disarm(&self) {
-        if let Some(w) = self.cells.watch() {
+    /// Stores `bounds` in the series' watch; false for a counter (it has none). Before relying
+    /// on it, the caller issues `sync::heavy_barrier` and asks [`missed`](Self::missed).
+    pub(crate) fn arm(&self, bounds: WatchBounds) -> bool {
+        self.0.watch().map(|w| w.arm(bounds)).is_some()
+    }
+
+    pub(crate) fn disarm(&self) {
+        if let Some(w) = self.0.watch() {
             w.disarm();
         }
     }
 
-    /// For a gauge, true if it was recorded since the last [`take_fresh`](Self::take_fresh),
-    /// without consuming it; false for counters and histograms (their samplers compare values).
-    #[inline]
-    pub(crate) fn is_fresh(&self) -> bool {
-        match &self.cells {
-            Cells::Gauge(g) => g.is_fresh(),
-            _ => false,
+    /// After [`arm`](Self::arm) and a heavy barrier: true if a record may have slipped past the
+    /// new bounds (recorded before the recorder could see them): a gauge whose value is past them
+    /// (or, for bounds that any record crosses, that was recorded since the last sample), a
+    /// histogram whose count moved from `histogram_count_at_sample`. The barrier pair makes this
+    /// exact in one direction: a record the watch did not see is visible here (see `watch.rs`).
+    pub(crate) fn missed(&self, bounds: WatchBounds, histogram_count_at_sample: u64) -> bool {
+        match &self.0 {
+            AnySeries::Counter(_) => false,
+            AnySeries::Gauge(s) if bounds.is_any_record() => s.cells.is_fresh(),
+            AnySeries::Gauge(s) => bounds.crossed_by(s.cells.value()),
+            AnySeries::Histogram(s) => s.cells.count() != histogram_count_at_sample,
         }
     }
 
     /// For a gauge, true if it was recorded since the last call (one consumer only: the
-    /// evaluator). Counters and histograms always answer true; their samplers compare values.
+    /// evaluator).
     #[inline]
-    pub fn take_fresh(&self) -> bool {
-        match &self.cells {
-            Cells::Gauge(g) => g.take_fresh(),
-            _ => true,
+    pub(crate) fn take_fresh(&self) -> bool {
+        match &self.0 {
+            AnySeries::Gauge(s) => s.cells.take_fresh(),
+            _ => false,
         }
     }
 }
 
 impl std::fmt::Debug for SeriesReader {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(
-            f,
-            "SeriesReader({}{})",
-            self.series.key.name, self.series.key.labels
-        )
+        write!(f, "SeriesReader({}{})", self.name(), self.labels())
     }
 }
 
@@ -212,27 +230,56 @@ pub struct SeriesInfo {
     pub labels: Labels,
 }
 
-type Map<K, V> = papaya::HashMap<K, V, foldhash::fast::RandomState>;
+/// A number that moves whenever a series is added or removed.
+pub(crate) struct Generation(sync::AtomicU64);
+
+impl Generation {
+    pub(crate) fn new() -> Self {
+        Generation(sync::AtomicU64::new(0))
+    }
+
+    /// After a series was added to or removed from the set.
+    pub(crate) fn bump(&self) {
+        // Release: whoever reads the new number (Acquire, in `get`) also sees the change to the
+        // set that came before it, so a reader that caches the number never caches it without
+        // the series it stands for.
+        self.0.fetch_add(1, Ordering::Release);
+    }
+
+    pub(crate) fn get(&self) -> u64 {
+        // Acquire: pairs with `bump`.
+        self.0.load(Ordering::Acquire)
+    }
+}
+
+/// One metric name: its kind, its interned name, its live series.
+struct Family {
+    kind: MetricKind,
+    name: Arc<str>,
+    live: usize,
+}
+
+/// What create and remove change together, under one lock.
+struct Writers {
+    families: HashMap<Arc<str>, Family>,
+    next_id: u64,
+}
 
 struct Inner {
     config: RegistryConfig,
-    series: Map<SeriesKey, Arc<Series>>,
-    by_id: Map<SeriesId, Arc<Series>>,
-    /// The kind each metric name was first registered as.
-    families: Map<Arc<str>, MetricKind>,
-    /// Live series, for the cardinality limit.
+    series: papaya::HashSet<AnySeries, foldhash::fast::RandomState>,
+    writers: Mutex<Writers>,
+    /// Live series (written under `writers`, read without it).
     count: AtomicUsize,
-    next_id: AtomicU64,
-    /// Bumped whenever a series is added or removed.
-    generation: AtomicU64,
-    hub: Arc<WatchHub>,
+    generation: Generation,
+    hub: Arc<Hub>,
 }
 
 /// Resolves a metric name and labels to a series and records into it.
 ///
 /// Handles ([`Counter`], [`Gauge`], [`Histogram`]) are resolved once and then record without any
 /// lookup; recording by name (`add_counter`, `set_gauge`, `record_histogram`) looks the series up
-/// in a lock-free map each time, without allocating once the series exists. Cloning a `Registry`
+/// in a lock-free set each time, without allocating once the series exists. Cloning a `Registry`
 /// gives another reference to the same series.
 ///
 /// ```
@@ -276,18 +323,32 @@ impl Registry {
 
     /// A registry with the given configuration.
     pub fn with_config(config: RegistryConfig) -> Self {
-        Registry {
-            inner: Arc::new(Inner {
+        let inner = Arc::new_cyclic(|me: &Weak<Inner>| {
+            let hub = Arc::new(Hub::default());
+            let me = me.clone();
+            hub.on_dropped_value(Box::new(move |metric| {
+                if let Some(inner) = me.upgrade() {
+                    // Best effort: at the series limit, the drop goes uncounted.
+                    let _ = Registry { inner }.add_counter(
+                        DROPPED_VALUES_TOTAL,
+                        &[("metric", metric)],
+                        1,
+                    );
+                }
+            }));
+            Inner {
                 config,
-                series: Map::default(),
-                by_id: Map::default(),
-                families: Map::default(),
+                series: papaya::HashSet::with_hasher(foldhash::fast::RandomState::default()),
+                writers: Mutex::new(Writers {
+                    families: HashMap::new(),
+                    next_id: 1,
+                }),
                 count: AtomicUsize::new(0),
-                next_id: AtomicU64::new(1),
-                generation: AtomicU64::new(0),
-                hub: Arc::new(WatchHub::default()),
-            }),
-        }
+                generation: Generation::new(),
+                hub,
+            }
+        });
+        Registry { inner }
     }
 
     /// The configuration this registry was made with.
@@ -297,9 +358,9 @@ impl Registry {
 
     /// The counter series `name{labels}`, created if new.
     pub fn counter(&self, name: &str, labels: &[(&str, &str)]) -> Result<Counter, MetricError> {
-        self.with_series(name, labels, MetricKind::Counter, |s| match &s.cells {
-            Cells::Counter(c) => Some(Counter {
-                cells: Arc::clone(c),
+        self.with_series(name, labels, MetricKind::Counter, |s| match s {
+            AnySeries::Counter(s) => Some(Counter {
+                series: Arc::clone(s),
             }),
             _ => None,
         })
@@ -307,9 +368,9 @@ impl Registry {
 
     /// The gauge series `name{labels}`, created if new (starting at 0).
     pub fn gauge(&self, name: &str, labels: &[(&str, &str)]) -> Result<Gauge, MetricError> {
-        self.with_series(name, labels, MetricKind::Gauge, |s| match &s.cells {
-            Cells::Gauge(g) => Some(Gauge {
-                cell: Arc::clone(g),
+        self.with_series(name, labels, MetricKind::Gauge, |s| match s {
+            AnySeries::Gauge(s) => Some(Gauge {
+                series: Arc::clone(s),
             }),
             _ => None,
         })
@@ -317,9 +378,9 @@ impl Registry {
 
     /// The histogram series `name{labels}`, created if new.
     pub fn histogram(&self, name: &str, labels: &[(&str, &str)]) -> Result<Histogram, MetricError> {
-        self.with_series(name, labels, MetricKind::Histogram, |s| match &s.cells {
-            Cells::Histogram(h) => Some(Histogram {
-                cells: Arc::clone(h),
+        self.with_series(name, labels, MetricKind::Histogram, |s| match s {
+            AnySeries::Histogram(s) => Some(Histogram {
+                series: Arc::clone(s),
             }),
             _ => None,
         })
@@ -332,16 +393,17 @@ impl Registry {
         labels: &[(&str, &str)],
         n: u64,
     ) -> Result<(), MetricError> {
-        self.with_series(name, labels, MetricKind::Counter, |s| match &s.cells {
-            Cells::Counter(c) => {
-                c.add(n);
+        self.with_series(name, labels, MetricKind::Counter, |s| match s {
+            AnySeries::Counter(s) => {
+                s.cells.add(n);
                 Some(())
             }
             _ => None,
         })
     }
 
-    /// Sets the gauge `name{labels}` without a handle.
+    /// Sets the gauge `name{labels}` without a handle. A NaN or infinite value is refused with
+    /// [`MetricError::NonFinite`] (and creates nothing).
     pub fn set_gauge(
         &self,
         name: &str,
@@ -355,16 +417,17 @@ impl Registry {
                 value,
             });
         }
-        self.with_series(name, labels, MetricKind::Gauge, |s| match &s.cells {
-            Cells::Gauge(g) => {
-                g.set_finite(value);
+        self.with_series(name, labels, MetricKind::Gauge, |s| match s {
+            AnySeries::Gauge(s) => {
+                s.set_finite(value);
                 Some(())
             }
             _ => None,
         })
     }
 
-    /// Records `value` into the histogram `name{labels}` without a handle.
+    /// Records `value` into the histogram `name{labels}` without a handle. A NaN or infinite
+    /// value is refused with [`MetricError::NonFinite`] (and creates nothing).
     pub fn record_histogram(
         &self,
         name: &str,
@@ -377,51 +440,39 @@ impl Registry {
                 value,
             });
         }
-        self.with_series(name, labels, MetricKind::Histogram, |s| match &s.cells {
-            Cells::Histogram(h) => {
-                h.record_finite(value);
+        self.with_series(name, labels, MetricKind::Histogram, |s| match s {
+            AnySeries::Histogram(s) => {
+                s.record_checked(value);
                 Some(())
             }
             _ => None,
         })
     }
 
-    /// Finds or creates the series and applies `f` to it; `f` returns `None` only on a kind
-    /// mismatch, which the lookup has already ruled out.
+    /// Finds or creates the series and applies `f` to it; `f` returns `None` on a kind
+    /// mismatch.
     #[inline]
     fn with_series<R>(
         &self,
         name: &str,
         labels: &[(&str, &str)],
         kind: MetricKind,
-        f: impl FnOnce(&Series) -> Option<R>,
+        f: impl FnOnce(&AnySeries) -> Option<R>,
     ) -> Result<R, MetricError> {
-        let series = self.inner.series.pin();
-        let found = series.get(&LookupKey { name, labels });
-        let result = match found {
-            Some(s) => f(s),
+        let set = self.inner.series.pin();
+        let (result, existing) = match set.get(&LookupKey { name, labels }) {
+            Some(s) => (f(s), s.kind()),
             None => {
-                drop(series);
+                drop(set);
                 let created = self.create(name, labels, kind)?;
-                f(&created)
+                (f(&created), created.kind())
             }
         };
-        result.ok_or_else(|| self.kind_mismatch(name, kind))
-    }
-
-    fn kind_mismatch(&self, name: &str, requested: MetricKind) -> MetricError {
-        let existing = self
-            .inner
-            .families
-            .pin()
-            .get(name)
-            .copied()
-            .unwrap_or(requested);
-        MetricError::KindMismatch {
+        result.ok_or_else(|| MetricError::KindMismatch {
             name: name.to_owned(),
             existing,
-            requested,
-        }
+            requested: kind,
+        })
     }
 
     #[cold]
@@ -430,84 +481,97 @@ impl Registry {
         name: &str,
         labels: &[(&str, &str)],
         kind: MetricKind,
-    ) -> Result<Arc<Series>, MetricError> {
+    ) -> Result<AnySeries, MetricError> {
         validate_metric_name(name)?;
         validate_labels(name, labels)?;
         let inner = &*self.inner;
-        let families = inner.families.pin();
-        let existing = *families.get_or_insert(Arc::from(name), kind);
-        if existing != kind {
-            return Err(MetricError::KindMismatch {
-                name: name.to_owned(),
-                existing,
-                requested: kind,
-            });
+        let mut writers = inner.writers.lock();
+        // Created by another thread meanwhile?
+        if let Some(s) = inner.series.pin().get(&LookupKey { name, labels }) {
+            return Ok(s.clone());
         }
-        // Relaxed: the count only enforces a limit; no other memory depends on it.
+        // The limit first: nothing, not even the metric's family, grows beyond it.
         let limit = inner.config.max_series;
-        if inner.count.fetch_add(1, Ordering::Relaxed) >= limit {
-            inner.count.fetch_sub(1, Ordering::Relaxed);
+        // Relaxed: `count` is only written under `writers`, which we hold.
+        if inner.count.load(Ordering::Relaxed) >= limit {
             return Err(MetricError::CardinalityLimit {
                 name: name.to_owned(),
                 limit,
             });
         }
-        // Relaxed: ids need uniqueness only.
-        let id = SeriesId(inner.next_id.fetch_add(1, Ordering::Relaxed));
-        let key = SeriesKey {
-            name: Arc::from(name),
-            labels: Labels::from_pairs(labels),
-        };
-        let watch = || Watch::new(id, Arc::clone(&inner.hub));
-        let cells = match kind {
-            MetricKind::Counter => Cells::Counter(Arc::new(CounterCells::new())),
-            MetricKind::Gauge => {
-                Cells::Gauge(Arc::new(GaugeCell::new(Arc::clone(&key.name), watch())))
-            }
-            MetricKind::Histogram => Cells::Histogram(Arc::new(HistogramCells::new(
-                Arc::clone(&key.name),
-                watch(),
-            ))),
-        };
-        let series = Arc::new(Series {
-            id,
-            key: key.clone(),
-            cells,
-        });
-        match inner.series.pin().try_insert(key, Arc::clone(&series)) {
-            Ok(_) => {
-                inner.by_id.pin().insert(id, Arc::clone(&series));
-                // Relaxed: a change counter read by pollers that then read the maps themselves.
-                inner.generation.fetch_add(1, Ordering::Relaxed);
-                Ok(series)
-            }
-            Err(occupied) => {
-                // Another thread created it first: use theirs.
-                inner.count.fetch_sub(1, Ordering::Relaxed);
-                Ok(Arc::clone(occupied.current))
-            }
+        if let Some(family) = writers.families.get(name)
+            && family.kind != kind
+        {
+            return Err(MetricError::KindMismatch {
+                name: name.to_owned(),
+                existing: family.kind,
+                requested: kind,
+            });
         }
+        let id = SeriesId(writers.next_id);
+        writers.next_id += 1;
+        let family = writers
+            .families
+            .entry(Arc::from(name))
+            .or_insert_with_key(|name| Family {
+                kind,
+                name: Arc::clone(name),
+                live: 0,
+            });
+        family.live += 1;
+        let name = Arc::clone(&family.name);
+        let labels = Labels::from_pairs(labels);
+        let watch = || Watch::new(Arc::clone(&inner.hub));
+        let series = match kind {
+            MetricKind::Counter => AnySeries::Counter(Arc::new(Series {
+                id,
+                name,
+                labels,
+                cells: CounterCells::new(),
+            })),
+            MetricKind::Gauge => AnySeries::Gauge(Arc::new(Series {
+                id,
+                name,
+                labels,
+                cells: GaugeCell::new(watch()),
+            })),
+            MetricKind::Histogram => AnySeries::Histogram(Arc::new(Series {
+                id,
+                name,
+                labels,
+                cells: HistogramCells::new(watch()),
+            })),
+        };
+        inner.series.pin().insert(series.clone());
+        // Relaxed: written under `writers`; readers only use it as a statistic.
+        inner.count.fetch_add(1, Ordering::Relaxed);
+        inner.generation.bump();
+        drop(writers);
+        Ok(series)
     }
 
     /// Removes the series `name{labels}`; true if it existed. Handles to it keep working but
     /// record into a detached series that no snapshot shows.
     pub fn remove(&self, name: &str, labels: &[(&str, &str)]) -> bool {
         let inner = &*self.inner;
-        let removed = inner
-            .series
-            .pin()
-            .remove(&LookupKey { name, labels })
-            .cloned();
-        match removed {
-            Some(series) => {
-                inner.by_id.pin().remove(&series.id);
-                // Relaxed: see `create`.
-                inner.count.fetch_sub(1, Ordering::Relaxed);
-                inner.generation.fetch_add(1, Ordering::Relaxed);
-                true
-            }
-            None => false,
+        let mut writers = inner.writers.lock();
+        let key = LookupKey { name, labels };
+        let set = inner.series.pin();
+        if !set.remove(&key) {
+            return false;
         }
+        drop(set);
+        if let Some(family) = writers.families.get_mut(name) {
+            family.live = family.live.saturating_sub(1);
+            if family.live == 0 {
+                // The name is free again, for any kind.
+                writers.families.remove(name);
+            }
+        }
+        // Relaxed: see `create`.
+        inner.count.fetch_sub(1, Ordering::Relaxed);
+        inner.generation.bump();
+        true
     }
 
     /// Number of live series.
@@ -522,22 +586,22 @@ impl Registry {
     }
 
     /// A number that changes whenever a series is added or removed, so a reader can cache the
-    /// series list and refresh it only when this moves.
+    /// series list and refresh it only when this moves. Whoever reads a number also sees every
+    /// series added or removed before it moved to that number.
     pub fn generation(&self) -> u64 {
-        // Relaxed: see `create`.
-        self.inner.generation.load(Ordering::Relaxed)
+        self.inner.generation.get()
     }
 
     /// Every series, read without stopping any writer, sorted by name then labels.
     pub fn snapshot(&self) -> Snapshot {
-        let by_id = self.inner.by_id.pin();
-        let mut series: Vec<SeriesSnapshot> = by_id
-            .values()
+        let set = self.inner.series.pin();
+        let mut series: Vec<SeriesSnapshot> = set
+            .iter()
             .map(|s| SeriesSnapshot {
-                id: s.id,
-                name: Arc::clone(&s.key.name),
-                labels: s.key.labels.clone(),
-                value: s.cells.value(),
+                id: s.id(),
+                name: Arc::clone(s.name()),
+                labels: s.labels().clone(),
+                value: s.value(),
             })
             .collect();
         series.sort_by(|a, b| {
@@ -548,37 +612,27 @@ impl Registry {
         Snapshot { series }
     }
 
-    /// The current value of one series.
-    pub fn read(&self, id: SeriesId) -> Option<Value> {
-        self.inner.by_id.pin().get(&id).map(|s| s.cells.value())
-    }
-
-    /// A read handle on series `id`, if it exists.
-    pub fn reader(&self, id: SeriesId) -> Option<SeriesReader> {
-        self.inner.by_id.pin().get(&id).map(SeriesReader::new)
-    }
-
     /// Read handles on every live series, in no particular order.
-    pub fn readers(&self) -> Vec<SeriesReader> {
+    pub(crate) fn readers(&self) -> Vec<SeriesReader> {
         self.inner
-            .by_id
+            .series
             .pin()
-            .values()
-            .map(SeriesReader::new)
+            .iter()
+            .map(|s| SeriesReader(s.clone()))
             .collect()
     }
 
     /// The series of metric `name`, in no particular order.
     pub fn series_of(&self, name: &str) -> Vec<SeriesInfo> {
         self.inner
-            .by_id
+            .series
             .pin()
-            .values()
-            .filter(|s| &*s.key.name == name)
+            .iter()
+            .filter(|s| &**s.name() == name)
             .map(|s| SeriesInfo {
-                id: s.id,
-                kind: s.cells.kind(),
-                labels: s.key.labels.clone(),
+                id: s.id(),
+                kind: s.kind(),
+                labels: s.labels().clone(),
             })
             .collect()
     }
@@ -587,60 +641,81 @@ impl Registry {
     pub fn metric_names(&self) -> Vec<Arc<str>> {
         let mut names: Vec<Arc<str>> = self
             .inner
-            .by_id
+            .series
             .pin()
-            .values()
-            .map(|s| Arc::clone(&s.key.name))
+            .iter()
+            .map(|s| Arc::clone(s.name()))
             .collect();
         names.sort();
         names.dedup();
         names
     }
 
-    /// Connects the watch channel: fired watches are sent to the returned receiver (bounded at
-    /// `capacity`; when it is full the event is counted in [`watch_events_dropped`] and
-    /// [`take_watch_overflow`] turns true). `None` if a receiver was already connected.
-    ///
-    /// [`watch_events_dropped`]: Self::watch_events_dropped
-    /// [`take_watch_overflow`]: Self::take_watch_overflow
-    pub fn watch_events(&self, capacity: usize) -> Option<Receiver<WatchEvent>> {
+    /// Connects the watch channel (the evaluator's): fired watches are sent to the returned
+    /// receiver (bounded at `capacity`; when it is full the event is counted and
+    /// `take_watch_overflow` turns true). `None` if a receiver was already connected.
+    pub(crate) fn watch_events(&self, capacity: usize) -> Option<Receiver<WatchEvent>> {
         let (tx, rx) = crossbeam_channel::bounded(capacity.max(1));
         self.inner.hub.connect(tx).then_some(rx)
     }
 
-    /// Arms a watch on a gauge or histogram series: the next record at or beyond a bound sends
-    /// one [`WatchEvent`] and disarms it.
-    pub fn arm(&self, id: SeriesId, bounds: WatchBounds) -> Result<(), MetricError> {
-        let by_id = self.inner.by_id.pin();
-        let series = by_id.get(&id).ok_or(MetricError::UnknownSeries(id.0))?;
-        let watch = series
-            .cells
-            .watch()
-            .ok_or(MetricError::NotWatchable(id.0))?;
-        watch.arm(bounds);
-        Ok(())
-    }
-
-    /// Disarms a series' watch (no-op for counters and unknown ids).
-    pub fn disarm(&self, id: SeriesId) {
-        if let Some(watch) = self
-            .inner
-            .by_id
-            .pin()
-            .get(&id)
-            .and_then(|s| s.cells.watch())
-        {
-            watch.disarm();
-        }
-    }
-
     /// True if watch events were dropped because the channel was full since the last call.
-    pub fn take_watch_overflow(&self) -> bool {
+    pub(crate) fn take_watch_overflow(&self) -> bool {
         self.inner.hub.take_overflow()
     }
 
     /// How many watch events were dropped because the channel was full.
-    pub fn watch_events_dropped(&self) -> u64 {
-        self.inner.hub.dropped()
+    pub(crate) fn watch_events_dropped(&self) -> u64 {
+        self.inner.hub.events_dropped()
+    }
+
+    /// Metric names with a family entry (for tests of the cardinality limit).
+    #[cfg(test)]
+    fn families(&self) -> usize {
+        self.inner.writers.lock().families.len()
+    }
+}
+
+#[cfg(all(test, not(loom)))]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn past_the_limit_new_names_grow_nothing() {
+        let r = Registry::with_config(RegistryConfig { max_series: 2 });
+        r.counter("a_total", &[]).unwrap_or_else(|e| panic!("{e}"));
+        r.counter("b_total", &[]).unwrap_or_else(|e| panic!("{e}"));
+        for i in 0..1000 {
+            let err = r.counter(&format!("n{i}_total"), &[]).err();
+            assert!(matches!(err, Some(MetricError::CardinalityLimit { .. })));
+        }
+        assert_eq!(r.families(), 2);
+        // Removing a metric's last series frees its name.
+        assert!(r.remove("a_total", &[]));
+        assert_eq!(r.families(), 1);
+        assert!(
+            r.gauge("a_total", &[]).is_ok(),
+            "the name may take another kind now"
+        );
+    }
+
+    #[test]
+    fn a_series_costs_its_cells_only_once_recorded_into() {
+        let r = Registry::new();
+        let c = r.counter("c_total", &[]).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(c.series.cells.allocated_bytes(), 0);
+        c.increment();
+        assert_eq!(
+            c.series.cells.allocated_bytes(),
+            8 * 128,
+            "one chunk of 8 cells"
+        );
+        let h = r
+            .histogram("h_seconds", &[])
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(h.series.cells.allocated_bytes(), 0);
+        h.record(0.5);
+        let one = h.series.cells.allocated_bytes();
+        assert!(one < 2048, "one shard and one block: {one}");
     }
 }

@@ -8,8 +8,8 @@ use std::time::Duration;
 use super::PipelineError;
 use super::event::{Event, EventKind};
 use super::incident::{Ack, AckRequest, Incident, IncidentId, RunResult};
+use super::request::StoreRequest;
 use super::silence::{Silence, SilenceId, SilenceRequest};
-use super::sqlite::StoreRequest;
 use super::state::{ActionState, ChannelState, Dispatcher, Tracked};
 use super::store::{StoreChange, StoredState};
 use super::timers::{GroupKey, Timer};
@@ -485,8 +485,8 @@ impl Dispatcher {
                     if let Some(end) = run.finished_at {
                         let until = end + self.config.recoveries[i].cooldown;
                         let key = (inc.item.clone(), i);
-                        let slot = self.cooldowns.entry(key).or_insert(until);
-                        *slot = (*slot).max(until);
+                        let cooldown = self.cooldowns.entry(key).or_insert(until);
+                        *cooldown = (*cooldown).max(until);
                     }
                 }
             }

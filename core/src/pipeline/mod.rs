@@ -55,6 +55,7 @@ mod incident;
 mod intake;
 mod notification;
 mod recovery;
+mod request;
 mod runner;
 mod settings;
 mod silence;
@@ -72,6 +73,7 @@ pub use incident::{
     RunResult,
 };
 pub use notification::{Notification, NotificationId, NotificationKind};
+pub use request::StoreRequest;
 pub(crate) use runner::Implementations;
 pub use runner::{Pipeline, PipelineBuilder};
 pub use settings::{
@@ -80,7 +82,7 @@ pub use settings::{
     Selector, StoreConfig, Window,
 };
 pub use silence::{Silence, SilenceId, SilenceRequest};
-pub use sqlite::{OnCorrupt, SCHEMA_VERSION, SqliteStore, StoreRequest};
+pub use sqlite::{OnCorrupt, SCHEMA_VERSION, SqliteStore};
 pub use state::PipelineStats;
 pub use store::{Store, StoreChange, StoreError, StoredState};
 

@@ -8,8 +8,8 @@ use std::path::PathBuf;
 use super::event::{Event, HistoryQuery};
 use super::incident::{Incident, IncidentId};
 use super::notification::{Notification, NotificationId};
+use super::request::StoreRequest;
 use super::silence::{Silence, SilenceId};
-use super::sqlite::StoreRequest;
 use crate::eval::ItemSnapshot;
 
 /// Why the store failed.

@@ -7,8 +7,8 @@ pub(crate) mod template;
 
 pub use error::RuleError;
 pub use rule::{
-    Aggregation, Comparison, EmptyWindow, Flap, Level, Matcher, NoData, OutsideSchedule, Rule,
-    RuleBuilder,
+    Aggregation, Comparison, EmptyWindow, Flap, Level, Matcher, NoData, Rule, RuleBuilder,
+    WhenClosed,
 };
 pub use schedule::Schedule;
 

@@ -266,10 +266,10 @@ pub enum EmptyWindow {
     Keep,
 }
 
-/// What a rule with a schedule does outside its windows.
+/// What a rule with a schedule does while its schedule is closed (TOML: `outside_schedule`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
-pub enum OutsideSchedule {
+pub enum WhenClosed {
     /// Every item is resolved to Normal when the window closes and nothing is evaluated until it
     /// opens again (the default).
     #[default]
@@ -312,7 +312,7 @@ pub struct Rule {
     pub(crate) flap: Option<Flap>,
     pub(crate) no_data: Option<NoData>,
     pub(crate) schedule: Option<Schedule>,
-    pub(crate) outside: OutsideSchedule,
+    pub(crate) when_closed: WhenClosed,
     pub(crate) empty_window: Option<EmptyWindow>,
     pub(crate) labels: BTreeMap<String, String>,
     pub(crate) annotations: BTreeMap<String, String>,
@@ -334,7 +334,7 @@ impl Rule {
                 flap: None,
                 no_data: None,
                 schedule: None,
-                outside: OutsideSchedule::Resolve,
+                when_closed: WhenClosed::Resolve,
                 empty_window: None,
                 labels: BTreeMap::new(),
                 annotations: BTreeMap::new(),
@@ -387,9 +387,9 @@ impl Rule {
         self.schedule.as_ref()
     }
 
-    /// What the rule does outside its schedule's windows.
-    pub fn outside_schedule(&self) -> OutsideSchedule {
-        self.outside
+    /// What the rule does while its schedule is closed.
+    pub fn when_closed(&self) -> WhenClosed {
+        self.when_closed
     }
 
     /// What the rule does when its window holds no data: as set, else [`EmptyWindow::Keep`] with
@@ -520,9 +520,9 @@ impl RuleBuilder {
         self.rule.schedule = Some(s);
         self
     }
-    /// What happens outside the schedule (default [`OutsideSchedule::Resolve`]).
-    pub fn outside_schedule(mut self, outside: OutsideSchedule) -> Self {
-        self.rule.outside = outside;
+    /// What happens while the schedule is closed (default [`WhenClosed::Resolve`]).
+    pub fn when_closed(mut self, when_closed: WhenClosed) -> Self {
+        self.rule.when_closed = when_closed;
         self
     }
     /// What happens when the window holds no data (see [`Rule::empty_window`] for the default).
@@ -668,10 +668,10 @@ impl RuleBuilder {
         if r.empty_window.is_some() && r.window.is_zero() {
             return Err(RuleError::EmptyWindowOption(name));
         }
-        if r.outside == OutsideSchedule::Suppress && r.schedule.is_none() {
+        if r.when_closed == WhenClosed::Suppress && r.schedule.is_none() {
             return Err(RuleError::Schedule {
                 rule: name,
-                reason: "outside = \"suppress\" needs a schedule".to_owned(),
+                reason: "outside_schedule = \"suppress\" needs a schedule".to_owned(),
             });
         }
         for (k, t) in &r.annotations {

@@ -70,16 +70,16 @@ fn a_crossing_is_delivered_and_the_recovery_action_leads_to_the_resolve() {
     let monitor = start(SERVICE, &chat, &drain);
     let events = monitor.subscribe().unwrap();
     let queue = monitor.registry().gauge("queue_depth", &[]).unwrap();
-    queue.set(10.0).unwrap();
-    queue.set(150.0).unwrap();
+    queue.set(10.0);
+    queue.set(150.0);
     let d = wait(&events, |e| e.kind == EventKind::Delivered);
     assert_eq!(d.severity, Some(Severity::Warning));
     // Critical: the action runs and drains the queue; the evaluator sees it and resolves.
     let q = queue.clone();
     drain.on_run(move || {
-        let _ = q.set(0.0);
+        q.set(0.0);
     });
-    queue.set(5000.0).unwrap();
+    queue.set(5000.0);
     // The run and the resolve race; the resolve's notification waits for the run's outcome.
     let mut seen = (false, false);
     while seen != (true, true) {
@@ -141,8 +141,7 @@ fn a_reload_with_a_bad_file_keeps_the_running_config() {
         .registry()
         .gauge("queue_depth", &[])
         .unwrap()
-        .set(200.0)
-        .unwrap();
+        .set(200.0);
     let d = wait(&events, |e| e.kind == EventKind::Delivered);
     assert_eq!(d.channel.as_deref(), Some("chat"));
 }
@@ -156,8 +155,7 @@ fn a_reload_keeps_open_incidents_and_tells_nothing_twice() {
         .registry()
         .gauge("queue_depth", &[])
         .unwrap()
-        .set(200.0)
-        .unwrap();
+        .set(200.0);
     wait(&events, |e| e.kind == EventKind::Delivered);
     let before = monitor.incidents().unwrap();
     assert_eq!(before.len(), 1);

@@ -184,11 +184,7 @@ fn a_restart_after_the_item_recovered_sends_the_resolve_once() {
             .start()
             .unwrap();
         let events = m.subscribe().unwrap();
-        m.registry()
-            .gauge("queue_depth", &[])
-            .unwrap()
-            .set(500.0)
-            .unwrap();
+        m.registry().gauge("queue_depth", &[]).unwrap().set(500.0);
         while events.recv_timeout(secs(10)).unwrap().kind != EventKind::Delivered {}
         m.stop(secs(5)).unwrap();
     }
@@ -204,11 +200,7 @@ fn a_restart_after_the_item_recovered_sends_the_resolve_once() {
         .start()
         .unwrap();
     let events = m.subscribe().unwrap();
-    m.registry()
-        .gauge("queue_depth", &[])
-        .unwrap()
-        .set(3.0)
-        .unwrap();
+    m.registry().gauge("queue_depth", &[]).unwrap().set(3.0);
     while events.recv_timeout(secs(10)).unwrap().kind != EventKind::Delivered {}
     m.settle(secs(5)).unwrap();
     std::thread::sleep(Duration::from_millis(300));
@@ -246,7 +238,7 @@ fn a_hold_in_progress_resumes_after_a_restart() {
     let start = |hook: &Arc<Sink>| {
         let config: Config = text.parse().unwrap();
         let registry = vigilo::Registry::new();
-        registry.gauge("cpu", &[]).unwrap().set(95.0).unwrap();
+        registry.gauge("cpu", &[]).unwrap().set(95.0);
         Monitor::builder(config)
             .without_host_items()
             .registry(registry)

@@ -51,7 +51,7 @@ pub fn run(color: &str) -> Result<(), Box<dyn std::error::Error>> {
     let monitor = crate::start(config, false)?;
     let events = monitor.subscribe()?;
     let load = monitor.registry().gauge("demo_load", &[("host", "demo")])?;
-    load.set(10.0)?;
+    load.set(10.0);
 
     let started = Instant::now();
     let expect = |what: &str| -> Result<(), Box<dyn std::error::Error>> {
@@ -66,7 +66,7 @@ pub fn run(color: &str) -> Result<(), Box<dyn std::error::Error>> {
     for (value, what) in [(60.0, "warning"), (85.0, "major"), (97.0, "critical")] {
         pause();
         println!("{}", bold(&format!("→ demo_load = {value} ({what})")));
-        load.set(value)?;
+        load.set(value);
         expect(what)?;
     }
     println!(
@@ -85,7 +85,7 @@ pub fn run(color: &str) -> Result<(), Box<dyn std::error::Error>> {
     }
     pause();
     println!("{}", bold("→ demo_load = 20: back to normal"));
-    load.set(20.0)?;
+    load.set(20.0);
     expect("the resolve")?;
     monitor.settle(STEP)?;
     let id = monitor

@@ -4,7 +4,7 @@
 
 use std::io::Read;
 use std::os::unix::process::CommandExt;
-use std::path::{Component, Path};
+use std::path::Path;
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, mpsc};
@@ -14,10 +14,9 @@ use std::time::{Duration, Instant};
 use nix::sys::signal::{Signal, killpg};
 use nix::sys::wait::{Id, WaitPidFlag, WaitStatus, waitid};
 use nix::unistd::Pid;
-use regex::Regex;
 
-use crate::ExecGrant;
 use crate::audit::{AuditOutcome, AuditRecord};
+use crate::grant::{CompiledGrant, shorten};
 use crate::policy::Policy;
 
 /// How long the output readers are waited for once the process group is dead (a process
@@ -27,88 +26,7 @@ const READER_GRACE: Duration = Duration::from_millis(500);
 const MAX_ARGS: usize = 256;
 /// The most bytes all arguments of a request may have together.
 const MAX_ARG_BYTES: usize = 64 * 1024;
-/// What the audit trail keeps of each argument, and how many arguments.
-const AUDIT_ARG: usize = 256;
 const AUDIT_ARGS: usize = 32;
-
-/// A grant with its patterns compiled.
-pub(crate) struct CompiledGrant {
-    command: String,
-    patterns: Vec<Regex>,
-    timeout: Duration,
-    max_output: usize,
-    end_of_options: bool,
-    ascii_only: bool,
-}
-
-impl CompiledGrant {
-    pub(crate) fn new(g: &ExecGrant) -> Result<CompiledGrant, String> {
-        let path = g.command.as_path();
-        let Some(command) = path.to_str() else {
-            return Err(format!("exec grant {} is not valid UTF-8", path.display()));
-        };
-        if !path.is_absolute()
-            || path
-                .components()
-                .any(|c| matches!(c, Component::ParentDir | Component::CurDir))
-        {
-            return Err(format!(
-                "exec grant {command:?} must be an absolute path without . or .."
-            ));
-        }
-        if g.timeout.is_zero() {
-            return Err(format!("exec grant {command:?} has a zero timeout"));
-        }
-        let patterns = g
-            .args
-            .iter()
-            .map(|p| {
-                Regex::new(&format!("^(?:{p})$"))
-                    .map_err(|e| format!("exec grant {command:?}: bad pattern {p:?}: {e}"))
-            })
-            .collect::<Result<_, _>>()?;
-        Ok(CompiledGrant {
-            command: command.to_owned(),
-            patterns,
-            timeout: g.timeout,
-            max_output: g.max_output,
-            end_of_options: g.end_of_options,
-            ascii_only: g.ascii_only,
-        })
-    }
-
-    /// Why `args` do not fit this grant, if they do not.
-    fn check_args(&self, args: &[String]) -> Result<(), String> {
-        if args.len() != self.patterns.len() {
-            return Err(format!(
-                "{} takes exactly {} argument(s) under its grant, not {}",
-                self.command,
-                self.patterns.len(),
-                args.len()
-            ));
-        }
-        for (i, (a, p)) in args.iter().zip(&self.patterns).enumerate() {
-            if self.ascii_only && !a.is_ascii() {
-                return Err(format!(
-                    "argument {} {:?} of {} has characters outside ASCII, which its grant refuses",
-                    i + 1,
-                    shorten(a),
-                    self.command
-                ));
-            }
-            if !p.is_match(a) {
-                return Err(format!(
-                    "argument {} {:?} of {} does not match the granted pattern {}",
-                    i + 1,
-                    shorten(a),
-                    self.command,
-                    p.as_str()
-                ));
-            }
-        }
-        Ok(())
-    }
-}
 
 /// What a finished command reports.
 pub(crate) struct ExecOutput {
@@ -258,18 +176,6 @@ fn audit(
     });
 }
 
-/// `s` cut to [`AUDIT_ARG`] bytes, with its length when cut.
-fn shorten(s: &str) -> String {
-    if s.len() <= AUDIT_ARG {
-        return s.to_owned();
-    }
-    let mut end = AUDIT_ARG;
-    while !s.is_char_boundary(end) {
-        end -= 1;
-    }
-    format!("{}…({} bytes)", &s[..end], s.len())
-}
-
 fn spawn_and_wait(
     g: &CompiledGrant,
     args: &[String],
@@ -365,31 +271,4 @@ fn reader<R: Read + Send + 'static>(pipe: Option<R>, cap: usize) -> mpsc::Receiv
         let _ = tx.send(String::from_utf8_lossy(&tail[cut..]).into_owned());
     });
     rx
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn grants() {
-        let g = CompiledGrant::new(&ExecGrant::new(
-            "/usr/bin/systemctl",
-            &["restart", "nginx|redis"],
-        ))
-        .unwrap();
-        assert!(g.check_args(&["restart".into(), "nginx".into()]).is_ok());
-        let e = g
-            .check_args(&["restart".into(), "nginx; rm -rf /".into()])
-            .unwrap_err();
-        assert!(e.contains("argument 2"), "{e}");
-        assert!(
-            g.check_args(&["restart".into()])
-                .unwrap_err()
-                .contains("exactly 2")
-        );
-        assert!(CompiledGrant::new(&ExecGrant::new("systemctl", &[])).is_err());
-        assert!(CompiledGrant::new(&ExecGrant::new("/usr/../bin/sh", &[])).is_err());
-        assert!(CompiledGrant::new(&ExecGrant::new("/bin/true", &["("])).is_err());
-    }
 }

@@ -16,7 +16,7 @@ use wasmtime::{
 
 use crate::audit::{AuditLog, AuditRecord};
 use crate::bindings::{self, ActionPre, ChannelPre};
-use crate::plugin::{ActionPlugin, Breaker, ChannelPlugin, Loaded, PluginStatus, Pre, Slot};
+use crate::plugin::{ActionPlugin, Breaker, ChannelPlugin, Loaded, PluginStatus, Pre, Registered};
 use crate::policy::Policy;
 use crate::runtime::IoRuntime;
 use crate::state::HostState;
@@ -26,7 +26,7 @@ use crate::{LoadError, PluginHostConfig, PluginKind, PluginSettings, world};
 /// Why a host could not be created.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
-pub enum HostError {
+pub enum PluginHostError {
     /// Wasmtime refused the engine configuration (or the machine cannot reserve the pool).
     #[error("cannot create the wasmtime engine: {0}")]
     Engine(String),
@@ -49,7 +49,7 @@ pub enum HostError {
 /// and the caller's thread drives it to completion on the host's tokio runtime (two worker
 /// threads for timers and network I/O). A call ends at the first of: its answer; its compute
 /// deadline (the guest's own running time, see `runtime.rs`); its wall-clock `call_timeout`
-/// (whatever it waits for: the call's future is dropped, which frees its instance slot and
+/// (whatever it waits for: the call's future is dropped, which frees its pooled instance and
 /// kills its commands). Each plugin runs at most `max_concurrent_calls` calls at once.
 #[derive(Clone)]
 pub struct PluginHost {
@@ -65,14 +65,14 @@ struct Shared {
     audit: Arc<AuditLog>,
     ticker: Arc<Ticker>,
     runtime: Arc<IoRuntime>,
-    plugins: RwLock<HashMap<String, Arc<Slot>>>,
+    plugins: RwLock<HashMap<String, Arc<Registered>>>,
     /// Serialises loads and reloads (compilation happens outside the map's lock).
     loading: Mutex<()>,
 }
 
 impl PluginHost {
     /// A host on the system clock.
-    pub fn new(config: PluginHostConfig) -> Result<PluginHost, HostError> {
+    pub fn new(config: PluginHostConfig) -> Result<PluginHost, PluginHostError> {
         PluginHost::with_clock(config, Arc::new(SystemClock))
     }
 
@@ -81,9 +81,9 @@ impl PluginHost {
     pub fn with_clock(
         config: PluginHostConfig,
         clock: Arc<dyn Clock>,
-    ) -> Result<PluginHost, HostError> {
+    ) -> Result<PluginHost, PluginHostError> {
         let engine = Engine::new(&engine_config(&config)?)
-            .map_err(|e| HostError::Engine(format!("{e:#}")))?;
+            .map_err(|e| PluginHostError::Engine(format!("{e:#}")))?;
         let linker = |add: fn(&mut Linker<HostState>) -> wasmtime::Result<()>| {
             let mut l = Linker::new(&engine);
             wasmtime_wasi::p2::add_to_linker_async(&mut l)?;
@@ -91,7 +91,7 @@ impl PluginHost {
             add(&mut l)?;
             Ok::<_, wasmtime::Error>(l)
         };
-        let engine_err = |e: wasmtime::Error| HostError::Engine(format!("{e:#}"));
+        let engine_err = |e: wasmtime::Error| PluginHostError::Engine(format!("{e:#}"));
         let channel_linker = linker(bindings::add_channel_imports).map_err(engine_err)?;
         let action_linker = linker(bindings::add_action_imports).map_err(engine_err)?;
         let ticker = Arc::new(Ticker::start(
@@ -123,7 +123,7 @@ impl PluginHost {
     /// Loads the channel plugin at `settings.path`.
     pub fn load_channel(&self, settings: PluginSettings) -> Result<ChannelPlugin, LoadError> {
         self.load(settings, None, PluginKind::Channel)
-            .map(|slot| ChannelPlugin { slot })
+            .map(|registered| ChannelPlugin { registered })
     }
 
     /// Loads a channel plugin from `bytes` (`settings.path` is only used in messages, and
@@ -134,13 +134,13 @@ impl PluginHost {
         bytes: &[u8],
     ) -> Result<ChannelPlugin, LoadError> {
         self.load(settings, Some(bytes), PluginKind::Channel)
-            .map(|slot| ChannelPlugin { slot })
+            .map(|registered| ChannelPlugin { registered })
     }
 
     /// Loads the action plugin at `settings.path`.
     pub fn load_action(&self, settings: PluginSettings) -> Result<ActionPlugin, LoadError> {
         self.load(settings, None, PluginKind::Action)
-            .map(|slot| ActionPlugin { slot })
+            .map(|registered| ActionPlugin { registered })
     }
 
     /// Loads an action plugin from `bytes`.
@@ -150,7 +150,7 @@ impl PluginHost {
         bytes: &[u8],
     ) -> Result<ActionPlugin, LoadError> {
         self.load(settings, Some(bytes), PluginKind::Action)
-            .map(|slot| ActionPlugin { slot })
+            .map(|registered| ActionPlugin { registered })
     }
 
     /// Re-reads and recompiles the plugin's file and swaps the new generation in atomically:
@@ -158,22 +158,22 @@ impl PluginHost {
     /// breaker starts afresh. On error the old generation stays.
     pub fn reload(&self, name: &str) -> Result<(), LoadError> {
         let _serial = self.inner.loading.lock();
-        let slot = self
+        let registered = self
             .inner
             .plugins
             .read()
             .get(name)
             .cloned()
             .ok_or_else(|| LoadError::NotLoaded(name.to_owned()))?;
-        if slot.settings.path.as_os_str().is_empty() {
+        if registered.settings.path.as_os_str().is_empty() {
             return Err(LoadError::Settings {
                 name: name.to_owned(),
                 message: "it was loaded from bytes and has no file to reload".into(),
             });
         }
-        let loaded = self.compile(&slot.settings, None, slot.kind)?;
-        *slot.current.write() = Arc::new(loaded);
-        log::info!(target: crate::state::LOG_TARGET, "plugin {name} reloaded from {}", slot.settings.path.display());
+        let loaded = self.compile(&registered.settings, None, registered.kind)?;
+        *registered.current.write() = Arc::new(loaded);
+        log::info!(target: crate::state::LOG_TARGET, "plugin {name} reloaded from {}", registered.settings.path.display());
         Ok(())
     }
 
@@ -184,14 +184,14 @@ impl PluginHost {
 
     /// The channel plugin called `name`, if one is loaded.
     pub fn channel(&self, name: &str) -> Option<ChannelPlugin> {
-        let slot = self.inner.plugins.read().get(name).cloned()?;
-        (slot.kind == PluginKind::Channel).then_some(ChannelPlugin { slot })
+        let registered = self.inner.plugins.read().get(name).cloned()?;
+        (registered.kind == PluginKind::Channel).then_some(ChannelPlugin { registered })
     }
 
     /// The action plugin called `name`, if one is loaded.
     pub fn action(&self, name: &str) -> Option<ActionPlugin> {
-        let slot = self.inner.plugins.read().get(name).cloned()?;
-        (slot.kind == PluginKind::Action).then_some(ActionPlugin { slot })
+        let registered = self.inner.plugins.read().get(name).cloned()?;
+        (registered.kind == PluginKind::Action).then_some(ActionPlugin { registered })
     }
 
     /// The names of the loaded plugins, sorted.
@@ -216,21 +216,24 @@ impl PluginHost {
         settings: PluginSettings,
         bytes: Option<&[u8]>,
         kind: PluginKind,
-    ) -> Result<Arc<Slot>, LoadError> {
+    ) -> Result<Arc<Registered>, LoadError> {
         let _serial = self.inner.loading.lock();
         if self.inner.plugins.read().contains_key(&settings.name) {
             return Err(LoadError::Duplicate(settings.name));
         }
         let loaded = self.compile(&settings, bytes, kind)?;
         let name = settings.name.clone();
-        let slot = Arc::new(Slot {
+        let registered = Arc::new(Registered {
             settings,
             kind,
             current: RwLock::new(Arc::new(loaded)),
             in_flight: std::sync::atomic::AtomicU32::new(0),
         });
-        self.inner.plugins.write().insert(name, Arc::clone(&slot));
-        Ok(slot)
+        self.inner
+            .plugins
+            .write()
+            .insert(name, Arc::clone(&registered));
+        Ok(registered)
     }
 
     fn compile(
@@ -306,7 +309,7 @@ impl PluginHost {
     }
 }
 
-fn engine_config(c: &PluginHostConfig) -> Result<Config, HostError> {
+fn engine_config(c: &PluginHostConfig) -> Result<Config, PluginHostError> {
     let n = c.max_instances.max(1);
     let mut pool = PoolingAllocationConfig::default();
     pool.total_component_instances(n)
@@ -333,7 +336,7 @@ fn engine_config(c: &PluginHostConfig) -> Result<Config, HostError> {
             .with_directory(dir)
             .with_optimized_compression_usage_counter_threshold(u64::MAX);
         let cache = Cache::new(cache).map_err(|e| {
-            HostError::Engine(format!("compilation cache {}: {e:#}", dir.display()))
+            PluginHostError::Engine(format!("compilation cache {}: {e:#}", dir.display()))
         })?;
         cfg.cache(Some(cache));
     }

@@ -57,6 +57,7 @@ mod audit;
 mod bindings;
 mod error;
 mod exec;
+mod grant;
 mod host;
 mod http;
 mod limits;
@@ -74,7 +75,7 @@ use std::fmt;
 
 pub use audit::{AuditOutcome, AuditRecord};
 pub use error::{LoadError, PluginError};
-pub use host::{HostError, PluginHost};
+pub use host::{PluginHost, PluginHostError};
 pub use loader::{BundledResolver, WasmLoader, bundled_file, loader, monitor, start};
 pub use plugin::{ActionPlugin, ChannelPlugin, PluginStatus};
 /// The settings are plain data defined in `vigilo::plugin` (core parses them from the

@@ -38,7 +38,7 @@ pub(crate) struct Loaded {
 }
 
 /// A named plugin: its settings and its current generation.
-pub(crate) struct Slot {
+pub(crate) struct Registered {
     pub(crate) settings: PluginSettings,
     pub(crate) kind: PluginKind,
     pub(crate) current: RwLock<Arc<Loaded>>,
@@ -171,7 +171,7 @@ pub struct PluginStatus {
     pub last_fault: Option<String>,
 }
 
-impl Slot {
+impl Registered {
     pub(crate) fn name(&self) -> &str {
         &self.settings.name
     }
@@ -249,7 +249,7 @@ impl Slot {
             }
             Ok(Ok(Err(e))) => Err(store.data_mut().classify(&e.error, e.instantiating)),
         };
-        // The instance (and its pool slot) goes now, whatever happened.
+        // The instance (and its place in the pool) goes now, whatever happened.
         drop(store);
         // A fault of a call whose alert had to be cut to the host's limits is the input's
         // doing, not the plugin's: it does not count towards quarantine.
@@ -283,7 +283,7 @@ impl Slot {
 /// A loaded channel plugin. Cheap to clone; a reload through the host is seen by every clone.
 #[derive(Clone)]
 pub struct ChannelPlugin {
-    pub(crate) slot: Arc<Slot>,
+    pub(crate) registered: Arc<Registered>,
 }
 
 impl ChannelPlugin {
@@ -292,7 +292,7 @@ impl ChannelPlugin {
     pub fn try_deliver(&self, alert: &Alert) -> Result<Result<(), DeliveryError>, PluginError> {
         let (alert, oversized) = limits::cap_alert(alert);
         match self
-            .slot
+            .registered
             .call_checked(Request::Deliver(&alert), oversized)?
         {
             Answer::Delivered(r) => Ok(r),
@@ -302,13 +302,13 @@ impl ChannelPlugin {
 
     /// The plugin's current state (version, digest, breaker, calls in flight).
     pub fn status(&self) -> PluginStatus {
-        self.slot.status()
+        self.registered.status()
     }
 }
 
 impl Channel for ChannelPlugin {
     fn name(&self) -> &str {
-        self.slot.name()
+        self.registered.name()
     }
 
     /// [`try_deliver`](Self::try_deliver), with sandbox errors mapped as documented on
@@ -321,7 +321,7 @@ impl Channel for ChannelPlugin {
 /// A loaded action plugin. Cheap to clone; a reload through the host is seen by every clone.
 #[derive(Clone)]
 pub struct ActionPlugin {
-    pub(crate) slot: Arc<Slot>,
+    pub(crate) registered: Arc<Registered>,
 }
 
 impl ActionPlugin {
@@ -330,7 +330,7 @@ impl ActionPlugin {
     pub fn try_run(&self, alert: &Alert) -> Result<Result<ActionOutcome, String>, PluginError> {
         let (alert, oversized) = limits::cap_alert(alert);
         match self
-            .slot
+            .registered
             .call_checked(Request::Run(&alert, Instant::now()), oversized)?
         {
             Answer::Ran(r) => Ok(r),
@@ -340,13 +340,13 @@ impl ActionPlugin {
 
     /// The plugin's current state (version, digest, breaker, calls in flight).
     pub fn status(&self) -> PluginStatus {
-        self.slot.status()
+        self.registered.status()
     }
 }
 
 impl Action for ActionPlugin {
     fn name(&self) -> &str {
-        self.slot.name()
+        self.registered.name()
     }
 
     /// [`try_run`](Self::try_run); a sandbox error maps as documented on
@@ -356,7 +356,7 @@ impl Action for ActionPlugin {
             Ok(Ok(o)) => Ok(o),
             Ok(Err(m)) => Err(ActionError::Failed(format!(
                 "action {}: {m}",
-                self.slot.name()
+                self.registered.name()
             ))),
             Err(e) => Err(e.into()),
         }

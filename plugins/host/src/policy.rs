@@ -7,7 +7,7 @@ use std::time::Duration;
 use vigilo::clock::Clock;
 
 use crate::audit::AuditLog;
-use crate::exec::CompiledGrant;
+use crate::grant::CompiledGrant;
 use crate::mail::Mailer;
 use crate::{LoadError, PluginHostConfig, PluginKind, PluginSettings};
 

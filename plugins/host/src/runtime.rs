@@ -10,20 +10,20 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
-use crate::HostError;
+use crate::PluginHostError;
 
 /// The host's tokio runtime: its worker threads drive timers and network I/O; calls are driven
 /// by their callers through [`IoRuntime::block_on`].
 pub(crate) struct IoRuntime(Option<tokio::runtime::Runtime>);
 
 impl IoRuntime {
-    pub(crate) fn new() -> Result<IoRuntime, HostError> {
+    pub(crate) fn new() -> Result<IoRuntime, PluginHostError> {
         let rt = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
             .thread_name("vigilo-plugin-io")
             .enable_all()
             .build()
-            .map_err(HostError::Runtime)?;
+            .map_err(PluginHostError::Runtime)?;
         Ok(IoRuntime(Some(rt)))
     }
 

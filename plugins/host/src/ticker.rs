@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use wasmtime::Engine;
 
-use crate::HostError;
+use crate::PluginHostError;
 
 /// The thread that advances the engine's epoch. Stops when the last reference goes (the host
 /// and every loaded generation hold one, so a plugin handle that outlives its host still has
@@ -37,7 +37,7 @@ impl Drop for Ticking<'_> {
 }
 
 impl Ticker {
-    pub(crate) fn start(engine: Engine, tick: Duration) -> Result<Ticker, HostError> {
+    pub(crate) fn start(engine: Engine, tick: Duration) -> Result<Ticker, PluginHostError> {
         let shared = Arc::new(Shared {
             stop: AtomicBool::new(false),
             active: AtomicUsize::new(0),
@@ -58,7 +58,7 @@ impl Ticker {
                     engine.increment_epoch();
                 }
             })
-            .map_err(HostError::Ticker)?;
+            .map_err(PluginHostError::Ticker)?;
         Ok(Ticker {
             tick,
             shared,
