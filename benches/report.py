@@ -58,6 +58,11 @@ EVAL_TICK = "evaluator_tick"
 EVAL_GOAL_NS = {"10000": 1_000_000}
 EVAL_EXTRA = "vigilo-evaluator.json"
 
+# The memory bench (benches/benches/memory.rs) writes bytes per series, each measured in a fresh
+# process; goals (issue 11): until recorded into, a counter or gauge ≤ 256 B, a histogram ≤ 2 KiB.
+MEMORY_EXTRA = "vigilo-memory.json"
+MEMORY_GOALS = {"vigilo/counter": 256, "vigilo/gauge": 256, "vigilo/histogram": 2048}
+
 # Written by the thread benchmarks: the fraction of wall time their workers were on a CPU.
 ON_CPU_FILE = "vigilo-on-cpu.json"
 # Below this, other processes took a share of the CPUs during the measurement.
@@ -211,6 +216,7 @@ def main():
               f"{verdict(share, '<=', HOST_GOAL_PERCENT).strip('*')}).")
 
     evaluator_section(figures, args.criterion_dir, p)
+    memory_section(args.criterion_dir)
 
     # Every raw figure.
     print("\nAll figures (95 % confidence interval of the estimate in brackets):\n")
@@ -254,6 +260,37 @@ def evaluator_section(figures, root, p):
             print(f"\nEvaluator extras ({EVAL_EXTRA}): {items}.")
         except (OSError, ValueError) as err:
             print(f"warning: {extra_path}: {err}", file=sys.stderr)
+
+
+def memory_section(root):
+    """Bytes per series from the memory bench, with the peers' and the goals, if it has run."""
+    path = root / MEMORY_EXTRA
+    if not path.exists():
+        return
+    try:
+        mem = json.loads(path.read_text())
+    except (OSError, ValueError) as err:
+        print(f"warning: {path}: {err}", file=sys.stderr)
+        return
+    print("\nMemory per series (benches/benches/memory.rs: resident memory growth per series, "
+          "each figure in a fresh process; 64 threads = 64 write slots recording at once; the "
+          "peers' series are measured after one record, and do not grow with threads):\n")
+    print("| series | vigilo | metrics | prometheus | goal | result |")
+    print("|---|---|---|---|---|---|")
+    for what in ("counter", "gauge", "histogram", "counter, 1 thread recorded",
+                 "counter, 64 threads recorded", "histogram, 1 thread recorded",
+                 "histogram, 64 threads recorded"):
+        v = mem.get(f"vigilo/{what}")
+        if v is None:
+            continue
+        # The peers' cells do not depend on which threads record: one figure per kind.
+        kind = what.split(",")[0]
+        peers = [mem.get(f"{lib}/{kind}") for lib in ("metrics", "prometheus")]
+        cells = [f"{q:.0f} B ({v / q:.2f}×)" if q else "—" for q in peers]
+        goal = MEMORY_GOALS.get(f"vigilo/{what}")
+        goal_text_ = f"≤ {goal} B" if goal else "—"
+        result = verdict(v, "<=", goal) if goal else "—"
+        print(f"| {what} | {v:.0f} B | {cells[0]} | {cells[1]} | {goal_text_} | {result} |")
 
 
 if __name__ == "__main__":

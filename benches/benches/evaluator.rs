@@ -71,20 +71,10 @@ fn sweep(c: &mut Criterion) {
     group.finish();
 }
 
-fn rss_bytes() -> u64 {
-    let statm = std::fs::read_to_string("/proc/self/statm").unwrap_or_default();
-    let pages: u64 = statm
-        .split_whitespace()
-        .nth(1)
-        .and_then(|p| p.parse().ok())
-        .unwrap_or(0);
-    pages * 4096
-}
-
 /// Resident memory per rule (with its series and item) at 100k rules.
 fn memory_per_rule() -> (f64, f64) {
     let n = 100_000;
-    let before = rss_bytes();
+    let before = vigilo_benches::rss_bytes();
     let registry = Registry::new();
     let gauges: Vec<Gauge> = (0..n)
         .map(|k| {
@@ -93,7 +83,7 @@ fn memory_per_rule() -> (f64, f64) {
                 .unwrap()
         })
         .collect();
-    let after_series = rss_bytes();
+    let after_series = vigilo_benches::rss_bytes();
     let rules: Vec<Rule> = (0..n)
         .map(|k| {
             Rule::builder(format!("r{k}"), "mem_value")
@@ -115,7 +105,7 @@ fn memory_per_rule() -> (f64, f64) {
     for t in 0..5 {
         ev.tick(Timestamp::from_secs(t));
     }
-    let after_rules = rss_bytes();
+    let after_rules = vigilo_benches::rss_bytes();
     drop(gauges);
     let per_series = (after_series - before) as f64 / n as f64;
     let per_rule = (after_rules - after_series) as f64 / n as f64;

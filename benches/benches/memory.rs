@@ -16,23 +16,12 @@ use std::sync::{Arc, Barrier};
 use metrics::{Key, Label};
 use metrics_util::registry::{AtomicStorage, Registry as MetricsRegistry};
 
-/// Resident bytes of this process.
-fn rss_bytes() -> u64 {
-    let statm = std::fs::read_to_string("/proc/self/statm").unwrap_or_default();
-    let pages: u64 = statm
-        .split_whitespace()
-        .nth(1)
-        .and_then(|p| p.parse().ok())
-        .unwrap_or(0);
-    pages * 4096
-}
-
 /// Runs `f(n)` (which must keep what it creates alive until it returns) and gives the growth in
 /// resident memory per unit.
 fn per(n: usize, f: impl FnOnce(usize) -> Box<dyn std::any::Any>) -> f64 {
-    let before = rss_bytes();
+    let before = vigilo_benches::rss_bytes();
     let kept = f(n);
-    let after = rss_bytes();
+    let after = vigilo_benches::rss_bytes();
     drop(kept);
     after.saturating_sub(before) as f64 / n as f64
 }

@@ -160,6 +160,17 @@ fn parse_flat_json(text: &str) -> BTreeMap<String, f64> {
         .collect()
 }
 
+/// Resident memory of this process, in bytes (Linux `/proc/self/statm`; 0 elsewhere).
+pub fn rss_bytes() -> u64 {
+    let statm = std::fs::read_to_string("/proc/self/statm").unwrap_or_default();
+    let pages: u64 = statm
+        .split_whitespace()
+        .nth(1)
+        .and_then(|p| p.parse().ok())
+        .unwrap_or(0);
+    pages * 4096
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -3,9 +3,10 @@
 //!
 //! Arming races with recording threads: a value recorded just before the bounds are stored
 //! does not fire them. After storing bounds the evaluator issues one heavy barrier (for all the
-//! series armed in a sweep together) and asks each series whether anything was recorded that
-//! the new bounds would have caught; the recorders' light barrier makes that answer reliable
-//! (see `metrics/watch.rs`). A series that missed is sampled and evaluated at once.
+//! series armed in a sweep, a batch of watch events or a run of deadlines together) and asks
+//! each series whether anything was recorded that the new bounds would have caught; the
+//! recorders' light barrier makes that answer reliable (see `metrics/watch.rs`). A series that
+//! missed is sampled and evaluated at once.
 
 use super::evaluator::{Evaluator, Watched};
 use crate::clock::Timestamp;
@@ -22,79 +23,92 @@ impl Evaluator {
             self.sweep(now);
         }
         while let Ok(event) = self.watch_receiver().try_recv() {
-            self.handle_event(event, now);
+            self.crossing_event(event, now);
         }
+        self.finish_arming(now);
     }
 
-    /// A watch fired: sample that series and evaluate the items reading it, now.
+    /// A watch fired: sample that series and evaluate the items reading it, now (and any other
+    /// event already queued, so that one barrier covers their re-arming).
     pub(crate) fn handle_event(&mut self, event: WatchEvent, now: Timestamp) {
+        self.crossing_event(event, now);
+        while let Ok(event) = self.watch_receiver().try_recv() {
+            self.crossing_event(event, now);
+        }
+        self.finish_arming(now);
+        self.outbox.flush();
+    }
+
+    fn crossing_event(&mut self, event: WatchEvent, now: Timestamp) {
         self.count_wakeup();
         if let Some(&s) = self.index.get(&event.series) {
             self.handle_crossing(s, Some(event.value), now);
         }
-        self.outbox.flush();
     }
 
     /// Series `s` crossed a bound (with the recorded value, if known): sample it, evaluate its
-    /// items, re-arm; again if a record already slipped past the new bounds (bounded).
-    pub(super) fn handle_crossing(&mut self, s: usize, mut value: Option<f64>, now: Timestamp) {
+    /// items, and stage its new bounds (armed by the next `finish_arming`).
+    pub(super) fn handle_crossing(&mut self, s: usize, value: Option<f64>, now: Timestamp) {
+        let Some(w) = self.series.get_mut(s) else {
+            return;
+        };
+        w.armed = None;
+        match (w.reader.kind(), value) {
+            (MetricKind::Histogram, _) | (_, None) => w.sample(now),
+            (_, Some(v)) => {
+                // This record is the fresh sample: consume the flag so the next sweep does not
+                // count it again (no data is timed from here).
+                w.reader.take_fresh();
+                w.window.push_scalar(now, v, true);
+            }
+        }
+        for u in 0..self.series[s].users.len() {
+            let (r, i) = self.series[s].users[u];
+            let period = self.period(r, now);
+            self.evaluate(r, i, now, period);
+        }
+        self.stage(s);
+    }
+
+    /// Stores series `s`'s new bounds now; the check for a record that raced with the store
+    /// comes in `finish_arming`.
+    pub(super) fn stage(&mut self, s: usize) {
+        if let Some(bounds) = self.store_bounds(s) {
+            self.arming.push((s, bounds));
+        }
+    }
+
+    /// Stages every series whose bounds changed, then finishes arming them.
+    pub(super) fn arm_all(&mut self, now: Timestamp) {
+        for s in 0..self.series.len() {
+            self.stage(s);
+        }
+        self.finish_arming(now);
+    }
+
+    /// One heavy barrier for every series staged since the last call, then a re-read of each:
+    /// a series a record slipped past (recorded between its sample and its arming) is sampled,
+    /// evaluated and staged again, for a few rounds at most (a series recorded that fast is
+    /// read again by the next sweep in any case).
+    pub(super) fn finish_arming(&mut self, now: Timestamp) {
         for _ in 0..4 {
-            let Some(w) = self.series.get_mut(s) else {
+            if self.arming.is_empty() {
                 return;
-            };
-            w.armed = None;
-            match (w.reader.kind(), value) {
-                (MetricKind::Histogram, _) | (_, None) => w.sample(now),
-                (_, Some(v)) => {
-                    // This record is the fresh sample: consume the flag so the next sweep does
-                    // not count it again (no data is timed from here).
-                    w.reader.take_fresh();
-                    w.window.push_scalar(now, v, true);
+            }
+            let staged = std::mem::take(&mut self.arming);
+            sync::heavy_barrier();
+            for &(s, bounds) in &staged {
+                if self.missed(s, bounds) {
+                    self.handle_crossing(s, None, now);
                 }
             }
-            for u in 0..self.series[s].users.len() {
-                let (r, i) = self.series[s].users[u];
-                let period = self.period(r, now);
-                self.evaluate(r, i, now, period);
-            }
-            if !self.arm_one(s) {
-                return;
-            }
-            value = None;
-        }
-    }
-
-    /// Arms every series whose bounds changed, with one heavy barrier for all of them, and
-    /// handles those a record slipped past.
-    pub(super) fn arm_all(&mut self, now: Timestamp) {
-        let mut armed = std::mem::take(&mut self.arming);
-        armed.clear();
-        for s in 0..self.series.len() {
-            if let Some(bounds) = self.store_bounds(s) {
-                armed.push((s, bounds));
+            // Keep the larger of the two buffers for the next round.
+            if self.arming.is_empty() {
+                self.arming = staged;
+                self.arming.clear();
             }
         }
-        if !armed.is_empty() {
-            sync::heavy_barrier();
-        }
-        for &(s, bounds) in &armed {
-            if self.missed(s, bounds) {
-                self.handle_crossing(s, None, now);
-            }
-        }
-        self.arming = armed;
-    }
-
-    /// Arms series `s` if its bounds changed or are unknown; true if a record slipped past them
-    /// (recorded between sampling and arming).
-    pub(super) fn arm_one(&mut self, s: usize) -> bool {
-        match self.store_bounds(s) {
-            Some(bounds) => {
-                sync::heavy_barrier();
-                self.missed(s, bounds)
-            }
-            None => false,
-        }
+        self.arming.clear();
     }
 
     /// Stores the bounds series `s`'s items need, if they changed or are unknown; the bounds

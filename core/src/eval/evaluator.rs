@@ -202,7 +202,8 @@ pub struct Evaluator {
     watch_rx: Receiver<WatchEvent>,
     pub(super) outbox: Outbox,
     pub(super) deadlines: BinaryHeap<Reverse<(Timestamp, usize, usize)>>,
-    /// Scratch list of the series armed in one sweep (kept to avoid an allocation per tick).
+    /// Series whose new bounds are stored and wait for the heavy barrier and re-read of
+    /// `finish_arming` (see `arming.rs`).
     pub(super) arming: Vec<(usize, WatchBounds)>,
     /// Saved item states waiting for their item to be bound (see `persist.rs`).
     pub(super) restored: HashMap<(String, Labels), super::state::ItemState>,
@@ -342,7 +343,7 @@ impl Evaluator {
     }
 
     /// The registry generation the rules were last bound at (`None` before the first sweep).
-    pub fn bound_generation(&self) -> Option<u64> {
+    pub(crate) fn bound_generation(&self) -> Option<u64> {
         self.generation
     }
 
@@ -483,10 +484,8 @@ impl Evaluator {
                 Some(due) if due <= now => {
                     let period = self.period(r, now);
                     self.evaluate(r, i, now, period);
-                    if let Some(s) = self.rules[r].items[i].series
-                        && self.arm_one(s)
-                    {
-                        self.handle_crossing(s, None, now);
+                    if let Some(s) = self.rules[r].items[i].series {
+                        self.stage(s);
                     }
                 }
                 Some(later) => {
@@ -496,6 +495,7 @@ impl Evaluator {
                 None => {}
             }
         }
+        self.finish_arming(now);
     }
 
     /// The status of every item, worst first.

@@ -196,7 +196,7 @@ impl HostConfig {
     }
 
     /// True if the network interface `name` is skipped.
-    pub fn excludes_interface(&self, name: &str) -> bool {
+    pub(crate) fn excludes_interface(&self, name: &str) -> bool {
         self.exclude_interfaces
             .iter()
             .any(|pattern| match pattern.strip_suffix('*') {

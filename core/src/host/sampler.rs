@@ -23,7 +23,7 @@ pub struct RefreshStats {
     /// interface).
     pub removed: usize,
     /// Rates not written yet: a device or interface seen for the first time (its next refresh
-    /// reports it), or a whole group whose window was shorter than [`MIN_RATE_WINDOW`].
+    /// reports it), or a whole group whose window was shorter than [`MIN_RATE_WINDOW`](super::MIN_RATE_WINDOW).
     pub pending: usize,
     /// How long the refresh took.
     pub duration: Duration,
@@ -38,7 +38,7 @@ pub struct RefreshStats {
 /// for the series written.
 ///
 /// Rates need two readings: [`new`](Self::new) takes the first one, so the first `refresh`
-/// reports them, provided at least [`MIN_RATE_WINDOW`] has passed. CPU usage is also measured
+/// reports them, provided at least [`MIN_RATE_WINDOW`](super::MIN_RATE_WINDOW) has passed. CPU usage is also measured
 /// between two readings, so the first `refresh` right after `new` can still show a long-term
 /// average.
 ///

@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicPtr, AtomicU64, Ordering};
 use crossbeam_utils::CachePadded;
 
 use super::buckets::{self, Bucket, OCTAVES, SUB_BUCKETS};
-use super::cells::LazyCells;
+use super::cells::{self, Cell, LazyCells};
 use super::series::Series;
 use super::watch::Watch;
 use super::{HistogramSnapshot, MetricError, slot};
@@ -26,8 +26,11 @@ pub(crate) struct Shard {
     sum: AtomicU64,
     min: AtomicU64,
     max: AtomicU64,
-    /// `OCTAVES` positive blocks then `OCTAVES` negative ones, allocated on first use.
-    blocks: [AtomicPtr<Block>; 2 * OCTAVES],
+    /// The blocks of positive values, by octave, allocated on first use.
+    blocks: [AtomicPtr<Block>; OCTAVES],
+    /// The same for negative values, itself allocated on the first negative value (most
+    /// histograms never see one).
+    negative: sync::AtomicPtr<[AtomicPtr<Block>; OCTAVES]>,
 }
 
 impl Default for Shard {
@@ -38,16 +41,24 @@ impl Default for Shard {
             sum: AtomicU64::new(0f64.to_bits()),
             min: AtomicU64::new(f64::INFINITY.to_bits()),
             max: AtomicU64::new(f64::NEG_INFINITY.to_bits()),
-            blocks: [const { AtomicPtr::new(ptr::null_mut()) }; 2 * OCTAVES],
+            blocks: [const { AtomicPtr::new(ptr::null_mut()) }; OCTAVES],
+            negative: sync::AtomicPtr::new(ptr::null_mut()),
         }
     }
 }
 
 impl Shard {
-    /// The block at `index`, allocated if this is its first use.
+    /// The block at `index` (negative values from `OCTAVES` on), allocated if this is its first
+    /// use.
     #[inline]
     fn block(&self, index: usize) -> Option<&Block> {
-        let slot = self.blocks.get(index)?;
+        let slot = match index.checked_sub(OCTAVES) {
+            None => self.blocks.get(index)?,
+            Some(i) => cells::get_or_install(&self.negative, || {
+                [const { AtomicPtr::new(ptr::null_mut()) }; OCTAVES]
+            })
+            .get(i)?,
+        };
         // Acquire: pairs with the Release of the compare-exchange in `install`, so the block's
         // zeroed counters are visible before we use them.
         let mut p = slot.load(Ordering::Acquire);
@@ -77,8 +88,12 @@ impl Shard {
 
     /// The block at `index` if it was ever allocated.
     fn existing_block(&self, index: usize) -> Option<&Block> {
+        let slot = match index.checked_sub(OCTAVES) {
+            None => self.blocks.get(index)?,
+            Some(i) => cells::existing(&self.negative)?.get(i)?,
+        };
         // Acquire: as in `block`.
-        let p = self.blocks.get(index)?.load(Ordering::Acquire);
+        let p = slot.load(Ordering::Acquire);
         // SAFETY: as in `block`; null maps to None.
         unsafe { p.as_ref() }
     }
@@ -140,22 +155,24 @@ impl Shard {
 
 impl Drop for Shard {
     fn drop(&mut self) {
-        for slot in self.blocks.iter_mut() {
-            let p = *slot.get_mut();
+        let negative = cells::existing(&self.negative).into_iter().flatten();
+        for slot in self.blocks.iter().chain(negative) {
+            let p = slot.swap(ptr::null_mut(), Ordering::Acquire);
             if !p.is_null() {
-                // SAFETY: `p` came from `Box::into_raw` in `block`; `&mut self` means no borrow of
-                // it is alive, and the slot is dropped with the shard so it is freed once.
+                // SAFETY: `p` came from `Box::into_raw` in `install`; `&mut self` means no borrow
+                // of it is alive, and the swap nulled it so it is freed once.
                 drop(unsafe { Box::from_raw(p) });
             }
         }
+        cells::free(&self.negative);
     }
 }
 
 /// The cells behind one histogram series: one shard per write slot that records into it,
-/// allocated on its first record (about 1.4 KiB, plus 0.5 KiB for each power-of-two range of
-/// values it sees).
+/// allocated on its first record (0.8 KiB, plus 0.5 KiB for each power-of-two range of values it
+/// sees), for at most 8 slots; further threads share 4 striped shards (see `cells.rs`).
 pub(crate) struct HistogramCells {
-    shards: LazyCells<CachePadded<Shard>, 1, { slot::SLOTS }>,
+    shards: LazyCells<CachePadded<Shard>, 1, { slot::SLOTS }, 8>,
     pub(crate) watch: Watch,
 }
 
@@ -223,9 +240,9 @@ impl Series<HistogramCells> {
     #[inline]
     fn record_finite(&self, value: f64) {
         let cells = &self.cells;
-        match slot::current().and_then(|i| cells.shards.slot(i)) {
-            Some(shard) => shard.record(value, true),
-            None => cells.shards.shared().record(value, false),
+        match cells.shards.cell(slot::current()) {
+            Cell::Own(shard) => shard.record(value, true),
+            Cell::Shared(shard) => shard.record(value, false),
         }
         // The store → load handshake with the evaluator's arming (see `SeriesReader::missed`):
         // the counts above are visible to it, or it is visible to the watch check below.

@@ -36,11 +36,17 @@ pub struct RegistryConfig {
     /// The most series the registry holds; creating one more fails with
     /// [`MetricError::CardinalityLimit`]. Default 100 000.
     ///
-    /// What a series costs (measured in `BENCHMARKS.md`): a counter or a gauge about 200 bytes
-    /// until recorded into; a counter then 1 KiB more for each group of 8 write slots whose
-    /// threads record into it (at most 8 KiB with 64 recording threads); a histogram about
-    /// 0.8 KiB, then about 1.4 KiB per recording thread plus 0.5 KiB for each power-of-two range
-    /// of values that thread records.
+    /// What a series costs (resident memory, measured by `benches/benches/memory.rs`, see
+    /// `BENCHMARKS.md`), whatever the number of cores:
+    ///
+    /// | series | until recorded into | recorded by 1 thread | by any number of threads |
+    /// |---|---|---|---|
+    /// | counter | 250 B | 1.3 KiB | at most 3.3 KiB |
+    /// | gauge | 200 B | 200 B | 200 B |
+    /// | histogram | 0.7 KiB | 1.5 KiB + 0.5 KiB per power-of-two range of values | at most 12 shards: about 37 KiB over 4 ranges |
+    ///
+    /// At the default limit, 100 000 counters cost 25 MB until recorded into, and at most
+    /// 330 MB with every counter recorded by 16 threads or more.
     pub max_series: usize,
 }
 
@@ -717,5 +723,50 @@ mod tests {
         h.record(0.5);
         let one = h.series.cells.allocated_bytes();
         assert!(one < 2048, "one shard and one block: {one}");
+    }
+
+    /// However many threads record, a series' cells stay within their budget, and the totals
+    /// stay exact.
+    #[test]
+    fn many_recording_threads_stay_within_the_budget() {
+        use std::sync::Barrier;
+        let r = Registry::new();
+        let c = r.counter("c_total", &[]).unwrap_or_else(|e| panic!("{e}"));
+        let h = r
+            .histogram("h_seconds", &[])
+            .unwrap_or_else(|e| panic!("{e}"));
+        let threads = 40;
+        let start = Arc::new(Barrier::new(threads));
+        let done = Arc::new(Barrier::new(threads));
+        let handles: Vec<_> = (0..threads)
+            .map(|_| {
+                let (c, h) = (c.clone(), h.clone());
+                let (start, done) = (Arc::clone(&start), Arc::clone(&done));
+                std::thread::spawn(move || {
+                    start.wait();
+                    for _ in 0..1000 {
+                        c.increment();
+                        h.record(0.25);
+                    }
+                    done.wait();
+                })
+            })
+            .collect();
+        for t in handles {
+            t.join()
+                .unwrap_or_else(|_| panic!("a recording thread panicked"));
+        }
+        assert_eq!(c.value(), 40_000);
+        assert_eq!(h.snapshot().count(), 40_000);
+        let counter = c.series.cells.allocated_bytes();
+        assert!(
+            counter <= (2 * 8 + 4) * 128,
+            "two chunks and the stripes: {counter}"
+        );
+        let histogram = h.series.cells.allocated_bytes();
+        assert!(
+            histogram <= 12 * (1024 + 512),
+            "8 shards and 4 stripes: {histogram}"
+        );
     }
 }

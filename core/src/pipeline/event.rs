@@ -241,20 +241,4 @@ impl HistoryQuery {
             ..HistoryQuery::default()
         }
     }
-
-    /// True if `e` passes every filter.
-    pub fn admits(&self, e: &Event) -> bool {
-        self.incident.is_none_or(|i| e.incident == Some(i))
-            && self
-                .item
-                .as_ref()
-                .is_none_or(|i| e.item.as_deref() == Some(i.as_str()))
-            && self
-                .rule
-                .as_ref()
-                .is_none_or(|r| e.rule.as_deref() == Some(r.as_str()))
-            && self.since.is_none_or(|s| e.at >= s)
-            && self.until.is_none_or(|u| e.at < u)
-            && (self.kinds.is_empty() || self.kinds.contains(&e.kind))
-    }
 }

@@ -52,7 +52,7 @@ pub enum StoreRequest {
 
 impl StoreRequest {
     /// The silence request this stands for, if it is one.
-    pub fn silence_request(&self) -> Option<SilenceRequest> {
+    pub(crate) fn silence_request(&self) -> Option<SilenceRequest> {
         match self {
             StoreRequest::Silence {
                 rules,

@@ -306,12 +306,12 @@ impl Pipeline {
 
     /// The evaluator's item states the store held at start (taken once: later calls get
     /// nothing); give them to [`Evaluator::restore_item_states`](crate::eval::Evaluator::restore_item_states).
-    pub fn take_restored_item_states(&self) -> Result<Vec<ItemSnapshot>, PipelineError> {
+    pub(crate) fn take_restored_item_states(&self) -> Result<Vec<ItemSnapshot>, PipelineError> {
         self.ask(Command::TakeItemStates)
     }
 
     /// Stores the evaluator's item states (a checkpoint), replacing the previous ones.
-    pub fn save_item_states(&self, states: Vec<ItemSnapshot>) -> Result<(), PipelineError> {
+    pub(crate) fn save_item_states(&self, states: Vec<ItemSnapshot>) -> Result<(), PipelineError> {
         self.ask(|tx| Command::SaveItemStates(states, tx))
     }
 

@@ -164,7 +164,7 @@ impl Selector {
     /// rule name fits, some severity the rule can reach is selected, and every matcher on a
     /// label the rule sets itself accepts its value (labels of the series are not known in
     /// advance and may match).
-    pub fn may_select(&self, rule: &Rule) -> bool {
+    pub(crate) fn may_select(&self, rule: &Rule) -> bool {
         let mut reachable: Vec<Severity> = rule.levels().iter().map(|l| l.severity).collect();
         reachable.extend(rule.no_data().map(|n| n.severity));
         (self.rules.is_empty() || self.rules.iter().any(|r| r == rule.name()))
@@ -268,7 +268,7 @@ pub enum Window {
 
 impl Window {
     /// True at `t`.
-    pub fn is_active(&self, t: Timestamp) -> bool {
+    pub(crate) fn is_active(&self, t: Timestamp) -> bool {
         match self {
             Window::Recurring(s) => s.is_active(t),
             Window::Once { start, end } => *start <= t && t < *end,
@@ -276,7 +276,7 @@ impl Window {
     }
 
     /// The next time after `t` when the window stops or starts applying, if any within a week.
-    pub fn next_change(&self, t: Timestamp) -> Option<Timestamp> {
+    pub(crate) fn next_change(&self, t: Timestamp) -> Option<Timestamp> {
         match self {
             Window::Recurring(s) => s.next_change(t),
             Window::Once { start, end } => {
