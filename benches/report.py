@@ -37,6 +37,10 @@ GOALS = [
      "metrics", "record_by_name/metrics", "<=", 0.5),
     ("4", "record by name, 3 labels, existing series", "record_by_name/vigilo",
      "prometheus (reference)", "record_by_name/prometheus", None, None),
+    ("6", "counter add through the C API", "c_api/counter_add/c",
+     "vigilo Rust handle", "c_api/counter_add/rust", "<=", 1.5),
+    ("6", "histogram record through the C API", "c_api/histogram_record/c",
+     "vigilo Rust handle", "c_api/histogram_record/rust", "<=", 1.5),
 ]
 
 # (section, label, group, libraries, goal for vigilo's scaling)
@@ -50,7 +54,7 @@ SCALING = [
 # The criterion groups these benches write; anything else under target/criterion is another
 # bench's and is left out.
 GROUPS = ("counter_increment", "counter_threads", "histogram_record", "record_by_name",
-          "gauge_watch", "host_refresh", "evaluator_tick", "detection_latency")
+          "gauge_watch", "c_api", "host_refresh", "evaluator_tick", "detection_latency")
 
 # The evaluator's bench (benches/benches/evaluator.rs) writes these groups and an extra JSON file;
 # they are printed when present.

@@ -4,7 +4,9 @@
 #   - Prometheus Alertmanager (Debian package prometheus-alertmanager, binary
 #     /usr/bin/prometheus-alertmanager) for plugins/host/tests/host/bundled_alertmanager.rs;
 #   - aiosmtpd (PyPI) for the SMTP server of plugins/host/tests/host/bundled_email.rs, installed for
-#     the `python3` on PATH, which is the one the test runs.
+#     the `python3` on PATH, which is the one the test runs;
+#   - for the C API's tests (bindings/c/test.sh): a C compiler, pkg-config and valgrind (Debian
+#     packages gcc, pkg-config, valgrind); for the Python bindings' tests: pytest (PyPI).
 set -euo pipefail
 
 say() { printf '== %s\n' "$*"; }
@@ -36,6 +38,24 @@ if command -v systemctl >/dev/null 2>&1 && systemctl is-active --quiet prometheu
     $SUDO systemctl stop prometheus-alertmanager || true
 fi
 
+missing=""
+command -v cc >/dev/null 2>&1 || missing="$missing gcc libc6-dev"
+command -v pkg-config >/dev/null 2>&1 || missing="$missing pkg-config"
+command -v valgrind >/dev/null 2>&1 || missing="$missing valgrind"
+if [ -n "$missing" ]; then
+    say "apt-get install$missing"
+    export DEBIAN_FRONTEND=noninteractive
+    $SUDO apt-get update -q
+    # shellcheck disable=SC2086 # the list is meant to split into package names
+    $SUDO apt-get install -y -q --no-install-recommends $missing
+fi
+
+if ! python3 -c 'import pytest' >/dev/null 2>&1; then
+    say "pip install pytest"
+    python3 -m pip install -q pytest || python3 -m pip install -q --break-system-packages pytest
+fi
+python3 -c 'import pytest' >/dev/null
+
 if ! python3 -c 'import aiosmtpd' >/dev/null 2>&1; then
     say "pip install aiosmtpd"
     python3 -m pip install -q aiosmtpd \
@@ -43,4 +63,4 @@ if ! python3 -c 'import aiosmtpd' >/dev/null 2>&1; then
 fi
 python3 -c 'import aiosmtpd' >/dev/null
 
-say "test peers ready: $(prometheus-alertmanager --version 2>&1 | head -n1); aiosmtpd $(python3 -c 'import aiosmtpd; print(aiosmtpd.__version__)')"
+say "test peers ready: $(prometheus-alertmanager --version 2>&1 | head -n1); aiosmtpd $(python3 -c 'import aiosmtpd; print(aiosmtpd.__version__)'); pytest $(python3 -c 'import pytest; print(pytest.__version__)'); $(valgrind --version)"

@@ -33,6 +33,18 @@ step "loom models of the record / arm and create / read protocols (core/src/metr
 RUSTFLAGS="--cfg loom" CARGO_TARGET_DIR=target/loom \
     cargo test --locked -q -p vigilo --lib loom_
 
+step "C API from C: plain, under valgrind, with -fsanitize=address,undefined"
+./bindings/c/test.sh
+
+step "C example service: alerted on its p99 through the webhook plugin and a C channel"
+./examples/c/run.sh
+
+step "Python bindings (ctypes) with pytest"
+python3 -m pip install -q ./bindings/python 2>/dev/null \
+    || python3 -m pip install -q --break-system-packages ./bindings/python
+VIGILO_LIBRARY="$PWD/target/debug/libvigilo_c.so" python3 -m pytest -q -p no:cacheprovider \
+    bindings/python/tests
+
 step "host agent smoke run"
 cargo run --locked -q -p host-agent -- --once >/dev/null
 echo "host agent ran"

@@ -347,6 +347,89 @@ fn gauge_watch(c: &mut Criterion) {
     assert!(transitions.is_empty());
 }
 
+/// 6. The C API's record calls against the Rust handle's: `vigilo_counter_add` and
+///    `vigilo_histogram_record` called through function pointers (as a C program calls them,
+///    not inlined), on handles from a monitor that is created but not started.
+fn c_api(c: &mut Criterion) {
+    use vigilo_c::{
+        vigilo_counter, vigilo_histogram, vigilo_monitor, vigilo_monitor_counter,
+        vigilo_monitor_histogram, vigilo_monitor_new, vigilo_status,
+    };
+    let config = "[host]\nitems = []\n";
+    let mut monitor: *mut vigilo_monitor = std::ptr::null_mut();
+    let mut counter: *mut vigilo_counter = std::ptr::null_mut();
+    let mut histogram: *mut vigilo_histogram = std::ptr::null_mut();
+    // SAFETY: valid pointers and lengths; the out-parameters are written on success.
+    unsafe {
+        let ok = vigilo_status::Ok;
+        assert_eq!(
+            vigilo_monitor_new(
+                config.as_ptr().cast(),
+                config.len(),
+                std::ptr::null(),
+                &mut monitor
+            ),
+            ok
+        );
+        assert_eq!(
+            vigilo_monitor_counter(
+                monitor,
+                c"requests_total".as_ptr(),
+                std::ptr::null(),
+                0,
+                &mut counter
+            ),
+            ok
+        );
+        assert_eq!(
+            vigilo_monitor_histogram(
+                monitor,
+                c"latency_seconds".as_ptr(),
+                std::ptr::null(),
+                0,
+                &mut histogram
+            ),
+            ok
+        );
+    }
+    let add: unsafe extern "C" fn(*const vigilo_counter, u64) = vigilo_c::vigilo_counter_add;
+    let record: unsafe extern "C" fn(*const vigilo_histogram, f64) =
+        vigilo_c::vigilo_histogram_record;
+    let registry = vigilo::Registry::new();
+    let rust_counter = vigilo_ok(registry.counter("requests_total", &[]));
+    let rust_histogram = vigilo_ok(registry.histogram("latency_seconds", &[]));
+    let values = vigilo_benches::lognormal_latencies(SAMPLES);
+    let mut group = c.benchmark_group("c_api");
+    group.bench_function("counter_add/c", |b| {
+        // SAFETY: a live handle.
+        b.iter(|| unsafe { black_box(add)(black_box(counter), 1) })
+    });
+    group.bench_function("counter_add/rust", |b| {
+        b.iter(|| black_box(&rust_counter).add(1))
+    });
+    let mut i = 0usize;
+    group.bench_function("histogram_record/c", |b| {
+        b.iter(|| {
+            i = i.wrapping_add(1);
+            // SAFETY: a live handle.
+            unsafe { black_box(record)(black_box(histogram), values[i & (SAMPLES - 1)]) }
+        })
+    });
+    group.bench_function("histogram_record/rust", |b| {
+        b.iter(|| {
+            i = i.wrapping_add(1);
+            black_box(&rust_histogram).record(values[i & (SAMPLES - 1)]);
+        })
+    });
+    group.finish();
+    // SAFETY: handles from above, freed once.
+    unsafe {
+        vigilo_c::vigilo_counter_free(counter);
+        vigilo_c::vigilo_histogram_free(histogram);
+        vigilo_c::vigilo_monitor_free(monitor);
+    }
+}
+
 /// Not a benchmark: saves how much of the wall time the thread benchmarks' workers were on a CPU,
 /// for `benches/report.py` to flag figures taken while other processes had the CPUs.
 fn on_cpu_report(_: &mut Criterion) {
@@ -368,6 +451,6 @@ criterion_group! {
     name = benches;
     config = config();
     targets = counter_increment, counter_threads, histogram_record, record_by_name, gauge_watch,
-        on_cpu_report
+        c_api, on_cpu_report
 }
 criterion_main!(benches);

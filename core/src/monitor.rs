@@ -539,10 +539,11 @@ impl Monitor {
         }
         let pipeline = self.pipeline.take().and_then(Arc::into_inner);
         if let Some(e) = self.evaluator.take().and_then(Arc::into_inner) {
-            // What was recorded before the stop is judged: pending crossings and due durations
-            // become transitions, which the pipeline then handles; then the last checkpoint.
+            // What was recorded before the stop is judged, in a last full sweep (new series,
+            // pending crossings, due durations): its transitions go to the pipeline, which
+            // handles them; then the last checkpoint.
             let mut evaluator = e.stop()?;
-            evaluator.poll(self.clock.now());
+            evaluator.tick(self.clock.now());
             if let Some(p) = &pipeline {
                 p.save_item_states(evaluator.item_states())?;
             }

@@ -537,3 +537,53 @@ fn a_restart_restarts_the_no_data_clock_and_keeps_no_data_in_force() {
         "{seen:?}"
     );
 }
+
+#[test]
+fn a_series_created_past_its_threshold_is_reported_before_the_next_tick() {
+    use std::sync::Arc;
+    use vigilo::Registry;
+    use vigilo::clock::ManualClock;
+    use vigilo::eval::Evaluator;
+    use vigilo::rules::{Level, Rule};
+
+    let t0 = vigilo::testing::START;
+    let registry = Registry::new();
+    let clock = ManualClock::new(t0);
+    let rule = Rule::builder("queue", "queue_depth")
+        .level(Level::new(Critical, 100.0))
+        .build()
+        .unwrap();
+    let config = EvaluatorConfig {
+        tick: s(3600),
+        ..EvaluatorConfig::default()
+    };
+    let (mut ev, rx) = Evaluator::new(
+        registry.clone(),
+        vec![rule],
+        Arc::new(clock.clone()),
+        config,
+    )
+    .unwrap();
+    ev.tick(t0);
+    // The series appears after the sweep, already past the threshold.
+    registry
+        .set_gauge("queue_depth", &[("shard", "7")], 500.0)
+        .unwrap();
+    clock.set(t0 + ms(5));
+    ev.poll(t0 + ms(5));
+    let t = rx
+        .try_recv()
+        .expect("reported at the poll, not an hour later");
+    assert_eq!((t.to, t.at), (Critical, t0 + ms(5)));
+    // Series created in a burst are bound together, at most every 10 ms.
+    for i in 0..50 {
+        registry
+            .set_gauge("queue_depth", &[("shard", &i.to_string())], 500.0)
+            .unwrap();
+    }
+    ev.poll(t0 + ms(6));
+    assert!(rx.try_recv().is_err(), "not bound again within 10 ms");
+    assert_eq!(ev.next_deadline(), Some(t0 + ms(15)));
+    ev.poll(t0 + ms(15));
+    assert_eq!(rx.try_iter().count(), 49, "the other 49 shards, at once");
+}

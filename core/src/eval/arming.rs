@@ -13,6 +13,9 @@ use crate::clock::Timestamp;
 use crate::metrics::{MetricKind, Value, WatchBounds, WatchEvent};
 use crate::sync;
 
+/// The shortest time between two bindings of new series outside a tick.
+pub(super) const REBIND_EVERY: std::time::Duration = std::time::Duration::from_millis(10);
+
 impl Evaluator {
     pub(super) fn drain_watch_events(&mut self, now: Timestamp) {
         if self.registry.take_watch_overflow() {
@@ -41,6 +44,10 @@ impl Evaluator {
 
     fn crossing_event(&mut self, event: WatchEvent, now: Timestamp) {
         self.count_wakeup();
+        if event.is_series_added() {
+            self.bind_new_series(now);
+            return;
+        }
         if let Some(&s) = self.index.get(&event.series) {
             self.handle_crossing(s, Some(event.value), now);
         }
@@ -76,6 +83,43 @@ impl Evaluator {
         if let Some(bounds) = self.store_bounds(s) {
             self.arming.push((s, bounds));
         }
+    }
+
+    /// Between ticks, binds series added to the registry since the last binding, at most every
+    /// [`REBIND_EVERY`] (a program creating series in a loop must not keep the evaluator
+    /// rebinding), and samples, evaluates and arms the new ones at once: a series created
+    /// already past a threshold is reported then, not at the next tick.
+    pub(super) fn bind_new_series(&mut self, now: Timestamp) {
+        if self.generation == Some(self.registry.generation()) {
+            return;
+        }
+        if self
+            .last_rebind
+            .is_some_and(|last| now < last + REBIND_EVERY)
+        {
+            return; // `next_deadline` includes the moment it may run again
+        }
+        self.last_rebind = Some(now);
+        let known: std::collections::HashSet<_> = self.index.keys().copied().collect();
+        self.rebind(now);
+        let added: Vec<usize> = (0..self.series.len())
+            .filter(|&s| !known.contains(&self.series[s].id))
+            .collect();
+        for s in added {
+            self.handle_crossing(s, None, now);
+        }
+        self.finish_arming(now);
+    }
+
+    /// When [`bind_new_series`](Self::bind_new_series) may run next, if series wait for it.
+    pub(super) fn rebind_due(&self) -> Option<Timestamp> {
+        if self.generation == Some(self.registry.generation()) {
+            return None;
+        }
+        Some(
+            self.last_rebind
+                .map_or(Timestamp::EPOCH, |t| t + REBIND_EVERY),
+        )
     }
 
     /// Stages every series whose bounds changed, then finishes arming them.

@@ -208,6 +208,8 @@ pub struct Evaluator {
     /// Saved item states waiting for their item to be bound (see `persist.rs`).
     pub(super) restored: HashMap<(String, Labels), super::state::ItemState>,
     stats: EvaluatorStats,
+    /// When series were last bound between ticks, for the limit on how often that happens.
+    pub(super) last_rebind: Option<Timestamp>,
 }
 
 /// Refuses a rule set the evaluator cannot run as written: two rules of one name, or a no-data
@@ -264,6 +266,7 @@ impl Evaluator {
             arming: Vec::new(),
             restored: HashMap::new(),
             stats: EvaluatorStats::default(),
+            last_rebind: None,
         };
         Ok((evaluator, rx))
     }
@@ -334,9 +337,7 @@ impl Evaluator {
     /// Between ticks: handles threshold crossings reported by watches and durations that have
     /// come due, without a full sweep.
     pub fn poll(&mut self, now: Timestamp) {
-        if self.generation != Some(self.registry.generation()) {
-            self.rebind(now);
-        }
+        self.bind_new_series(now);
         self.drain_watch_events(now);
         self.run_deadlines(now);
         self.outbox.flush();
@@ -349,7 +350,12 @@ impl Evaluator {
 
     /// When the evaluator next needs to run for a duration to complete (besides ticks).
     pub fn next_deadline(&self) -> Option<Timestamp> {
-        self.deadlines.peek().map(|Reverse((t, _, _))| *t)
+        let item = self.deadlines.peek().map(|Reverse((t, _, _))| *t);
+        let rebind = self.rebind_due();
+        match (item, rebind) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
     }
 
     /// Replaces the rule set. Rules whose [`identity`](Rule::identity) is unchanged keep their

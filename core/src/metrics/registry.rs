@@ -553,6 +553,7 @@ impl Registry {
         inner.count.fetch_add(1, Ordering::Relaxed);
         inner.generation.bump();
         drop(writers);
+        inner.hub.series_added();
         Ok(series)
     }
 

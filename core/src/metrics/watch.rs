@@ -100,6 +100,21 @@ pub(crate) struct WatchEvent {
 /// Counts a value dropped from the named metric.
 pub(crate) type DropCounter = Box<dyn Fn(&str) + Send + Sync>;
 
+impl WatchEvent {
+    /// The event that tells the evaluator a series was added (no real series has id 0).
+    fn series_added() -> WatchEvent {
+        WatchEvent {
+            series: SeriesId(0),
+            value: f64::NAN,
+        }
+    }
+
+    /// True if this event only says that a series was added to the registry.
+    pub(crate) fn is_series_added(&self) -> bool {
+        self.series.0 == 0
+    }
+}
+
 /// What the watchable series of one registry share: where fired watches go, and where dropped
 /// values are counted.
 #[derive(Default)]
@@ -126,6 +141,12 @@ impl Hub {
     pub(crate) fn take_overflow(&self) -> bool {
         // Relaxed: the flag only asks for a full sweep; the sweep reads the series themselves.
         self.overflowed.swap(false, Ordering::Relaxed)
+    }
+
+    /// Wakes the evaluator: a series was added (it binds it at once rather than at its next
+    /// tick).
+    pub(crate) fn series_added(&self) {
+        self.send(WatchEvent::series_added());
     }
 
     pub(crate) fn events_dropped(&self) -> u64 {

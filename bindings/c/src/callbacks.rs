@@ -1,0 +1,382 @@
+//! Calls into C: the event callback (transitions, deliveries, action outcomes and every other
+//! decision of the pipeline) and channels implemented in C.
+//!
+//! Each event subscription has its own thread, so events reach a callback in order and a slow
+//! callback holds only its own thread. A C channel's `deliver` runs on the pipeline's delivery
+//! threads for that channel. While vigilo runs a callback, the thread is marked, so that a
+//! callback destroying its own monitor (which would wait for itself) is refused instead.
+
+use std::cell::Cell;
+use std::ffi::{CString, c_char, c_int, c_void};
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::thread::JoinHandle;
+
+use crossbeam_channel::{Receiver, Sender, select};
+use vigilo::alert::{Alert, AlertStatus, Channel, DeliveryError};
+use vigilo::pipeline::Event;
+
+use crate::strings::{c_string, vigilo_label};
+
+/// Frees the user data given with a callback, once no call of the callback can run any more.
+#[allow(non_camel_case_types)]
+pub type vigilo_free_fn = Option<unsafe extern "C" fn(user_data: *mut c_void)>;
+
+/// What the pipeline decided or observed: the `kind` names it (`"transition"`, `"delivered"`,
+/// `"failed"`, `"action_finished"` …, the same names as in the history), the other fields are
+/// NULL (or 0) when they do not apply. Every pointer is valid only during the callback.
+#[repr(C)]
+#[allow(non_camel_case_types)]
+pub struct vigilo_event {
+    /// The event's kind, snake_case.
+    pub kind: *const c_char,
+    /// Increasing number within the monitor's history.
+    pub seq: u64,
+    /// When, in nanoseconds since the Unix epoch.
+    pub at_unix_nanos: i64,
+    /// The incident concerned, or 0.
+    pub incident: u64,
+    /// The rule, or NULL.
+    pub rule: *const c_char,
+    /// The item (`rule{labels}`), or NULL.
+    pub item: *const c_char,
+    /// The severity concerned (`"warning"` …), or NULL.
+    pub severity: *const c_char,
+    /// The route, or NULL.
+    pub route: *const c_char,
+    /// The channel, or NULL.
+    pub channel: *const c_char,
+    /// The action, or NULL.
+    pub action: *const c_char,
+    /// Human-readable detail (an error, a reason, a summary); never NULL.
+    pub detail: *const c_char,
+    /// The whole event as JSON; never NULL.
+    pub json: *const c_char,
+}
+
+/// Receives each event of a monitor, on a thread of its own, in order.
+#[allow(non_camel_case_types)]
+pub type vigilo_event_callback =
+    Option<unsafe extern "C" fn(user_data: *mut c_void, event: *const vigilo_event)>;
+
+/// An alert as a C channel receives it. Every pointer is valid only during the call.
+#[repr(C)]
+#[allow(non_camel_case_types)]
+pub struct vigilo_alert {
+    /// The rule's name.
+    pub rule: *const c_char,
+    /// The metric watched.
+    pub metric: *const c_char,
+    /// The severity now (`"normal"` when resolved).
+    pub severity: *const c_char,
+    /// The severity before.
+    pub previous: *const c_char,
+    /// `"firing"` or `"resolved"`.
+    pub status: *const c_char,
+    /// Whether `value` holds the value that decided it.
+    pub has_value: bool,
+    /// The value, when `has_value`.
+    pub value: f64,
+    /// Whether `threshold` holds the threshold crossed.
+    pub has_threshold: bool,
+    /// The threshold, when `has_threshold`.
+    pub threshold: f64,
+    /// When the item entered its previous state, in nanoseconds since the Unix epoch.
+    pub since_unix_nanos: i64,
+    /// When this change happened, in nanoseconds since the Unix epoch.
+    pub at_unix_nanos: i64,
+    /// The pipeline's incident, or 0 (a digest of several items).
+    pub incident: u64,
+    /// Stable per item and change: deliver each key once.
+    pub idempotency_key: *const c_char,
+    /// Stable per item (empty for a digest).
+    pub fingerprint: *const c_char,
+    /// Item and rule labels, merged.
+    pub labels: *const vigilo_label,
+    /// How many labels.
+    pub labels_len: usize,
+    /// Summary, description, runbook … (name → text).
+    pub annotations: *const vigilo_label,
+    /// How many annotations.
+    pub annotations_len: usize,
+    /// Who should be told.
+    pub recipients: *const *const c_char,
+    /// How many recipients.
+    pub recipients_len: usize,
+    /// The whole alert as JSON.
+    pub json: *const c_char,
+}
+
+/// `deliver` return value: delivered.
+pub const VIGILO_DELIVERED: c_int = 0;
+/// `deliver` return value: failed for now, retry with backoff (a timeout, a 5xx).
+pub const VIGILO_DELIVERY_RETRYABLE: c_int = 1;
+/// `deliver` return value: will never succeed, do not retry (bad address, 4xx).
+pub const VIGILO_DELIVERY_PERMANENT: c_int = 2;
+/// Room for the message a failing `deliver` writes into `message` (NUL included).
+pub const VIGILO_MESSAGE_CAPACITY: usize = 1024;
+
+/// Delivers one alert for a channel implemented in C. Returns [`VIGILO_DELIVERED`],
+/// [`VIGILO_DELIVERY_RETRYABLE`] or [`VIGILO_DELIVERY_PERMANENT`]; on failure it may write a
+/// NUL-terminated reason into `message` (room for `message_capacity` bytes).
+#[allow(non_camel_case_types)]
+pub type vigilo_deliver_fn = Option<
+    unsafe extern "C" fn(
+        user_data: *mut c_void,
+        alert: *const vigilo_alert,
+        message: *mut c_char,
+        message_capacity: usize,
+    ) -> c_int,
+>;
+
+/// The caller's user data: the API's contract makes the caller responsible for it being usable
+/// from the threads that run the callbacks.
+#[derive(Clone, Copy)]
+pub(crate) struct UserData(pub(crate) *mut c_void);
+
+// SAFETY: the user data is only handed back to the caller's own callbacks and free function;
+// the header documents that they run on vigilo's threads, so the caller must make it usable
+// there (which is the usual contract of a C callback API).
+unsafe impl Send for UserData {}
+// SAFETY: as above; vigilo never dereferences it.
+unsafe impl Sync for UserData {}
+
+/// A callback's user data and how to free it, freed when the holder drops.
+pub(crate) struct Owned {
+    pub(crate) data: UserData,
+    pub(crate) free: vigilo_free_fn,
+}
+
+impl Drop for Owned {
+    fn drop(&mut self) {
+        if let Some(free) = self.free {
+            let data = self.data.0;
+            // SAFETY: the caller gave `free` for `data`; it runs once, after the last callback.
+            let _ = catch_unwind(AssertUnwindSafe(|| unsafe { free(data) }));
+        }
+    }
+}
+
+thread_local! {
+    /// The monitor whose callback this thread is running now (0: none).
+    static IN_CALLBACK: Cell<usize> = const { Cell::new(0) };
+}
+
+/// True if the calling thread is inside a callback of monitor `token`.
+pub(crate) fn inside_callback_of(token: usize) -> bool {
+    IN_CALLBACK.try_with(Cell::get).is_ok_and(|t| t == token)
+}
+
+/// Marks the thread as running a callback of `token` while `f` runs.
+fn in_callback<R>(token: usize, f: impl FnOnce() -> R) -> R {
+    let before = IN_CALLBACK.try_with(|c| c.replace(token)).unwrap_or(0);
+    let result = f();
+    let _ = IN_CALLBACK.try_with(|c| c.set(before));
+    result
+}
+
+fn opt(s: &Option<CString>) -> *const c_char {
+    s.as_ref().map_or(std::ptr::null(), |c| c.as_ptr())
+}
+
+/// One event subscription: a thread calling `callback` for each event.
+pub(crate) struct Subscription {
+    stop: Sender<()>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl Subscription {
+    pub(crate) fn start(
+        token: usize,
+        events: Receiver<Event>,
+        callback: unsafe extern "C" fn(*mut c_void, *const vigilo_event),
+        user: Owned,
+    ) -> std::io::Result<Subscription> {
+        let (stop, stopped) = crossbeam_channel::bounded::<()>(1);
+        let thread = std::thread::Builder::new()
+            .name("vigilo-c-events".into())
+            .spawn(move || {
+                // `user` moves here and drops (its free function runs) when the loop ends.
+                let user = user;
+                loop {
+                    let event = select! {
+                        recv(events) -> e => match e { Ok(e) => e, Err(_) => break },
+                        recv(stopped) -> _ => break,
+                    };
+                    let _ = catch_unwind(AssertUnwindSafe(|| {
+                        deliver_event(token, &event, callback, user.data);
+                    }));
+                }
+            })?;
+        Ok(Subscription {
+            stop,
+            thread: Some(thread),
+        })
+    }
+
+    /// Stops the thread, after the callback running now (if any) returns.
+    pub(crate) fn stop(mut self) {
+        self.halt();
+    }
+
+    fn halt(&mut self) {
+        let _ = self.stop.try_send(());
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+impl Drop for Subscription {
+    fn drop(&mut self) {
+        self.halt();
+    }
+}
+
+fn deliver_event(
+    token: usize,
+    event: &Event,
+    callback: unsafe extern "C" fn(*mut c_void, *const vigilo_event),
+    user: UserData,
+) {
+    let json = serde_json::to_string(event).unwrap_or_default();
+    let kind = serde_json::to_value(event.kind)
+        .ok()
+        .and_then(|v| v.as_str().map(str::to_owned))
+        .unwrap_or_default();
+    let owned = |s: &Option<String>| s.as_deref().map(c_string);
+    let (kind, rule, item, route, channel, action) = (
+        c_string(&kind),
+        owned(&event.rule),
+        owned(&event.item),
+        owned(&event.route),
+        owned(&event.channel),
+        owned(&event.action),
+    );
+    let severity = event.severity.map(|s| c_string(s.name()));
+    let (detail, json) = (c_string(&event.detail), c_string(&json));
+    let view = vigilo_event {
+        kind: kind.as_ptr(),
+        seq: event.seq,
+        at_unix_nanos: event.at.as_nanos(),
+        incident: event.incident.map_or(0, |i| i.0),
+        rule: opt(&rule),
+        item: opt(&item),
+        severity: opt(&severity),
+        route: opt(&route),
+        channel: opt(&channel),
+        action: opt(&action),
+        detail: detail.as_ptr(),
+        json: json.as_ptr(),
+    };
+    in_callback(token, || {
+        // SAFETY: the caller registered `callback` for `user`; `view` and the strings it points
+        // to live until it returns.
+        unsafe { callback(user.0, &view) }
+    });
+}
+
+/// A channel implemented in C.
+pub(crate) struct CChannel {
+    pub(crate) name: String,
+    pub(crate) deliver:
+        unsafe extern "C" fn(*mut c_void, *const vigilo_alert, *mut c_char, usize) -> c_int,
+    pub(crate) user: Owned,
+    pub(crate) token: usize,
+}
+
+impl Channel for CChannel {
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn deliver(&self, alert: &Alert) -> Result<(), DeliveryError> {
+        let json = serde_json::to_string(alert).unwrap_or_default();
+        let strings = |pairs: &std::collections::BTreeMap<String, String>| {
+            pairs
+                .iter()
+                .map(|(k, v)| (c_string(k), c_string(v)))
+                .collect::<Vec<_>>()
+        };
+        let (labels, annotations) = (strings(&alert.labels), strings(&alert.annotations));
+        let as_c = |pairs: &[(CString, CString)]| {
+            pairs
+                .iter()
+                .map(|(k, v)| vigilo_label {
+                    name: k.as_ptr(),
+                    value: v.as_ptr(),
+                })
+                .collect::<Vec<_>>()
+        };
+        let (c_labels, c_annotations) = (as_c(&labels), as_c(&annotations));
+        let recipients: Vec<CString> = alert.recipients.iter().map(|r| c_string(r)).collect();
+        let c_recipients: Vec<*const c_char> = recipients.iter().map(|r| r.as_ptr()).collect();
+        let status = match alert.status {
+            AlertStatus::Firing => c"firing",
+            AlertStatus::Resolved => c"resolved",
+        };
+        let [rule, metric, severity, previous, key, fingerprint, json] = [
+            alert.rule.as_str(),
+            alert.metric.as_str(),
+            alert.severity.name(),
+            alert.previous.name(),
+            alert.idempotency_key.as_str(),
+            alert.fingerprint.as_str(),
+            json.as_str(),
+        ]
+        .map(c_string);
+        let view = vigilo_alert {
+            rule: rule.as_ptr(),
+            metric: metric.as_ptr(),
+            severity: severity.as_ptr(),
+            previous: previous.as_ptr(),
+            status: status.as_ptr(),
+            has_value: alert.value.is_some(),
+            value: alert.value.unwrap_or(f64::NAN),
+            has_threshold: alert.threshold.is_some(),
+            threshold: alert.threshold.unwrap_or(f64::NAN),
+            since_unix_nanos: alert.since.as_nanos(),
+            at_unix_nanos: alert.at.as_nanos(),
+            incident: alert.incident.unwrap_or(0),
+            idempotency_key: key.as_ptr(),
+            fingerprint: fingerprint.as_ptr(),
+            labels: c_labels.as_ptr(),
+            labels_len: c_labels.len(),
+            annotations: c_annotations.as_ptr(),
+            annotations_len: c_annotations.len(),
+            recipients: c_recipients.as_ptr(),
+            recipients_len: c_recipients.len(),
+            json: json.as_ptr(),
+        };
+        let mut message = vec![0 as c_char; VIGILO_MESSAGE_CAPACITY];
+        let outcome = in_callback(self.token, || {
+            // SAFETY: the caller registered `deliver` for this user data; `view`, the strings
+            // and arrays it points to and `message` live until it returns.
+            unsafe { (self.deliver)(self.user.data.0, &view, message.as_mut_ptr(), message.len()) }
+        });
+        // Whatever the callback wrote, the last byte ends the string.
+        if let Some(last) = message.last_mut() {
+            *last = 0;
+        }
+        let end = message.iter().position(|&b| b == 0).unwrap_or(0);
+        let bytes: Vec<u8> = message[..end].iter().map(|&b| b as u8).collect();
+        let text = String::from_utf8_lossy(&bytes).into_owned();
+        let reason = |what: &str| {
+            if text.is_empty() {
+                format!("the C channel reported {what} without a message")
+            } else {
+                text.clone()
+            }
+        };
+        match outcome {
+            VIGILO_DELIVERED => Ok(()),
+            VIGILO_DELIVERY_RETRYABLE => Err(DeliveryError::Retryable(reason("a passing failure"))),
+            VIGILO_DELIVERY_PERMANENT => {
+                Err(DeliveryError::Permanent(reason("a permanent failure")))
+            }
+            other => Err(DeliveryError::Permanent(format!(
+                "the C channel returned {other}, which is not one of VIGILO_DELIVERED (0), \
+                 VIGILO_DELIVERY_RETRYABLE (1) or VIGILO_DELIVERY_PERMANENT (2)"
+            ))),
+        }
+    }
+}
