@@ -300,19 +300,27 @@ pub unsafe extern "C" fn vigilo_monitor_on_event(
                 monitor: running,
                 subscriptions,
             } => {
-                let events = running.subscribe().map_err(monitor_failure)?;
-                let s =
-                    Subscription::start(token(monitor), events, callback, user).map_err(|e| {
-                        fail(
-                            vigilo_status::Monitor,
-                            format!("cannot start a thread: {e}"),
-                        )
-                    })?;
-                subscriptions.push(s);
+                subscriptions.push(subscribe(running, token(monitor), callback, user)?);
                 Ok(())
             }
             State::Stopped => Err(fail(vigilo_status::State, "the monitor is stopped")),
         }
+    })
+}
+
+/// A thread calling `callback` with every event of `running`.
+fn subscribe(
+    running: &Monitor,
+    token: usize,
+    callback: unsafe extern "C" fn(*mut c_void, *const vigilo_event),
+    user: Owned,
+) -> Result<Subscription, Failure> {
+    let events = running.subscribe().map_err(monitor_failure)?;
+    Subscription::start(token, events, callback, user).map_err(|e| {
+        fail(
+            vigilo_status::Monitor,
+            format!("cannot start a thread: {e}"),
+        )
     })
 }
 
@@ -362,14 +370,7 @@ pub unsafe extern "C" fn vigilo_monitor_start(monitor: *mut vigilo_monitor) -> v
         };
         let mut subscriptions = Vec::new();
         for (callback, user) in subscribers {
-            let events = running.subscribe().map_err(monitor_failure)?;
-            let s = Subscription::start(token(monitor), events, callback, user).map_err(|e| {
-                fail(
-                    vigilo_status::Monitor,
-                    format!("cannot start a thread: {e}"),
-                )
-            })?;
-            subscriptions.push(s);
+            subscriptions.push(subscribe(&running, token(monitor), callback, user)?);
         }
         *state = State::Running {
             monitor: running,

@@ -6,9 +6,17 @@ use std::time::Duration;
 
 use vigilo::pipeline::{AckRequest, HistoryQuery, IncidentId, SilenceId, SilenceRequest};
 
-use crate::error::{fail, guard, vigilo_status};
+use crate::error::{Failure, fail, guard, vigilo_status};
 use crate::monitor::{lookup, monitor_failure, vigilo_monitor};
 use crate::strings::{c_labels, c_str, give_string, vigilo_label};
+
+/// The running monitor's status board.
+fn status(monitor: *const vigilo_monitor) -> Result<vigilo::monitor::MonitorStatus, Failure> {
+    lookup(monitor)?
+        .running()?
+        .status()
+        .map_err(monitor_failure)
+}
 
 fn json(value: &impl serde::Serialize) -> String {
     serde_json::to_string(value).unwrap_or_else(|e| format!("{{\"error\":\"{e}\"}}"))
@@ -26,10 +34,7 @@ pub unsafe extern "C" fn vigilo_monitor_status_json(
     out: *mut *mut c_char,
 ) -> vigilo_status {
     guard(|| {
-        let status = lookup(monitor)?
-            .running()?
-            .status()
-            .map_err(monitor_failure)?;
+        let status = status(monitor)?;
         // SAFETY: per this function's contract.
         unsafe { give_string(out, &status.to_json()) }
     })
@@ -46,10 +51,7 @@ pub unsafe extern "C" fn vigilo_monitor_coverage_json(
     out: *mut *mut c_char,
 ) -> vigilo_status {
     guard(|| {
-        let status = lookup(monitor)?
-            .running()?
-            .status()
-            .map_err(monitor_failure)?;
+        let status = status(monitor)?;
         // SAFETY: per this function's contract.
         unsafe { give_string(out, &json(&status.coverage)) }
     })
