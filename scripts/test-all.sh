@@ -3,6 +3,8 @@
 # This is README command 2 and what .ci/run calls.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# A clean checkout gains nothing from incremental caches; they only take disk.
+export CARGO_INCREMENTAL=0
 
 step() { printf '\n== %s\n' "$*"; }
 
@@ -27,6 +29,9 @@ cargo clippy --manifest-path plugins/guests/Cargo.toml --target wasm32-wasip2 --
 
 step "tests"
 cargo test --workspace --locked
+
+step "plugin SDK unit tests (native, plugins/guests/sdk)"
+cargo test --manifest-path plugins/guests/Cargo.toml --locked -q -p vigilo-plugin-sdk
 
 step "loom models of the record / arm and create / read protocols (core/src/metrics/loom.rs)"
 # A separate target directory: --cfg loom rebuilds the crate and its dependencies.
