@@ -34,8 +34,13 @@ pub struct Alert {
     pub annotations: BTreeMap<String, String>,
     /// The severity now (Normal when resolved).
     pub severity: Severity,
-    /// The severity before.
+    /// The severity before this change. For a resolve (severity Normal), the severity it
+    /// resolved from: what a receiver reports as "resolved from …".
     pub previous: Severity,
+    /// The highest severity this item's problem reached so far (its incident's peak; for a
+    /// digest, the highest of its items'). Equal to `severity` for a first firing.
+    #[serde(default)]
+    pub peak: Severity,
     /// Firing or resolved.
     pub status: AlertStatus,
     /// The value that decided it, if any.
@@ -115,6 +120,7 @@ impl Alert {
             annotations: t.annotations.clone(),
             severity: t.to,
             previous: t.from,
+            peak: t.to.max(t.from),
             status,
             value: t.value,
             threshold: t.threshold,
@@ -143,6 +149,13 @@ impl DeliveryError {
     /// True if a retry can help.
     pub fn is_retryable(&self) -> bool {
         matches!(self, DeliveryError::Retryable(_))
+    }
+
+    /// The message alone, without the verdict the `Display` form adds.
+    pub fn message(&self) -> &str {
+        match self {
+            DeliveryError::Retryable(m) | DeliveryError::Permanent(m) => m,
+        }
     }
 }
 

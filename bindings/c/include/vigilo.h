@@ -165,9 +165,13 @@ typedef struct vigilo_alert {
    */
   const char *severity;
   /**
-   * The severity before.
+   * The severity before; for a resolve, the severity it resolved from.
    */
   const char *previous;
+  /**
+   * The highest severity the item's problem reached.
+   */
+  const char *peak;
   /**
    * `"firing"` or `"resolved"`.
    */

@@ -68,8 +68,10 @@ pub struct vigilo_alert {
     pub metric: *const c_char,
     /// The severity now (`"normal"` when resolved).
     pub severity: *const c_char,
-    /// The severity before.
+    /// The severity before; for a resolve, the severity it resolved from.
     pub previous: *const c_char,
+    /// The highest severity the item's problem reached.
+    pub peak: *const c_char,
     /// `"firing"` or `"resolved"`.
     pub status: *const c_char,
     /// Whether `value` holds the value that decided it.
@@ -314,11 +316,21 @@ impl Channel for CChannel {
             AlertStatus::Firing => c"firing",
             AlertStatus::Resolved => c"resolved",
         };
-        let [rule, metric, severity, previous, key, fingerprint, json] = [
+        let [
+            rule,
+            metric,
+            severity,
+            previous,
+            peak,
+            key,
+            fingerprint,
+            json,
+        ] = [
             alert.rule.as_str(),
             alert.metric.as_str(),
             alert.severity.name(),
             alert.previous.name(),
+            alert.peak.name(),
             alert.idempotency_key.as_str(),
             alert.fingerprint.as_str(),
             json.as_str(),
@@ -329,6 +341,7 @@ impl Channel for CChannel {
             metric: metric.as_ptr(),
             severity: severity.as_ptr(),
             previous: previous.as_ptr(),
+            peak: peak.as_ptr(),
             status: status.as_ptr(),
             has_value: alert.value.is_some(),
             value: alert.value.unwrap_or(f64::NAN),

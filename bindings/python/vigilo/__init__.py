@@ -53,7 +53,7 @@ class _Label(ctypes.Structure):
 class _Alert(ctypes.Structure):
     _fields_ = [
         ("rule", ctypes.c_char_p), ("metric", ctypes.c_char_p), ("severity", ctypes.c_char_p),
-        ("previous", ctypes.c_char_p), ("status", ctypes.c_char_p),
+        ("previous", ctypes.c_char_p), ("peak", ctypes.c_char_p), ("status", ctypes.c_char_p),
         ("has_value", ctypes.c_bool), ("value", ctypes.c_double),
         ("has_threshold", ctypes.c_bool), ("threshold", ctypes.c_double),
         ("since_unix_nanos", ctypes.c_int64), ("at_unix_nanos", ctypes.c_int64),
@@ -224,6 +224,7 @@ class Alert:
     metric: str
     severity: str
     previous: str
+    peak: str
     status: str
     value: Optional[float]
     threshold: Optional[float]
@@ -240,7 +241,8 @@ class Alert:
         raw = json.loads(a.json.decode())
         return cls(
             rule=raw["rule"], metric=raw["metric"], severity=raw["severity"],
-            previous=raw["previous"], status=raw["status"], value=raw.get("value"),
+            previous=raw["previous"], peak=raw.get("peak", raw["severity"]), status=raw["status"],
+            value=raw.get("value"),
             threshold=raw.get("threshold"), labels=raw.get("labels", {}),
             annotations=raw.get("annotations", {}), recipients=raw.get("recipients", []),
             incident=raw.get("incident"), idempotency_key=raw["idempotency_key"],

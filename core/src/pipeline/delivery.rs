@@ -500,6 +500,7 @@ impl Dispatcher {
             annotations,
             severity: worst.max(Severity::Info),
             previous: Severity::Normal,
+            peak: worst.max(Severity::Info),
             status: AlertStatus::Firing,
             value: Some(count as f64),
             threshold: None,

@@ -101,6 +101,7 @@ pub(crate) fn item_alert(
         annotations,
         severity,
         previous,
+        peak: inc.peak,
         status,
         value: inc.value,
         threshold: inc.threshold,
@@ -218,6 +219,11 @@ pub(crate) fn digest_alert(
         annotations,
         severity,
         previous,
+        peak: parts
+            .iter()
+            .map(|p| p.incident.peak)
+            .max()
+            .unwrap_or(severity),
         status: if firing.is_empty() {
             AlertStatus::Resolved
         } else {

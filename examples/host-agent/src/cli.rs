@@ -10,9 +10,13 @@ use clap::Subcommand;
 use vigilo::clock::{Clock, SystemClock, Timestamp};
 use vigilo::pipeline::{HistoryQuery, IncidentId, SqliteStore, Store, StoreRequest};
 
-/// What to do with the database.
+/// What to do: try a plugin, or act on the database.
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// Try one plugin without a monitor: load the `[[channel]]` (or `[[action]]`) of FILE and
+    /// send it a sample alert, firing then resolved, printing each HTTP request it makes, its
+    /// log lines, the result and the time taken.
+    TryPlugin(crate::try_plugin::TryPlugin),
     /// List the open incidents.
     Incidents,
     /// Acknowledge an incident: its repeats and escalation stop.
@@ -83,8 +87,12 @@ pub enum Command {
 }
 
 pub fn run(command: &Command, db: &Path) -> Result<(), Box<dyn std::error::Error>> {
+    if let Command::TryPlugin(t) = command {
+        return crate::try_plugin::run(t);
+    }
     let store = SqliteStore::open_shared(db)?;
     match command {
+        Command::TryPlugin(_) => Ok(()),
         Command::Incidents => {
             let open = store.open_incidents()?;
             println!("{} open incident(s) in {}", open.len(), db.display());

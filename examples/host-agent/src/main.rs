@@ -17,6 +17,7 @@ mod cli;
 mod demo;
 mod inbox;
 mod table;
+mod try_plugin;
 
 use std::collections::VecDeque;
 use std::io::{self, IsTerminal};

@@ -117,3 +117,84 @@ fn incidents_can_be_listed_acked_and_silenced_from_the_command_line() {
     let (ok, out) = cli(&["unack", "1"]);
     assert!(ok && out.contains("no running agent answered"), "{out}");
 }
+
+/// `try-plugin` loads one plugin from a settings file, sends it a firing and a resolved alert,
+/// and prints each HTTP request it made, the result and the time taken.
+#[test]
+fn try_plugin_sends_a_firing_and_a_resolved_alert_and_shows_the_requests() {
+    let server = tiny_http::Server::http("127.0.0.1:0").unwrap();
+    let addr = server.server_addr().to_ip().unwrap();
+    let received = std::thread::spawn(move || {
+        let mut bodies = Vec::new();
+        for _ in 0..2 {
+            let mut request = server.recv().unwrap();
+            let mut body = String::new();
+            request.as_reader().read_to_string(&mut body).unwrap();
+            bodies.push(body);
+            request.respond(tiny_http::Response::empty(204)).unwrap();
+        }
+        bodies
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("hook.toml");
+    std::fs::write(
+        &file,
+        format!(
+            "[[channel]]\nname = \"hook\"\nplugin = \"webhook\"\nallowed_hosts = [\"{addr}\"]\n\
+             config = {{ url = \"http://{addr}/alerts\" }}\n"
+        ),
+    )
+    .unwrap();
+    let out = agent()
+        .args([
+            "try-plugin",
+            file.to_str().unwrap(),
+            "--severity",
+            "critical",
+        ])
+        .args(["--label", "host=web-1", "--annotation", "summary=disk full"])
+        .env("XDG_STATE_HOME", dir.path())
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        stdout.contains(&format!("POST http://{addr}/alerts -> 204")),
+        "{stdout}"
+    );
+    assert!(stdout.contains("firing (critical):"), "{stdout}");
+    assert!(stdout.contains("resolved (from critical):"), "{stdout}");
+    assert_eq!(stdout.matches("delivered in").count(), 2, "{stdout}");
+    let bodies = received.join().unwrap();
+    assert!(
+        bodies[0].contains("\"summary\":\"disk full\""),
+        "{}",
+        bodies[0]
+    );
+    assert!(
+        bodies[1].contains("\"status\":\"resolved\""),
+        "{}",
+        bodies[1]
+    );
+
+    // A plugin that fails: the typed error is shown and the command fails.
+    std::fs::write(
+        &file,
+        "[[channel]]\nname = \"hook\"\nplugin = \"webhook\"\nallowed_hosts = [\"127.0.0.1:9\"]\n\
+         config = { url = \"http://203.0.113.9/alerts\" }\n",
+    )
+    .unwrap();
+    let out = agent()
+        .args(["try-plugin", file.to_str().unwrap(), "--no-resolve"])
+        .env("XDG_STATE_HOME", dir.path())
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(!out.status.success());
+    assert!(stdout.contains("was denied"), "{stdout}");
+    assert!(stdout.contains("denied: host not allowed"), "{stdout}");
+}

@@ -259,9 +259,16 @@ fn ensure_target() -> Result<(), BuildError> {
 /// would compile a guest for the wrong target or with host-only flags removed (see
 /// `SCRUBBED_ENV`). Add the manifest, packages and working directory to it.
 pub fn guest_cargo() -> Command {
+    let mut cmd = clean_cargo();
+    cmd.args(["build", "--release", "--target", GUEST_TARGET]);
+    cmd
+}
+
+/// `cargo`, without the variables of an enclosing build (see `SCRUBBED_ENV`): for running a
+/// plugin crate's own `cargo test` on the machine's target.
+pub fn clean_cargo() -> Command {
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
     let mut cmd = Command::new(cargo);
-    cmd.args(["build", "--release", "--target", GUEST_TARGET]);
     for var in SCRUBBED_ENV {
         cmd.env_remove(var);
     }

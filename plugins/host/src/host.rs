@@ -68,6 +68,9 @@ struct Shared {
     plugins: RwLock<HashMap<String, Arc<Registered>>>,
     /// Serialises loads and reloads (compilation happens outside the map's lock).
     loading: Mutex<()>,
+    /// Compiled components by the SHA-256 of their bytes: loading the same file again (a
+    /// reload that did not change it, a second plugin from one component) costs a lookup.
+    compiled: Mutex<HashMap<String, Component>>,
 }
 
 impl PluginHost {
@@ -111,6 +114,7 @@ impl PluginHost {
                 runtime,
                 plugins: RwLock::new(HashMap::new()),
                 loading: Mutex::new(()),
+                compiled: Mutex::new(HashMap::new()),
             }),
         })
     }
@@ -277,12 +281,23 @@ impl PluginHost {
             Arc::clone(&s.clock),
             Arc::clone(&s.audit),
         )?;
-        let component =
-            Component::from_binary(&s.engine, &bytes).map_err(|e| LoadError::Malformed {
-                name: name.clone(),
-                path: path.clone(),
-                message: format!("{e:#}"),
-            })?;
+        let cached = s.compiled.lock().get(&sha256).cloned();
+        let component = match cached {
+            Some(c) => c,
+            None => {
+                // Compiled outside the lock (seconds, for a large component); on disk too when
+                // `[plugins] cache_dir` is set (wasmtime's cache checks the engine's settings).
+                let c = Component::from_binary(&s.engine, &bytes).map_err(|e| {
+                    LoadError::Malformed {
+                        name: name.clone(),
+                        path: path.clone(),
+                        message: format!("{e:#}"),
+                    }
+                })?;
+                s.compiled.lock().insert(sha256.clone(), c.clone());
+                c
+            }
+        };
         let version = world::check(&s.engine, &component, &name, kind)?;
         let link = |e: wasmtime::Error| LoadError::Link {
             name: name.clone(),

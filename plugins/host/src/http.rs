@@ -19,6 +19,10 @@ use wasmtime_wasi_http::{Error as HttpError, RequestOptions, WasiBody, WasiHttpH
 
 use crate::policy::Policy;
 
+/// The `log` target of the line each outgoing request of a plugin writes (at debug level):
+/// `plugin NAME: METHOD URL -> STATUS (TIME)`.
+pub const HTTP_LOG_TARGET: &str = "vigilo::plugin::http";
+
 type ResponseFuture = Box<
     dyn Future<
             Output = Result<
@@ -165,7 +169,7 @@ impl WasiHttpHooks for HttpPolicy {
         let target = match self.check(request.uri()) {
             Ok(t) => t,
             Err(why) => {
-                log::warn!(target: "vigilo::plugin", "plugin {}: {why}", self.policy.name);
+                log::warn!(target: HTTP_LOG_TARGET, "plugin {}: {why}", self.policy.name);
                 self.denied.get_or_insert(crate::limits::head(why));
                 return Box::new(async { Err(HttpError::HttpRequestDenied) });
             }
@@ -177,15 +181,34 @@ impl WasiHttpHooks for HttpPolicy {
             first_byte_timeout: clamp(asked.first_byte_timeout, cap),
             between_bytes_timeout: clamp(asked.between_bytes_timeout, cap),
         };
+        let name = self.policy.name.clone();
+        let what = format!("{} {}", request.method(), request.uri());
         Box::new(async move {
+            let started = std::time::Instant::now();
             let request = pin(request, &target).await?;
             // Connect and first byte each have `cap`; the head as a whole gets both.
             let sent = tokio::time::timeout(
                 cap.saturating_mul(2),
                 wasmtime_wasi_http::default_send_request(request, Some(options)),
             )
-            .await;
-            let (response, io) = sent.map_err(|_| HttpError::ConnectionReadTimeout)??;
+            .await
+            .map_err(|_| HttpError::ConnectionReadTimeout)
+            .and_then(|r| r);
+            // Each request the plugin makes, for whoever traces plugins (`host-agent
+            // try-plugin` prints these).
+            let ms = started.elapsed().as_secs_f64() * 1000.0;
+            match &sent {
+                Ok((response, _)) => log::debug!(
+                    target: HTTP_LOG_TARGET,
+                    "plugin {name}: {what} -> {} ({ms:.1} ms)",
+                    response.status().as_u16()
+                ),
+                Err(e) => log::debug!(
+                    target: HTTP_LOG_TARGET,
+                    "plugin {name}: {what} -> failed: {e:?} ({ms:.1} ms)"
+                ),
+            }
+            let (response, io) = sent?;
             Ok((
                 response.map(BodyExt::boxed_unsync),
                 Box::new(io) as Box<dyn Future<Output = Result<(), HttpError>> + Send>,

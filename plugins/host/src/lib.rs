@@ -76,8 +76,10 @@ use std::fmt;
 pub use audit::{AuditOutcome, AuditRecord};
 pub use error::{LoadError, PluginError};
 pub use host::{PluginHost, PluginHostError};
+pub use http::HTTP_LOG_TARGET;
 pub use loader::{BundledResolver, WasmLoader, bundled_file, loader, monitor, start};
 pub use plugin::{ActionPlugin, ChannelPlugin, PluginStatus};
+pub use state::LOG_TARGET;
 /// The settings are plain data defined in `vigilo::plugin` (core parses them from the
 /// configuration file without knowing wasmtime); they are re-exported here for convenience.
 pub use vigilo::plugin::{

@@ -69,9 +69,11 @@ enum Answer {
 }
 
 impl Answer {
+    /// The plugin's own error message, if it failed (without "retry may help" or the like:
+    /// once the host refused it something, the host's verdict is what counts).
     fn failed(&self) -> Option<String> {
         match self {
-            Answer::Delivered(Err(e)) => Some(e.to_string()),
+            Answer::Delivered(Err(e)) => Some(e.message().to_owned()),
             Answer::Ran(Err(e)) => Some(e.clone()),
             _ => None,
         }
@@ -270,7 +272,7 @@ impl Registered {
             Ok((answer, Some(detail))) if answer.failed().is_some() => Err(PluginError::Denied {
                 plugin: self.name().to_owned(),
                 detail: format!(
-                    "{detail} (the plugin then failed: {})",
+                    "{detail} (the plugin then reported: {})",
                     answer.failed().unwrap_or_default()
                 ),
             }),

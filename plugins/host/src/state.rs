@@ -28,7 +28,7 @@ const MAX_RESOURCES: usize = 256;
 const YIELD_EVERY: Duration = Duration::from_millis(20);
 
 /// Log target of everything a plugin says (its log import, stdout, stderr).
-pub(crate) const LOG_TARGET: &str = "vigilo::plugin";
+pub const LOG_TARGET: &str = "vigilo::plugin";
 
 /// Store data of one plugin call.
 pub(crate) struct HostState {

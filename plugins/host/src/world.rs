@@ -25,6 +25,11 @@ impl Version {
         minor: 1,
         patch: 0,
     };
+    pub(crate) const V0_2_0: Version = Version {
+        major: 0,
+        minor: 2,
+        patch: 0,
+    };
 
     fn parse(s: &str) -> Option<Version> {
         let core = s.split(['-', '+']).next()?;
@@ -52,7 +57,7 @@ impl fmt::Display for Version {
 
 /// The versions this host has bindings for, oldest first. Adding a version means adding a
 /// module under `bindings/` and a line here.
-pub(crate) const SUPPORTED: &[Version] = &[Version::V0_1_0];
+pub(crate) const SUPPORTED: &[Version] = &[Version::V0_1_0, Version::V0_2_0];
 
 /// The `vigilo:plugin` interfaces each kind may import (besides WASI).
 fn allowed_imports(kind: PluginKind) -> &'static [&'static str] {

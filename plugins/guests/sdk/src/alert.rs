@@ -101,6 +101,74 @@ impl Alert {
         self.status == AlertStatus::Resolved
     }
 
+    /// The severity to report: the current one while firing, and for a resolve (whose
+    /// `severity` is normal) the one it resolved from (`previous`). "resolved (was critical)".
+    pub fn reported_severity(&self) -> Severity {
+        if self.is_resolved() {
+            self.previous
+        } else {
+            self.severity
+        }
+    }
+
+    /// For a resolve, the severity it resolved from; `None` while firing.
+    pub fn resolved_from(&self) -> Option<Severity> {
+        self.is_resolved().then_some(self.previous)
+    }
+
+    /// The item's key for a receiver that opens and closes incidents (a dedup key, an alias, an
+    /// external id): the [fingerprint](Alert#structfield.fingerprint), the same for the item's
+    /// firing, escalations and resolve. For a digest (no fingerprint), the rule and labels.
+    pub fn item_key(&self) -> String {
+        if !self.fingerprint.is_empty() {
+            return self.fingerprint.clone();
+        }
+        let labels: Vec<String> = self
+            .labels
+            .iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect();
+        format!("{}{{{}}}", self.rule, labels.join(","))
+    }
+
+    /// An alert to test a plugin with natively (`cargo test`, no host): rule `rule`, firing at
+    /// `severity`; set the rest with the builder's methods.
+    ///
+    /// ```
+    /// use vigilo_plugin_sdk::{Alert, Severity};
+    /// let a = Alert::builder("disk-full", Severity::Critical)
+    ///     .label("mount", "/data")
+    ///     .annotation("summary", "/data is 97% full")
+    ///     .value(0.97)
+    ///     .resolved()
+    ///     .build();
+    /// assert!(a.is_resolved());
+    /// assert_eq!(a.reported_severity(), Severity::Critical);
+    /// assert_eq!(a.label("mount"), Some("/data"));
+    /// ```
+    pub fn builder(rule: &str, severity: Severity) -> AlertBuilder {
+        AlertBuilder {
+            alert: Alert {
+                rule: rule.to_owned(),
+                metric: rule.to_owned(),
+                labels: Vec::new(),
+                annotations: Vec::new(),
+                severity,
+                previous: Severity::Normal,
+                peak: severity,
+                status: AlertStatus::Firing,
+                value: None,
+                threshold: None,
+                since_ms: 1_700_000_000_000,
+                at_ms: 1_700_000_060_000,
+                idempotency_key: format!("{rule}@1700000060000:{}", severity.number()),
+                fingerprint: String::new(),
+                incident: Some(1),
+                recipients: Vec::new(),
+            },
+        }
+    }
+
     /// One line for people: the `summary` annotation if the rule has one, else
     /// `"<rule>: <metric> is <severity> (value <v>, threshold <t>)"`, or
     /// `"<rule>: <metric> is back to normal (value <v>)"` when resolved.
@@ -126,9 +194,10 @@ impl Alert {
     /// ```json
     /// {"rule": "cpu-high", "metric": "host.cpu.usage", "labels": {"host": "web-1"},
     ///  "annotations": {"summary": "…"}, "severity": "major", "previous": "warning",
-    ///  "status": "firing", "value": 93.5, "threshold": 80.0, "summary": "…",
+    ///  "peak": "major", "status": "firing", "value": 93.5, "threshold": 80.0, "summary": "…",
     ///  "since_ms": 1700000000000, "at_ms": 1700000060000, "at": "2023-11-14T22:14:20.000Z",
-    ///  "idempotency_key": "…", "recipients": ["ops@example.com"]}
+    ///  "idempotency_key": "…", "fingerprint": "c49b2f1106f9796f", "incident": 7,
+    ///  "recipients": ["ops@example.com"]}
     /// ```
     ///
     /// `value` and `threshold` are `null` when absent; labels and annotations are objects.
@@ -140,6 +209,7 @@ impl Alert {
             "annotations": pairs_to_object(&self.annotations),
             "severity": self.severity.name(),
             "previous": self.previous.name(),
+            "peak": self.peak.name(),
             "status": self.status.name(),
             "value": self.value.and_then(finite),
             "threshold": self.threshold.and_then(finite),
@@ -148,6 +218,8 @@ impl Alert {
             "at_ms": self.at_ms,
             "at": crate::time::rfc3339(self.at_ms),
             "idempotency_key": self.idempotency_key,
+            "fingerprint": self.fingerprint,
+            "incident": self.incident,
             "recipients": self.recipients,
         })
     }
@@ -176,4 +248,156 @@ pub(crate) fn pairs_to_object(pairs: &[(String, String)]) -> Value {
         map.insert(k.clone(), Value::String(v.clone()));
     }
     Value::Object(map)
+}
+
+/// Builds an [`Alert`] for a native unit test of a plugin (see [`Alert::builder`]).
+#[derive(Debug, Clone)]
+pub struct AlertBuilder {
+    alert: Alert,
+}
+
+impl AlertBuilder {
+    /// The metric (default: the rule's name).
+    pub fn metric(mut self, metric: &str) -> Self {
+        self.alert.metric = metric.to_owned();
+        self
+    }
+
+    /// Adds a label (kept sorted by name, as the host sends them).
+    pub fn label(mut self, name: &str, value: &str) -> Self {
+        insert_sorted(&mut self.alert.labels, name, value);
+        self
+    }
+
+    /// Adds an annotation (`summary`, `description`, `runbook` …).
+    pub fn annotation(mut self, name: &str, value: &str) -> Self {
+        insert_sorted(&mut self.alert.annotations, name, value);
+        self
+    }
+
+    /// The value that decided it.
+    pub fn value(mut self, value: f64) -> Self {
+        self.alert.value = Some(value);
+        self
+    }
+
+    /// The threshold crossed.
+    pub fn threshold(mut self, threshold: f64) -> Self {
+        self.alert.threshold = Some(threshold);
+        self
+    }
+
+    /// The severity before this change (default normal).
+    pub fn previous(mut self, previous: Severity) -> Self {
+        self.alert.previous = previous;
+        self.alert.peak = self.alert.peak.max(previous);
+        self
+    }
+
+    /// Makes it the resolve of the alert built so far: status resolved, severity normal,
+    /// `previous` the severity it had.
+    pub fn resolved(mut self) -> Self {
+        if !self.alert.is_resolved() {
+            self.alert.previous = self.alert.severity;
+            self.alert.severity = Severity::Normal;
+            self.alert.status = AlertStatus::Resolved;
+            self.alert.idempotency_key.push_str(":resolved");
+        }
+        self
+    }
+
+    /// The item's fingerprint (default: computed from the rule and labels as the host does).
+    pub fn fingerprint(mut self, fingerprint: &str) -> Self {
+        self.alert.fingerprint = fingerprint.to_owned();
+        self
+    }
+
+    /// The incident number (default 1), or `None`.
+    pub fn incident(mut self, incident: Option<u64>) -> Self {
+        self.alert.incident = incident;
+        self
+    }
+
+    /// Adds a recipient.
+    pub fn recipient(mut self, recipient: &str) -> Self {
+        self.alert.recipients.push(recipient.to_owned());
+        self
+    }
+
+    /// When it changed, ms since the Unix epoch.
+    pub fn at_ms(mut self, at_ms: i64) -> Self {
+        self.alert.at_ms = at_ms;
+        self
+    }
+
+    /// The alert.
+    pub fn build(mut self) -> Alert {
+        if self.alert.fingerprint.is_empty() {
+            self.alert.fingerprint = fingerprint(&self.alert.rule, &self.alert.labels);
+        }
+        self.alert
+    }
+}
+
+fn insert_sorted(pairs: &mut Vec<(String, String)>, name: &str, value: &str) {
+    pairs.retain(|(k, _)| k != name);
+    let at = pairs.partition_point(|(k, _)| k.as_str() < name);
+    pairs.insert(at, (name.to_owned(), value.to_owned()));
+}
+
+/// The item fingerprint as the host computes it (see the WIT's `fingerprint`): 16 hex digits of
+/// the 64-bit FNV-1a hash of the rule name, a 0 byte, then each label sorted by name as name, a
+/// 1 byte, value, a 0 byte. `labels` must be the series' labels (the rule's own labels are not
+/// part of it).
+pub fn fingerprint(rule: &str, labels: &[(String, String)]) -> String {
+    const OFFSET: u64 = 0xcbf2_9ce4_8422_2325;
+    const PRIME: u64 = 0x0000_0100_0000_01b3;
+    let mut h = OFFSET;
+    let mut eat = |bytes: &[u8]| {
+        for b in bytes {
+            h ^= u64::from(*b);
+            h = h.wrapping_mul(PRIME);
+        }
+    };
+    eat(rule.as_bytes());
+    eat(&[0]);
+    let mut sorted: Vec<&(String, String)> = labels.iter().collect();
+    sorted.sort_by(|a, b| a.0.cmp(&b.0));
+    for (k, v) in sorted {
+        eat(k.as_bytes());
+        eat(&[1]);
+        eat(v.as_bytes());
+        eat(&[0]);
+    }
+    format!("{h:016x}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_fingerprint_is_the_hosts() {
+        // The same value as vigilo's `alert::fingerprint` doctest.
+        let labels = vec![("mount".to_owned(), "/".to_owned())];
+        assert_eq!(fingerprint("disk", &labels), "c49b2f1106f9796f");
+    }
+
+    #[test]
+    fn a_resolve_reports_what_it_resolved_from() {
+        let firing = Alert::builder("cpu", Severity::Major)
+            .label("host", "a")
+            .build();
+        assert_eq!(firing.reported_severity(), Severity::Major);
+        assert_eq!(firing.resolved_from(), None);
+        let resolved = Alert::builder("cpu", Severity::Major)
+            .label("host", "a")
+            .resolved()
+            .build();
+        assert_eq!(resolved.severity, Severity::Normal);
+        assert_eq!(resolved.reported_severity(), Severity::Major);
+        assert_eq!(resolved.resolved_from(), Some(Severity::Major));
+        assert_eq!(firing.item_key(), resolved.item_key());
+        assert_ne!(firing.idempotency_key, resolved.idempotency_key);
+    }
 }

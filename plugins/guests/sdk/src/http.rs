@@ -1,17 +1,36 @@
 //! Outgoing HTTP over standard `wasi:http` (the `wasip2` crate's bindings).
 //!
-//! The host lets a plugin reach only the hosts the operator listed for it (`allowed_hosts`);
-//! any other destination fails with [`DeliveryError::Permanent`]. The host also bounds the time
-//! a request may take.
+//! The host lets a plugin reach only the hosts the operator listed for it (`allowed_hosts`): a
+//! request to any other host fails at once with [`Error::Denied`] ("denied: host not allowed"),
+//! permanent, which a plugin can match on. The host also bounds the time a request may take.
 //!
-//! [`post_json`] and [`post_form`] check the status for you: 2xx is `Ok`; 408, 429 and 5xx are
-//! [`DeliveryError::Retryable`]; anything else (3xx, other 4xx) is
-//! [`DeliveryError::Permanent`]. Transport failures (refused, reset, timeout, DNS) are
-//! retryable; a request the host denies or a malformed URL is permanent. [`send`] returns any
-//! response as it is, for plugins that want to judge the status themselves.
+//! # The retry policy
+//!
+//! One table, the contract's (`delivery-error` in the WIT), followed by [`post_json`],
+//! [`post_form`] and [`check_status`], and by every bundled plugin:
+//!
+//! | outcome of the request | [`Error`] | with `?` in `deliver` |
+//! |---|---|---|
+//! | status 2xx | — (`Ok`) | delivered |
+//! | status 408, 425, 429 | [`Error::Status`], retryable | [`DeliveryError::Retryable`] |
+//! | status 5xx | [`Error::Status`], retryable | [`DeliveryError::Retryable`] |
+//! | any other status (1xx, 3xx, other 4xx) | [`Error::Status`], permanent | [`DeliveryError::Permanent`] |
+//! | refused, reset, timeout, DNS failure | [`Error::Transport`] | [`DeliveryError::Retryable`] |
+//! | host not in `allowed_hosts` | [`Error::Denied`] | [`DeliveryError::Permanent`] |
+//! | malformed URL, header or method | [`Error::Invalid`] | [`DeliveryError::Permanent`] |
+//!
+//! [`classify`] gives a status's outcome. A plugin whose receiver gives a status another
+//! meaning overrides it for the rest of the call with [`treat_status`] (a 409 "already open"
+//! as delivered, say). [`send`] returns any response as it is, for plugins that judge the status
+//! themselves.
+
+use std::cell::RefCell;
+use std::fmt;
 
 use wasip2::http::outgoing_handler;
-use wasip2::http::types::{ErrorCode, Fields, Method, OutgoingBody, OutgoingRequest, Scheme};
+use wasip2::http::types::{
+    ErrorCode, Fields, FutureIncomingResponse, Method, OutgoingBody, OutgoingRequest, Scheme,
+};
 use wasip2::io::streams::StreamError;
 
 use crate::DeliveryError;
@@ -50,15 +69,126 @@ impl Response {
     }
 }
 
+/// Why a request failed (see the retry policy above). `?` turns it into a [`DeliveryError`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Error {
+    /// The host refused the request: its host is not in this plugin's `allowed_hosts`. The
+    /// operator has to change the configuration; retrying cannot help.
+    Denied(String),
+    /// The request could not be made as written (URL, header, method). Permanent.
+    Invalid(String),
+    /// Connecting, sending or receiving failed (refused, reset, timeout, DNS). Retryable.
+    Transport(String),
+    /// The server answered with a status the policy counts as a failure.
+    Status {
+        /// The status.
+        status: u16,
+        /// Whether retrying may succeed (see [`classify`]).
+        retryable: bool,
+        /// `URL answered STATUS: first 200 bytes of the body`.
+        message: String,
+    },
+}
+
+impl Error {
+    /// Whether retrying with backoff may succeed.
+    pub fn is_retryable(&self) -> bool {
+        match self {
+            Error::Transport(_) => true,
+            Error::Status { retryable, .. } => *retryable,
+            Error::Denied(_) | Error::Invalid(_) => false,
+        }
+    }
+
+    /// Whether the host refused the destination.
+    pub fn is_denied(&self) -> bool {
+        matches!(self, Error::Denied(_))
+    }
+
+    /// The message.
+    pub fn message(&self) -> &str {
+        match self {
+            Error::Denied(m) | Error::Invalid(m) | Error::Transport(m) => m,
+            Error::Status { message, .. } => message,
+        }
+    }
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.message())
+    }
+}
+
+impl std::error::Error for Error {}
+
+impl From<Error> for DeliveryError {
+    fn from(e: Error) -> Self {
+        if e.is_retryable() {
+            DeliveryError::Retryable(e.message().to_owned())
+        } else {
+            DeliveryError::Permanent(e.message().to_owned())
+        }
+    }
+}
+
+/// What a status means for a delivery.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    /// Delivered.
+    Delivered,
+    /// Failed; retrying with backoff may succeed.
+    Retryable,
+    /// Failed; retrying cannot help.
+    Permanent,
+}
+
+thread_local! {
+    /// The statuses this call treats otherwise ([`treat_status`]).
+    static OVERRIDES: RefCell<Vec<(u16, Outcome)>> = const { RefCell::new(Vec::new()) };
+}
+
+/// What `status` means under the retry policy (and this call's [`treat_status`] overrides).
+pub fn classify(status: u16) -> Outcome {
+    if let Some(o) = OVERRIDES.with(|o| {
+        o.borrow()
+            .iter()
+            .find(|(s, _)| *s == status)
+            .map(|(_, o)| *o)
+    }) {
+        return o;
+    }
+    match status {
+        200..=299 => Outcome::Delivered,
+        408 | 425 | 429 | 500..=599 => Outcome::Retryable,
+        _ => Outcome::Permanent,
+    }
+}
+
+/// Treats `status` as `outcome` in [`classify`], [`check_status`], [`post_json`] and
+/// [`post_form`] for the rest of this call (each call of the plugin starts afresh). For a
+/// receiver that answers 409 when an incident is already open:
+///
+/// ```ignore
+/// http::treat_status(409, http::Outcome::Delivered);
+/// ```
+pub fn treat_status(status: u16, outcome: Outcome) {
+    OVERRIDES.with(|o| {
+        let mut o = o.borrow_mut();
+        o.retain(|(s, _)| *s != status);
+        o.push((status, outcome));
+    });
+}
+
 /// POSTs `body` as `application/json` to `url` with the extra `headers`, and checks the status
-/// (see the module documentation).
+/// (see the retry policy above).
 pub fn post_json(
     url: &str,
     headers: &[(&str, &str)],
     body: &serde_json::Value,
-) -> Result<Response, DeliveryError> {
+) -> Result<Response, Error> {
     let body = serde_json::to_vec(body)
-        .map_err(|e| DeliveryError::Permanent(format!("cannot encode the JSON body: {e}")))?;
+        .map_err(|e| Error::Invalid(format!("cannot encode the JSON body: {e}")))?;
     check_status(
         url,
         send("POST", url, headers, Some("application/json"), &body)?,
@@ -66,12 +196,12 @@ pub fn post_json(
 }
 
 /// POSTs `fields` as `application/x-www-form-urlencoded` to `url` with the extra `headers`,
-/// and checks the status (see the module documentation).
+/// and checks the status (see the retry policy above).
 pub fn post_form(
     url: &str,
     headers: &[(&str, &str)],
     fields: &[(&str, &str)],
-) -> Result<Response, DeliveryError> {
+) -> Result<Response, Error> {
     let body = form_encode(fields);
     check_status(
         url,
@@ -85,13 +215,15 @@ pub fn post_form(
     )
 }
 
-/// Turns a non-2xx response into the matching [`DeliveryError`] (408, 429 and 5xx retryable,
-/// anything else permanent); a 2xx response is returned as it is.
-pub fn check_status(url: &str, response: Response) -> Result<Response, DeliveryError> {
+/// Applies the retry policy to a response: one [`classify`] calls delivered is returned as it
+/// is, any other becomes [`Error::Status`].
+pub fn check_status(url: &str, response: Response) -> Result<Response, Error> {
     let status = response.status;
-    if response.is_success() {
-        return Ok(response);
-    }
+    let retryable = match classify(status) {
+        Outcome::Delivered => return Ok(response),
+        Outcome::Retryable => true,
+        Outcome::Permanent => false,
+    };
     let mut detail = response.text();
     if detail.len() > 200 {
         let mut cut = 200;
@@ -101,12 +233,11 @@ pub fn check_status(url: &str, response: Response) -> Result<Response, DeliveryE
         detail.truncate(cut);
         detail.push('…');
     }
-    let message = format!("{url} answered {status}: {}", detail.trim());
-    if status == 408 || status == 429 || (500..600).contains(&status) {
-        Err(DeliveryError::Retryable(message))
-    } else {
-        Err(DeliveryError::Permanent(message))
-    }
+    Err(Error::Status {
+        status,
+        retryable,
+        message: format!("{url} answered {status}: {}", detail.trim()),
+    })
 }
 
 /// Sends one request and returns the response, whatever its status. `method` is `GET`, `POST`,
@@ -118,8 +249,8 @@ pub fn send(
     headers: &[(&str, &str)],
     content_type: Option<&str>,
     body: &[u8],
-) -> Result<Response, DeliveryError> {
-    let target = Url::parse(url).map_err(DeliveryError::Permanent)?;
+) -> Result<Response, Error> {
+    let target = Url::parse(url).map_err(Error::Invalid)?;
 
     let mut entries: Vec<(String, Vec<u8>)> = Vec::with_capacity(headers.len() + 1);
     if let Some(ct) = content_type {
@@ -141,9 +272,8 @@ pub fn send(
             .collect();
         entries.push((name.to_ascii_lowercase(), value.into_bytes()));
     }
-    let fields = Fields::from_list(&entries).map_err(|e| {
-        DeliveryError::Permanent(format!("invalid request header for {url}: {e:?}"))
-    })?;
+    let fields = Fields::from_list(&entries)
+        .map_err(|e| Error::Invalid(format!("invalid request header for {url}: {e:?}")))?;
 
     let request = OutgoingRequest::new(fields);
     let method = match method.to_ascii_uppercase().as_str() {
@@ -156,7 +286,7 @@ pub fn send(
         "OPTIONS" => Method::Options,
         other => Method::Other(other.to_owned()),
     };
-    let invalid = |what: &str| DeliveryError::Permanent(format!("invalid {what} in {url}"));
+    let invalid = |what: &str| Error::Invalid(format!("invalid {what} in {url}"));
     request
         .set_method(&method)
         .map_err(|()| invalid("method"))?;
@@ -172,29 +302,23 @@ pub fn send(
 
     let outgoing_body = request
         .body()
-        .map_err(|()| DeliveryError::Permanent("request body already taken".to_owned()))?;
+        .map_err(|()| Error::Invalid("request body already taken".to_owned()))?;
     let pending = outgoing_handler::handle(request, None).map_err(|e| transport_error(url, &e))?;
-    {
-        let stream = outgoing_body.write().map_err(|()| {
-            DeliveryError::Permanent("request body stream already taken".to_owned())
-        })?;
-        // `blocking-write-and-flush` takes at most 4096 bytes per call.
-        for chunk in body.chunks(4096) {
-            stream
-                .blocking_write_and_flush(chunk)
-                .map_err(|e| stream_error(url, "sending the body", e))?;
-        }
+    // A request the host refuses (a host outside `allowed_hosts`) fails its response at once;
+    // the body stream then closes. Report why the request failed, not that the stream closed.
+    let sent = write_body(url, &outgoing_body, body).and_then(|()| {
+        OutgoingBody::finish(outgoing_body, None).map_err(|e| transport_error(url, &e))
+    });
+    if let Err(e) = sent {
+        return Err(response_error(url, &pending).unwrap_or(e));
     }
-    OutgoingBody::finish(outgoing_body, None).map_err(|e| transport_error(url, &e))?;
 
     let response = loop {
         match pending.get() {
             Some(Ok(Ok(response))) => break response,
             Some(Ok(Err(e))) => return Err(transport_error(url, &e)),
             Some(Err(())) => {
-                return Err(DeliveryError::Retryable(format!(
-                    "{url}: response already taken"
-                )));
+                return Err(Error::Transport(format!("{url}: response already taken")));
             }
             None => pending.subscribe().block(),
         }
@@ -234,6 +358,33 @@ pub fn send(
     })
 }
 
+fn write_body(url: &str, outgoing_body: &OutgoingBody, body: &[u8]) -> Result<(), Error> {
+    let stream = outgoing_body
+        .write()
+        .map_err(|()| Error::Invalid("request body stream already taken".to_owned()))?;
+    // `blocking-write-and-flush` takes at most 4096 bytes per call.
+    for chunk in body.chunks(4096) {
+        stream
+            .blocking_write_and_flush(chunk)
+            .map_err(|e| stream_error(url, "sending the body", e))?;
+    }
+    Ok(())
+}
+
+/// The request's own failure once sending its body failed: a denied request fails its
+/// response (the host decides as soon as the request is handed over), which is then the error
+/// to report rather than the closed stream. Waits for the response's outcome, which the host
+/// bounds by the plugin's HTTP timeout.
+fn response_error(url: &str, pending: &FutureIncomingResponse) -> Option<Error> {
+    loop {
+        match pending.get() {
+            Some(Ok(Err(e))) => return Some(transport_error(url, &e)),
+            Some(_) => return None,
+            None => pending.subscribe().block(),
+        }
+    }
+}
+
 /// `a=1&b=x+y`: form-urlencodes name/value pairs.
 pub fn form_encode(fields: &[(&str, &str)]) -> String {
     let mut out = String::new();
@@ -260,31 +411,26 @@ fn form_encode_into(out: &mut String, s: &str) {
     }
 }
 
-fn transport_error(url: &str, e: &ErrorCode) -> DeliveryError {
-    let message = format!("{url}: {e:?}");
+fn transport_error(url: &str, e: &ErrorCode) -> Error {
     match e {
-        ErrorCode::HttpRequestDenied
-        | ErrorCode::HttpRequestUriInvalid
+        ErrorCode::HttpRequestDenied | ErrorCode::DestinationIpProhibited => Error::Denied(
+            format!("denied: host not allowed: {url} is not in this plugin's allowed_hosts"),
+        ),
+        ErrorCode::HttpRequestUriInvalid
         | ErrorCode::HttpRequestUriTooLong
         | ErrorCode::HttpRequestMethodInvalid
-        | ErrorCode::DestinationIpProhibited
         | ErrorCode::TlsCertificateError
-        | ErrorCode::ConfigurationError => DeliveryError::Permanent(message),
-        _ => DeliveryError::Retryable(message),
+        | ErrorCode::ConfigurationError => Error::Invalid(format!("{url}: {e:?}")),
+        _ => Error::Transport(format!("{url}: {e:?}")),
     }
 }
 
-fn stream_error(url: &str, doing: &str, e: StreamError) -> DeliveryError {
+fn stream_error(url: &str, doing: &str, e: StreamError) -> Error {
     match e {
-        StreamError::Closed => {
-            DeliveryError::Retryable(format!("{url}: connection closed while {doing}"))
-        }
+        StreamError::Closed => Error::Transport(format!("{url}: connection closed while {doing}")),
         StreamError::LastOperationFailed(err) => match wasip2::http::types::http_error_code(&err) {
             Some(code) => transport_error(url, &code),
-            None => DeliveryError::Retryable(format!(
-                "{url}: {doing} failed: {}",
-                err.to_debug_string()
-            )),
+            None => Error::Transport(format!("{url}: {doing} failed: {}", err.to_debug_string())),
         },
     }
 }
@@ -362,17 +508,46 @@ mod tests {
     }
 
     #[test]
-    fn statuses() {
+    fn statuses_follow_the_one_table() {
         let r = |status| Response {
             status,
             headers: vec![],
             body: b"nope".to_vec(),
         };
-        assert!(check_status("u", r(204)).is_ok());
-        assert!(check_status("u", r(503)).unwrap_err().is_retryable());
-        assert!(check_status("u", r(429)).unwrap_err().is_retryable());
+        for ok in [200, 201, 204, 299] {
+            assert!(check_status("u", r(ok)).is_ok(), "{ok}");
+        }
+        for retry in [408, 425, 429, 500, 502, 503, 504, 599] {
+            assert!(
+                check_status("u", r(retry)).unwrap_err().is_retryable(),
+                "{retry}"
+            );
+        }
+        for permanent in [100, 301, 304, 400, 401, 403, 404, 409, 410, 422] {
+            assert!(
+                !check_status("u", r(permanent)).unwrap_err().is_retryable(),
+                "{permanent}"
+            );
+        }
         let e = check_status("u", r(404)).unwrap_err();
-        assert!(!e.is_retryable());
         assert_eq!(e.message(), "u answered 404: nope");
+        assert!(matches!(
+            DeliveryError::from(e),
+            DeliveryError::Permanent(_)
+        ));
+        // A plugin may treat a status otherwise, for the rest of its call.
+        treat_status(409, Outcome::Delivered);
+        treat_status(404, Outcome::Retryable);
+        assert!(check_status("u", r(409)).is_ok());
+        assert!(check_status("u", r(404)).unwrap_err().is_retryable());
+        assert_eq!(classify(500), Outcome::Retryable);
+    }
+
+    #[test]
+    fn a_denied_request_is_its_own_permanent_error() {
+        let e = transport_error("http://x/", &ErrorCode::HttpRequestDenied);
+        assert!(e.is_denied() && !e.is_retryable());
+        assert!(e.message().starts_with("denied: host not allowed"));
+        assert!(transport_error("u", &ErrorCode::ConnectionRefused).is_retryable());
     }
 }

@@ -17,7 +17,9 @@
 //! | `severity_ko` | 정상, 무해, 주의, 위험, 긴급, 치명 |
 //! | `severity_number` | 0 … 5 |
 //! | `colour` (or `color`) | the severity's colour, `#rrggbb` |
-//! | `previous` | the severity before, as `severity` |
+//! | `previous` | the severity before, as `severity`; for a resolve, what it resolved from |
+//! | `reported_severity` | `severity` while firing, `previous` for a resolve (what to show) |
+//! | `peak` | the highest severity the item's problem reached, as `severity` |
 //! | `status` | `firing` or `resolved` |
 //! | `value`, `threshold` | the numbers that decided it (empty when absent) |
 //! | `summary` | the `summary` annotation, or a generated line ([`Alert::summary`]) |
@@ -25,7 +27,9 @@
 //! | `annotations.NAME` | the annotation `NAME` (empty when absent) |
 //! | `at`, `since` | when it changed / when the previous state began, RFC 3339 UTC |
 //! | `at_ms`, `since_ms` | the same in ms since the Unix epoch |
-//! | `idempotency_key` | stable for this change of this item |
+//! | `idempotency_key` | one per notification: the same for every attempt, different for every change |
+//! | `fingerprint` | one per item: the same for its firing, escalations and resolve (empty for a digest) |
+//! | `incident` | the host's incident number (empty if none) |
 //! | `recipients` | every recipient, joined with `, ` |
 //! | `recipient` | the one recipient a message is for, where the channel sends one message per recipient (else the first one, or empty) |
 //!
@@ -107,6 +111,8 @@ impl<'a> Vars<'a> {
             "severity_number" => a.severity.number().to_string(),
             "colour" | "color" => a.severity.colour().to_owned(),
             "previous" => a.previous.name().to_owned(),
+            "reported_severity" => a.reported_severity().name().to_owned(),
+            "peak" => a.peak.name().to_owned(),
             "status" => a.status.name().to_owned(),
             "value" => number(a.value),
             "threshold" => number(a.threshold),
@@ -116,6 +122,8 @@ impl<'a> Vars<'a> {
             "at_ms" => a.at_ms.to_string(),
             "since_ms" => a.since_ms.to_string(),
             "idempotency_key" => a.idempotency_key.clone(),
+            "fingerprint" => a.fingerprint.clone(),
+            "incident" => a.incident.map(|i| i.to_string()).unwrap_or_default(),
             "recipients" => a.recipients.join(", "),
             "recipient" => a.recipients.first().cloned().unwrap_or_default(),
             _ => return None,
@@ -179,12 +187,15 @@ mod tests {
             annotations: vec![("summary".into(), "CPU \"hot\" on web-1".into())],
             severity: Severity::Major,
             previous: Severity::Warning,
+            peak: Severity::Major,
             status: AlertStatus::Firing,
             value: Some(93.5),
             threshold: Some(80.0),
             since_ms: 1_700_000_000_000,
             at_ms: 1_700_000_060_000,
             idempotency_key: "k1".into(),
+            fingerprint: "f1".into(),
+            incident: Some(7),
             recipients: vec!["a@x".into(), "b@x".into()],
         }
     }

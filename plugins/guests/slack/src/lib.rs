@@ -18,7 +18,8 @@
 //! | `text_template` | string | `{{summary}}` | the attachment's text |
 //! | `mention` | string | none | prepended to `text` when firing, e.g. `<!here>` or `<@U123>` |
 //!
-//! Templates use the SDK's `{{field}}` fields. 2xx is delivered; 429 and 5xx are retried;
+//! Templates use the SDK's `{{field}}` fields. Statuses follow the contract's retry policy (the
+//! SDK's `http` module): 2xx is delivered; 408, 425, 429 and 5xx are retried;
 //! other statuses (Slack answers 400 `invalid_payload`, 403, 404 `no_service` …) fail
 //! permanently.
 //!

@@ -29,7 +29,8 @@
 //! ```
 //!
 //! Every recipient is attempted even if an earlier one failed. The delivery then fails as a
-//! whole, retryable if any failure was (429, 5xx, transport), naming the recipients that
+//! whole, retryable if any failure was (under the contract's retry policy: 408, 425, 429, 5xx,
+//! transport), naming the recipients that
 //! failed; a host retry sends again to every recipient, so a provider that deduplicates on a
 //! field holding `{{idempotency_key}}` avoids double messages.
 
@@ -83,7 +84,7 @@ impl Channel for SmsGateway {
             ));
         }
 
-        let mut failures: Vec<(String, DeliveryError)> = Vec::new();
+        let mut failures: Vec<(String, http::Error)> = Vec::new();
         for recipient in &recipients {
             let vars = Vars::new(alert).set("recipient", recipient.clone());
             let cut = |s: String| match max_length {

@@ -53,7 +53,8 @@ impl Channel for TemplateChannel {
         if let Some(auth) = &auth {
             headers.push(("Authorization", auth.as_str()));
         }
-        // `post_json` checks the status: 2xx is Ok, 408/429/5xx become `Retryable` and other
+        // `post_json` checks the status by the contract's retry policy (the table in the SDK's
+        // `http` module): 2xx is Ok, 408/425/429/5xx become `Retryable` and other
         // 4xx `Permanent`, so `?` is all the error handling a simple channel needs.
         let response = http::post_json(&url, &headers, &body)?;
 

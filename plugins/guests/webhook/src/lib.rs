@@ -14,8 +14,8 @@
 //! | `content_type` | string | `application/json` | the body's media type |
 //!
 //! Without `body_template` the body is the alert as JSON ([`Alert::to_json`]: rule, metric,
-//! labels, annotations, severity, previous, status, value, threshold, summary, since_ms, at_ms,
-//! at, idempotency_key, recipients). With it, values are escaped for JSON strings when the
+//! labels, annotations, severity, previous, peak, status, value, threshold, summary, since_ms,
+//! at_ms, at, idempotency_key, fingerprint, incident, recipients). With it, values are escaped for JSON strings when the
 //! content type is JSON, and the rendered body must then be valid JSON (else the delivery fails
 //! permanently, naming the problem), e.g.
 //!
@@ -23,8 +23,9 @@
 //! body_template = '{"text": "[{{severity}}] {{summary}}", "host": "{{labels.host}}"}'
 //! ```
 //!
-//! 2xx is delivered; 408, 429, 5xx and transport failures are retried by the host; other
-//! statuses fail permanently.
+//! Statuses and failures follow the contract's retry policy (the table in the SDK's `http`
+//! module): 2xx delivered; 408, 425, 429, 5xx and transport failures retried; a host outside
+//! `allowed_hosts` and any other status permanent.
 
 use std::collections::BTreeMap;
 

@@ -4,9 +4,10 @@
 //! `wasmtime::component::bindgen!` from its folder, with the host side of its imports and the
 //! conversions from core's types. A component is matched to a module by the version in its
 //! export name (`vigilo:plugin/channel@0.1.0`, see `world.rs`); the linkers carry the imports
-//! of every version at once (their names differ by version). Adding `0.2.0` means: a module
-//! `v0_2_0`, a variant in [`ChannelPre`] and [`ActionPre`], a line in `world::SUPPORTED` and
-//! in the `add_*_imports` functions. Nothing existing changes, so older plugins keep loading.
+//! of every version at once (their names differ by version). Adding `0.3.0` means: a module
+//! `v0_3_0` (its `bindgen!`, its `to_wit` and `version_glue!()`), a variant in [`ChannelPre`]
+//! and [`ActionPre`], a line in `world::SUPPORTED` and in the `add_*_imports` functions. Nothing
+//! existing changes, so older plugins keep loading.
 
 use std::time::Instant;
 
@@ -17,7 +18,9 @@ use wasmtime::component::{Component, Linker};
 use crate::state::HostState;
 use crate::world::Version;
 
+mod glue;
 pub(crate) mod v0_1_0;
+pub(crate) mod v0_2_0;
 
 /// A failed instantiation or call, and which of the two it was.
 pub(crate) struct CallError {
@@ -43,18 +46,22 @@ impl CallError {
 /// Adds every version's channel imports (log, clock, mail) to `linker` (async host functions:
 /// calls run on fibers).
 pub(crate) fn add_channel_imports(linker: &mut Linker<HostState>) -> wasmtime::Result<()> {
-    v0_1_0::add_channel_imports(linker)
+    v0_1_0::add_channel_imports(linker)?;
+    v0_2_0::add_channel_imports(linker)
 }
 
 /// Adds every version's action imports (log, clock, exec) to `linker`.
 pub(crate) fn add_action_imports(linker: &mut Linker<HostState>) -> wasmtime::Result<()> {
-    v0_1_0::add_action_imports(linker)
+    v0_1_0::add_action_imports(linker)?;
+    v0_2_0::add_action_imports(linker)
 }
 
 /// A channel component, pre-linked for the version it was built against.
 pub(crate) enum ChannelPre {
     /// `vigilo:plugin@0.1.x`.
     V0_1(v0_1_0::ChannelPluginPre<HostState>),
+    /// `vigilo:plugin@0.2.x`.
+    V0_2(v0_2_0::ChannelPluginPre<HostState>),
 }
 
 impl ChannelPre {
@@ -65,6 +72,9 @@ impl ChannelPre {
     ) -> wasmtime::Result<Self> {
         match (version.major, version.minor) {
             (0, 1) => Ok(ChannelPre::V0_1(v0_1_0::ChannelPluginPre::new(
+                linker.instantiate_pre(component)?,
+            )?)),
+            (0, 2) => Ok(ChannelPre::V0_2(v0_2_0::ChannelPluginPre::new(
                 linker.instantiate_pre(component)?,
             )?)),
             _ => Err(wasmtime::format_err!("no bindings for version {version}")),
@@ -80,6 +90,7 @@ impl ChannelPre {
     ) -> Result<Result<(), DeliveryError>, CallError> {
         match self {
             ChannelPre::V0_1(pre) => v0_1_0::deliver(pre, store, alert).await,
+            ChannelPre::V0_2(pre) => v0_2_0::deliver(pre, store, alert).await,
         }
     }
 }
@@ -88,6 +99,8 @@ impl ChannelPre {
 pub(crate) enum ActionPre {
     /// `vigilo:plugin@0.1.x`.
     V0_1(v0_1_0::ActionPluginPre<HostState>),
+    /// `vigilo:plugin@0.2.x`.
+    V0_2(v0_2_0::ActionPluginPre<HostState>),
 }
 
 impl ActionPre {
@@ -98,6 +111,9 @@ impl ActionPre {
     ) -> wasmtime::Result<Self> {
         match (version.major, version.minor) {
             (0, 1) => Ok(ActionPre::V0_1(v0_1_0::ActionPluginPre::new(
+                linker.instantiate_pre(component)?,
+            )?)),
+            (0, 2) => Ok(ActionPre::V0_2(v0_2_0::ActionPluginPre::new(
                 linker.instantiate_pre(component)?,
             )?)),
             _ => Err(wasmtime::format_err!("no bindings for version {version}")),
@@ -114,6 +130,7 @@ impl ActionPre {
     ) -> Result<Result<ActionOutcome, String>, CallError> {
         match self {
             ActionPre::V0_1(pre) => v0_1_0::run(pre, store, alert, started).await,
+            ActionPre::V0_2(pre) => v0_2_0::run(pre, store, alert, started).await,
         }
     }
 }

@@ -2,12 +2,12 @@
 
 use std::time::Duration;
 
-use vigilo::Severity;
 use vigilo::alert::{self as core, Alert};
 use wasmtime::Store;
 use wasmtime::component::{HasSelf, Linker};
 
 use super::CallError;
+use super::glue::version_glue;
 use crate::exec::ExecFailure;
 use crate::mail::MailFailure;
 use crate::state::HostState;
@@ -41,67 +41,7 @@ pub(crate) use channel_world::ChannelPluginPre;
 use action_world::vigilo::plugin::exec;
 use channel_world::vigilo::plugin::{clock, log as wit_log, mail, types};
 
-pub(crate) fn add_channel_imports(linker: &mut Linker<HostState>) -> wasmtime::Result<()> {
-    channel_world::ChannelPlugin::add_to_linker::<HostState, HasSelf<HostState>>(linker, |s| s)
-}
-
-pub(crate) fn add_action_imports(linker: &mut Linker<HostState>) -> wasmtime::Result<()> {
-    action_world::ActionPlugin::add_to_linker::<HostState, HasSelf<HostState>>(linker, |s| s)
-}
-
-pub(crate) async fn deliver(
-    pre: &ChannelPluginPre<HostState>,
-    store: &mut Store<HostState>,
-    alert: &Alert,
-) -> Result<Result<(), core::DeliveryError>, CallError> {
-    let policy = store.data().policy();
-    let instance = pre
-        .instantiate_async(&mut *store)
-        .await
-        .map_err(CallError::instantiating)?;
-    let answer = instance
-        .vigilo_plugin_channel()
-        .call_deliver(&mut *store, &policy.config_json, &to_wit(alert))
-        .await
-        .map_err(CallError::calling)?;
-    Ok(answer.map_err(|e| match e {
-        types::DeliveryError::Retryable(m) => core::DeliveryError::Retryable(guest_text(m)),
-        types::DeliveryError::Permanent(m) => core::DeliveryError::Permanent(guest_text(m)),
-    }))
-}
-
-pub(crate) async fn run(
-    pre: &ActionPluginPre<HostState>,
-    store: &mut Store<HostState>,
-    alert: &Alert,
-    started: std::time::Instant,
-) -> Result<Result<core::ActionOutcome, String>, CallError> {
-    let policy = store.data().policy();
-    let instance = pre
-        .instantiate_async(&mut *store)
-        .await
-        .map_err(CallError::instantiating)?;
-    let answer = instance
-        .vigilo_plugin_action()
-        .call_run(&mut *store, &policy.config_json, &to_wit(alert))
-        .await
-        .map_err(CallError::calling)?;
-    let elapsed: Duration = started.elapsed();
-    Ok(answer
-        .map(|o| core::ActionOutcome {
-            success: o.success,
-            message: guest_text(o.message),
-            exit_code: o.exit_code,
-            output_tail: crate::limits::tail(o.output_tail),
-            elapsed,
-        })
-        .map_err(guest_text))
-}
-
-/// A string from the guest, cut to the host's limit.
-fn guest_text(s: String) -> String {
-    crate::limits::head(s)
-}
+version_glue!();
 
 fn to_wit(a: &Alert) -> types::Alert {
     let pairs = |m: &std::collections::BTreeMap<String, String>| {
@@ -124,72 +64,5 @@ fn to_wit(a: &Alert) -> types::Alert {
         at_ms: a.at.as_millis(),
         idempotency_key: a.idempotency_key.clone(),
         recipients: a.recipients.clone(),
-    }
-}
-
-fn severity(s: Severity) -> types::Severity {
-    match s {
-        Severity::Normal => types::Severity::Normal,
-        Severity::Info => types::Severity::Info,
-        Severity::Warning => types::Severity::Warning,
-        Severity::Minor => types::Severity::Minor,
-        Severity::Major => types::Severity::Major,
-        Severity::Critical => types::Severity::Critical,
-    }
-}
-
-impl types::Host for HostState {}
-
-impl wit_log::Host for HostState {
-    async fn log(&mut self, level: wit_log::Level, message: String) {
-        let level = match level {
-            wit_log::Level::Trace => log::Level::Trace,
-            wit_log::Level::Debug => log::Level::Debug,
-            wit_log::Level::Info => log::Level::Info,
-            wit_log::Level::Warn => log::Level::Warn,
-            wit_log::Level::Error => log::Level::Error,
-        };
-        self.guest_log(level, &message);
-    }
-}
-
-impl clock::Host for HostState {
-    async fn now_ms(&mut self) -> i64 {
-        self.policy().clock.now().as_millis()
-    }
-}
-
-impl mail::Host for HostState {
-    async fn send(
-        &mut self,
-        envelope: mail::Envelope,
-        message: String,
-    ) -> Result<(), mail::MailError> {
-        self.mail(envelope.from, envelope.to, message)
-            .await
-            .map_err(|e| match e {
-                MailFailure::Denied(m) => mail::MailError::Denied(m),
-                MailFailure::Retryable(m) => mail::MailError::Retryable(m),
-                MailFailure::Permanent(m) => mail::MailError::Permanent(m),
-            })
-    }
-}
-
-impl exec::Host for HostState {
-    async fn run(
-        &mut self,
-        command: String,
-        args: Vec<String>,
-    ) -> Result<exec::Output, exec::ExecError> {
-        match self.exec(command, args).await {
-            Ok(o) => Ok(exec::Output {
-                exit_code: o.exit_code,
-                stdout_tail: o.stdout_tail,
-                stderr_tail: o.stderr_tail,
-                timed_out: o.timed_out,
-            }),
-            Err(ExecFailure::Denied(m)) => Err(exec::ExecError::Denied(m)),
-            Err(ExecFailure::Failed(m)) => Err(exec::ExecError::Failed(m)),
-        }
     }
 }

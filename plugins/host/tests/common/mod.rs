@@ -75,6 +75,7 @@ pub fn alert() -> Alert {
         annotations: BTreeMap::from([("summary".to_owned(), "CPU at 93%".to_owned())]),
         severity: Severity::Major,
         previous: Severity::Warning,
+        peak: Severity::Major,
         status: AlertStatus::Firing,
         value: Some(93.0),
         threshold: Some(80.0),

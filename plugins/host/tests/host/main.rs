@@ -18,6 +18,7 @@ mod bundled_slack;
 mod bundled_sms_gateway;
 mod bundled_webhook;
 mod capabilities;
+mod contract;
 mod crash;
 mod hostile;
 mod load;

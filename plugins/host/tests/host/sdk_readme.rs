@@ -1,9 +1,11 @@
 //! Follows `plugins/guests/sdk/README.md` ("your first channel in 10 minutes") step by step:
 //! copies the template to a new crate in a temporary directory, writes the README's
 //! `Cargo.toml` (with this checkout's absolute SDK path), makes the README's edit to
-//! `src/lib.rs`, builds it for wasm32-wasip2 with the README's command, loads it with the
-//! README's `my-channel.toml` (pointed at a loopback server this test starts) and the README's
-//! host code, delivers the README's alert, and checks the body the README promises.
+//! `src/lib.rs`, builds it for wasm32-wasip2 with the README's command, loads it from the
+//! README's `my-channel.toml` (pointed at a loopback server this test starts) as `try-plugin`
+//! and the README's host program do, delivers the README's alert, checks the body the README
+//! promises, runs the README's unit test natively, and checks that the README's second example
+//! is the crate the checkout builds.
 //!
 //! The blocks it uses are read from the README itself (marked `<!-- sdk-readme-test: NAME -->`),
 //! so the README cannot drift from what works.
@@ -19,7 +21,7 @@ use serde_json::json;
 use vigilo::Severity;
 use vigilo::alert::{Alert, AlertStatus, Channel};
 use vigilo::clock::Timestamp;
-use vigilo_plugin_host::{PluginHost, PluginHostConfig, PluginSettings};
+use vigilo_plugin_host::PluginHost;
 
 /// The fenced block that follows `<!-- sdk-readme-test: NAME -->` in the README.
 fn block(readme: &str, name: &str) -> String {
@@ -107,23 +109,26 @@ fn the_readme_builds_loads_and_delivers_a_first_channel() {
     let wasm = crate_dir.join("target/wasm32-wasip2/release/my_channel.wasm");
     assert!(wasm.is_file(), "no component at {}", wasm.display());
 
-    // 6. The README's my-channel.toml, for a listener on a free port instead of 8080, and with
-    //    an absolute component path (this test does not run from my-channel/).
+    // 6. The README's my-channel.toml, for a listener on a free port instead of 8080.
     let sink = HttpSink::start();
-    let toml_text = block(&readme, "my-channel.toml")
-        .replace("127.0.0.1:8080", &sink.host())
-        .replace(
-            "\"target/wasm32-wasip2/release/my_channel.wasm\"",
-            &format!("{:?}", wasm.to_str().unwrap()),
-        );
-    std::fs::write(crate_dir.join("my-channel.toml"), &toml_text).unwrap();
+    let toml_text = block(&readme, "my-channel.toml").replace("127.0.0.1:8080", &sink.host());
+    let file = crate_dir.join("my-channel.toml");
+    std::fs::write(&file, &toml_text).unwrap();
 
-    // 7. The README's host code.
-    let settings: PluginSettings =
-        toml::from_str(&std::fs::read_to_string(crate_dir.join("my-channel.toml")).unwrap())
-            .unwrap();
-    let host = PluginHost::new(PluginHostConfig::default()).unwrap();
-    let channel = host.load_channel(settings).unwrap();
+    // 7. What `host-agent try-plugin my-channel.toml` and the README's host program do: read
+    //    the file as a configuration (its path is relative to the file) and load the channel.
+    //    (`examples/host-agent/tests/agent.rs` runs `try-plugin` itself.)
+    assert!(block(&readme, "try-plugin").contains("host-agent try-plugin my-channel.toml"));
+    let host_code = block(&readme, "host");
+    assert!(
+        host_code.contains(r#"Config::from_file("my-channel.toml")"#),
+        "{host_code}"
+    );
+    let config = vigilo::config::Config::from_file(&file).unwrap();
+    let host = PluginHost::new(config.plugins.clone()).unwrap();
+    let channel = host
+        .load_channel(config.pipeline.channels[0].plugin.clone())
+        .unwrap();
 
     let alert = Alert {
         rule: "cpu-high".into(),
@@ -132,6 +137,7 @@ fn the_readme_builds_loads_and_delivers_a_first_channel() {
         annotations: BTreeMap::from([("summary".into(), "CPU at 93.5% on web-1".into())]),
         severity: Severity::Major,
         previous: Severity::Warning,
+        peak: Severity::Major,
         status: AlertStatus::Firing,
         value: Some(93.5),
         threshold: Some(80.0),
@@ -139,8 +145,11 @@ fn the_readme_builds_loads_and_delivers_a_first_channel() {
         at: Timestamp::from_secs(1_700_000_060),
         idempotency_key: "cpu-high/web-1/1700000060/major".into(),
         recipients: vec![],
-        incident: None,
-        fingerprint: String::new(),
+        incident: Some(1),
+        fingerprint: vigilo::alert::fingerprint(
+            "cpu-high",
+            &vigilo::Labels::from_pairs(&[("host", "web-1")]),
+        ),
     };
     channel.deliver(&alert).unwrap();
 
@@ -163,5 +172,32 @@ fn the_readme_builds_loads_and_delivers_a_first_channel() {
     assert_eq!(
         r.text(),
         r#"{"host":"web-1","text":"[major] cpu-high: CPU at 93.5% on web-1"}"#
+    );
+
+    // 8. The README's unit test, run natively with `cargo test`.
+    let mut source = std::fs::read_to_string(&lib).unwrap();
+    source.push('\n');
+    source.push_str(&block(&readme, "unit-test"));
+    std::fs::write(&lib, source).unwrap();
+    let out = vigilo_plugin_build::clean_cargo()
+        .arg("test")
+        .current_dir(&crate_dir)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "cargo test of the README's unit test failed:\n{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("1 passed"));
+
+    // The second example is the crate the checkout builds and tests.
+    let example =
+        std::fs::read_to_string(root.join("plugins/guests/examples/incidents/src/lib.rs")).unwrap();
+    let shown = block(&readme, "incidents");
+    assert!(
+        example.contains(shown.trim()),
+        "the README's incidents example differs from the crate"
     );
 }

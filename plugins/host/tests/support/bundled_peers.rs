@@ -344,6 +344,7 @@ pub fn sample_alert() -> Alert {
         ]),
         severity: Severity::Major,
         previous: Severity::Warning,
+        peak: Severity::Major,
         status: AlertStatus::Firing,
         value: Some(93.5),
         threshold: Some(80.0),
