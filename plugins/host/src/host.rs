@@ -16,6 +16,7 @@ use wasmtime::{
 
 use crate::audit::{AuditLog, AuditRecord};
 use crate::bindings::{self, ActionPre, ChannelPre};
+use crate::compiled::Compiled;
 use crate::plugin::{ActionPlugin, Breaker, ChannelPlugin, Loaded, PluginStatus, Pre, Registered};
 use crate::policy::Policy;
 use crate::runtime::IoRuntime;
@@ -70,7 +71,7 @@ struct Shared {
     loading: Mutex<()>,
     /// Compiled components by the SHA-256 of their bytes: loading the same file again (a
     /// reload that did not change it, a second plugin from one component) costs a lookup.
-    compiled: Mutex<HashMap<String, Component>>,
+    compiled: Mutex<Compiled<Component>>,
 }
 
 impl PluginHost {
@@ -114,9 +115,17 @@ impl PluginHost {
                 runtime,
                 plugins: RwLock::new(HashMap::new()),
                 loading: Mutex::new(()),
-                compiled: Mutex::new(HashMap::new()),
+                compiled: Mutex::new(Compiled::new()),
             }),
         })
+    }
+
+    /// How many components this host has compiled (or read from `[plugins] cache_dir`) since
+    /// it started. Loading a component it already compiled, by content, is served from memory
+    /// and does not count: a second plugin from the same file, or a reload of an unchanged
+    /// file, costs a lookup. The most recently used 32 components are kept.
+    pub fn compilations(&self) -> u64 {
+        self.inner.compiled.lock().compilations()
     }
 
     /// The shared engine (to compare a raw wasmtime call with a plugin call, say).
@@ -281,7 +290,7 @@ impl PluginHost {
             Arc::clone(&s.clock),
             Arc::clone(&s.audit),
         )?;
-        let cached = s.compiled.lock().get(&sha256).cloned();
+        let cached = s.compiled.lock().get(&sha256);
         let component = match cached {
             Some(c) => c,
             None => {

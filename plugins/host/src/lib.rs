@@ -55,6 +55,7 @@
 
 mod audit;
 mod bindings;
+mod compiled;
 mod error;
 mod exec;
 mod grant;

@@ -148,3 +148,48 @@ fn the_incidents_example_keys_one_incident_per_item() {
         "what it resolved from"
     );
 }
+
+#[test]
+fn a_component_is_compiled_once_per_host_and_kept_on_disk_with_a_cache_dir() {
+    let webhook = vigilo_plugin_build::build_guest("vigilo-webhook").unwrap();
+    let healthy = vigilo_plugin_build::build_guest("vigilo-test-healthy").unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let config = PluginHostConfig {
+        cache_dir: Some(dir.path().to_path_buf()),
+        ..PluginHostConfig::default()
+    };
+    let host = PluginHost::new(config.clone()).unwrap();
+    host.load_channel(PluginSettings::new("a", &webhook))
+        .unwrap();
+    host.load_channel(PluginSettings::new("b", &webhook))
+        .unwrap();
+    host.reload("a").unwrap();
+    assert_eq!(host.compilations(), 1, "same bytes, one compilation");
+    host.load_channel(PluginSettings::new("c", &healthy))
+        .unwrap();
+    assert_eq!(host.compilations(), 2);
+
+    // The operator's cache directory now holds the compiled code for the next start.
+    let files = walk(dir.path());
+    assert!(!files.is_empty(), "nothing written to the cache_dir");
+    let restarted = PluginHost::new(config).unwrap();
+    let again = restarted
+        .load_channel(PluginSettings::new("a", &webhook))
+        .unwrap();
+    assert_eq!(again.status().version, "0.2.0");
+    assert_eq!(walk(dir.path()), files, "a warm start adds no entry");
+}
+
+fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir(dir).unwrap() {
+        let p = e.unwrap().path();
+        if p.is_dir() {
+            out.extend(walk(&p));
+        } else {
+            out.push(p);
+        }
+    }
+    out.sort();
+    out
+}

@@ -2,8 +2,8 @@
 //! copies the template to a new crate in a temporary directory, writes the README's
 //! `Cargo.toml` (with this checkout's absolute SDK path), makes the README's edit to
 //! `src/lib.rs`, builds it for wasm32-wasip2 with the README's command, loads it from the
-//! README's `my-channel.toml` (pointed at a loopback server this test starts) as `try-plugin`
-//! and the README's host program do, delivers the README's alert, checks the body the README
+//! README's `my-channel.toml` (pointed at a loopback server this test starts) with the README's
+//! host program (`plugins/host/examples/try_my_channel.rs`), checks the body the README
 //! promises, runs the README's unit test natively, and checks that the README's second example
 //! is the crate the checkout builds.
 //!
@@ -12,16 +12,11 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::collections::BTreeMap;
 use std::path::Path;
 use std::process::Command;
 
 use crate::peers::HttpSink;
 use serde_json::json;
-use vigilo::Severity;
-use vigilo::alert::{Alert, AlertStatus, Channel};
-use vigilo::clock::Timestamp;
-use vigilo_plugin_host::PluginHost;
 
 /// The fenced block that follows `<!-- sdk-readme-test: NAME -->` in the README.
 fn block(readme: &str, name: &str) -> String {
@@ -115,43 +110,39 @@ fn the_readme_builds_loads_and_delivers_a_first_channel() {
     let file = crate_dir.join("my-channel.toml");
     std::fs::write(&file, &toml_text).unwrap();
 
-    // 7. What `host-agent try-plugin my-channel.toml` and the README's host program do: read
-    //    the file as a configuration (its path is relative to the file) and load the channel.
-    //    (`examples/host-agent/tests/agent.rs` runs `try-plugin` itself.)
+    // 7. `host-agent try-plugin my-channel.toml` (run by `examples/host-agent/tests/agent.rs`),
+    //    then the README's host program: `plugins/host/examples/try_my_channel.rs` is that
+    //    program, built by `cargo test`; run it from the crate's directory as the README does.
     assert!(block(&readme, "try-plugin").contains("host-agent try-plugin my-channel.toml"));
+    let example =
+        std::fs::read_to_string(root.join("plugins/host/examples/try_my_channel.rs")).unwrap();
     let host_code = block(&readme, "host");
     assert!(
-        host_code.contains(r#"Config::from_file("my-channel.toml")"#),
-        "{host_code}"
+        example.ends_with(&host_code),
+        "the README's host program differs from plugins/host/examples/try_my_channel.rs"
     );
-    let config = vigilo::config::Config::from_file(&file).unwrap();
-    let host = PluginHost::new(config.plugins.clone()).unwrap();
-    let channel = host
-        .load_channel(config.pipeline.channels[0].plugin.clone())
+    let program = std::env::current_exe()
+        .unwrap()
+        .parent()
+        .and_then(Path::parent)
+        .unwrap()
+        .join("examples/try_my_channel");
+    assert!(
+        program.is_file(),
+        "{} is not built: `cargo test -p vigilo-plugin-host` builds it \
+         (or `cargo build -p vigilo-plugin-host --example try_my_channel`)",
+        program.display()
+    );
+    let out = Command::new(&program)
+        .current_dir(&crate_dir)
+        .output()
         .unwrap();
-
-    let alert = Alert {
-        rule: "cpu-high".into(),
-        metric: "host.cpu.usage".into(),
-        labels: BTreeMap::from([("host".into(), "web-1".into())]),
-        annotations: BTreeMap::from([("summary".into(), "CPU at 93.5% on web-1".into())]),
-        severity: Severity::Major,
-        previous: Severity::Warning,
-        peak: Severity::Major,
-        status: AlertStatus::Firing,
-        value: Some(93.5),
-        threshold: Some(80.0),
-        since: Timestamp::from_secs(1_700_000_000),
-        at: Timestamp::from_secs(1_700_000_060),
-        idempotency_key: "cpu-high/web-1/1700000060/major".into(),
-        recipients: vec![],
-        incident: Some(1),
-        fingerprint: vigilo::alert::fingerprint(
-            "cpu-high",
-            &vigilo::Labels::from_pairs(&[("host", "web-1")]),
-        ),
-    };
-    channel.deliver(&alert).unwrap();
+    assert!(
+        out.status.success(),
+        "the README's host program failed:\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "delivered\n");
 
     // What the README says the listener prints.
     let r = sink.next();
