@@ -1,12 +1,66 @@
 //! What every version's bindings share, as a macro expanded in each version's module (the
 //! generated types differ by version, the code that moves them does not).
 
-/// The parts of a version's bindings that read the same whatever the version: linking its
-/// imports, calling its exports, and the host side of the imports (log, clock, mail, exec).
-/// Expanded inside a version's module, where `channel_world`, `action_world`, the interface
-/// modules `types`, `wit_log`, `clock`, `mail`, `exec`, and that version's `to_wit` are in scope.
+/// A version's bindings: the generated worlds for the WIT folder `$wit`, linking its imports,
+/// calling its exports, the host side of the imports (log, clock, mail, exec), and `to_wit`,
+/// the alert in that version's shape. The fields a version added to the alert are given as
+/// `name: expression` over the alert `$a`.
 macro_rules! version_glue {
-    () => {
+    (wit: $wit:literal, alert: $a:ident, added: { $($field:ident: $value:expr),* $(,)? }) => {
+        mod channel_world {
+            wasmtime::component::bindgen!({
+                path: $wit,
+                world: "channel-plugin",
+                imports: { default: async },
+                exports: { default: async },
+            });
+        }
+
+        mod action_world {
+            wasmtime::component::bindgen!({
+                path: $wit,
+                world: "action-plugin",
+                imports: { default: async },
+                exports: { default: async },
+                with: {
+                    "vigilo:plugin/types": super::channel_world::vigilo::plugin::types,
+                    "vigilo:plugin/log": super::channel_world::vigilo::plugin::log,
+                    "vigilo:plugin/clock": super::channel_world::vigilo::plugin::clock,
+                },
+            });
+        }
+
+        pub(crate) use action_world::ActionPluginPre;
+        pub(crate) use channel_world::ChannelPluginPre;
+
+        use action_world::vigilo::plugin::exec;
+        use channel_world::vigilo::plugin::{clock, log as wit_log, mail, types};
+
+        fn to_wit($a: &Alert) -> types::Alert {
+            let pairs = |m: &std::collections::BTreeMap<String, String>| {
+                m.iter().map(|(k, v)| (k.clone(), v.clone())).collect()
+            };
+            types::Alert {
+                rule: $a.rule.clone(),
+                metric: $a.metric.clone(),
+                labels: pairs(&$a.labels),
+                annotations: pairs(&$a.annotations),
+                severity: severity($a.severity),
+                previous: severity($a.previous),
+                status: match $a.status {
+                    core::AlertStatus::Firing => types::AlertStatus::Firing,
+                    core::AlertStatus::Resolved => types::AlertStatus::Resolved,
+                },
+                value: $a.value,
+                threshold: $a.threshold,
+                since_ms: $a.since.as_millis(),
+                at_ms: $a.at.as_millis(),
+                idempotency_key: $a.idempotency_key.clone(),
+                recipients: $a.recipients.clone(),
+                $($field: $value,)*
+            }
+        }
+
         pub(crate) fn add_channel_imports(linker: &mut Linker<HostState>) -> wasmtime::Result<()> {
             channel_world::ChannelPlugin::add_to_linker::<HostState, HasSelf<HostState>>(
                 linker,
