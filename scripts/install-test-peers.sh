@@ -6,7 +6,9 @@
 #   - aiosmtpd (PyPI) for the SMTP server of plugins/host/tests/host/bundled_email.rs, installed for
 #     the `python3` on PATH, which is the one the test runs;
 #   - for the C API's tests (bindings/c/test.sh): a C compiler, pkg-config and valgrind (Debian
-#     packages gcc, pkg-config, valgrind); for the Python bindings' tests: pytest (PyPI).
+#     packages gcc, pkg-config, valgrind); for the Python bindings' tests: pytest (PyPI);
+#   - for the [http] endpoint's tests: Prometheus and promtool (Debian package prometheus) and
+#     a headless Chromium (Debian package chromium).
 set -euo pipefail
 
 say() { printf '== %s\n' "$*"; }
@@ -39,6 +41,10 @@ if command -v systemctl >/dev/null 2>&1 && systemctl is-active --quiet prometheu
 fi
 
 missing=""
+# The [http] endpoint's tests (core/tests/web.rs, web_board.rs): a real Prometheus server and
+# promtool (Debian package prometheus), and a headless Chromium (Debian package chromium).
+command -v prometheus >/dev/null 2>&1 || missing="$missing prometheus"
+command -v chromium >/dev/null 2>&1 || missing="$missing chromium"
 command -v cc >/dev/null 2>&1 || missing="$missing gcc libc6-dev"
 command -v pkg-config >/dev/null 2>&1 || missing="$missing pkg-config"
 command -v valgrind >/dev/null 2>&1 || missing="$missing valgrind"
@@ -63,4 +69,8 @@ if ! python3 -c 'import aiosmtpd' >/dev/null 2>&1; then
 fi
 python3 -c 'import aiosmtpd' >/dev/null
 
-say "test peers ready: $(prometheus-alertmanager --version 2>&1 | head -n1); aiosmtpd $(python3 -c 'import aiosmtpd; print(aiosmtpd.__version__)'); pytest $(python3 -c 'import pytest; print(pytest.__version__)'); $(valgrind --version)"
+# The prometheus package starts a server where an init system runs; the tests start their own.
+if command -v systemctl >/dev/null 2>&1 && systemctl is-active --quiet prometheus 2>/dev/null; then
+    $SUDO systemctl stop prometheus || true
+fi
+say "test peers ready: $(prometheus-alertmanager --version 2>&1 | head -n1); $(prometheus --version 2>&1 | head -n1); $(chromium --version 2>/dev/null); aiosmtpd $(python3 -c 'import aiosmtpd; print(aiosmtpd.__version__)'); pytest $(python3 -c 'import pytest; print(pytest.__version__)'); $(valgrind --version)"

@@ -430,6 +430,89 @@ fn c_api(c: &mut Criterion) {
     }
 }
 
+/// 7. The `metrics` facade: code instrumented with `metrics::counter!` recording into vigilo
+///    through `vigilo::facade::RegistryRecorder`, against the same macros recording into the
+///    `metrics` peer above (`metrics-util`'s registry). `macro`: the macro at every call (the
+///    recorder looks the key up each time); `handle`: the handle the macro returned, kept.
+fn facade_counter(c: &mut Criterion) {
+    let vigilo_recorder = vigilo::facade::RegistryRecorder::new(vigilo::Registry::new());
+    // The macro lands in vigilo's registry (checked once, whatever the filter runs).
+    metrics::with_local_recorder(&vigilo_recorder, || {
+        metrics::counter!("requests_total", "route" => "/api").increment(1)
+    });
+    let landed = vigilo_recorder
+        .registry()
+        .counter("requests_total", &[("route", "/api")]);
+    assert_eq!(vigilo_ok(landed).value(), 1);
+    let peer_recorder = AtomicRecorder::new();
+    let recorders: [(&str, &dyn Recorder); 2] =
+        [("vigilo", &vigilo_recorder), ("metrics", &peer_recorder)];
+
+    let mut group = c.benchmark_group("facade_counter");
+    for (name, recorder) in recorders {
+        group.bench_function(BenchmarkId::new(name, "macro"), |b| {
+            metrics::with_local_recorder(recorder, || {
+                b.iter(|| metrics::counter!("requests_total", "route" => "/api").increment(1))
+            })
+        });
+        group.bench_function(BenchmarkId::new(name, "handle"), |b| {
+            metrics::with_local_recorder(recorder, || {
+                let counter = metrics::counter!("requests_total", "route" => "/api");
+                b.iter(|| black_box(&counter).increment(1))
+            })
+        });
+    }
+    group.finish();
+}
+
+/// 8. As 7, for a histogram: realistic latencies cycled from a precomputed sample. The peer's
+///    bucket is drained between samples (untimed), as in 3.
+fn facade_histogram(c: &mut Criterion) {
+    static LABELS: [metrics::Label; 1] = [metrics::Label::from_static_parts("route", "/api")];
+    let values = lognormal_latencies(SAMPLES);
+    let values = &values[..];
+
+    let vigilo_recorder = vigilo::facade::RegistryRecorder::new(vigilo::Registry::new());
+    let peer_recorder = AtomicRecorder::new();
+    let peer_bucket = peer_recorder
+        .histogram_bucket(&Key::from_static_parts("request_duration_seconds", &LABELS));
+    let recorders: [(&str, &dyn Recorder); 2] =
+        [("vigilo", &vigilo_recorder), ("metrics", &peer_recorder)];
+
+    let mut group = c.benchmark_group("facade_histogram");
+    for (name, recorder) in recorders {
+        group.bench_function(BenchmarkId::new(name, "macro"), |b| {
+            metrics::with_local_recorder(recorder, || {
+                b.iter_custom(|iters| {
+                    let start = Instant::now();
+                    for i in 0..iters as usize {
+                        metrics::histogram!("request_duration_seconds", "route" => "/api")
+                            .record(values[i & MASK]);
+                    }
+                    let elapsed = start.elapsed();
+                    peer_bucket.clear();
+                    elapsed
+                })
+            })
+        });
+        group.bench_function(BenchmarkId::new(name, "handle"), |b| {
+            metrics::with_local_recorder(recorder, || {
+                let histogram = metrics::histogram!("request_duration_seconds", "route" => "/api");
+                b.iter_custom(|iters| {
+                    let start = Instant::now();
+                    for i in 0..iters as usize {
+                        black_box(&histogram).record(values[i & MASK]);
+                    }
+                    let elapsed = start.elapsed();
+                    peer_bucket.clear();
+                    elapsed
+                })
+            })
+        });
+    }
+    group.finish();
+}
+
 /// Not a benchmark: saves how much of the wall time the thread benchmarks' workers were on a CPU,
 /// for `benches/report.py` to flag figures taken while other processes had the CPUs.
 fn on_cpu_report(_: &mut Criterion) {
@@ -451,6 +534,6 @@ criterion_group! {
     name = benches;
     config = config();
     targets = counter_increment, counter_threads, histogram_record, record_by_name, gauge_watch,
-        c_api, on_cpu_report
+        c_api, facade_counter, facade_histogram, on_cpu_report
 }
 criterion_main!(benches);

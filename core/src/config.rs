@@ -61,6 +61,7 @@ use crate::metrics::RegistryConfig;
 use crate::pipeline::{PipelineConfig, PluginSource};
 use crate::plugin::PluginHostConfig;
 use crate::rules::{Matcher, Rule};
+use crate::web::HttpConfig;
 
 /// A coverage declaration (the seed's "unregistered items"): a metric that should exist and be
 /// watched by some rule.
@@ -114,6 +115,9 @@ pub struct Config {
     /// `[plugins]`: the plugin host (instances, memory, compilation cache, where bundled
     /// plugins are).
     pub plugins: PluginHostConfig,
+    /// `[http]`: the opt-in endpoint serving the exposition, the status board and the status
+    /// API ([`crate::web`]); none without the section.
+    pub http: Option<HttpConfig>,
 }
 
 impl Config {
@@ -290,6 +294,20 @@ impl Config {
         })?;
         let mut pipeline = pipeline;
         pipeline.store = raw.store;
+        let http = match raw.http {
+            Some(h) => {
+                h.get_ref()
+                    .validate()
+                    .map_err(|message| ConfigError::Invalid {
+                        location: at(h.span()),
+                        within: None,
+                        key: Some("http".to_owned()),
+                        message,
+                    })?;
+                Some(h.into_inner())
+            }
+            None => None,
+        };
 
         Ok(Config {
             registry: raw.registry,
@@ -299,6 +317,7 @@ impl Config {
             expect,
             pipeline,
             plugins: raw.plugins,
+            http,
         })
     }
 }

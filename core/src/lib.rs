@@ -18,6 +18,8 @@ pub mod config;
 pub mod coverage;
 pub mod duration;
 pub mod eval;
+pub mod exposition;
+pub mod facade;
 pub mod host;
 pub mod metrics;
 pub mod monitor;
@@ -28,6 +30,7 @@ pub mod severity;
 pub mod status;
 mod sync;
 pub mod testing;
+pub mod web;
 
 pub use metrics::{
     Counter, Gauge, Histogram, Labels, MetricError, MetricKind, Registry, RegistryConfig,

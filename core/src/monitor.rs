@@ -44,6 +44,7 @@
 //! ```
 
 use std::collections::HashMap;
+use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
@@ -56,6 +57,7 @@ use crate::clock::{Clock, SystemClock};
 use crate::config::{Config, ConfigError};
 use crate::coverage::CoverageReport;
 use crate::eval::{EvalError, Evaluator, EvaluatorHandle};
+use crate::exposition::{Exposition, Sample};
 use crate::host::{HostCollector, HostError};
 use crate::metrics::Registry;
 use crate::pipeline::{
@@ -65,6 +67,7 @@ use crate::pipeline::{
 };
 use crate::plugin::PluginSettings;
 use crate::status::StatusReport;
+use crate::web::{HttpError, Server, Source};
 
 /// Loads channel and action plugins for a [`Monitor`] (`vigilo-plugin-host` implements it with
 /// its wasmtime sandbox).
@@ -99,6 +102,9 @@ pub enum MonitorError {
     /// The host collector could not start.
     #[error(transparent)]
     Host(#[from] HostError),
+    /// The `[http]` endpoint could not start.
+    #[error(transparent)]
+    Http(#[from] HttpError),
     /// A plugin could not be loaded.
     #[error("{kind} {name:?}: {message}")]
     Plugin {
@@ -273,6 +279,23 @@ impl MonitorBuilder {
         } else {
             None
         };
+        let http_config = self.config.http.clone();
+        let state = Arc::new(Mutex::new(State {
+            config: self.config,
+            plugins,
+        }));
+        let http = match http_config {
+            Some(c) => {
+                let board = Board {
+                    registry: registry.clone(),
+                    evaluator: Arc::clone(&evaluator),
+                    pipeline: Arc::clone(&pipeline),
+                    state: Arc::clone(&state),
+                };
+                Some(Server::start(&c, Arc::new(board))?)
+            }
+            None => None,
+        };
         Ok(Monitor {
             registry,
             clock: self.clock,
@@ -280,10 +303,8 @@ impl MonitorBuilder {
             pipeline: Some(pipeline),
             checkpoint: Some(checkpoint),
             collector,
-            state: Mutex::new(State {
-                config: self.config,
-                plugins,
-            }),
+            http,
+            state,
         })
     }
 }
@@ -395,7 +416,8 @@ pub struct Monitor {
     pipeline: Option<Arc<Pipeline>>,
     checkpoint: Option<Checkpoint>,
     collector: Option<HostCollector>,
-    state: Mutex<State>,
+    http: Option<Server>,
+    state: Arc<Mutex<State>>,
 }
 
 impl Monitor {
@@ -439,25 +461,12 @@ impl Monitor {
 
     /// Items, incidents, silences, coverage (with the rules no route reaches) and counters.
     pub fn status(&self) -> Result<MonitorStatus, MonitorError> {
-        let (expect, rules, pipeline_config) = {
-            let s = self.state.lock();
-            (
-                s.config.expect.clone(),
-                s.config.rules.clone(),
-                s.config.pipeline.clone(),
-            )
-        };
-        let evaluator = self.evaluator()?;
-        let pipeline = self.pipeline()?;
-        let mut coverage = evaluator.coverage(expect)?;
-        coverage.unrouted_rules = pipeline_config.unrouted_rules(&rules);
-        Ok(MonitorStatus {
-            status: evaluator.status()?,
-            incidents: pipeline.incidents()?,
-            silences: pipeline.silences()?,
-            coverage,
-            pipeline: pipeline.stats()?,
-        })
+        status_of(self.evaluator()?, self.pipeline()?, &self.state)
+    }
+
+    /// Where the `[http]` endpoint listens (the port chosen when configured as 0), if it runs.
+    pub fn http_address(&self) -> Option<SocketAddr> {
+        self.http.as_ref().map(Server::address)
     }
 
     /// Open incidents, oldest first.
@@ -502,8 +511,8 @@ impl Monitor {
 
     /// Replaces rules, routes, policy, channels and actions. Channels and actions whose
     /// configuration did not change keep running; open incidents and what was already
-    /// notified are kept. `[registry]`, `[host]`, `[evaluator]` and `[plugins]` take effect
-    /// at the next start. On any error nothing changes.
+    /// notified are kept. `[registry]`, `[host]`, `[evaluator]`, `[plugins]` and `[http]` take
+    /// effect at the next start. On any error nothing changes.
     pub fn reload(&self, config: Config) -> Result<(), MonitorError> {
         let mut state = self.state.lock();
         let impls = state.plugins.load(&config)?;
@@ -531,6 +540,10 @@ impl Monitor {
     }
 
     fn shutdown(&mut self, deadline: Duration) -> Result<StopReport, MonitorError> {
+        // First, so that nothing holds the evaluator or the pipeline any more.
+        if let Some(mut h) = self.http.take() {
+            h.stop();
+        }
         if let Some(c) = self.collector.take() {
             c.stop()?;
         }
@@ -552,6 +565,142 @@ impl Monitor {
             Some(p) => Ok(p.stop(deadline)?),
             None => Ok(StopReport::default()),
         }
+    }
+}
+
+fn status_of(
+    evaluator: &EvaluatorHandle,
+    pipeline: &Pipeline,
+    state: &Mutex<State>,
+) -> Result<MonitorStatus, MonitorError> {
+    let (expect, rules, pipeline_config) = {
+        let s = state.lock();
+        (
+            s.config.expect.clone(),
+            s.config.rules.clone(),
+            s.config.pipeline.clone(),
+        )
+    };
+    let mut coverage = evaluator.coverage(expect)?;
+    coverage.unrouted_rules = pipeline_config.unrouted_rules(&rules);
+    Ok(MonitorStatus {
+        status: evaluator.status()?,
+        incidents: pipeline.incidents()?,
+        silences: pipeline.silences()?,
+        coverage,
+        pipeline: pipeline.stats()?,
+    })
+}
+
+/// What the `[http]` endpoint reads and acts on.
+struct Board {
+    registry: Registry,
+    evaluator: Arc<EvaluatorHandle>,
+    pipeline: Arc<Pipeline>,
+    state: Arc<Mutex<State>>,
+}
+
+impl Source for Board {
+    fn registry(&self) -> &Registry {
+        &self.registry
+    }
+
+    fn state(&self, out: &mut Exposition<'_>) {
+        use crate::metrics::MetricKind::{Counter, Gauge};
+        let sample = |labels: Vec<(String, String)>, value: f64| Sample { labels, value };
+        if let Ok(status) = self.evaluator.status() {
+            let items: Vec<Sample> = status
+                .items
+                .iter()
+                .map(|item| {
+                    let mut labels = vec![("rule".to_owned(), item.rule.to_string())];
+                    labels.extend(
+                        item.labels
+                            .iter()
+                            .filter(|(k, _)| *k != "rule")
+                            .map(|(k, v)| (k.to_owned(), v.to_owned())),
+                    );
+                    sample(labels, f64::from(item.severity.number()))
+                })
+                .collect();
+            out.extra(
+                "vigilo_item_severity",
+                Gauge,
+                "Severity of each watched item: 0 normal, 1 info, 2 warning, 3 minor, 4 major, 5 critical",
+                &items,
+            );
+            let e = &status.evaluator;
+            out.extra(
+                "vigilo_evaluator_sweep_seconds",
+                Gauge,
+                "Duration of the evaluator's last full sweep",
+                &[sample(vec![], e.last_tick_micros as f64 / 1e6)],
+            );
+            out.extra(
+                "vigilo_evaluator_transitions_backlogged",
+                Gauge,
+                "Transitions waiting for the pipeline",
+                &[sample(vec![], e.transitions_backlogged as f64)],
+            );
+            out.extra(
+                "vigilo_evaluator_transitions_dropped_total",
+                Counter,
+                "Transitions dropped beyond the evaluator's backlog limit",
+                &[sample(vec![], e.transitions_dropped as f64)],
+            );
+        }
+        if let Ok(stats) = self.pipeline.stats() {
+            out.extra(
+                "vigilo_incidents_open",
+                Gauge,
+                "Open incidents",
+                &[sample(vec![], stats.incidents_open as f64)],
+            );
+            out.extra(
+                "vigilo_notifications_delivered_total",
+                Counter,
+                "Notification deliveries that succeeded",
+                &[sample(vec![], stats.delivered as f64)],
+            );
+            out.extra(
+                "vigilo_notifications_failed_total",
+                Counter,
+                "Notification delivery attempts that failed",
+                &[sample(vec![], stats.failed as f64)],
+            );
+        }
+    }
+
+    fn status_json(&self) -> Result<String, String> {
+        status_of(&self.evaluator, &self.pipeline, &self.state)
+            .map(|s| s.to_json())
+            .map_err(|e| e.to_string())
+    }
+
+    fn history_json(&self, limit: usize) -> Result<String, String> {
+        let query = HistoryQuery {
+            limit,
+            ..HistoryQuery::default()
+        };
+        let events = self.pipeline.history(query).map_err(|e| e.to_string())?;
+        serde_json::to_string(&events).map_err(|e| e.to_string())
+    }
+
+    fn subscribe(&self) -> Option<crossbeam_channel::Receiver<Event>> {
+        self.pipeline.subscribe().ok()
+    }
+
+    fn ack(&self, incident: u64, request: AckRequest) -> Result<(), String> {
+        self.pipeline
+            .ack(IncidentId(incident), request)
+            .map_err(|e| e.to_string())
+    }
+
+    fn silence(&self, request: SilenceRequest) -> Result<u64, String> {
+        self.pipeline
+            .silence(request)
+            .map(|id| id.0)
+            .map_err(|e| e.to_string())
     }
 }
 

@@ -58,6 +58,7 @@ pub(super) struct RawConfig {
     pub plugins: PluginHostConfig,
     #[serde(default)]
     pub store: crate::pipeline::StoreConfig,
+    pub http: Option<Spanned<crate::web::HttpConfig>>,
 }
 
 /// An aggregation name (`last`, `avg`, `p99`…).

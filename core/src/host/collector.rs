@@ -77,6 +77,9 @@ impl HostCollector {
         let interval = config.interval;
         let mut sampler = HostSampler::new(registry, config)?;
         let error_counter = registry.counter(names::REFRESH_ERRORS_TOTAL, &[])?;
+        for (name, unit, help) in names::DESCRIPTIONS {
+            registry.describe(name, *unit, help)?;
+        }
         let shared = Arc::new(Shared::default());
         let (stop_tx, stop_rx) = crossbeam_channel::bounded::<()>(1);
         let (notice_tx, notices) = crossbeam_channel::bounded(1);

@@ -63,3 +63,95 @@ pub const LABEL_DEVICE: &str = "device";
 pub const LABEL_INTERFACE: &str = "interface";
 /// Label of [`PROCESS_UP`]: the watched name.
 pub const LABEL_NAME: &str = "name";
+
+/// What each host item measures and its unit, given to the registry as descriptions (the
+/// exposition's HELP and UNIT lines).
+pub(crate) const DESCRIPTIONS: &[(&str, Option<&str>, &str)] = &[
+    (
+        CPU_USAGE_RATIO,
+        Some("ratio"),
+        "CPU in use, all cores together",
+    ),
+    (
+        CPU_CORE_USAGE_RATIO,
+        Some("ratio"),
+        "CPU in use, one logical core",
+    ),
+    (LOAD1, None, "Load average over 1 minute"),
+    (LOAD5, None, "Load average over 5 minutes"),
+    (LOAD15, None, "Load average over 15 minutes"),
+    (
+        MEMORY_USED_BYTES,
+        Some("bytes"),
+        "Memory in use (total minus available)",
+    ),
+    (MEMORY_TOTAL_BYTES, Some("bytes"), "Installed memory"),
+    (
+        MEMORY_USAGE_RATIO,
+        Some("ratio"),
+        "Memory in use over installed memory",
+    ),
+    (SWAP_USED_BYTES, Some("bytes"), "Swap in use"),
+    (SWAP_TOTAL_BYTES, Some("bytes"), "Swap size"),
+    (
+        SWAP_USAGE_RATIO,
+        Some("ratio"),
+        "Swap in use over swap size",
+    ),
+    (
+        DISK_USED_BYTES,
+        Some("bytes"),
+        "Space in use on a mounted file system",
+    ),
+    (
+        DISK_TOTAL_BYTES,
+        Some("bytes"),
+        "Size of a mounted file system",
+    ),
+    (
+        DISK_USAGE_RATIO,
+        Some("ratio"),
+        "Space in use over size of a mounted file system",
+    ),
+    (
+        DISK_READ_BYTES_PER_SECOND,
+        None,
+        "Bytes read from a device per second",
+    ),
+    (
+        DISK_WRITTEN_BYTES_PER_SECOND,
+        None,
+        "Bytes written to a device per second",
+    ),
+    (
+        NETWORK_RECEIVE_BYTES_PER_SECOND,
+        None,
+        "Bytes received on an interface per second",
+    ),
+    (
+        NETWORK_TRANSMIT_BYTES_PER_SECOND,
+        None,
+        "Bytes sent on an interface per second",
+    ),
+    (PROCESSES, None, "Number of processes"),
+    (
+        PROCESS_UP,
+        None,
+        "1 while a watched process runs, 0 otherwise",
+    ),
+    (
+        PROCESS_CPU_USAGE_RATIO,
+        Some("ratio"),
+        "CPU time this process used per second of wall time",
+    ),
+    (
+        PROCESS_RESIDENT_MEMORY_BYTES,
+        Some("bytes"),
+        "Resident memory of this process",
+    ),
+    (
+        REFRESH_ERRORS_TOTAL,
+        None,
+        "Host collector refreshes that failed",
+    ),
+];

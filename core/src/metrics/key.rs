@@ -49,6 +49,12 @@ impl Labels {
         })
     }
 
+    /// The encoded form: equal label sets have equal encodings, and comparing two is one
+    /// `memcmp` (the order is not the pairs' lexicographic order).
+    pub(crate) fn encoded(&self) -> &str {
+        self.0.as_deref().unwrap_or("")
+    }
+
     /// Number of labels.
     pub fn len(&self) -> usize {
         self.iter().count()

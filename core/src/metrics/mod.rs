@@ -8,6 +8,7 @@
 pub mod buckets;
 mod cells;
 mod counter;
+mod describe;
 mod error;
 mod gauge;
 mod histogram;
@@ -22,6 +23,7 @@ mod snapshot;
 mod watch;
 
 pub use counter::Counter;
+pub use describe::Description;
 pub use error::MetricError;
 pub use gauge::Gauge;
 pub use histogram::Histogram;

@@ -15,6 +15,7 @@ use parking_lot::Mutex;
 use serde::Serialize;
 
 use super::counter::CounterCells;
+use super::describe::{Description, Descriptions};
 use super::gauge::GaugeCell;
 use super::histogram::HistogramCells;
 use super::key::{LookupKey, label_digest_of};
@@ -279,6 +280,7 @@ struct Inner {
     count: AtomicUsize,
     generation: Generation,
     hub: Arc<Hub>,
+    descriptions: Descriptions,
 }
 
 /// Resolves a metric name and labels to a series and records into it.
@@ -352,9 +354,44 @@ impl Registry {
                 count: AtomicUsize::new(0),
                 generation: Generation::new(),
                 hub,
+                descriptions: Descriptions::default(),
             }
         });
         Registry { inner }
+    }
+
+    /// Says what metric `name` measures: `help` (one line) and its `unit` (`seconds`, `bytes`
+    /// …), shown by exporters as HELP and UNIT. The name need not have series yet; describing
+    /// it again replaces the description. An empty unit counts as none.
+    ///
+    /// ```
+    /// let registry = vigilo::Registry::new();
+    /// registry.describe("request_duration_seconds", Some("seconds"), "Time to answer a request")?;
+    /// let d = registry.description("request_duration_seconds").unwrap();
+    /// assert_eq!(d.unit.as_deref(), Some("seconds"));
+    /// # Ok::<(), vigilo::MetricError>(())
+    /// ```
+    pub fn describe(&self, name: &str, unit: Option<&str>, help: &str) -> Result<(), MetricError> {
+        validate_metric_name(name)?;
+        let unit = unit.filter(|u| !u.is_empty()).map(str::to_owned);
+        self.inner.descriptions.set(
+            name,
+            Description {
+                help: help.to_owned(),
+                unit,
+            },
+        );
+        Ok(())
+    }
+
+    /// The description of metric `name`, if it was [described](Self::describe).
+    pub fn description(&self, name: &str) -> Option<Description> {
+        self.inner.descriptions.get(name)
+    }
+
+    /// Every description, by metric name.
+    pub(crate) fn descriptions(&self) -> HashMap<Arc<str>, Description> {
+        self.inner.descriptions.all()
     }
 
     /// The configuration this registry was made with.
@@ -617,6 +654,27 @@ impl Registry {
                 .then_with(|| a.labels.iter().cmp(b.labels.iter()))
         });
         Snapshot { series }
+    }
+
+    /// Every series for an exposition: grouped by name (sorted), and within a name in a
+    /// stable order that is cheaper to sort by than [`snapshot`](Self::snapshot)'s.
+    pub(crate) fn snapshot_for_exposition(&self) -> Vec<SeriesSnapshot> {
+        let set = self.inner.series.pin();
+        let mut series: Vec<SeriesSnapshot> = set
+            .iter()
+            .map(|s| SeriesSnapshot {
+                id: s.id(),
+                name: Arc::clone(s.name()),
+                labels: s.labels().clone(),
+                value: s.value(),
+            })
+            .collect();
+        series.sort_unstable_by(|a, b| {
+            a.name
+                .cmp(&b.name)
+                .then_with(|| a.labels.encoded().cmp(b.labels.encoded()))
+        });
+        series
     }
 
     /// Read handles on every live series, in no particular order.

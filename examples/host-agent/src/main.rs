@@ -71,6 +71,11 @@ struct Args {
     /// A process name to report as up or down; repeat for several.
     #[arg(long = "watch", value_name = "NAME")]
     watch: Vec<String>,
+    /// Serve the Prometheus exposition (`/metrics`), the live status board (`/`) and the
+    /// status API on ADDR, e.g. 127.0.0.1:9187 (the config's `[http]` section does the same;
+    /// this overrides its address).
+    #[arg(long, value_name = "ADDR")]
+    listen: Option<String>,
     /// Show the whole path on a synthetic item: Warning, Major, Critical delivered through the
     /// webhook plugin, a recovery script run by the exec-recovery plugin, the resolve, the
     /// incident's history. Ends by itself in under a minute; needs no root.
@@ -193,9 +198,17 @@ fn run(args: &Args) -> Result<(), Box<dyn std::error::Error>> {
         .host
         .processes_watched
         .extend(args.watch.iter().cloned());
+    if let Some(listen) = &args.listen {
+        let mut http = config.http.take().unwrap_or_default();
+        http.listen = listen.clone();
+        config.http = Some(http);
+    }
     let interval = config.host.interval;
     let store_path = config.pipeline.store.path.clone();
     let monitor = start(config, true)?;
+    if let Some(address) = monitor.http_address() {
+        eprintln!("host-agent: status board on http://{address}/ (metrics at /metrics)");
+    }
     let events = monitor.subscribe()?;
     let notices = monitor
         .host_refreshes()

@@ -198,3 +198,74 @@ fn try_plugin_sends_a_firing_and_a_resolved_alert_and_shows_the_requests() {
     assert!(stdout.contains("was denied"), "{stdout}");
     assert!(stdout.contains("denied: host not allowed"), "{stdout}");
 }
+
+#[test]
+fn with_listen_the_agent_serves_its_metrics_and_the_board() {
+    use std::io::{BufRead, BufReader, Read, Write};
+    let dir = tempfile::tempdir().unwrap();
+    let mut child = agent()
+        .args([
+            "--listen",
+            "127.0.0.1:0",
+            "--color",
+            "never",
+            "--interval",
+            "200ms",
+        ])
+        .arg("--db")
+        .arg(dir.path().join("agent.db"))
+        .env("XDG_STATE_HOME", dir.path())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stderr = BufReader::new(child.stderr.take().unwrap());
+    let mut line = String::new();
+    let address = loop {
+        line.clear();
+        assert!(stderr.read_line(&mut line).unwrap() > 0, "the agent ended");
+        if let Some(rest) = line
+            .trim()
+            .strip_prefix("host-agent: status board on http://")
+        {
+            break rest.split('/').next().unwrap().to_owned();
+        }
+    };
+    let get = |path: &str| {
+        let mut s = std::net::TcpStream::connect(&address).unwrap();
+        write!(
+            s,
+            "GET {path} HTTP/1.1\r\nHost: {address}\r\nConnection: close\r\n\r\n"
+        )
+        .unwrap();
+        let mut out = String::new();
+        s.read_to_string(&mut out).unwrap();
+        out
+    };
+    // The host items appear after the collector's first refreshes.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let metrics = loop {
+        let m = get("/metrics");
+        if m.contains("vigilo_item_severity{") || Instant::now() > deadline {
+            break m;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    let board = get("/");
+    let _ = child.kill();
+    let _ = child.wait();
+    assert!(
+        board.contains("<title>vigilo status board</title>"),
+        "{board:.300}"
+    );
+    assert!(metrics.starts_with("HTTP/1.1 200"), "{metrics:.200}");
+    assert!(
+        metrics.contains("# TYPE host_cpu_usage_ratio gauge"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("vigilo_item_severity{rule=\"cpu\""),
+        "{metrics}"
+    );
+    assert!(metrics.contains("vigilo_incidents_open "));
+}

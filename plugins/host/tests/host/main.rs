@@ -20,6 +20,7 @@ mod bundled_webhook;
 mod capabilities;
 mod contract;
 mod crash;
+mod fleet;
 mod hostile;
 mod load;
 mod pipeline;

@@ -1,6 +1,6 @@
-//! Shared by the bundled-plugin tests (`bundled_*.rs`, `sdk_readme.rs`): a tiny loopback HTTP
-//! server that records what it receives, a minimal HTTP client, child processes killed on
-//! drop, free ports, bounded waits, and a sample alert.
+//! Shared by the bundled-plugin tests (`bundled_*.rs`, `sdk_readme.rs`, `fleet.rs`): a tiny
+//! loopback HTTP server that records what it receives, a minimal HTTP client, child processes
+//! killed on drop, free ports, bounded waits, a real Alertmanager, and a sample alert.
 //!
 //! Everything listens on 127.0.0.1 and every loop is bounded in time.
 
@@ -10,7 +10,7 @@ use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
 use std::path::PathBuf;
-use std::process::Child;
+use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{self, Receiver};
 use std::sync::{Arc, Mutex};
@@ -295,6 +295,81 @@ pub fn which(program: &str) -> Option<PathBuf> {
         .flat_map(|paths| std::env::split_paths(&paths).collect::<Vec<_>>())
         .map(|dir| dir.join(program))
         .find(|c| c.is_file())
+}
+
+/// A REAL Prometheus Alertmanager (Debian's `prometheus-alertmanager`, installed by
+/// `scripts/install-test-peers.sh`) on a free loopback port, with the given `alertmanager.yml`,
+/// throw-away storage and no clustering; killed when dropped.
+pub struct Alertmanager {
+    pub addr: SocketAddr,
+    dir: tempfile::TempDir,
+    _child: KillOnDrop,
+}
+
+impl Alertmanager {
+    /// Starts it with `config` (the text of `alertmanager.yml`) and waits until it is ready.
+    pub fn start(config: &str) -> Alertmanager {
+        let bin = which("prometheus-alertmanager")
+            .or_else(|| which("alertmanager"))
+            .unwrap_or_else(|| {
+                panic!(
+                    "prometheus-alertmanager is not installed: run scripts/install-test-peers.sh \
+                     (it installs the Debian package prometheus-alertmanager)"
+                )
+            });
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("alertmanager.yml");
+        std::fs::write(&file, config).unwrap();
+        let storage = dir.path().join("data");
+        std::fs::create_dir(&storage).unwrap();
+        let port = free_port();
+        let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+        let log = std::fs::File::create(dir.path().join("alertmanager.log")).unwrap();
+        let child = Command::new(&bin)
+            .arg(format!("--config.file={}", file.display()))
+            .arg(format!("--storage.path={}", storage.display()))
+            .arg(format!("--web.listen-address={addr}"))
+            .arg("--cluster.listen-address=")
+            .arg("--log.level=warn")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start {}: {e}", bin.display()));
+        let mut child = KillOnDrop(child);
+        let ready = wait_for(WAIT, || {
+            if let Ok(Some(status)) = child.0.try_wait() {
+                let log = std::fs::read_to_string(dir.path().join("alertmanager.log"))
+                    .unwrap_or_default();
+                panic!("alertmanager exited with {status}:\n{log}");
+            }
+            matches!(http_request(addr, "GET", "/-/ready", None), Ok((200, _))).then_some(())
+        });
+        assert!(
+            ready.is_some(),
+            "alertmanager on {addr} was not ready within {WAIT:?}"
+        );
+        Alertmanager {
+            addr,
+            dir,
+            _child: child,
+        }
+    }
+
+    /// The active alerts named `alertname` (`GET /api/v2/alerts`).
+    pub fn alerts(&self, alertname: &str) -> Vec<serde_json::Value> {
+        let (status, body) = http_request(self.addr, "GET", "/api/v2/alerts", None).unwrap();
+        assert_eq!(status, 200, "{body}");
+        let all: Vec<serde_json::Value> = serde_json::from_str(&body).unwrap();
+        all.into_iter()
+            .filter(|a| a["labels"]["alertname"] == alertname)
+            .collect()
+    }
+
+    /// What it logged (warnings and errors), for a failing test's message.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("alertmanager.log")).unwrap_or_default()
+    }
 }
 
 /// Builds the guest `package` with `vigilo-plugin-build` and loads it as a channel.
