@@ -41,6 +41,14 @@ GOALS = [
      "vigilo Rust handle", "c_api/counter_add/rust", "<=", 1.5),
     ("6", "histogram record through the C API", "c_api/histogram_record/c",
      "vigilo Rust handle", "c_api/histogram_record/rust", "<=", 1.5),
+    ("7", "scrape of 10,000 series (text format)", "scrape_10k/vigilo",
+     "prometheus", "scrape_10k/prometheus", "<=", 1.0),
+    ("7", "record while a scraper loops", "record_while_scraping/scraper_looping",
+     "vigilo, no scraper", "record_while_scraping/no_scraper", "<=", 1.1),
+    ("8", "`metrics::counter!` through the recorder", "facade_counter/vigilo/macro",
+     "metrics-util", "facade_counter/metrics/macro", "<=", 0.7),
+    ("8", "`metrics::histogram!` through the recorder", "facade_histogram/vigilo/macro",
+     "metrics-util", "facade_histogram/metrics/macro", "<=", 0.7),
 ]
 
 # (section, label, group, libraries, goal for vigilo's scaling)
@@ -54,7 +62,8 @@ SCALING = [
 # The criterion groups these benches write; anything else under target/criterion is another
 # bench's and is left out.
 GROUPS = ("counter_increment", "counter_threads", "histogram_record", "record_by_name",
-          "gauge_watch", "c_api", "host_refresh", "evaluator_tick", "detection_latency")
+          "gauge_watch", "c_api", "host_refresh", "evaluator_tick", "detection_latency",
+          "scrape_10k", "record_while_scraping", "facade_counter", "facade_histogram")
 
 # The evaluator's bench (benches/benches/evaluator.rs) writes these groups and an extra JSON file;
 # they are printed when present.
