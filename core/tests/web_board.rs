@@ -17,8 +17,9 @@ use tungstenite::{Message, WebSocket};
 use vigilo::Severity;
 use web_support::{Running, which};
 
-/// The seed scenario: a host's CPU, memory and disk, and a job queue.
-const RULES: &str = r#"
+/// The seed scenario: a host's CPU, memory and disk, beside the job queue of
+/// [`web_support::CONFIG`].
+const HOST_RULES: &str = r#"
 [[rule]]
 name = "cpu"
 metric = "cpu_usage_ratio"
@@ -38,21 +39,6 @@ name = "disk"
 metric = "disk_usage_ratio"
 [rule.minor]
 threshold = 0.8
-
-[[rule]]
-name = "queue"
-metric = "queue_depth"
-[rule.major]
-threshold = 100
-[rule.critical]
-threshold = 1000
-
-[[channel]]
-name = "ops"
-
-[[route]]
-name = "all"
-channels = ["ops"]
 "#;
 
 #[test]
@@ -60,7 +46,8 @@ fn the_board_shows_the_items_updates_live_and_refuses_an_ack_without_the_token()
     let chromium = which("chromium")
         .or_else(|| which("chromium-browser"))
         .expect("chromium is not installed: run scripts/install-test-peers.sh (Debian package chromium)");
-    let r = Running::start_with(RULES, "token = \"s3cret\"");
+    let rules = format!("{HOST_RULES}{}", web_support::CONFIG);
+    let r = Running::start_with(&rules, "token = \"s3cret\"");
     let reg = r.monitor.registry();
     reg.gauge("cpu_usage_ratio", &[("host", "web-1")])
         .unwrap()

@@ -2,7 +2,7 @@
 //! code (its atomics and barriers come from `crate::sync`, which are loom's here):
 //!
 //! ```sh
-//! RUSTFLAGS="--cfg loom" CARGO_TARGET_DIR=target/loom cargo test -p vigilo --lib loom_
+//! RUSTFLAGS="--cfg vigilo_loom" CARGO_TARGET_DIR=target/loom cargo test -p vigilo --lib loom_
 //! ```
 //!
 //! Each model lets loom try every interleaving, and every value a relaxed load may return, of a

@@ -13,7 +13,7 @@ mod error;
 mod gauge;
 mod histogram;
 mod key;
-#[cfg(all(test, loom))]
+#[cfg(all(test, vigilo_loom))]
 mod loom;
 mod name;
 mod registry;

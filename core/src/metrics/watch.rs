@@ -232,7 +232,7 @@ impl Watch {
     }
 }
 
-#[cfg(all(test, not(loom)))]
+#[cfg(all(test, not(vigilo_loom)))]
 mod tests {
     use super::*;
 
