@@ -238,11 +238,23 @@ fn bad_requests_get_clear_status_codes() {
     assert_eq!(get(&r.url("/api/silences"), None).0, 405);
     assert_eq!(post(&r.url("/metrics"), &[], None, "").0, 405);
 
+    // DNS rebinding: a page whose own name now points at 127.0.0.1 is not answered.
+    let rebound = raw(
+        r.address,
+        "GET /api/status HTTP/1.1\r\nHost: evil.example:9187\r\n\r\n",
+    );
+    assert!(rebound.starts_with("HTTP/1.1 421"), "{rebound:.80}");
+    let local = raw(
+        r.address,
+        "GET /metrics HTTP/1.1\r\nHost: localhost:9187\r\nConnection: close\r\n\r\n",
+    );
+    assert!(local.starts_with("HTTP/1.1 200"), "{local:.80}");
+
     // A 1 MiB header: refused, not buffered.
     let answer = raw(
         r.address,
         &format!(
-            "GET /metrics HTTP/1.1\r\nHost: x\r\nX-Big: {}\r\n\r\n",
+            "GET /metrics HTTP/1.1\r\nHost: localhost\r\nX-Big: {}\r\n\r\n",
             "a".repeat(1 << 20)
         ),
     );
@@ -265,14 +277,14 @@ fn bad_requests_get_clear_status_codes() {
         413
     );
     let chunked = format!(
-        "POST /api/silences HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer t\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n{:x}\r\n{big}\r\n0\r\n\r\n",
+        "POST /api/silences HTTP/1.1\r\nHost: localhost\r\nAuthorization: Bearer t\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n{:x}\r\n{big}\r\n0\r\n\r\n",
         big.len()
     );
     assert!(raw(r.address, &chunked).starts_with("HTTP/1.1 413"));
 
     // A client that never finishes its head is cut after header_timeout.
     let mut slow = TcpStream::connect(r.address).unwrap();
-    slow.write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\n")
+    slow.write_all(b"GET /metrics HTTP/1.1\r\nHost: localhost\r\n")
         .unwrap();
     slow.set_read_timeout(Some(Duration::from_secs(10)))
         .unwrap();
@@ -309,7 +321,7 @@ fn a_thousand_scrapes_at_once_are_answered_and_recording_goes_on() {
             std::thread::spawn(move || {
                 let answer = raw(
                     address,
-                    "GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+                    "GET /metrics HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n",
                 );
                 answer.get(9..12).unwrap_or("???").to_owned()
             })

@@ -15,7 +15,9 @@
 //! operator token of `[http] token` as `Authorization: Bearer <token>`, a JSON body, and, when
 //! the browser sends an `Origin`, the endpoint's own origin: a page on another site can neither
 //! read the token nor send it, so it cannot ack or silence (no cross-site request forgery).
-//! Without a token the endpoint is read-only (writes get 403).
+//! Without a token the endpoint is read-only (writes get 403). On a loopback address it answers
+//! only requests whose `Host` is `localhost` or a loopback address (421 otherwise), so a page
+//! that rebinds its own domain to 127.0.0.1 cannot read it either.
 //!
 //! Limits: `max_connections` connections at once (more get 503 at once), 16 event streams,
 //! request heads of at most 16 KiB (431), bodies of at most 64 KiB (413), a head must arrive

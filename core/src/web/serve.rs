@@ -37,11 +37,19 @@ pub(super) struct Context {
     header_timeout: Duration,
     connections: Arc<Semaphore>,
     streams: Clients,
+    /// Listening on a loopback address: only loopback names are accepted in `Host`, so a web
+    /// page that rebinds its own name to 127.0.0.1 (DNS rebinding) cannot read the endpoint.
+    loopback: bool,
 }
 
 impl Context {
     pub(super) fn new(config: &HttpConfig, source: Arc<dyn Source>, streams: Clients) -> Self {
+        let loopback = config
+            .listen
+            .parse::<std::net::SocketAddr>()
+            .is_ok_and(|a| a.ip().is_loopback());
         Context {
+            loopback,
             source,
             token: config.token.clone(),
             buckets: config.buckets.clone(),
@@ -107,6 +115,12 @@ pub(super) async fn accept_loop(
 }
 
 async fn handle(context: &Context, req: Request<Incoming>) -> Response<Body> {
+    if context.loopback && !loopback_host(req.headers()) {
+        return error(
+            StatusCode::MISDIRECTED_REQUEST,
+            "this endpoint listens on loopback and answers only to localhost, 127.0.0.1 or [::1]",
+        );
+    }
     let path = req.uri().path().to_owned();
     let method = req.method().clone();
     let segments: Vec<&str> = path.trim_matches('/').split('/').collect();
@@ -295,6 +309,24 @@ impl SilenceBody {
         request.matchers = self.matchers;
         Ok(request)
     }
+}
+
+/// Whether the `Host` header (absent counts as yes) names this machine by a loopback name.
+fn loopback_host(headers: &HeaderMap) -> bool {
+    let Some(host) = headers.get(header::HOST) else {
+        return true;
+    };
+    let Ok(host) = host.to_str() else {
+        return false;
+    };
+    let name = match host.strip_prefix('[') {
+        Some(v6) => v6.split(']').next().unwrap_or_default(),
+        None => host.rsplit_once(':').map_or(host, |(h, _)| h),
+    };
+    name.eq_ignore_ascii_case("localhost")
+        || name
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
 }
 
 fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {

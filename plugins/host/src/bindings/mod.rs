@@ -5,7 +5,7 @@
 //! conversions from core's types. A component is matched to a module by the version in its
 //! export name (`vigilo:plugin/channel@0.1.0`, see `world.rs`); the linkers carry the imports
 //! of every version at once (their names differ by version). Adding `0.3.0` means: a module
-//! `v0_3_0` (its `bindgen!`, its `to_wit` and `version_glue!()`), a variant in [`ChannelPre`]
+//! `v0_3_0` (one `version_glue!` call naming its WIT folder and the alert fields it added), a variant in [`ChannelPre`]
 //! and [`ActionPre`], a line in `world::SUPPORTED` and in the `add_*_imports` functions. Nothing
 //! existing changes, so older plugins keep loading.
 
