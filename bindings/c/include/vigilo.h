@@ -100,7 +100,7 @@ typedef enum vigilo_status {
    */
   VIGILO_STATUS_STALE_HANDLE = 7,
   /**
-   * No incident or silence with that id.
+   * No incident or silence with that id, or no `[http]` endpoint.
    */
   VIGILO_STATUS_NOT_FOUND = 8,
   /**
@@ -618,6 +618,17 @@ enum vigilo_status vigilo_monitor_settle(struct vigilo_monitor *monitor, uint64_
  * `monitor` is a handle from `vigilo_monitor_new*`; `out` is valid for a write.
  */
 enum vigilo_status vigilo_monitor_status_json(const struct vigilo_monitor *monitor, char **out);
+
+/**
+ * Where the monitor's `[http]` endpoint (Prometheus exposition at `/metrics`, status board at
+ * `/`) listens, as `host:port`: the port the system chose when the configuration says 0.
+ * `VIGILO_STATUS_NOT_FOUND` if the configuration has no `[http]` section. Free `*out` with
+ * `vigilo_string_free`.
+ *
+ * # Safety
+ * As [`vigilo_monitor_status_json`].
+ */
+enum vigilo_status vigilo_monitor_http_address(const struct vigilo_monitor *monitor, char **out);
 
 /**
  * The coverage report as JSON: expected items no rule watches, rules whose items never

@@ -29,7 +29,7 @@ pub enum vigilo_status {
     State = 6,
     /// The monitor handle was already destroyed (detected when it is; never relied upon).
     StaleHandle = 7,
-    /// No incident or silence with that id.
+    /// No incident or silence with that id, or no `[http]` endpoint.
     NotFound = 8,
     /// The monitor (evaluator, pipeline, plugin host) refused or failed; see the message.
     Monitor = 9,

@@ -40,6 +40,30 @@ pub unsafe extern "C" fn vigilo_monitor_status_json(
     })
 }
 
+/// Where the monitor's `[http]` endpoint (Prometheus exposition at `/metrics`, status board at
+/// `/`) listens, as `host:port`: the port the system chose when the configuration says 0.
+/// `VIGILO_STATUS_NOT_FOUND` if the configuration has no `[http]` section. Free `*out` with
+/// `vigilo_string_free`.
+///
+/// # Safety
+/// As [`vigilo_monitor_status_json`].
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn vigilo_monitor_http_address(
+    monitor: *const vigilo_monitor,
+    out: *mut *mut c_char,
+) -> vigilo_status {
+    guard(|| {
+        let address = lookup(monitor)?.running()?.http_address().ok_or_else(|| {
+            fail(
+                vigilo_status::NotFound,
+                "the configuration has no [http] section: no endpoint runs",
+            )
+        })?;
+        // SAFETY: per this function's contract.
+        unsafe { give_string(out, &address.to_string()) }
+    })
+}
+
 /// The coverage report as JSON: expected items no rule watches, rules whose items never
 /// reported, rules no route reaches. Free `*out` with `vigilo_string_free`.
 ///

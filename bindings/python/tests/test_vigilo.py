@@ -232,3 +232,17 @@ def test_the_readme_example_runs(capsys):
     exec(compile(code, "README.md", "exec"), {})
     out = capsys.readouterr().out
     assert "critical queue 250" in out
+
+
+def test_the_http_endpoint_serves_the_exposition():
+    import urllib.request
+    with vigilo.Monitor("[host]\nitems = []\n[http]\nlisten = \"127.0.0.1:0\"\n") as m:
+        m.gauge("queue_depth").set(7)
+        address = m.http_address()
+        assert address.startswith("127.0.0.1:") and not address.endswith(":0")
+        with urllib.request.urlopen(f"http://{address}/metrics") as r:
+            text = r.read().decode()
+        assert "queue_depth 7\n" in text
+    with vigilo.Monitor("[host]\nitems = []\n") as m:
+        with pytest.raises(vigilo.NotFoundError, match=r"\[http\]"):
+            m.http_address()

@@ -127,6 +127,7 @@ _monitor_record_histogram = _fn(
 )
 _json_out = (_p, ctypes.POINTER(ctypes.c_void_p))
 _monitor_status_json = _fn("vigilo_monitor_status_json", _status, *_json_out)
+_monitor_http_address = _fn("vigilo_monitor_http_address", _status, *_json_out)
 _monitor_coverage_json = _fn("vigilo_monitor_coverage_json", _status, *_json_out)
 _monitor_incidents_json = _fn("vigilo_monitor_incidents_json", _status, *_json_out)
 _monitor_history_json = _fn(
@@ -502,6 +503,18 @@ class Monitor:
     def status(self) -> Dict[str, Any]:
         """The status board: items, incidents, silences, coverage, pipeline counters."""
         return _take_json(lambda out: _monitor_status_json(self._live(), out))
+
+    def http_address(self) -> str:
+        """Where the ``[http]`` endpoint (``/metrics``, the board at ``/``) listens, ``host:port``.
+
+        Raises NotFoundError if the configuration has no ``[http]`` section.
+        """
+        out = ctypes.c_void_p()
+        _check(_monitor_http_address(self._live(), ctypes.byref(out)))
+        try:
+            return ctypes.string_at(out.value).decode()
+        finally:
+            _string_free(out)
 
     def coverage(self) -> Dict[str, Any]:
         """The coverage report."""

@@ -8,7 +8,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use http::{HeaderMap, Method, Request, Response, StatusCode, header};
 use http_body_util::combinators::BoxBody;
-use http_body_util::{BodyExt, Full, Limited};
+use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use serde::Deserialize;
@@ -26,6 +26,8 @@ const BOARD: &str = include_str!("board.html");
 const MAX_HEAD: usize = 16 * 1024;
 /// Largest request body.
 const MAX_BODY: usize = 64 * 1024;
+/// What is read and dropped past [`MAX_BODY`] before answering 413.
+const DRAIN: usize = 1024 * 1024;
 
 type Body = BoxBody<Bytes, Infallible>;
 
@@ -242,12 +244,28 @@ async fn write_body<T: serde::de::DeserializeOwned>(
     if declared.is_some_and(|n| n > MAX_BODY) {
         return Err(error(StatusCode::PAYLOAD_TOO_LARGE, "body over 64 KiB"));
     }
-    let body = Limited::new(req.into_body(), MAX_BODY)
-        .collect()
-        .await
-        .map_err(|_| error(StatusCode::PAYLOAD_TOO_LARGE, "body over 64 KiB"))?
-        .to_bytes();
-    serde_json::from_slice(&body)
+    // Read up to the limit; past it, go on reading (and dropping) up to DRAIN more, so that a
+    // client that streams a large body gets the 413 rather than a reset connection.
+    let mut body = req.into_body();
+    let mut data = Vec::new();
+    let mut total = 0usize;
+    while let Some(frame) = body.frame().await {
+        let Ok(frame) = frame else {
+            return Err(error(StatusCode::BAD_REQUEST, "malformed body"));
+        };
+        if let Ok(chunk) = frame.into_data() {
+            total = total.saturating_add(chunk.len());
+            if total <= MAX_BODY {
+                data.extend_from_slice(&chunk);
+            } else if total > MAX_BODY + DRAIN {
+                break;
+            }
+        }
+    }
+    if total > MAX_BODY {
+        return Err(error(StatusCode::PAYLOAD_TOO_LARGE, "body over 64 KiB"));
+    }
+    serde_json::from_slice(&data)
         .map_err(|e| error(StatusCode::BAD_REQUEST, &format!("invalid JSON: {e}")))
 }
 

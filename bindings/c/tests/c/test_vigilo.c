@@ -242,8 +242,25 @@ static void test_from_file(void) {
     OK(vigilo_monitor_status_json(m, &json));
     CHECK(json && strstr(json, "\"rule\":\"x\"") == NULL); /* no series yet: no item */
     vigilo_string_free(json);
+    char *address = NULL;
+    CHECK_STATUS(vigilo_monitor_http_address(m, &address), VIGILO_STATUS_NOT_FOUND);
+    CHECK(strstr(vigilo_last_error(), "[http]") != NULL);
     OK(vigilo_monitor_free(m));
     unlink(path);
+}
+
+static void test_http_endpoint(void) {
+    const char *toml = "[host]\nitems = []\n[http]\nlisten = \"127.0.0.1:0\"\n";
+    vigilo_monitor *m = NULL;
+    OK(vigilo_monitor_new(toml, strlen(toml), NULL, &m));
+    char *address = NULL;
+    CHECK_STATUS(vigilo_monitor_http_address(m, &address), VIGILO_STATUS_STATE);
+    OK(vigilo_monitor_start(m));
+    OK(vigilo_monitor_http_address(m, &address));
+    CHECK(address && strncmp(address, "127.0.0.1:", 10) == 0 && strcmp(address, "127.0.0.1:0") != 0);
+    vigilo_string_free(address);
+    CHECK_STATUS(vigilo_monitor_http_address(m, NULL), VIGILO_STATUS_NULL_ARGUMENT);
+    OK(vigilo_monitor_free(m));
 }
 
 static void test_metrics_errors(vigilo_monitor *m) {
@@ -506,6 +523,7 @@ int main(void) {
     test_version_and_errors();
     test_creation_errors();
     test_from_file();
+    test_http_endpoint();
     test_pipeline();
     test_destroy_while_a_callback_runs();
     test_unstarted_frees();
