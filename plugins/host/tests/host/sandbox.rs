@@ -405,8 +405,26 @@ fn a_full_instance_pool_is_an_instantiation_error_not_a_fault() {
     s.deadline = Duration::from_millis(600);
     let spin = host.load_channel(s).unwrap();
     let spinner = thread::spawn(move || spin.try_deliver(&alert()));
-    thread::sleep(Duration::from_millis(200));
-    match ok.try_deliver(&alert()) {
+    // The spinning call is in flight (its count says so), then holds the pool's one instance:
+    // until it has instantiated, a call of `ok` may still get the instance and succeed.
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while host.status("spin").map_or(0, |s| s.in_flight) == 0 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the spinning call never started"
+        );
+        thread::yield_now();
+    }
+    let refused = loop {
+        match ok.try_deliver(&alert()) {
+            Ok(Ok(())) => assert!(
+                std::time::Instant::now() < deadline,
+                "the pool never filled"
+            ),
+            other => break other,
+        }
+    };
+    match refused {
         Err(PluginError::Instantiate { plugin, message }) => {
             assert_eq!(plugin, "ok");
             assert!(message.contains("limit"), "{message}");
