@@ -63,7 +63,14 @@ SCALING = [
 # bench's and is left out.
 GROUPS = ("counter_increment", "counter_threads", "histogram_record", "record_by_name",
           "gauge_watch", "c_api", "host_refresh", "evaluator_tick", "detection_latency",
-          "scrape_10k", "record_while_scraping", "facade_counter", "facade_histogram")
+          "scrape_10k", "record_while_scraping", "facade_counter", "facade_histogram",
+          "record_threads_counter", "record_threads_histogram")
+
+# benches/benches/threads.rs: time per operation of N threads recording into one series.
+THREAD_COUNTS = (1, 2, 4, 8, 16, 64, 256)
+THREAD_LIBS = ("ideal", "vigilo", "metrics", "prometheus")
+THREAD_COLOURS = {"ideal": "#888888", "vigilo": "#c62828", "metrics": "#1e88e5",
+                  "prometheus": "#fb8c00"}
 
 # The evaluator's bench (benches/benches/evaluator.rs) writes these groups and an extra JSON file;
 # they are printed when present.
@@ -154,6 +161,8 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--estimate", choices=["median", "mean"], default="median")
     parser.add_argument("--criterion-dir", type=Path, default=default_criterion_dir())
+    parser.add_argument("--plot", type=Path, metavar="SVG",
+                        help="also draw the thread-scaling curves (threads bench) into this file")
     args = parser.parse_args()
 
     if not args.criterion_dir.is_dir():
@@ -230,6 +239,9 @@ def main():
 
     evaluator_section(figures, args.criterion_dir, p)
     memory_section(args.criterion_dir)
+    thread_table(p)
+    if args.plot:
+        thread_plot(p, args.plot)
 
     # Every raw figure.
     print("\nAll figures (95 % confidence interval of the estimate in brackets):\n")
@@ -304,6 +316,80 @@ def memory_section(root):
         goal_text_ = f"≤ {goal} B" if goal else "—"
         result = verdict(v, "<=", goal) if goal else "—"
         print(f"| {what} | {v:.0f} B | {cells[0]} | {cells[1]} | {goal_text_} | {result} |")
+
+
+def thread_table(p):
+    """The threads bench as a table: ns per operation, and vigilo / ideal."""
+    for kind in ("counter", "histogram"):
+        group = f"record_threads_{kind}"
+        rows = [(n, {lib: p(f"{group}/{lib}/{n}") for lib in THREAD_LIBS}) for n in THREAD_COUNTS]
+        if not any(v for _, r in rows for v in r.values()):
+            continue
+        print(f"\nRecording from N threads into one {kind} (ns per operation of the combined "
+              f"throughput; benches/benches/threads.rs):\n")
+        print("| threads | " + " | ".join(THREAD_LIBS) + " | vigilo / ideal | vigilo / best peer |")
+        print("|---|" + "---|" * (len(THREAD_LIBS) + 2))
+        for n, r in rows:
+            cells = [f"{r[lib]:.2f}" if r[lib] else "—" for lib in THREAD_LIBS]
+            ideal = r["ideal"] and r["vigilo"] and r["vigilo"] / r["ideal"]
+            peers = [r[x] for x in ("metrics", "prometheus") if r[x]]
+            best = r["vigilo"] and peers and r["vigilo"] / min(peers)
+            print(f"| {n} | " + " | ".join(cells) + f" | {fmt_ratio(ideal) if ideal else '—'} | "
+                  f"{fmt_ratio(best) if best else '—'} |")
+
+
+def thread_plot(p, path):
+    """Log-log curves of the threads bench, one panel per kind, as a standalone SVG."""
+    import math
+    width, height, pad = 540, 300, 50
+    panels = []
+    for k, kind in enumerate(("counter", "histogram")):
+        group = f"record_threads_{kind}"
+        data = {lib: [(n, p(f"{group}/{lib}/{n}")) for n in THREAD_COUNTS] for lib in THREAD_LIBS}
+        values = [v for pts in data.values() for _, v in pts if v]
+        if not values:
+            continue
+        lo, hi = math.log10(min(values)) - 0.1, math.log10(max(values)) + 0.1
+        x0 = k * (width + 20)
+        def x(n):
+            return x0 + pad + (width - 3 * pad) * math.log2(n) / math.log2(THREAD_COUNTS[-1])
+        def y(v):
+            return height - pad - (height - 2 * pad) * (math.log10(v) - lo) / (hi - lo)
+        out = [f'<text x="{x0 + width / 2}" y="20" text-anchor="middle" font-weight="bold">'
+               f'{kind}: ns per operation (log) against threads (log)</text>',
+               f'<line x1="{x0 + pad}" y1="{height - pad}" x2="{x0 + width - 2 * pad}" '
+               f'y2="{height - pad}" stroke="black"/>',
+               f'<line x1="{x0 + pad}" y1="{pad}" x2="{x0 + pad}" y2="{height - pad}" '
+               f'stroke="black"/>']
+        for n in THREAD_COUNTS:
+            out.append(f'<text x="{x(n):.1f}" y="{height - pad + 15}" text-anchor="middle" '
+                       f'font-size="11">{n}</text>')
+        for e in range(math.floor(lo), math.ceil(hi) + 1):
+            for m in (1, 2, 5):
+                v = m * 10 ** e
+                if lo <= math.log10(v) <= hi:
+                    out.append(f'<text x="{x0 + pad - 5}" y="{y(v) + 4:.1f}" text-anchor="end" '
+                               f'font-size="11">{v:g}</text>')
+                    out.append(f'<line x1="{x0 + pad}" y1="{y(v):.1f}" x2="{x0 + width - 2 * pad}" '
+                               f'y2="{y(v):.1f}" stroke="#eeeeee"/>')
+        for i, lib in enumerate(THREAD_LIBS):
+            pts = [(x(n), y(v)) for n, v in data[lib] if v]
+            if not pts:
+                continue
+            line = " ".join(f"{a:.1f},{b:.1f}" for a, b in pts)
+            out.append(f'<polyline fill="none" stroke="{THREAD_COLOURS[lib]}" stroke-width="2" '
+                       f'points="{line}"/>')
+            out.append(f'<text x="{x0 + width - 2 * pad + 8}" y="{pad + 14 * i}" font-size="12" '
+                       f'fill="{THREAD_COLOURS[lib]}">{lib}</text>')
+        panels.append("\n".join(out))
+    if not panels:
+        print("no threads bench figures to plot", file=sys.stderr)
+        return
+    svg = (f'<svg xmlns="http://www.w3.org/2000/svg" width="{2 * width + 20}" height="{height}" '
+           f'font-family="sans-serif" font-size="13">\n<rect width="100%" height="100%" '
+           f'fill="white"/>\n' + "\n".join(panels) + "\n</svg>\n")
+    path.write_text(svg)
+    print(f"\nplot written to {path}")
 
 
 if __name__ == "__main__":
