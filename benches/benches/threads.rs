@@ -134,10 +134,9 @@ fn histogram(c: &mut Criterion) {
                 // The ideal histogram: a private cell per thread summing the values (no buckets).
                 per_op_time(&id("ideal"), t, iters, |thread, n| {
                     let cell = &ideal[thread].0;
-                    let mut i = thread * 7;
-                    for _ in 0..n {
+                    let start = thread * 7;
+                    for i in start..start + n as usize {
                         let v = black_box(values[i & MASK]);
-                        i += 1;
                         // Relaxed: as in the counter's ideal row.
                         let sum = f64::from_bits(cell.load(Ordering::Relaxed)) + v;
                         cell.store(sum.to_bits(), Ordering::Relaxed);
@@ -148,10 +147,9 @@ fn histogram(c: &mut Criterion) {
         group.bench_with_input(BenchmarkId::new("vigilo", threads), &threads, |b, &t| {
             b.iter_custom(|iters| {
                 per_op_time(&id("vigilo"), t, iters, |thread, n| {
-                    let mut i = thread * 7;
-                    for _ in 0..n {
+                    let start = thread * 7;
+                    for i in start..start + n as usize {
                         ours.record(black_box(values[i & MASK]));
-                        i += 1;
                     }
                 })
             })
@@ -159,10 +157,9 @@ fn histogram(c: &mut Criterion) {
         group.bench_with_input(BenchmarkId::new("metrics", threads), &threads, |b, &t| {
             b.iter_custom(|iters| {
                 let d = per_op_time(&id("metrics"), t, iters, |thread, n| {
-                    let mut i = thread * 7;
-                    for _ in 0..n {
+                    let start = thread * 7;
+                    for i in start..start + n as usize {
                         theirs.record(black_box(values[i & MASK]));
-                        i += 1;
                     }
                 });
                 // An exporter drains the raw values on every scrape; here between samples.
