@@ -173,10 +173,9 @@ fn histogram(c: &mut Criterion) {
             |b, &t| {
                 b.iter_custom(|iters| {
                     per_op_time(&id("prometheus"), t, iters, |thread, n| {
-                        let mut i = thread * 7;
-                        for _ in 0..n {
+                        let start = thread * 7;
+                        for i in start..start + n as usize {
                             prom.observe(black_box(values[i & MASK]));
-                            i += 1;
                         }
                     })
                 })
