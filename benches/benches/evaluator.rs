@@ -113,20 +113,40 @@ fn memory_per_rule() -> (f64, f64) {
 }
 
 /// Record → transition on the channel, with the evaluator on its own thread (1 h tick, so only
-/// the watch can deliver in time). Returns sorted latencies.
-fn detection_latencies(samples: usize) -> Vec<Duration> {
-    let registry = Registry::new();
+/// the watch can deliver in time), and `loaded` other rules on their own gauges (normal, never
+/// crossing). Returns sorted latencies.
+fn detection_latencies(samples: usize, loaded: usize) -> Vec<Duration> {
+    let registry = Registry::with_config(vigilo::RegistryConfig {
+        max_series: loaded + 16,
+    });
     let gauge = registry.gauge("latency_probe", &[]).unwrap();
     gauge.set(0.0);
-    let rule = Rule::builder("probe", "latency_probe")
-        .level(Level::new(Severity::Critical, 0.5))
-        .build()
-        .unwrap();
+    let mut rules = vec![
+        Rule::builder("probe", "latency_probe")
+            .level(Level::new(Severity::Critical, 0.5))
+            .build()
+            .unwrap(),
+    ];
+    let mut others = Vec::with_capacity(loaded);
+    for k in 0..loaded {
+        let id = k.to_string();
+        let g = registry.gauge("other_value", &[("i", &id)]).unwrap();
+        g.set(1.0);
+        others.push(g);
+        rules.push(
+            Rule::builder(format!("r{k}"), "other_value")
+                .matcher(Matcher::parse("i", &id).unwrap())
+                .level(Level::new(Severity::Warning, 70.0))
+                .level(Level::new(Severity::Critical, 95.0))
+                .build()
+                .unwrap(),
+        );
+    }
     let config = EvaluatorConfig {
         tick: Duration::from_secs(3600),
         ..EvaluatorConfig::default()
     };
-    let (ev, rx) = Evaluator::new(registry, vec![rule], Arc::new(SystemClock), config).unwrap();
+    let (ev, rx) = Evaluator::new(registry, rules, Arc::new(SystemClock), config).unwrap();
     let handle = ev.spawn().unwrap();
     while handle.stats().unwrap().ticks == 0 {
         std::thread::yield_now();
@@ -150,15 +170,26 @@ fn detection(c: &mut Criterion) {
         .sample_size(20)
         .measurement_time(Duration::from_secs(3));
     group.bench_function("record_to_transition", |b| {
-        b.iter_custom(|iters| detection_latencies(iters as usize).iter().sum());
+        b.iter_custom(|iters| detection_latencies(iters as usize, 0).iter().sum());
     });
     group.finish();
 }
 
 fn extra_figures(_c: &mut Criterion) {
-    let lat = detection_latencies(4000);
+    let lat = detection_latencies(4000, 0);
     let pct =
         |q: f64| lat[((q * lat.len() as f64) as usize).min(lat.len() - 1)].as_secs_f64() * 1e6;
+    // The same with 100,000 other rules loaded (issue 15, point 5).
+    let loaded = detection_latencies(4000, 100_000);
+    let pct_loaded = |q: f64| {
+        loaded[((q * loaded.len() as f64) as usize).min(loaded.len() - 1)].as_secs_f64() * 1e6
+    };
+    println!(
+        "vigilo-evaluator: detection with 100,000 other rules loaded: p50 {:.1} µs, p99 {:.1} µs, max {:.1} µs",
+        pct_loaded(0.50),
+        pct_loaded(0.99),
+        loaded.last().map_or(0.0, |d| d.as_secs_f64() * 1e6)
+    );
     let (per_series, per_rule) = memory_per_rule();
     let json = format!(
         "{{\"detection_p50_us\":{:.1},\"detection_p99_us\":{:.1},\"detection_max_us\":{:.1},\
