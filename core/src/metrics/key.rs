@@ -81,11 +81,26 @@ impl Labels {
 }
 
 /// Takes one length-prefixed part (`<len>:<text>`) off the front of `rest`.
+///
+/// On the by-name record path (every lookup compares label sets): the length is read digit by
+/// digit rather than through `split_once` and `str::parse`, which cost more than the compare.
+#[inline]
 fn take_part<'a>(rest: &mut &'a str) -> Option<&'a str> {
-    let (len, tail) = rest.split_once(':')?;
-    let len: usize = len.parse().ok()?;
-    let part = tail.get(..len)?;
-    *rest = tail.get(len..)?;
+    let bytes = rest.as_bytes();
+    let mut len = 0usize;
+    let mut i = 0;
+    loop {
+        let b = *bytes.get(i)?;
+        i += 1;
+        match b {
+            b'0'..=b'9' => len = len.checked_mul(10)?.checked_add(usize::from(b - b'0'))?,
+            b':' if i > 1 => break,
+            _ => return None,
+        }
+    }
+    // `i` is just past the ASCII ':', so it is a char boundary; `get` checks the others.
+    let part = rest.get(i..i.checked_add(len)?)?;
+    *rest = rest.get(i + len..)?;
     Some(part)
 }
 
