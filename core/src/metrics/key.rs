@@ -67,17 +67,47 @@ impl Labels {
 
     /// True if these labels are exactly `pairs` (in any order, no duplicates in `pairs`).
     pub fn matches_exactly(&self, pairs: &[(&str, &str)]) -> bool {
-        // Our names are distinct: equal length plus every one of ours found in `pairs` means the
-        // two sets are equal even if `pairs` repeats a name.
+        // The by-name record path compares a label set at every lookup. Callers usually pass
+        // the pairs sorted by name, as they are stored: one pass in step settles it.
+        let mut in_step = true;
+        let mut ours = 0;
+        let mut it = self.iter();
+        // `pairs` first: when it runs out, none of ours is taken (and lost) by the zip.
+        for ((pk, pv), (k, v)) in pairs.iter().zip(it.by_ref()) {
+            ours += 1;
+            if !(same(k, pk) && same(v, pv)) {
+                in_step = false;
+                break;
+            }
+        }
+        if in_step {
+            return ours == pairs.len() && it.next().is_none();
+        }
+        // Otherwise, any order: our names are distinct, so equal length plus every one of ours
+        // found in `pairs` means the two sets are equal even if `pairs` repeats a name.
         let mut ours = 0;
         for (k, v) in self.iter() {
-            if !pairs.iter().any(|(pk, pv)| k == *pk && v == *pv) {
+            if !pairs.iter().any(|(pk, pv)| same(k, pk) && same(v, pv)) {
                 return false;
             }
             ours += 1;
         }
         ours == pairs.len()
     }
+}
+
+/// String equality without a call to `memcmp` for the short strings label names and values
+/// usually are (the call costs more than comparing a dozen bytes).
+#[inline(always)]
+fn same(a: &str, b: &str) -> bool {
+    let (a, b) = (a.as_bytes(), b.as_bytes());
+    if a.len() != b.len() {
+        return false;
+    }
+    if a.len() > 16 {
+        return a == b;
+    }
+    a.iter().zip(b).all(|(x, y)| x == y)
 }
 
 /// Takes one length-prefixed part (`<len>:<text>`) off the front of `rest`.
@@ -197,6 +227,24 @@ mod tests {
             lookup(&[("a", "1"), ("b", "2")])
         );
         assert!(!stored.matches_exactly(&[("a", "1"), ("a", "1")]));
+    }
+
+    #[test]
+    fn a_label_set_matches_only_the_same_pairs_in_any_order() {
+        let l = Labels::from_pairs(&[("a", "1"), ("b", "2")]);
+        assert!(l.matches_exactly(&[("a", "1"), ("b", "2")]));
+        assert!(l.matches_exactly(&[("b", "2"), ("a", "1")]));
+        assert!(!l.matches_exactly(&[("a", "1")]), "a prefix in step");
+        assert!(!l.matches_exactly(&[("b", "2")]));
+        assert!(!l.matches_exactly(&[("a", "1"), ("b", "2"), ("c", "3")]));
+        assert!(!l.matches_exactly(&[("a", "1"), ("b", "3")]));
+        assert!(!l.matches_exactly(&[("a", "1"), ("c", "2")]));
+        assert!(!Labels::from_pairs(&[]).matches_exactly(&[("a", "1")]));
+        assert!(Labels::from_pairs(&[]).matches_exactly(&[]));
+        let long = "x".repeat(40);
+        let l = Labels::from_pairs(&[("path", &long)]);
+        assert!(l.matches_exactly(&[("path", &long)]));
+        assert!(!l.matches_exactly(&[("path", &"x".repeat(39))]));
     }
 
     #[test]
