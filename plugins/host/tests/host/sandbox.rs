@@ -404,11 +404,16 @@ fn a_full_instance_pool_is_an_instantiation_error_not_a_fault() {
     let mut s = settings("spin", "spin");
     s.deadline = Duration::from_millis(600);
     let spin = host.load_channel(s).unwrap();
-    let spinner = thread::spawn(move || spin.try_deliver(&alert()));
-    // The spinning call is in flight (its count says so), then holds the pool's one instance:
-    // until it has instantiated, a call of `ok` may still get the instance and succeed.
-    let deadline = std::time::Instant::now() + Duration::from_secs(10);
-    while host.status("spin").map_or(0, |s| s.in_flight) == 0 {
+    let start_spinner = || {
+        let spin = spin.clone();
+        thread::spawn(move || spin.try_deliver(&alert()))
+    };
+    let mut spinner = start_spinner();
+    // The spinning call is in flight (its count says so), then holds the pool's one instance.
+    // Until it has instantiated, a call of `ok` may take the instance and succeed, and the
+    // spinner may then be the one refused: it ends at once, and another is started.
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while host.status("spin").map_or(0, |s| s.in_flight) == 0 && !spinner.is_finished() {
         assert!(
             std::time::Instant::now() < deadline,
             "the spinning call never started"
@@ -417,10 +422,21 @@ fn a_full_instance_pool_is_an_instantiation_error_not_a_fault() {
     }
     let refused = loop {
         match ok.try_deliver(&alert()) {
-            Ok(Ok(())) => assert!(
-                std::time::Instant::now() < deadline,
-                "the pool never filled"
-            ),
+            Ok(Ok(())) => {
+                assert!(
+                    std::time::Instant::now() < deadline,
+                    "the pool never filled"
+                );
+                if spinner.is_finished() {
+                    let lost = spinner.join().unwrap();
+                    assert!(
+                        matches!(lost, Err(PluginError::Instantiate { .. })),
+                        "{lost:?}"
+                    );
+                    spinner = start_spinner();
+                }
+                thread::yield_now();
+            }
             other => break other,
         }
     };
