@@ -11,7 +11,7 @@
 //!   values are kept as they are. Two names that map to the same one (`a.b`, `a_b`) are one
 //!   series.
 //! - **Kinds.** `counter!` records into a vigilo [`Counter`], `gauge!` into a
-//!   [`Gauge`](crate::Gauge), `histogram!` into a [`Histogram`](crate::Histogram), resolved once
+//!   [`Gauge`], `histogram!` into a [`Histogram`], resolved once
 //!   per key (then cached, see below). A counter's `absolute(n)` raises the total to `n` if it is
 //!   below and otherwise does nothing: a vigilo counter never goes down (as the `metrics` crate's
 //!   own atomic counter, a `fetch_max`). Concurrent `absolute` calls are serialized, so two of
