@@ -27,6 +27,9 @@ cargo clippy --workspace --all-targets --locked -- -D warnings
 step "clippy (plugin guests, wasm32-wasip2)"
 cargo clippy --manifest-path plugins/guests/Cargo.toml --target wasm32-wasip2 --locked -- -D warnings
 
+step "API docs build without warnings (broken links, missing docs)"
+RUSTDOCFLAGS="-D warnings" cargo doc --locked -q --no-deps -p vigilo -p vigilo-plugin-host -p vigilo-c
+
 step "tests"
 cargo test --workspace --locked
 
