@@ -68,8 +68,9 @@ GROUPS = ("counter_increment", "counter_threads", "histogram_record", "record_by
 
 # benches/benches/threads.rs: time per operation of N threads recording into one series.
 THREAD_COUNTS = (1, 2, 4, 8, 16, 64, 256)
-THREAD_LIBS = ("ideal", "vigilo", "metrics", "prometheus")
-THREAD_COLOURS = {"ideal": "#888888", "vigilo": "#c62828", "metrics": "#1e88e5",
+THREAD_LIBS = ("ideal", "vigilo", "vigilo_all_alive", "metrics", "prometheus")
+THREAD_COLOURS = {"ideal": "#888888", "vigilo": "#c62828", "vigilo_all_alive": "#7b1fa2",
+                  "metrics": "#1e88e5",
                   "prometheus": "#fb8c00"}
 
 # The evaluator's bench (benches/benches/evaluator.rs) writes these groups and an extra JSON file;

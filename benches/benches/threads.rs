@@ -82,6 +82,25 @@ fn counter(c: &mut Criterion) {
                 })
             })
         });
+        // The same with every thread holding its cell before any starts its loop: each records
+        // once, then waits for all the others (the wait is inside the timed span, a small part
+        // of it), so N threads are alive and leased for the whole loop.
+        group.bench_with_input(
+            BenchmarkId::new("vigilo_all_alive", threads),
+            &threads,
+            |b, &t| {
+                b.iter_custom(|iters| {
+                    let all = std::sync::Barrier::new(t);
+                    per_op_time(&id("vigilo_all_alive"), t, iters, |_, n| {
+                        ours.increment();
+                        all.wait();
+                        for _ in 1..n {
+                            black_box(&ours).increment();
+                        }
+                    })
+                })
+            },
+        );
         group.bench_with_input(BenchmarkId::new("metrics", threads), &threads, |b, &t| {
             b.iter_custom(|iters| {
                 per_op_time(&id("metrics"), t, iters, |_, n| {
@@ -154,6 +173,23 @@ fn histogram(c: &mut Criterion) {
                 })
             })
         });
+        group.bench_with_input(
+            BenchmarkId::new("vigilo_all_alive", threads),
+            &threads,
+            |b, &t| {
+                b.iter_custom(|iters| {
+                    let all = std::sync::Barrier::new(t);
+                    per_op_time(&id("vigilo_all_alive"), t, iters, |thread, n| {
+                        let start = thread * 7;
+                        ours.record(values[start & MASK]);
+                        all.wait();
+                        for i in start + 1..start + n as usize {
+                            ours.record(black_box(values[i & MASK]));
+                        }
+                    })
+                })
+            },
+        );
         group.bench_with_input(BenchmarkId::new("metrics", threads), &threads, |b, &t| {
             b.iter_custom(|iters| {
                 let d = per_op_time(&id("metrics"), t, iters, |thread, n| {
