@@ -5,8 +5,10 @@
 //! conversions from core's types. A component is matched to a module by the version in its
 //! export name (`vigilo:plugin/channel@0.1.0`, see `world.rs`); the linkers carry the imports
 //! of every version at once (their names differ by version). Adding `0.3.0` means: a module
-//! `v0_3_0` (one `version_glue!` call naming its WIT folder and the alert fields it added), a variant in [`ChannelPre`]
-//! and [`ActionPre`], a line in `world::SUPPORTED` and in the `add_*_imports` functions. Nothing
+//! `v0_3_0` (one `version_glue!` call naming its WIT folder and the alert fields it added), a
+//! variant in `pre_by_version!` (for [`ChannelPre`] and [`ActionPre`] at once), a match arm in
+//! their `deliver` and `run`, a line in `world::SUPPORTED` and in the `add_*_imports`
+//! functions. Nothing
 //! existing changes, so older plugins keep loading.
 
 use std::time::Instant;
@@ -56,31 +58,50 @@ pub(crate) fn add_action_imports(linker: &mut Linker<HostState>) -> wasmtime::Re
     v0_2_0::add_action_imports(linker)
 }
 
-/// A channel component, pre-linked for the version it was built against.
-pub(crate) enum ChannelPre {
-    /// `vigilo:plugin@0.1.x`.
-    V0_1(v0_1_0::ChannelPluginPre<HostState>),
-    /// `vigilo:plugin@0.2.x`.
-    V0_2(v0_2_0::ChannelPluginPre<HostState>),
+/// An enum of one world's pre-linked component per supported version, and its constructor.
+/// Adding a version adds one variant here, for both worlds at once.
+macro_rules! pre_by_version {
+    ($(#[$doc:meta])* $name:ident, $pre:ident) => {
+        $(#[$doc])*
+        pub(crate) enum $name {
+            /// `vigilo:plugin@0.1.x`.
+            V0_1(v0_1_0::$pre<HostState>),
+            /// `vigilo:plugin@0.2.x`.
+            V0_2(v0_2_0::$pre<HostState>),
+        }
+
+        impl $name {
+            pub(crate) fn new(
+                version: Version,
+                linker: &Linker<HostState>,
+                component: &Component,
+            ) -> wasmtime::Result<Self> {
+                match (version.major, version.minor) {
+                    (0, 1) => Ok($name::V0_1(v0_1_0::$pre::new(
+                        linker.instantiate_pre(component)?,
+                    )?)),
+                    (0, 2) => Ok($name::V0_2(v0_2_0::$pre::new(
+                        linker.instantiate_pre(component)?,
+                    )?)),
+                    _ => Err(wasmtime::format_err!("no bindings for version {version}")),
+                }
+            }
+        }
+    };
 }
 
-impl ChannelPre {
-    pub(crate) fn new(
-        version: Version,
-        linker: &Linker<HostState>,
-        component: &Component,
-    ) -> wasmtime::Result<Self> {
-        match (version.major, version.minor) {
-            (0, 1) => Ok(ChannelPre::V0_1(v0_1_0::ChannelPluginPre::new(
-                linker.instantiate_pre(component)?,
-            )?)),
-            (0, 2) => Ok(ChannelPre::V0_2(v0_2_0::ChannelPluginPre::new(
-                linker.instantiate_pre(component)?,
-            )?)),
-            _ => Err(wasmtime::format_err!("no bindings for version {version}")),
-        }
-    }
+pre_by_version!(
+    /// A channel component, pre-linked for the version it was built against.
+    ChannelPre,
+    ChannelPluginPre
+);
+pre_by_version!(
+    /// An action component, pre-linked for the version it was built against.
+    ActionPre,
+    ActionPluginPre
+);
 
+impl ChannelPre {
     /// Instantiates in `store` and calls `deliver`. The outer error is a trap (or a failed
     /// instantiation), the inner one the plugin's own answer.
     pub(crate) async fn deliver(
@@ -95,31 +116,7 @@ impl ChannelPre {
     }
 }
 
-/// An action component, pre-linked for the version it was built against.
-pub(crate) enum ActionPre {
-    /// `vigilo:plugin@0.1.x`.
-    V0_1(v0_1_0::ActionPluginPre<HostState>),
-    /// `vigilo:plugin@0.2.x`.
-    V0_2(v0_2_0::ActionPluginPre<HostState>),
-}
-
 impl ActionPre {
-    pub(crate) fn new(
-        version: Version,
-        linker: &Linker<HostState>,
-        component: &Component,
-    ) -> wasmtime::Result<Self> {
-        match (version.major, version.minor) {
-            (0, 1) => Ok(ActionPre::V0_1(v0_1_0::ActionPluginPre::new(
-                linker.instantiate_pre(component)?,
-            )?)),
-            (0, 2) => Ok(ActionPre::V0_2(v0_2_0::ActionPluginPre::new(
-                linker.instantiate_pre(component)?,
-            )?)),
-            _ => Err(wasmtime::format_err!("no bindings for version {version}")),
-        }
-    }
-
     /// Instantiates in `store` and calls `run`; the outcome's duration is timed from
     /// `started`.
     pub(crate) async fn run(
