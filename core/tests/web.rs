@@ -278,6 +278,24 @@ fn bad_requests_get_clear_status_codes() {
     );
     assert!(raw(r.address, &chunked).starts_with("HTTP/1.1 413"));
 
+    // A write whose body trickles is answered 408 after header_timeout.
+    let mut trickle = TcpStream::connect(r.address).unwrap();
+    trickle
+        .write_all(b"POST /api/silences HTTP/1.1\r\nHost: localhost\r\nAuthorization: Bearer t\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{\"created")
+        .unwrap();
+    trickle
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    let t0 = Instant::now();
+    let mut answer = [0u8; 12];
+    trickle.read_exact(&mut answer).unwrap();
+    assert_eq!(&answer, b"HTTP/1.1 408");
+    assert!(
+        t0.elapsed() < Duration::from_secs(5),
+        "held {:?}",
+        t0.elapsed()
+    );
+
     // A client that never finishes its head is cut after header_timeout.
     let mut slow = TcpStream::connect(r.address).unwrap();
     slow.write_all(b"GET /metrics HTTP/1.1\r\nHost: localhost\r\n")

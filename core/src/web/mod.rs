@@ -21,7 +21,8 @@
 //!
 //! Limits: `max_connections` connections at once (more get 503 at once), 16 event streams,
 //! request heads of at most 16 KiB (431), bodies of at most 64 KiB (413), a head must arrive
-//! within `header_timeout` (slow clients are cut). The endpoint runs on its own threads; a
+//! within `header_timeout` (slow clients are cut) and a write's body within the same time
+//! after it (408). The endpoint runs on its own threads; a
 //! scrape reads a snapshot and never delays a record call.
 
 mod events;
@@ -57,7 +58,8 @@ pub struct HttpConfig {
     pub buckets: Vec<f64>,
     /// Connections served at once; more are answered 503 and closed. Default 64.
     pub max_connections: usize,
-    /// Time for a client to send a request head. Default 10 s.
+    /// Time for a client to send a request head, and then a write request's body. Default
+    /// 10 s.
     #[serde(with = "crate::duration::serde_duration")]
     pub header_timeout: Duration,
 }

@@ -246,22 +246,30 @@ async fn write_body<T: serde::de::DeserializeOwned>(
     }
     // Read up to the limit; past it, go on reading (and dropping) up to DRAIN more, so that a
     // client that streams a large body gets the 413 rather than a reset connection.
+    // The body gets the head's time limit too, so a client trickling it cannot hold one of
+    // the `max_connections` for ever.
     let mut body = req.into_body();
     let mut data = Vec::new();
     let mut total = 0usize;
-    while let Some(frame) = body.frame().await {
-        let Ok(frame) = frame else {
-            return Err(error(StatusCode::BAD_REQUEST, "malformed body"));
-        };
-        if let Ok(chunk) = frame.into_data() {
-            total = total.saturating_add(chunk.len());
-            if total <= MAX_BODY {
-                data.extend_from_slice(&chunk);
-            } else if total > MAX_BODY + DRAIN {
-                break;
+    let read = async {
+        while let Some(frame) = body.frame().await {
+            let Ok(frame) = frame else {
+                return Err(error(StatusCode::BAD_REQUEST, "malformed body"));
+            };
+            if let Ok(chunk) = frame.into_data() {
+                total = total.saturating_add(chunk.len());
+                if total <= MAX_BODY {
+                    data.extend_from_slice(&chunk);
+                } else if total > MAX_BODY + DRAIN {
+                    break;
+                }
             }
         }
-    }
+        Ok(())
+    };
+    tokio::time::timeout(context.header_timeout, read)
+        .await
+        .map_err(|_| error(StatusCode::REQUEST_TIMEOUT, "the body took too long"))??;
     if total > MAX_BODY {
         return Err(error(StatusCode::PAYLOAD_TOO_LARGE, "body over 64 KiB"));
     }
