@@ -94,17 +94,18 @@ fn the_board_shows_the_items_updates_live_and_refuses_an_ack_without_the_token()
         "queue, disk and cpu are open incidents"
     );
 
-    // Live: the queue goes Critical; the board follows through its event stream, well before
-    // its 5 s fallback poll.
+    // Live: with the fallback poll switched off, only the event stream can bring the change.
+    page.eval("clearInterval(window.vigiloPoller); 1");
     let t0 = Instant::now();
     queue.set(5000.0);
     page.wait_for(
         "document.querySelector('#items tbody tr').dataset.severity === 'critical'",
-        Duration::from_secs(3),
+        Duration::from_secs(10),
     );
-    let took = t0.elapsed();
-    eprintln!("board showed the critical item {took:?} after the record");
-    assert!(took < Duration::from_millis(1500), "{took:?}");
+    eprintln!(
+        "board showed the critical item {:?} after the record",
+        t0.elapsed()
+    );
 
     // Without the token the buttons are disabled and the API refuses the ack.
     assert_eq!(
