@@ -5,62 +5,22 @@
 //! Run with `cargo bench -p vigilo-benches --bench metrics`, then `python3 benches/report.py`.
 
 use std::hint::black_box;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use criterion::{BenchmarkId, Criterion, criterion_group, criterion_main};
-use metrics::{Key, KeyName, Metadata, Recorder, SharedString, Unit};
-use metrics_util::registry::{AtomicStorage, Registry as MetricsRegistry};
-use metrics_util::storage::AtomicBucket;
+use metrics::{Key, Recorder};
 use vigilo_benches::{lognormal_latencies, per_op_time};
+
+#[path = "common/peers.rs"]
+mod peers;
+use peers::{AtomicRecorder, Padded};
 
 /// Thread counts for the scaling benchmarks.
 const THREADS: [usize; 2] = [1, 2];
 /// Latency sample size (a power of two: indexed with a mask).
 const SAMPLES: usize = 4096;
 const MASK: usize = SAMPLES - 1;
-
-/// The `metrics` peer: a recorder over `metrics-util`'s sharded registry with atomic storage,
-/// registering the way `metrics-exporter-prometheus` does (look up, clone the `Arc`).
-struct AtomicRecorder {
-    registry: MetricsRegistry<Key, AtomicStorage>,
-}
-
-impl AtomicRecorder {
-    fn new() -> Self {
-        AtomicRecorder {
-            registry: MetricsRegistry::atomic(),
-        }
-    }
-
-    /// The raw bucket behind a histogram, so a benchmark can drain it between samples the way an
-    /// exporter's scrape or upkeep does (it otherwise grows by 8 bytes per record).
-    fn histogram_bucket(&self, key: &Key) -> Arc<AtomicBucket<f64>> {
-        self.registry.get_or_create_histogram(key, Arc::clone)
-    }
-}
-
-impl Recorder for AtomicRecorder {
-    fn describe_counter(&self, _: KeyName, _: Option<Unit>, _: SharedString) {}
-    fn describe_gauge(&self, _: KeyName, _: Option<Unit>, _: SharedString) {}
-    fn describe_histogram(&self, _: KeyName, _: Option<Unit>, _: SharedString) {}
-
-    fn register_counter(&self, key: &Key, _: &Metadata<'_>) -> metrics::Counter {
-        self.registry
-            .get_or_create_counter(key, |c| metrics::Counter::from_arc(Arc::clone(c)))
-    }
-
-    fn register_gauge(&self, key: &Key, _: &Metadata<'_>) -> metrics::Gauge {
-        self.registry
-            .get_or_create_gauge(key, |g| metrics::Gauge::from_arc(Arc::clone(g)))
-    }
-
-    fn register_histogram(&self, key: &Key, _: &Metadata<'_>) -> metrics::Histogram {
-        self.registry
-            .get_or_create_histogram(key, |h| metrics::Histogram::from_arc(Arc::clone(h)))
-    }
-}
 
 fn vigilo_ok<T, E: std::fmt::Display>(r: Result<T, E>) -> T {
     r.unwrap_or_else(|e| panic!("vigilo setup failed: {e}"))
@@ -95,10 +55,6 @@ fn counter_increment(c: &mut Criterion) {
     group.bench_function("prometheus", |b| b.iter(|| black_box(&prom_counter).inc()));
     group.finish();
 }
-
-/// A cell on its own cache lines, for the ideal-scaling reference.
-#[repr(align(128))]
-struct Padded(AtomicU64);
 
 /// 2. One counter incremented from 1 and from 2 threads at once; figures are time per increment
 ///    of the combined throughput (see [`per_op_time`]).

@@ -8,43 +8,20 @@
 #![allow(missing_docs)]
 
 use std::hint::black_box;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use criterion::{BenchmarkId, Criterion, criterion_group, criterion_main};
-use metrics::{Counter, Histogram, Key, KeyName, Metadata, Recorder, SharedString, Unit};
-use metrics_util::registry::{AtomicStorage, Registry as MetricsRegistry};
+use metrics::Key;
 use vigilo_benches::{lognormal_latencies, per_op_time, write_on_cpu_report};
+
+#[path = "common/peers.rs"]
+mod peers;
+use peers::{AtomicRecorder, Padded};
 
 const THREADS: [usize; 7] = [1, 2, 4, 8, 16, 64, 256];
 const SAMPLES: usize = 4096;
 const MASK: usize = SAMPLES - 1;
-
-/// A cell on its own cache lines.
-#[repr(align(128))]
-struct Padded(AtomicU64);
-
-/// The `metrics` peer, as in `metrics.rs`: `metrics-util`'s registry with atomic storage.
-struct AtomicRecorder(MetricsRegistry<Key, AtomicStorage>);
-
-impl Recorder for AtomicRecorder {
-    fn describe_counter(&self, _: KeyName, _: Option<Unit>, _: SharedString) {}
-    fn describe_gauge(&self, _: KeyName, _: Option<Unit>, _: SharedString) {}
-    fn describe_histogram(&self, _: KeyName, _: Option<Unit>, _: SharedString) {}
-    fn register_counter(&self, key: &Key, _: &Metadata<'_>) -> Counter {
-        self.0
-            .get_or_create_counter(key, |c| Counter::from_arc(Arc::clone(c)))
-    }
-    fn register_gauge(&self, key: &Key, _: &Metadata<'_>) -> metrics::Gauge {
-        self.0
-            .get_or_create_gauge(key, |g| metrics::Gauge::from_arc(Arc::clone(g)))
-    }
-    fn register_histogram(&self, key: &Key, _: &Metadata<'_>) -> Histogram {
-        self.0
-            .get_or_create_histogram(key, |h| Histogram::from_arc(Arc::clone(h)))
-    }
-}
 
 fn ok<T, E: std::fmt::Display>(r: Result<T, E>) -> T {
     r.unwrap_or_else(|e| panic!("setup failed: {e}"))
@@ -53,7 +30,7 @@ fn ok<T, E: std::fmt::Display>(r: Result<T, E>) -> T {
 fn counter(c: &mut Criterion) {
     let registry = vigilo::Registry::new();
     let ours = ok(registry.counter("requests_total", &[]));
-    let recorder = AtomicRecorder(MetricsRegistry::atomic());
+    let recorder = AtomicRecorder::new();
     let theirs = metrics::with_local_recorder(&recorder, || metrics::counter!("requests_total"));
     let prom = ok(prometheus::IntCounter::new("requests_total", "requests"));
     let ideal: Vec<Padded> = (0..256).map(|_| Padded(AtomicU64::new(0))).collect();
@@ -132,14 +109,11 @@ fn histogram(c: &mut Criterion) {
     let values = &values[..];
     let registry = vigilo::Registry::new();
     let ours = ok(registry.histogram("request_duration_seconds", &[]));
-    let recorder = AtomicRecorder(MetricsRegistry::atomic());
+    let recorder = AtomicRecorder::new();
     let theirs = metrics::with_local_recorder(&recorder, || {
         metrics::histogram!("request_duration_seconds")
     });
-    let bucket = recorder.0.get_or_create_histogram(
-        &Key::from_static_name("request_duration_seconds"),
-        Arc::clone,
-    );
+    let bucket = recorder.histogram_bucket(&Key::from_static_name("request_duration_seconds"));
     let prom = ok(prometheus::Histogram::with_opts(
         prometheus::HistogramOpts::new("request_duration_seconds", "request latency"),
     ));
