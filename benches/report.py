@@ -76,7 +76,9 @@ THREAD_COLOURS = {"ideal": "#888888", "vigilo": "#c62828", "vigilo_all_alive": "
 # The evaluator's bench (benches/benches/evaluator.rs) writes these groups and an extra JSON file;
 # they are printed when present.
 EVAL_TICK = "evaluator_tick"
-EVAL_GOAL_NS = {"10000": 1_000_000}
+EVAL_GOAL_NS = {"10000": 1_000_000, "100000": 10_000_000}
+# Memory goals of issue 15 (bytes): per rule and per series.
+EVAL_MEMORY_GOALS = {"heap_bytes_per_rule": 1024, "bytes_per_rule": 1024, "bytes_per_series": 256}
 EVAL_EXTRA = "vigilo-evaluator.json"
 
 # The memory bench (benches/benches/memory.rs) writes bytes per series, each measured in a fresh
@@ -284,6 +286,12 @@ def evaluator_section(figures, root, p):
             extra = json.loads(extra_path.read_text())
             items = ", ".join(f"{k} = {v}" for k, v in extra.items())
             print(f"\nEvaluator extras ({EVAL_EXTRA}): {items}.")
+            print("\n| memory at 100,000 rules | bytes | goal | result |")
+            print("|---|---|---|---|")
+            for key, goal in EVAL_MEMORY_GOALS.items():
+                if key in extra:
+                    print(f"| {key} | {extra[key]} | ≤ {goal} | "
+                          f"{verdict(extra[key], '<=', goal)} |")
         except (OSError, ValueError) as err:
             print(f"warning: {extra_path}: {err}", file=sys.stderr)
 

@@ -91,7 +91,7 @@ impl StatusReport {
         for bound in &ev.rules {
             let rule = &bound.rule;
             let in_schedule = rule.schedule().is_none_or(|s| s.is_active(now));
-            for item in &bound.items {
+            for item in ev.items.get(bound.span()).unwrap_or_default() {
                 let st = &item.state;
                 let threshold = rule
                     .level(st.severity)
@@ -102,8 +102,8 @@ impl StatusReport {
                     rule.render_annotation("summary", &item.labels, st.severity, value, threshold);
                 counts.add(st.severity);
                 items.push(StatusItem {
-                    rule: Arc::clone(&bound.name),
-                    metric: Arc::clone(&bound.metric),
+                    rule: Arc::clone(rule.shared_name()),
+                    metric: Arc::clone(rule.shared_metric()),
                     labels: item.labels.clone(),
                     severity: st.severity,
                     colour: st.severity.colour(),

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use crossbeam_channel::Receiver;
 use proptest::prelude::*;
-use vigilo::clock::{ManualClock, Timestamp};
+use vigilo::clock::{Clock, ManualClock, Timestamp};
 use vigilo::eval::{Evaluator, EvaluatorConfig, Transition};
 use vigilo::rules::{Aggregation, Comparison, Level, Matcher, Rule, Schedule};
 use vigilo::{Gauge, Registry, Severity};
@@ -716,4 +716,73 @@ proptest! {
             last = now;
         }
     }
+}
+
+/// Items of all rules share one array in rule order: a series appearing for an early rule moves
+/// every later rule's items. A later item part-way through its hold must still complete it at
+/// the right moment, once, and an early item must keep its own state.
+#[test]
+fn items_keep_their_state_and_deadlines_when_earlier_rules_gain_series() {
+    let registry = Registry::new();
+    let clock = ManualClock::new(Timestamp::from_secs(START));
+    let early = Rule::builder("early", "early_m")
+        .level(Level::new(Warning, 10.0))
+        .build()
+        .unwrap();
+    let late = Rule::builder("late", "late_m")
+        .level(Level::new(Major, 10.0).hold_for(secs(60)))
+        .build()
+        .unwrap();
+    let (mut ev, rx) = Evaluator::new(
+        registry.clone(),
+        vec![early, late],
+        Arc::new(clock.clone()),
+        EvaluatorConfig::default(),
+    )
+    .unwrap();
+    let first = registry.gauge("early_m", &[("i", "0")]).unwrap();
+    first.set(50.0);
+    let held = registry.gauge("late_m", &[("i", "x")]).unwrap();
+    held.set(50.0);
+    ev.tick(clock.now());
+    let t0 = clock.now();
+    // The early rule fires; the late one starts holding.
+    let fired: Vec<_> = rx.try_iter().map(|t| (t.rule.to_string(), t.to)).collect();
+    assert_eq!(fired, vec![("early".to_owned(), Warning)]);
+    // Twenty more series for the early rule, some past its threshold, appear while `late`
+    // holds: its item moves twenty places further on.
+    let more: Vec<Gauge> = (1..=20)
+        .map(|k| {
+            let g = registry.gauge("early_m", &[("i", &k.to_string())]).unwrap();
+            g.set(if k % 2 == 0 { 50.0 } else { 1.0 });
+            g
+        })
+        .collect();
+    clock.advance(secs(30));
+    ev.tick(clock.now());
+    let fired: Vec<_> = rx
+        .try_iter()
+        .map(|t| (t.labels.to_string(), t.to))
+        .collect();
+    assert_eq!(fired.len(), 10, "{fired:?}");
+    assert!(fired.iter().all(|(_, to)| *to == Warning));
+    // The hold completes at t0 + 60 s, between ticks: `next_deadline` says when.
+    assert_eq!(ev.next_deadline(), Some(t0 + secs(60)));
+    clock.set(t0 + secs(60));
+    ev.poll(clock.now());
+    let fired: Vec<_> = rx
+        .try_iter()
+        .map(|t| (t.rule.to_string(), t.to, t.since, t.at))
+        .collect();
+    assert_eq!(fired, vec![("late".to_owned(), Major, t0, t0 + secs(60))]);
+    // The first series' item kept its state (no second notification), and resolves once.
+    first.set(0.0);
+    clock.advance(secs(1));
+    ev.tick(clock.now());
+    let fired: Vec<_> = rx
+        .try_iter()
+        .map(|t| (t.labels.to_string(), t.from, t.to))
+        .collect();
+    assert_eq!(fired, vec![("{i=\"0\"}".to_owned(), Warning, Normal)]);
+    drop(more);
 }

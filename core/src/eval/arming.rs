@@ -69,10 +69,14 @@ impl Evaluator {
                 w.window.push_scalar(now, v, true);
             }
         }
-        for u in 0..self.series[s].users.len() {
-            let (r, i) = self.series[s].users[u];
+        let (start, end) = (w.users_start as usize, w.users_end as usize);
+        for u in start..end {
+            let Some(&i) = self.users.get(u) else { break };
+            let Some(r) = self.items.get(i as usize).map(|it| it.rule as usize) else {
+                continue;
+            };
             let period = self.period(r, now);
-            self.evaluate(r, i, now, period);
+            self.evaluate(i as usize, now, period);
         }
         self.stage(s);
     }
@@ -163,8 +167,12 @@ impl Evaluator {
             return None;
         }
         let mut bounds = WatchBounds::NONE;
-        for &(r, i) in &w.users {
-            if let Some(item) = self.rules.get(r).and_then(|b| b.items.get(i)) {
+        let users = self
+            .users
+            .get(w.users_start as usize..w.users_end as usize)
+            .unwrap_or_default();
+        for &i in users {
+            if let Some(item) = self.items.get(i as usize) {
                 bounds.upper = bounds.upper.min(item.bounds.upper);
                 bounds.lower = bounds.lower.max(item.bounds.lower);
             }

@@ -1,8 +1,10 @@
 //! The evaluator: samples the series rules reference, moves each item's state, reports changes.
 //!
-//! Layout for speed: series live in a `Vec` in rule order and items refer to them by index, so a
-//! sweep walks memory forwards; each item caches the watch bounds its state needs, and only
-//! series whose bounds changed are re-armed.
+//! Layout for speed: every item lives in one arena (`Evaluator::items`) in sweep order (rule by
+//! rule), and each rule holds the span of its items, so a sweep streams through one array
+//! instead of one small allocation per rule; series live in a `Vec` in rule order and items
+//! refer to them by a 32-bit index, so a sweep walks memory forwards. Each item caches the watch
+//! bounds its state needs, and only series whose bounds changed are re-armed.
 
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap};
@@ -50,8 +52,10 @@ pub struct EvaluatorStats {
 /// One item: a rule applied to one series (or a placeholder for a series that never reported).
 pub(crate) struct Item {
     pub(crate) labels: Labels,
+    /// Index of its rule in `Evaluator::rules`.
+    pub(super) rule: u32,
     /// Index into the evaluator's series.
-    pub(super) series: Option<usize>,
+    pub(super) series: Option<u32>,
     pub(crate) state: ItemState,
     pub(super) deadline: Option<Timestamp>,
     pub(super) queued: Option<Timestamp>,
@@ -65,8 +69,9 @@ pub(crate) struct Item {
 }
 
 impl Item {
-    pub(super) fn new(labels: Labels, now: Timestamp) -> Self {
+    pub(super) fn new(labels: Labels, rule: u32, now: Timestamp) -> Self {
         Item {
+            rule,
             last_fresh: None,
             placeholder: false,
             labels,
@@ -82,9 +87,9 @@ impl Item {
 /// A rule and its items.
 pub(crate) struct Bound {
     pub(crate) rule: Arc<Rule>,
-    pub(crate) name: Arc<str>,
-    pub(crate) metric: Arc<str>,
-    pub(crate) items: Vec<Item>,
+    /// Where its items are in the arena: `items_start..items_end`.
+    items_start: u32,
+    items_end: u32,
     /// Some series of the rule has had a fresh sample.
     pub(crate) ever_reported: bool,
     /// The rule's schedule at the last evaluation, valid until its next edge.
@@ -100,38 +105,50 @@ struct CachedPeriod {
 }
 
 impl Bound {
-    pub(super) fn new(rule: Rule) -> Self {
+    /// `metrics` holds the metric names of the rules bound so far: a rule on one of them
+    /// shares it instead of keeping a copy.
+    pub(super) fn new(mut rule: Rule, metrics: &mut std::collections::HashSet<Arc<str>>) -> Self {
+        match metrics.get(&rule.metric) {
+            Some(m) => rule.metric = Arc::clone(m),
+            None => {
+                metrics.insert(Arc::clone(&rule.metric));
+            }
+        }
         Bound {
-            name: Arc::from(rule.name()),
-            metric: Arc::from(rule.metric()),
             rule: Arc::new(rule),
-            items: Vec::new(),
+            items_start: 0,
+            items_end: 0,
             ever_reported: false,
             period: None,
         }
     }
 
+    /// Where its items are in [`Evaluator::items`].
+    pub(crate) fn span(&self) -> std::ops::Range<usize> {
+        self.items_start as usize..self.items_end as usize
+    }
+
+    pub(super) fn set_span(&mut self, span: std::ops::Range<usize>) {
+        // The arena's length is checked against `u32` when it is built (`bind.rs`).
+        self.items_start = u32::try_from(span.start).unwrap_or(u32::MAX);
+        self.items_end = u32::try_from(span.end).unwrap_or(u32::MAX);
+    }
+
     /// Builds the transition for a change of `item`.
     pub(super) fn transition(&self, item: &Item, change: Change) -> Transition {
-        make_transition(&self.name, &self.metric, &self.rule, item, change)
+        make_transition(&self.rule, item, change)
     }
 }
 
-fn make_transition(
-    name: &Arc<str>,
-    metric: &Arc<str>,
-    rule: &Rule,
-    item: &Item,
-    change: Change,
-) -> Transition {
+fn make_transition(rule: &Rule, item: &Item, change: Change) -> Transition {
     let value = if change.no_data {
         None
     } else {
         item.state.value
     };
     Transition {
-        rule: Arc::clone(name),
-        metric: Arc::clone(metric),
+        rule: Arc::clone(rule.shared_name()),
+        metric: Arc::clone(rule.shared_metric()),
         labels: item.labels.clone(),
         rule_labels: rule.labels().clone(),
         from: change.from,
@@ -151,8 +168,9 @@ pub(super) struct Watched {
     pub(super) id: SeriesId,
     pub(super) reader: SeriesReader,
     pub(super) window: Window,
-    /// `(rule index, item index)` of the items reading it.
-    pub(super) users: Vec<(usize, usize)>,
+    /// The items reading it: `Evaluator::users[users_start..users_end]` holds their indices.
+    pub(super) users_start: u32,
+    pub(super) users_end: u32,
     /// What is armed now (`None`: unknown, e.g. after the watch fired).
     pub(super) armed: Option<WatchBounds>,
     /// Some user's bounds changed since the last arming.
@@ -196,12 +214,17 @@ pub struct Evaluator {
     clock: Arc<dyn Clock>,
     config: EvaluatorConfig,
     pub(crate) rules: Vec<Bound>,
+    /// Every item, rule by rule in rule order (each rule's `span`).
+    pub(crate) items: Vec<Item>,
     pub(super) series: Vec<Watched>,
+    /// Item indices of each series' readers, series by series (each series' `users_*`).
+    pub(super) users: Vec<u32>,
     pub(super) index: HashMap<SeriesId, usize, foldhash::fast::RandomState>,
     pub(super) generation: Option<u64>,
     watch_rx: Receiver<WatchEvent>,
     pub(super) outbox: Outbox,
-    pub(super) deadlines: BinaryHeap<Reverse<(Timestamp, usize, usize)>>,
+    /// `(due, item index)`.
+    pub(super) deadlines: BinaryHeap<Reverse<(Timestamp, u32)>>,
     /// Series whose new bounds are stored and wait for the heavy barrier and re-read of
     /// `finish_arming` (see `arming.rs`).
     pub(super) arming: Vec<(usize, WatchBounds)>,
@@ -256,8 +279,10 @@ impl Evaluator {
             registry,
             clock,
             config,
-            rules: rules.into_iter().map(Bound::new).collect(),
+            rules: bounds(rules),
+            items: Vec::new(),
             series: Vec::new(),
+            users: Vec::new(),
             index: HashMap::default(),
             generation: None,
             watch_rx,
@@ -299,7 +324,7 @@ impl Evaluator {
         s.transitions_sent = self.outbox.sent();
         s.watch_events_dropped = self.registry.watch_events_dropped();
         s.rules = self.rules.len();
-        s.items = self.rules.iter().map(|b| b.items.len()).sum();
+        s.items = self.items.len();
         s.watched_series = self.series.len();
         s
     }
@@ -327,8 +352,8 @@ impl Evaluator {
         }
         for r in 0..self.rules.len() {
             let period = self.period(r, now);
-            for i in 0..self.rules[r].items.len() {
-                self.evaluate(r, i, now, period);
+            for i in self.rules[r].span() {
+                self.evaluate(i, now, period);
             }
         }
         self.arm_all(now);
@@ -350,7 +375,7 @@ impl Evaluator {
 
     /// When the evaluator next needs to run for a duration to complete (besides ticks).
     pub fn next_deadline(&self) -> Option<Timestamp> {
-        let item = self.deadlines.peek().map(|Reverse((t, _, _))| *t);
+        let item = self.deadlines.peek().map(|Reverse((t, _))| *t);
         let rebind = self.rebind_due();
         match (item, rebind) {
             (Some(a), Some(b)) => Some(a.min(b)),
@@ -362,31 +387,40 @@ impl Evaluator {
     /// items' state; items of removed rules that were not Normal are reported resolved.
     pub fn reload(&mut self, rules: Vec<Rule>, now: Timestamp) -> Result<(), EvalError> {
         check_rules(&rules, &self.config)?;
-        let mut old: HashMap<String, Bound> = self
+        let items = self.take_items();
+        let mut old: HashMap<String, (Bound, Vec<Item>)> = self
             .rules
             .drain(..)
-            .map(|b| (b.rule.identity(), b))
+            .zip(items)
+            .map(|(b, items)| (b.rule.identity(), (b, items)))
             .collect();
+        let mut metrics: std::collections::HashSet<Arc<str>> = old
+            .values()
+            .map(|(b, _)| Arc::clone(b.rule.shared_metric()))
+            .collect();
+        let mut kept = Vec::with_capacity(rules.len());
+        let mut bounds = Vec::with_capacity(rules.len());
         for rule in rules {
-            let bound = match old.remove(&rule.identity()) {
-                Some(mut b) => {
+            let (bound, items) = match old.remove(&rule.identity()) {
+                Some((mut b, items)) => {
                     b.rule = Arc::new(rule);
                     b.period = None; // the schedule may have changed
-                    b
+                    (b, items)
                 }
-                None => Bound::new(rule),
+                None => (Bound::new(rule, &mut metrics), Vec::new()),
             };
-            self.rules.push(bound);
+            bounds.push(bound);
+            kept.push(items);
         }
-        for (_, mut bound) in old {
-            let items = std::mem::take(&mut bound.items);
+        self.rules = bounds;
+        for (_, (bound, items)) in old {
             for mut item in items {
                 if let Some(change) = item.state.resolve(now) {
                     self.outbox.emit(bound.transition(&item, change));
                 }
             }
         }
-        self.rebind(now);
+        self.rebind_from(kept, now);
         self.tick(now);
         Ok(())
     }
@@ -426,23 +460,23 @@ impl Evaluator {
         period
     }
 
-    pub(super) fn evaluate(&mut self, r: usize, i: usize, now: Timestamp, period: Period) {
+    /// Evaluates item `i` (an index into the arena) at `now`, its rule being in `period`.
+    pub(super) fn evaluate(&mut self, i: usize, now: Timestamp, period: Period) {
         self.stats.evaluations += 1;
-        let Some(bound) = self.rules.get_mut(r) else {
+        let Some(item) = self.items.get_mut(i) else {
+            return;
+        };
+        let Some(bound) = self.rules.get_mut(item.rule as usize) else {
             return;
         };
         let Bound {
             rule,
-            name,
-            metric,
-            items,
             ever_reported,
             ..
         } = bound;
-        let Some(item) = items.get_mut(i) else { return };
         let window = item
             .series
-            .and_then(|s| self.series.get(s))
+            .and_then(|s| self.series.get(s as usize))
             .map(|w| &w.window);
         let value = window.and_then(|w| w.aggregate(rule.aggregation(), rule.window(), now));
         // A series gone from the registry keeps its last sample time: no data is timed from it.
@@ -455,12 +489,12 @@ impl Evaluator {
             && item.queued.is_none_or(|q| d < q)
         {
             item.queued = Some(d);
-            self.deadlines.push(Reverse((d, r, i)));
+            self.deadlines.push(Reverse((d, index_u32(i))));
         }
         let bounds = item.state.watch_bounds(rule);
         if bounds != item.bounds {
             item.bounds = bounds;
-            if let Some(w) = item.series.and_then(|s| self.series.get_mut(s)) {
+            if let Some(w) = item.series.and_then(|s| self.series.get_mut(s as usize)) {
                 w.dirty = true;
             }
         }
@@ -468,18 +502,18 @@ impl Evaluator {
             *ever_reported = true;
         }
         if let Some(change) = change {
-            self.outbox
-                .emit(make_transition(name, metric, rule, item, change));
+            self.outbox.emit(make_transition(rule, item, change));
         }
     }
 
     fn run_deadlines(&mut self, now: Timestamp) {
-        while let Some(&Reverse((d, r, i))) = self.deadlines.peek() {
+        while let Some(&Reverse((d, i))) = self.deadlines.peek() {
             if d > now {
                 break;
             }
             self.deadlines.pop();
-            let Some(item) = self.rules.get_mut(r).and_then(|b| b.items.get_mut(i)) else {
+            let i = i as usize;
+            let Some(item) = self.items.get_mut(i) else {
                 continue;
             };
             if item.queued != Some(d) {
@@ -488,15 +522,16 @@ impl Evaluator {
             item.queued = None;
             match item.deadline {
                 Some(due) if due <= now => {
+                    let r = item.rule as usize;
                     let period = self.period(r, now);
-                    self.evaluate(r, i, now, period);
-                    if let Some(s) = self.rules[r].items[i].series {
-                        self.stage(s);
+                    self.evaluate(i, now, period);
+                    if let Some(s) = self.items.get(i).and_then(|it| it.series) {
+                        self.stage(s as usize);
                     }
                 }
                 Some(later) => {
                     item.queued = Some(later);
-                    self.deadlines.push(Reverse((later, r, i)));
+                    self.deadlines.push(Reverse((later, index_u32(i))));
                 }
                 None => {}
             }
@@ -508,6 +543,20 @@ impl Evaluator {
     pub fn status(&self, now: Timestamp) -> crate::status::StatusReport {
         crate::status::StatusReport::build(self, now)
     }
+}
+
+/// `i` as an arena index: the arenas are checked against `u32` when they are built (`bind.rs`).
+pub(super) fn index_u32(i: usize) -> u32 {
+    u32::try_from(i).unwrap_or(u32::MAX)
+}
+
+/// The rules' bounds, in a vector of their own: collecting in place would keep the rules'
+/// larger buffer alive for the evaluator's lifetime. Rules on one metric share its name.
+fn bounds(rules: Vec<Rule>) -> Vec<Bound> {
+    let mut metrics = std::collections::HashSet::new();
+    let mut out = Vec::with_capacity(rules.len());
+    out.extend(rules.into_iter().map(|r| Bound::new(r, &mut metrics)));
+    out
 }
 
 impl std::fmt::Debug for Evaluator {

@@ -28,7 +28,8 @@ impl Evaluator {
         let mut out = Vec::new();
         for bound in &self.rules {
             let mut identity = None;
-            for item in bound.items.iter().filter(|i| !i.state.at_rest()) {
+            let items = self.items.get(bound.span()).unwrap_or_default();
+            for item in items.iter().filter(|i| !i.state.at_rest()) {
                 let rule = identity
                     .get_or_insert_with(|| bound.rule.identity())
                     .clone();
@@ -50,12 +51,12 @@ impl Evaluator {
             .into_iter()
             .map(|s| ((s.rule, s.labels), s.state))
             .collect();
-        for bound in &mut self.rules {
+        for bound in &self.rules {
             if pending.is_empty() {
                 break;
             }
             let identity = bound.rule.identity();
-            for item in &mut bound.items {
+            for item in self.items.get_mut(bound.span()).unwrap_or_default() {
                 if let Some(state) = pending.remove(&(identity.clone(), item.labels.clone())) {
                     item.state = state;
                 }

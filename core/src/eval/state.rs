@@ -273,7 +273,7 @@ impl ItemState {
             self.no_data = false;
             self.reset_levels();
             Severity::Normal
-        } else if let Some(nd) = rule.no_data.filter(|nd| silent(nd.after)) {
+        } else if let Some(nd) = rule.no_data().filter(|nd| silent(nd.after)) {
             if !self.no_data {
                 at = stale_since + nd.after;
             }
@@ -322,7 +322,7 @@ impl ItemState {
         if changed {
             self.severity = severity;
             self.since = at;
-            if rule.flap.is_some() {
+            if rule.flap().is_some() {
                 self.changes.get_or_insert_with(Box::default).push_back(at);
             }
         }
@@ -339,7 +339,7 @@ impl ItemState {
     ) -> Option<Change> {
         let differs = self.severity != self.notified || self.no_data != self.notified_no_data;
         let mut flapping_changed = false;
-        if let Some(flap) = rule.flap {
+        if let Some(flap) = rule.flap() {
             let changes = self.changes.get_or_insert_with(Box::default);
             while changes.front().is_some_and(|&c| c <= t - flap.within) {
                 changes.pop_front();
@@ -431,11 +431,11 @@ impl ItemState {
                 consider(c + rule.clear_for);
             }
         }
-        if let Some(nd) = rule.no_data.filter(|_| !self.no_data) {
+        if let Some(nd) = rule.no_data().filter(|_| !self.no_data) {
             consider(last_fresh.unwrap_or(self.first_seen) + nd.after);
         }
         if let (Some(flap), true, Some(&oldest)) = (
-            rule.flap,
+            rule.flap(),
             self.flapping,
             self.changes.as_ref().and_then(|c| c.front()),
         ) {

@@ -11,14 +11,27 @@ use crate::rules::Aggregation;
 /// crosses its bounds thousands of times a second.
 const MAX_SAMPLES: usize = 4096;
 
+/// A series' samples older than the newest.
+#[derive(Debug, Default)]
+struct History {
+    scalars: VecDeque<(Timestamp, f64)>,
+    histograms: VecDeque<(Timestamp, HistogramSnapshot)>,
+}
+
+/// The history of a window that has none.
+static NO_HISTORY: History = History {
+    scalars: VecDeque::new(),
+    histograms: VecDeque::new(),
+};
+
 /// The recent samples of one series.
 #[derive(Debug, Default)]
 pub(crate) struct Window {
     /// The newest counter or gauge sample, kept inline: a `last` rule reads nothing else.
     last: Option<(Timestamp, f64)>,
-    /// Older samples, only when some rule has a window (`keep > 0`).
-    scalars: VecDeque<(Timestamp, f64)>,
-    histograms: VecDeque<(Timestamp, HistogramSnapshot)>,
+    /// Older samples (scalars only when some rule has a window, `keep > 0`), out of line: most
+    /// series are read by `last` rules and need none.
+    history: Option<Box<History>>,
     /// Longest window of any rule reading this series.
     pub(crate) keep: Duration,
     /// When a fresh sample last arrived (a record since the previous sample).
@@ -33,6 +46,14 @@ impl Window {
         }
     }
 
+    fn history(&self) -> &History {
+        self.history.as_deref().unwrap_or(&NO_HISTORY)
+    }
+
+    fn history_mut(&mut self) -> &mut History {
+        self.history.get_or_insert_with(Box::default)
+    }
+
     /// The newest counter or gauge value.
     pub(crate) fn last_value(&self) -> Option<f64> {
         self.last.map(|s| s.1)
@@ -40,7 +61,7 @@ impl Window {
 
     fn latest_time(&self) -> Option<Timestamp> {
         let a = self.last.map(|s| s.0);
-        let b = self.histograms.back().map(|s| s.0);
+        let b = self.history().histograms.back().map(|s| s.0);
         a.max(b)
     }
 
@@ -54,15 +75,19 @@ impl Window {
         }
         self.last = Some((t, value));
         if self.keep.is_zero() {
-            self.scalars.clear();
+            if let Some(h) = &mut self.history {
+                h.scalars.clear();
+            }
             return;
         }
+        let keep = self.keep;
+        let scalars = &mut self.history_mut().scalars;
         // A sample at the same instant replaces the previous one.
-        if self.scalars.back().is_some_and(|s| s.0 == t) {
-            self.scalars.pop_back();
+        if scalars.back().is_some_and(|s| s.0 == t) {
+            scalars.pop_back();
         }
-        self.scalars.push_back((t, value));
-        prune(&mut self.scalars, t, self.keep);
+        scalars.push_back((t, value));
+        prune(scalars, t, keep);
     }
 
     /// Adds a histogram sample; it is fresh if the count moved.
@@ -71,17 +96,20 @@ impl Window {
             return;
         }
         let moved = self
+            .history()
             .histograms
             .back()
             .is_none_or(|(_, h)| h.count() != snapshot.count());
         if moved && snapshot.count() > 0 {
             self.last_fresh = Some(t);
         }
-        if self.histograms.back().is_some_and(|s| s.0 == t) {
-            self.histograms.pop_back();
+        let keep = self.keep;
+        let histograms = &mut self.history_mut().histograms;
+        if histograms.back().is_some_and(|s| s.0 == t) {
+            histograms.pop_back();
         }
-        self.histograms.push_back((t, snapshot));
-        prune(&mut self.histograms, t, self.keep);
+        histograms.push_back((t, snapshot));
+        prune(histograms, t, keep);
     }
 
     /// The aggregated value at `t`, or `None` if there is not enough data for one.
@@ -91,13 +119,17 @@ impl Window {
         window: Duration,
         t: Timestamp,
     ) -> Option<f64> {
-        if !self.histograms.is_empty() {
-            return self.aggregate_histogram(aggregation, window, t);
+        let History {
+            scalars,
+            histograms,
+        } = self.history();
+        if !histograms.is_empty() {
+            return aggregate_histogram(histograms, aggregation, window, t);
         }
         let start = t - window;
         let last = self.last?.1;
         let in_window = || {
-            self.scalars
+            scalars
                 .iter()
                 .rev()
                 .take_while(|s| s.0 >= start)
@@ -112,18 +144,17 @@ impl Window {
             Aggregation::Min => Some(in_window().fold(last, f64::min)),
             Aggregation::Max => Some(in_window().fold(last, f64::max)),
             Aggregation::Rate => {
-                let base = baseline(&self.scalars, start)?;
-                let (t_last, _) = *self.scalars.back()?;
-                let elapsed = t_last.since(self.scalars.get(base)?.0).as_secs_f64();
+                let base = baseline(scalars, start)?;
+                let (t_last, _) = *scalars.back()?;
+                let elapsed = t_last.since(scalars.get(base)?.0).as_secs_f64();
                 if elapsed <= 0.0 {
                     return None;
                 }
                 // Sum the increases; a drop means the counter restarted from zero.
-                let increase: f64 = self
-                    .scalars
+                let increase: f64 = scalars
                     .iter()
                     .skip(base)
-                    .zip(self.scalars.iter().skip(base + 1))
+                    .zip(scalars.iter().skip(base + 1))
                     .map(|(a, b)| if b.1 >= a.1 { b.1 - a.1 } else { b.1 })
                     .sum();
                 Some(increase / elapsed)
@@ -140,38 +171,39 @@ impl Window {
             }
         }
     }
+}
 
-    fn aggregate_histogram(
-        &self,
-        aggregation: Aggregation,
-        window: Duration,
-        t: Timestamp,
-    ) -> Option<f64> {
-        let (t_last, latest) = self.histograms.back()?;
-        // A zero window reads the observations since the previous sample.
-        let base = if window.is_zero() {
-            self.histograms.len().checked_sub(2)?
-        } else {
-            baseline(&self.histograms, t - window)?
-        };
-        let (t_base, earlier) = self.histograms.get(base)?;
-        let from_start = !window.is_zero() && *t_base > t - window;
-        let delta = if base + 1 == self.histograms.len() || from_start {
-            // One sample, or none as old as the window: the series is younger than the window
-            // (or was just bound), and everything it observed is in it.
-            latest.clone()
-        } else {
-            latest.delta(earlier)
-        };
-        match aggregation {
-            Aggregation::Percentile(q) => delta.quantile(q),
-            Aggregation::Avg => delta.mean(),
-            Aggregation::Min => delta.quantile(0.0),
-            Aggregation::Max | Aggregation::Last => delta.quantile(1.0),
-            Aggregation::Rate => {
-                let elapsed = t_last.since(*t_base).as_secs_f64();
-                (elapsed > 0.0).then(|| delta.count() as f64 / elapsed)
-            }
+/// A histogram series' aggregated value at `t` over `window`.
+fn aggregate_histogram(
+    histograms: &VecDeque<(Timestamp, HistogramSnapshot)>,
+    aggregation: Aggregation,
+    window: Duration,
+    t: Timestamp,
+) -> Option<f64> {
+    let (t_last, latest) = histograms.back()?;
+    // A zero window reads the observations since the previous sample.
+    let base = if window.is_zero() {
+        histograms.len().checked_sub(2)?
+    } else {
+        baseline(histograms, t - window)?
+    };
+    let (t_base, earlier) = histograms.get(base)?;
+    let from_start = !window.is_zero() && *t_base > t - window;
+    let delta = if base + 1 == histograms.len() || from_start {
+        // One sample, or none as old as the window: the series is younger than the window
+        // (or was just bound), and everything it observed is in it.
+        latest.clone()
+    } else {
+        latest.delta(earlier)
+    };
+    match aggregation {
+        Aggregation::Percentile(q) => delta.quantile(q),
+        Aggregation::Avg => delta.mean(),
+        Aggregation::Min => delta.quantile(0.0),
+        Aggregation::Max | Aggregation::Last => delta.quantile(1.0),
+        Aggregation::Rate => {
+            let elapsed = t_last.since(*t_base).as_secs_f64();
+            (elapsed > 0.0).then(|| delta.count() as f64 / elapsed)
         }
     }
 }
@@ -241,7 +273,8 @@ mod tests {
         for s in 0..100 {
             w.push_scalar(t(s), s as f64, true);
         }
-        assert!(w.scalars.len() <= 12, "{}", w.scalars.len());
+        let kept = w.history().scalars.len();
+        assert!(kept <= 12, "{kept}");
         // Older samples are ignored.
         w.push_scalar(t(5), -1.0, true);
         assert_eq!(

@@ -3,6 +3,7 @@
 use std::collections::BTreeMap;
 use std::fmt;
 use std::str::FromStr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
@@ -300,8 +301,9 @@ pub enum WhenClosed {
 /// ```
 #[derive(Debug, Clone, PartialEq)]
 pub struct Rule {
-    pub(crate) name: String,
-    pub(crate) metric: String,
+    /// Shared with the evaluator's transitions and status (no copy per item).
+    pub(crate) name: Arc<str>,
+    pub(crate) metric: Arc<str>,
     pub(crate) matchers: Vec<Matcher>,
     pub(crate) aggregation: Aggregation,
     pub(crate) window: Duration,
@@ -309,35 +311,48 @@ pub struct Rule {
     /// Sorted from the lowest level up.
     pub(crate) levels: Vec<Level>,
     pub(crate) clear_for: Duration,
-    pub(crate) flap: Option<Flap>,
-    pub(crate) no_data: Option<NoData>,
-    pub(crate) schedule: Option<Schedule>,
-    pub(crate) when_closed: WhenClosed,
-    pub(crate) empty_window: Option<EmptyWindow>,
-    pub(crate) labels: BTreeMap<String, String>,
-    pub(crate) annotations: BTreeMap<String, String>,
+    /// What most rules leave unset, boxed (`None`: all unset).
+    extras: Option<Box<Extras>>,
 }
+
+/// The settings most rules leave unset, out of line so that a plain threshold rule stays small
+/// (the evaluator holds one per rule; 100,000 rules are a real configuration).
+#[derive(Debug, Clone, PartialEq, Default)]
+struct Extras {
+    flap: Option<Flap>,
+    no_data: Option<NoData>,
+    schedule: Option<Schedule>,
+    when_closed: WhenClosed,
+    empty_window: Option<EmptyWindow>,
+    labels: BTreeMap<String, String>,
+    annotations: BTreeMap<String, String>,
+}
+
+/// The extras of a rule that has none.
+static NO_EXTRAS: Extras = Extras {
+    flap: None,
+    no_data: None,
+    schedule: None,
+    when_closed: WhenClosed::Resolve,
+    empty_window: None,
+    labels: BTreeMap::new(),
+    annotations: BTreeMap::new(),
+};
 
 impl Rule {
     /// Starts a rule named `name` on metric `metric`.
     pub fn builder(name: impl Into<String>, metric: impl Into<String>) -> RuleBuilder {
         RuleBuilder {
             rule: Rule {
-                name: name.into(),
-                metric: metric.into(),
+                name: Arc::from(name.into()),
+                metric: Arc::from(metric.into()),
                 matchers: Vec::new(),
                 aggregation: Aggregation::Last,
                 window: Duration::ZERO,
                 comparison: Comparison::Above,
                 levels: Vec::new(),
                 clear_for: Duration::ZERO,
-                flap: None,
-                no_data: None,
-                schedule: None,
-                when_closed: WhenClosed::Resolve,
-                empty_window: None,
-                labels: BTreeMap::new(),
-                annotations: BTreeMap::new(),
+                extras: None,
             },
         }
     }
@@ -348,6 +363,14 @@ impl Rule {
     }
     /// The metric it watches.
     pub fn metric(&self) -> &str {
+        &self.metric
+    }
+    /// The name, shared.
+    pub(crate) fn shared_name(&self) -> &Arc<str> {
+        &self.name
+    }
+    /// The metric, shared.
+    pub(crate) fn shared_metric(&self) -> &Arc<str> {
         &self.metric
     }
     /// Its label matchers (empty: every series of the metric).
@@ -374,28 +397,32 @@ impl Rule {
     pub fn clear_for(&self) -> Duration {
         self.clear_for
     }
+    fn extras(&self) -> &Extras {
+        self.extras.as_deref().unwrap_or(&NO_EXTRAS)
+    }
     /// Flap detection settings.
     pub fn flap(&self) -> Option<Flap> {
-        self.flap
+        self.extras().flap
     }
     /// No-data settings.
     pub fn no_data(&self) -> Option<NoData> {
-        self.no_data
+        self.extras().no_data
     }
     /// When the rule is active.
     pub fn schedule(&self) -> Option<&Schedule> {
-        self.schedule.as_ref()
+        self.extras().schedule.as_ref()
     }
 
     /// What the rule does while its schedule is closed.
     pub fn when_closed(&self) -> WhenClosed {
-        self.when_closed
+        self.extras().when_closed
     }
 
     /// What the rule does when its window holds no data: as set, else [`EmptyWindow::Keep`] with
     /// `no_data` and [`EmptyWindow::Resolve`] without.
     pub fn empty_window(&self) -> EmptyWindow {
-        self.empty_window.unwrap_or(if self.no_data.is_some() {
+        let x = self.extras();
+        x.empty_window.unwrap_or(if x.no_data.is_some() {
             EmptyWindow::Keep
         } else {
             EmptyWindow::Resolve
@@ -403,11 +430,11 @@ impl Rule {
     }
     /// Labels added to every transition.
     pub fn labels(&self) -> &BTreeMap<String, String> {
-        &self.labels
+        &self.extras().labels
     }
     /// Annotation templates.
     pub fn annotations(&self) -> &BTreeMap<String, String> {
-        &self.annotations
+        &self.extras().annotations
     }
 
     /// True if the rule watches a series with these labels.
@@ -442,7 +469,7 @@ impl Rule {
         value: Option<f64>,
         threshold: Option<f64>,
     ) -> BTreeMap<String, String> {
-        self.annotations
+        self.annotations()
             .keys()
             .filter_map(|k| {
                 let text = self.render_annotation(k, labels, severity, value, threshold)?;
@@ -468,7 +495,9 @@ impl Rule {
             threshold,
             labels,
         };
-        self.annotations.get(key).map(|t| template::render(t, &ctx))
+        self.annotations()
+            .get(key)
+            .map(|t| template::render(t, &ctx))
     }
 }
 
@@ -476,6 +505,12 @@ impl Rule {
 #[derive(Debug, Clone)]
 pub struct RuleBuilder {
     rule: Rule,
+}
+
+impl RuleBuilder {
+    fn extras(&mut self) -> &mut Extras {
+        self.rule.extras.get_or_insert_with(Box::default)
+    }
 }
 
 impl RuleBuilder {
@@ -507,44 +542,50 @@ impl RuleBuilder {
     }
     /// Enables flap detection.
     pub fn flap(mut self, changes: u32, within: Duration) -> Self {
-        self.rule.flap = Some(Flap { changes, within });
+        self.extras().flap = Some(Flap { changes, within });
         self
     }
     /// Enables no-data detection.
     pub fn no_data(mut self, after: Duration, severity: Severity) -> Self {
-        self.rule.no_data = Some(NoData { after, severity });
+        self.extras().no_data = Some(NoData { after, severity });
         self
     }
     /// Limits the rule to a schedule.
     pub fn schedule(mut self, s: Schedule) -> Self {
-        self.rule.schedule = Some(s);
+        self.extras().schedule = Some(s);
         self
     }
     /// What happens while the schedule is closed (default [`WhenClosed::Resolve`]).
     pub fn when_closed(mut self, when_closed: WhenClosed) -> Self {
-        self.rule.when_closed = when_closed;
+        self.extras().when_closed = when_closed;
         self
     }
     /// What happens when the window holds no data (see [`Rule::empty_window`] for the default).
     pub fn empty_window(mut self, e: EmptyWindow) -> Self {
-        self.rule.empty_window = Some(e);
+        self.extras().empty_window = Some(e);
         self
     }
     /// Adds a label to every transition of this rule.
     pub fn label(mut self, k: impl Into<String>, v: impl Into<String>) -> Self {
-        self.rule.labels.insert(k.into(), v.into());
+        self.extras().labels.insert(k.into(), v.into());
         self
     }
     /// Adds an annotation template (`summary`, `description`, `runbook`, …).
     pub fn annotation(mut self, k: impl Into<String>, template: impl Into<String>) -> Self {
-        self.rule.annotations.insert(k.into(), template.into());
+        self.extras().annotations.insert(k.into(), template.into());
         self
     }
 
     /// Validates and returns the rule.
     pub fn build(self) -> Result<Rule, RuleError> {
         let mut r = self.rule;
-        let name = r.name.clone();
+        // What the builder grew is kept for the rule's lifetime: no spare capacity.
+        r.levels.shrink_to_fit();
+        r.matchers.shrink_to_fit();
+        if r.extras.as_deref() == Some(&NO_EXTRAS) {
+            r.extras = None;
+        }
+        let name = r.name.to_string();
         let name_ok = !name.is_empty()
             && name
                 .chars()
@@ -555,10 +596,10 @@ impl RuleBuilder {
         if crate::metrics::validate_metric_name(&r.metric).is_err() {
             return Err(RuleError::InvalidMetric {
                 rule: name,
-                metric: r.metric,
+                metric: r.metric.to_string(),
             });
         }
-        if r.levels.is_empty() && r.no_data.is_none() {
+        if r.levels.is_empty() && r.no_data().is_none() {
             return Err(RuleError::NoLevels(name));
         }
         if let Aggregation::Percentile(q) = r.aggregation
@@ -653,28 +694,28 @@ impl RuleBuilder {
                 });
             }
         }
-        if let Some(f) = r.flap
+        if let Some(f) = r.flap()
             && (f.changes == 0 || f.within.is_zero())
         {
             return Err(RuleError::Flap(name));
         }
-        if r.no_data.is_some_and(|n| n.after.is_zero()) {
+        if r.no_data().is_some_and(|n| n.after.is_zero()) {
             return Err(RuleError::NoDataAfter {
                 rule: name,
                 after: Duration::ZERO,
                 tick: None,
             });
         }
-        if r.empty_window.is_some() && r.window.is_zero() {
+        if r.extras().empty_window.is_some() && r.window.is_zero() {
             return Err(RuleError::EmptyWindowOption(name));
         }
-        if r.when_closed == WhenClosed::Suppress && r.schedule.is_none() {
+        if r.when_closed() == WhenClosed::Suppress && r.schedule().is_none() {
             return Err(RuleError::Schedule {
                 rule: name,
                 reason: "outside_schedule = \"suppress\" needs a schedule".to_owned(),
             });
         }
-        for (k, t) in &r.annotations {
+        for (k, t) in r.annotations() {
             template::check(t).map_err(|reason| RuleError::Template {
                 rule: name.clone(),
                 annotation: k.clone(),
