@@ -237,6 +237,25 @@ fn record_by_name(c: &mut Criterion) {
             )
         })
     });
+    // The call-site cached macro: the same series, the values as a program would pass them.
+    let (method, route, status) = (
+        String::from("GET"),
+        String::from("/api"),
+        String::from("200"),
+    );
+    let handle_of: &vigilo::Registry = &registry;
+    group.bench_function("vigilo_macro", |b| {
+        b.iter(|| {
+            vigilo::counter!(
+                black_box(handle_of),
+                "http_requests_total",
+                "method" => black_box(&method),
+                "route" => black_box(&route),
+                "status" => black_box(&status)
+            )
+            .increment()
+        })
+    });
     group.bench_function("metrics", |b| {
         metrics::with_local_recorder(&recorder, || {
             metrics::counter!("http_requests_total", "method" => "GET", "route" => "/api", "status" => "200")

@@ -182,3 +182,112 @@ fn cardinality_limit_refuses_new_series_only() {
     r.counter("requests_total", &[("route", "/new")]).unwrap();
     assert_eq!(r.len(), 3);
 }
+
+mod call_site_macros {
+    use vigilo::metrics::Value;
+    use vigilo::{MetricError, Registry};
+
+    fn count(r: &Registry, labels: &[(&str, &str)]) -> u64 {
+        match r
+            .snapshot()
+            .get("req_total", labels)
+            .map(|s| s.value.clone())
+        {
+            Some(Value::Counter(n)) => n,
+            other => panic!("{labels:?}: {other:?}"),
+        }
+    }
+
+    fn hit(r: &Registry, route: &str, status: &str) -> Result<(), MetricError> {
+        vigilo::counter!(r, "req_total", "route" => route, "status" => status).increment()
+    }
+
+    #[test]
+    fn more_label_values_than_the_cache_holds_each_count_in_their_own_series() {
+        let r = Registry::new();
+        let statuses: Vec<String> = (200..220).map(|s| s.to_string()).collect();
+        for _ in 0..5 {
+            for (i, s) in statuses.iter().enumerate() {
+                // An uneven number per status, so a mix-up shows.
+                for _ in 0..=i % 3 {
+                    hit(&r, "/a", s).unwrap();
+                }
+            }
+        }
+        for (i, s) in statuses.iter().enumerate() {
+            assert_eq!(
+                count(&r, &[("route", "/a"), ("status", s)]),
+                5 * (1 + i % 3) as u64
+            );
+        }
+    }
+
+    #[test]
+    fn a_removed_series_is_not_recorded_into_from_the_cache() {
+        let r = Registry::new();
+        hit(&r, "/a", "200").unwrap();
+        assert!(r.remove("req_total", &[("route", "/a"), ("status", "200")]));
+        hit(&r, "/a", "200").unwrap();
+        // The series is there again, with the one record made after the removal.
+        assert_eq!(count(&r, &[("route", "/a"), ("status", "200")]), 1);
+    }
+
+    #[test]
+    fn one_call_site_serves_several_registries_apart() {
+        let (a, b) = (Registry::new(), Registry::new());
+        for _ in 0..3 {
+            hit(&a, "/x", "200").unwrap();
+        }
+        hit(&b, "/x", "200").unwrap();
+        // Registries made and dropped in between do not confuse the cache either.
+        for _ in 0..10 {
+            let c = Registry::new();
+            hit(&c, "/x", "200").unwrap();
+        }
+        hit(&a, "/x", "200").unwrap();
+        assert_eq!(count(&a, &[("route", "/x"), ("status", "200")]), 4);
+        assert_eq!(count(&b, &[("route", "/x"), ("status", "200")]), 1);
+    }
+
+    #[test]
+    fn bad_input_is_a_clear_error_and_creates_nothing() {
+        let r = Registry::new();
+        r.gauge("req_total", &[("route", "/a"), ("status", "200")])
+            .unwrap();
+        let err = hit(&r, "/a", "200").unwrap_err();
+        assert!(matches!(err, MetricError::KindMismatch { .. }), "{err}");
+        let err = vigilo::gauge!(r, "depth", "q" => "a")
+            .set(f64::NAN)
+            .unwrap_err();
+        assert!(matches!(err, MetricError::NonFinite { .. }), "{err}");
+        let err = vigilo::histogram!(r, "lat_seconds")
+            .record(f64::INFINITY)
+            .unwrap_err();
+        assert!(matches!(err, MetricError::NonFinite { .. }), "{err}");
+        assert!(r.snapshot().get("depth", &[("q", "a")]).is_none());
+        let err = vigilo::counter!(r, "bad name").increment().unwrap_err();
+        assert!(matches!(err, MetricError::InvalidName { .. }), "{err}");
+    }
+
+    #[test]
+    fn threads_recording_through_one_call_site_lose_nothing() {
+        let r = Registry::new();
+        std::thread::scope(|s| {
+            for t in 0..8 {
+                let r = &r;
+                s.spawn(move || {
+                    let status = if t % 2 == 0 { "200" } else { "500" };
+                    for _ in 0..10_000 {
+                        hit(r, "/t", status).unwrap();
+                    }
+                });
+            }
+        });
+        assert_eq!(count(&r, &[("route", "/t"), ("status", "200")]), 40_000);
+        assert_eq!(count(&r, &[("route", "/t"), ("status", "500")]), 40_000);
+        let h = vigilo::counter!(r, "req_total", "route" => "/t", "status" => "200")
+            .handle()
+            .unwrap();
+        assert_eq!(h.value(), 40_000);
+    }
+}

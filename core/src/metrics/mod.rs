@@ -18,6 +18,8 @@ mod loom;
 mod name;
 mod registry;
 mod series;
+#[doc(hidden)]
+pub mod site;
 mod slot;
 mod snapshot;
 mod watch;

@@ -281,7 +281,13 @@ struct Inner {
     generation: Generation,
     hub: Arc<Hub>,
     descriptions: Descriptions,
+    /// Unique among the registries of the process, for caches keyed by registry.
+    uid: u64,
 }
+
+/// The next registry's `uid`. Relaxed: only the uniqueness of each number matters, which the
+/// atomic add gives.
+static NEXT_UID: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
 
 /// Resolves a metric name and labels to a series and records into it.
 ///
@@ -355,6 +361,7 @@ impl Registry {
                 generation: Generation::new(),
                 hub,
                 descriptions: Descriptions::default(),
+                uid: NEXT_UID.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
             }
         });
         Registry { inner }
@@ -616,6 +623,11 @@ impl Registry {
         inner.count.fetch_sub(1, Ordering::Relaxed);
         inner.generation.bump();
         true
+    }
+
+    /// This registry's number, unique in the process (clones share it).
+    pub(crate) fn uid(&self) -> u64 {
+        self.inner.uid
     }
 
     /// Number of live series.
