@@ -118,8 +118,8 @@ pub(crate) async fn run(
                 spawn_and_wait(&p.exec[i], &a, &cancel)
             })
             .await
-                .unwrap_or_else(|e| Err(format!("the command's thread failed: {e}")))
-                .map_err(ExecFailure::Failed)
+            .unwrap_or_else(|e| Err(format!("the command's thread failed: {e}")))
+            .map_err(ExecFailure::Failed)
         }
     };
     let (exit_code, outcome) = match &result {

@@ -67,6 +67,7 @@ mod mail;
 mod output;
 mod plugin;
 mod policy;
+mod pool;
 mod runtime;
 mod state;
 mod ticker;

@@ -240,13 +240,12 @@ impl HostState {
                 .get_or_insert_with(|| crate::limits::head(why.clone()));
             return Err(MailFailure::Denied(why));
         }
-        let sent = crate::runtime::spawn_blocking(self.blocking.as_ref(), move || match &policy
-            .mailer
-        {
-            Some(mailer) => mailer.send(&from, &to, &message),
-            None => Err(MailFailure::Denied("no SMTP server".into())),
-        })
-        .await;
+        let sent =
+            crate::runtime::spawn_blocking(self.blocking.as_ref(), move || match &policy.mailer {
+                Some(mailer) => mailer.send(&from, &to, &message),
+                None => Err(MailFailure::Denied("no SMTP server".into())),
+            })
+            .await;
         let r = sent.unwrap_or_else(|e| Err(MailFailure::Retryable(format!("mail task: {e}"))));
         if let Err(MailFailure::Denied(why)) = &r {
             self.denied
