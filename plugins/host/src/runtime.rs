@@ -7,10 +7,10 @@
 //! **Why a runtime per call.** Everything a call waits for (its HTTP requests, their timers, the
 //! guest's pollables) is then polled by the one thread that polls the guest: a request the guest
 //! makes is spawned (by `wasi:http`) onto the call's runtime, not onto another thread, and its
-//! answer needs no cross-thread wake-up. On a loaded machine every such hand-off is a trip
-//! through the scheduler (measured: p99 of a loopback `deliver` 8 ms with the I/O on a shared
-//! multi-thread runtime and two busy loops on the two cores). The runtimes are kept in a small
-//! free list, so a call does not build one. Blocking work that may outlive a call (commands,
+//! answer needs no cross-thread wake-up. (With the I/O on a shared multi-thread runtime, each
+//! step of a request woke a worker thread and then the caller's; on a loaded machine each such
+//! hand-off is a trip through the scheduler.) The runtimes are kept in a small free list, so a
+//! call does not build one. Blocking work that may outlive a call (commands,
 //! mail) goes to the host's shared runtime ([`IoRuntime::blocking`]).
 
 use std::future::Future;
