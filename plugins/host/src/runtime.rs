@@ -91,13 +91,25 @@ impl IoRuntime {
             Some(rt) => rt,
             None => call_runtime()?,
         };
-        let out = rt.block_on(async move {
-            let out = fut.await;
-            // Whatever the call left behind (a request's tasks, aborted when the call's store
-            // was dropped inside `fut`) runs to its end now, not at the runtime's next call.
-            tokio::task::yield_now().await;
-            out
-        });
+        let driven = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            rt.block_on(async move {
+                let out = fut.await;
+                // Whatever the call left behind (a request's tasks, aborted when the call's
+                // store was dropped inside `fut`) runs to its end now, not at the runtime's
+                // next call.
+                tokio::task::yield_now().await;
+                out
+            })
+        }));
+        let out = match driven {
+            Ok(out) => out,
+            Err(panic) => {
+                // Not dropped in place: that would wait for its blocking threads (a name
+                // lookup, say).
+                rt.shutdown_background();
+                std::panic::resume_unwind(panic)
+            }
+        };
         let mut spare = self.spare.lock();
         if spare.len() < SPARE_RUNTIMES {
             spare.push(rt);
