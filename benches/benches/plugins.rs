@@ -6,10 +6,22 @@
 //! Besides criterion's estimates it prints `plugins:` lines with p50/p99 of individually timed
 //! calls, and the RSS per loaded plugin. The goal is p50 ≤ 50 µs for the channel call.
 //!
+//! Then the bundled webhook plugin's `deliver` to a loopback HTTP receiver (a hyper server in
+//! this process answering 204), timed one call at a time, interleaved with a plain hyper POST of
+//! the same bytes from the host (on one kept-alive connection and on a new connection each
+//! time), back to back: once on a quiet process, once with a spinning thread per core beside
+//! them (a loaded machine: a thread that is woken, or that runs long, then waits for the
+//! scheduler). The goal is p99 ≤ 1 ms for the `deliver`.
+//!
 //! Run with `cargo bench -p vigilo-benches --bench plugins` (builds the guest on first use).
+
+#[path = "common/loopback.rs"]
+mod loopback;
 
 use std::collections::BTreeMap;
 use std::hint::black_box;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use criterion::{Criterion, criterion_group, criterion_main};
@@ -84,6 +96,9 @@ impl RawNoop {
     }
 }
 
+/// Calls timed one by one in the HTTP case, for each of its rows.
+const HTTP_CALLS: usize = 3_000;
+
 fn percentiles(label: &str, n: usize, mut f: impl FnMut()) {
     let mut times: Vec<Duration> = (0..n)
         .map(|_| {
@@ -95,9 +110,10 @@ fn percentiles(label: &str, n: usize, mut f: impl FnMut()) {
     times.sort();
     let at = |q: f64| times[((times.len() as f64 * q) as usize).min(times.len() - 1)];
     println!(
-        "plugins: {label}: p50 = {:.1} µs, p99 = {:.1} µs ({n} calls)",
+        "plugins: {label}: p50 = {:.1} µs, p99 = {:.1} µs, max = {:.1} µs ({n} calls)",
         at(0.50).as_secs_f64() * 1e6,
-        at(0.99).as_secs_f64() * 1e6
+        at(0.99).as_secs_f64() * 1e6,
+        at(1.0).as_secs_f64() * 1e6
     );
 }
 
@@ -134,6 +150,120 @@ fn plugin_call(c: &mut Criterion) {
     percentiles("raw wasmtime no-op component, fresh store", 20_000, || {
         raw.call()
     });
+}
+
+/// p50, p99 and max of `times`, in µs.
+fn summary(times: &mut [Duration]) -> String {
+    times.sort();
+    let at = |q: f64| times[((times.len() as f64 * q) as usize).min(times.len() - 1)];
+    format!(
+        "p50 = {:.1} µs, p99 = {:.1} µs, max = {:.1} µs",
+        at(0.50).as_secs_f64() * 1e6,
+        at(0.99).as_secs_f64() * 1e6,
+        at(1.0).as_secs_f64() * 1e6
+    )
+}
+
+/// Threads that spin until `stop`: the other work of a loaded machine.
+fn spinners(n: usize, stop: &Arc<AtomicBool>) -> Vec<std::thread::JoinHandle<()>> {
+    (0..n)
+        .map(|_| {
+            let stop = Arc::clone(stop);
+            // Relaxed: a stop flag, nothing else is published through it.
+            std::thread::spawn(move || {
+                while !stop.load(Ordering::Relaxed) {
+                    std::hint::spin_loop();
+                }
+            })
+        })
+        .collect()
+}
+
+/// The bundled webhook's `deliver` to a loopback receiver, beside a plain POST of the same
+/// bytes: the three interleaved call by call (so they share the machine's conditions), on a
+/// quiet process and then with one spinning thread per core beside them.
+fn plugin_http(_: &mut Criterion) {
+    let wasm = vigilo_plugin_build::build_guest("vigilo-webhook").unwrap_or_else(|e| panic!("{e}"));
+    let receiver = loopback::Receiver::start();
+    let host = PluginHost::new(PluginHostConfig::default()).unwrap_or_else(|e| panic!("{e}"));
+    let mut settings = PluginSettings::new("webhook", &wasm);
+    settings.allowed_hosts = vec![receiver.addr.to_string()];
+    settings.config = serde_json::json!({ "url": format!("http://{}/alerts", receiver.addr) });
+    let mut refused = settings.clone();
+    refused.name = "webhook-refused".into();
+    refused.allowed_hosts = Vec::new();
+    let webhook = host
+        .load_channel(settings)
+        .unwrap_or_else(|e| panic!("{e}"));
+    let alert = alert();
+    assert_eq!(webhook.try_deliver(&alert), Ok(Ok(())));
+    // The same guest and alert, its request refused by the allowlist: the sandbox and the
+    // guest's own work (rendering the JSON, the wasi:http resources) without any I/O.
+    let refused = host.load_channel(refused).unwrap_or_else(|e| panic!("{e}"));
+    assert!(refused.try_deliver(&alert).is_err());
+    percentiles(
+        "channel deliver of the webhook, its request refused (no I/O)",
+        HTTP_CALLS,
+        || {
+            let _ = black_box(refused.try_deliver(&alert));
+        },
+    );
+    let captured = receiver
+        .last()
+        .unwrap_or_else(|| panic!("no request received"));
+    let body = captured.1.len();
+    let mut plain = loopback::PlainPost::new(receiver.addr, captured);
+    plain.post(false);
+    let cores = std::thread::available_parallelism().map_or(2, usize::from);
+    for spinning in [0, cores] {
+        let stop = Arc::new(AtomicBool::new(false));
+        let threads = spinners(spinning, &stop);
+        // Relaxed: read after the calls that made the connections returned.
+        let before = receiver.accepted.load(Ordering::Relaxed);
+        let (mut deliver, mut kept, mut fresh) = (
+            Vec::with_capacity(HTTP_CALLS),
+            Vec::with_capacity(HTTP_CALLS),
+            Vec::with_capacity(HTTP_CALLS),
+        );
+        let time = |into: &mut Vec<Duration>, f: &mut dyn FnMut()| {
+            let t0 = Instant::now();
+            f();
+            into.push(t0.elapsed());
+        };
+        for _ in 0..HTTP_CALLS {
+            time(&mut deliver, &mut || {
+                let _ = black_box(webhook.try_deliver(&alert));
+            });
+            time(&mut kept, &mut || plain.post(false));
+            time(&mut fresh, &mut || plain.post(true));
+        }
+        stop.store(true, Ordering::Relaxed);
+        threads.into_iter().for_each(|t| {
+            let _ = t.join();
+        });
+        // The fresh plain POSTs open one each; the kept one none.
+        let connections = receiver
+            .accepted
+            .load(Ordering::Relaxed)
+            .saturating_sub(before + HTTP_CALLS);
+        let state = if spinning == 0 {
+            "quiet".to_owned()
+        } else {
+            format!("{spinning} spinning threads beside it")
+        };
+        println!(
+            "plugins: channel deliver, loopback HTTP receiver ({state}): {} ({HTTP_CALLS} calls, {connections} TCP connections opened by the deliveries, {body} bytes of body)",
+            summary(&mut deliver)
+        );
+        println!(
+            "plugins: plain hyper POST of the same bytes, kept-alive connection ({state}): {}",
+            summary(&mut kept)
+        );
+        println!(
+            "plugins: plain hyper POST of the same bytes, new connection each ({state}): {}",
+            summary(&mut fresh)
+        );
+    }
 }
 
 /// `bytes` with a custom section named `name` appended: the same component, a different
@@ -260,6 +390,6 @@ fn config() -> Criterion {
 criterion_group! {
     name = benches;
     config = config();
-    targets = plugin_call, plugin_memory, plugin_load
+    targets = plugin_call, plugin_http, plugin_memory, plugin_load
 }
 criterion_main!(benches);

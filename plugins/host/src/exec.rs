@@ -66,13 +66,14 @@ pub(crate) fn refuse(
 
 /// Runs `command args` for the plugin of `policy` if a grant allows it; audits the request.
 ///
-/// The process runs on a blocking thread. If the returned future is dropped (the call ran past
+/// The process runs on a blocking thread of the host's shared runtime (`blocking`). If the returned future is dropped (the call ran past
 /// its wall-clock limit), that thread is told at once, kills the process group within a few
 /// milliseconds and reaps it.
 pub(crate) async fn run(
     policy: Arc<Policy>,
     command: String,
     args: Vec<String>,
+    blocking: Option<&tokio::runtime::Handle>,
 ) -> Result<ExecOutput, ExecFailure> {
     let bytes: usize = args.iter().map(String::len).sum();
     if args.len() > MAX_ARGS || bytes > MAX_ARG_BYTES {
@@ -113,10 +114,12 @@ pub(crate) async fn run(
             let cancel = Arc::new(AtomicBool::new(false));
             let _on_drop = CancelOnDrop(Arc::clone(&cancel));
             let (p, a) = (Arc::clone(&policy), args.clone());
-            tokio::task::spawn_blocking(move || spawn_and_wait(&p.exec[i], &a, &cancel))
-                .await
-                .unwrap_or_else(|e| Err(format!("the command's thread failed: {e}")))
-                .map_err(ExecFailure::Failed)
+            crate::runtime::spawn_blocking(blocking, move || {
+                spawn_and_wait(&p.exec[i], &a, &cancel)
+            })
+            .await
+            .unwrap_or_else(|e| Err(format!("the command's thread failed: {e}")))
+            .map_err(ExecFailure::Failed)
         }
     };
     let (exit_code, outcome) = match &result {

@@ -47,8 +47,9 @@ pub enum PluginHostError {
 ///
 /// **Calls.** Every call is an async wasmtime call: the guest runs on a fiber with a stack of
 /// its own ([`PluginHostConfig::call_stack`]), so the caller's thread stack does not matter,
-/// and the caller's thread drives it to completion on the host's tokio runtime (two worker
-/// threads for timers and network I/O). A call ends at the first of: its answer; its compute
+/// and the caller's thread drives it to completion on a current-thread tokio runtime of the
+/// call's own (the guest, its HTTP requests and their timers on that one thread; commands and
+/// mail on the host's shared runtime). A call ends at the first of: its answer; its compute
 /// deadline (the guest's own running time, see `runtime.rs`); its wall-clock `call_timeout`
 /// (whatever it waits for: the call's future is dropped, which frees its pooled instance and
 /// kills its commands). Each plugin runs at most `max_concurrent_calls` calls at once.

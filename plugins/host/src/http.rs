@@ -6,18 +6,25 @@
 //! keeps the name), so a name that resolves elsewhere a moment later (DNS rebinding) cannot
 //! redirect it. HTTPS requests are checked against the name the certificate must carry.
 //!
+//! Plain-HTTP requests reuse the plugin's kept-alive connections to the pinned address
+//! (`pool.rs`); the allowlist is checked, and the name resolved, for every request before a
+//! connection is picked. HTTPS requests get a new connection each (TLS by rustls with the webpki
+//! roots, as `wasmtime-wasi-http` does it).
+//!
 //! Every request carries connect, first-byte and between-bytes timeouts no longer than the
 //! plugin's `http_timeout` (the guest may ask for shorter), and the wait for the response head
 //! is bounded as a whole. The call's `call_timeout` bounds everything.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Duration;
 
-use http::uri::{Authority, Scheme};
+use http::uri::Scheme;
 use http_body_util::BodyExt;
 use wasmtime_wasi_http::{Error as HttpError, RequestOptions, WasiBody, WasiHttpHooks};
 
 use crate::policy::Policy;
+use crate::pool::{Pool, Timeouts};
 
 /// The `log` target of the line each outgoing request of a plugin writes (at debug level):
 /// `plugin NAME: METHOD URL -> STATUS (TIME)`.
@@ -135,28 +142,52 @@ fn clamp(
     Some(asked.map_or(cap, |a| a.min(cap)))
 }
 
-/// Resolves a plain-HTTP request's host name once and points the request at that address.
-async fn pin(
-    mut request: http::Request<WasiBody>,
-    t: &Target,
-) -> Result<http::Request<WasiBody>, HttpError> {
-    if request.uri().scheme() != Some(&Scheme::HTTP) || t.host.parse::<std::net::IpAddr>().is_ok() {
-        return Ok(request);
+/// The address a plain-HTTP request goes to: its host's, resolved once for this request when it
+/// is a name (the request is sent there; its `Host` header keeps the name).
+async fn pin(t: &Target) -> Result<SocketAddr, HttpError> {
+    if let Ok(ip) = t.host.parse::<std::net::IpAddr>() {
+        return Ok(SocketAddr::new(ip, t.port));
     }
-    let addr: SocketAddr = tokio::net::lookup_host((t.host.as_str(), t.port))
+    tokio::net::lookup_host((t.host.as_str(), t.port))
         .await
         .map_err(|_| HttpError::DestinationNotFound)?
         .next()
-        .ok_or(HttpError::DestinationNotFound)?;
-    let authority: Authority = addr
-        .to_string()
-        .parse()
-        .map_err(|_| HttpError::HttpRequestUriInvalid)?;
-    let mut parts = request.uri().clone().into_parts();
-    parts.authority = Some(authority);
-    *request.uri_mut() =
-        http::Uri::from_parts(parts).map_err(|_| HttpError::HttpRequestUriInvalid)?;
-    Ok(request)
+        .ok_or(HttpError::DestinationNotFound)
+}
+
+/// Sends `request` (already allowed) with `options`: plain HTTP on the plugin's pool of kept
+/// connections, to the pinned address; HTTPS on a new connection each time, as
+/// `wasmtime-wasi-http` does it (rustls, the webpki roots).
+async fn dispatch(
+    pool: Arc<Pool>,
+    request: http::Request<WasiBody>,
+    target: &Target,
+    options: RequestOptions,
+    cap: Duration,
+) -> Result<
+    (
+        http::Response<WasiBody>,
+        Box<dyn Future<Output = Result<(), HttpError>> + Send>,
+    ),
+    HttpError,
+> {
+    if request.uri().scheme() == Some(&Scheme::HTTPS) {
+        let (response, io) =
+            wasmtime_wasi_http::default_send_request(request, Some(options)).await?;
+        return Ok((
+            response.map(BodyExt::boxed_unsync),
+            Box::new(io) as Box<dyn Future<Output = Result<(), HttpError>> + Send>,
+        ));
+    }
+    let addr = pin(target).await?;
+    let timeouts = Timeouts {
+        connect: options.connect_timeout.unwrap_or(cap),
+        first_byte: options.first_byte_timeout.unwrap_or(cap),
+        between_bytes: options.between_bytes_timeout.unwrap_or(cap),
+    };
+    let response = crate::pool::send(pool, request, addr, timeouts).await?;
+    // The response's body drives the rest of the exchange (see `pool.rs`).
+    Ok((response, Box::new(async { Ok(()) })))
 }
 
 impl WasiHttpHooks for HttpPolicy {
@@ -183,13 +214,13 @@ impl WasiHttpHooks for HttpPolicy {
         };
         let name = self.policy.name.clone();
         let what = format!("{} {}", request.method(), request.uri());
+        let pool = Arc::clone(&self.policy.http_pool);
         Box::new(async move {
             let started = std::time::Instant::now();
-            let request = pin(request, &target).await?;
             // Connect and first byte each have `cap`; the head as a whole gets both.
             let sent = tokio::time::timeout(
                 cap.saturating_mul(2),
-                wasmtime_wasi_http::default_send_request(request, Some(options)),
+                dispatch(pool, request, &target, options, cap),
             )
             .await
             .map_err(|_| HttpError::ConnectionReadTimeout)
@@ -208,11 +239,7 @@ impl WasiHttpHooks for HttpPolicy {
                     "plugin {name}: {what} -> failed: {e:?} ({ms:.1} ms)"
                 ),
             }
-            let (response, io) = sent?;
-            Ok((
-                response.map(BodyExt::boxed_unsync),
-                Box::new(io) as Box<dyn Future<Output = Result<(), HttpError>> + Send>,
-            ))
+            sent
         })
     }
 }

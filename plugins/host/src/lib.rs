@@ -24,7 +24,8 @@
 //! * WASI with nothing granted: no files, no environment, no arguments, no sockets; stdout and
 //!   stderr are captured (the last [`PluginHostConfig::output_capacity`] bytes) and logged;
 //! * `wasi:http` outgoing requests only to `allowed_hosts` (authorities read strictly, plain-HTTP
-//!   host names resolved once and pinned), with `http_timeout`;
+//!   host names resolved once per request and pinned), with `http_timeout`; plain-HTTP requests
+//!   reuse the plugin's kept-alive connections, HTTPS ones get a new connection each;
 //! * `exec` (actions only) only for [`ExecGrant`]s, at most `max_exec_runs` per call, every
 //!   request audited ([`AuditRecord`]);
 //! * `mail` only through the plugin's [`SmtpSettings`] server, line endings normalised;
@@ -67,6 +68,7 @@ mod mail;
 mod output;
 mod plugin;
 mod policy;
+mod pool;
 mod runtime;
 mod state;
 mod ticker;

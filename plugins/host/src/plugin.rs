@@ -225,34 +225,41 @@ impl Registered {
             &loaded.policy,
             loaded.ticker.tick,
             Arc::clone(&meter),
+            loaded.runtime.blocking(),
         );
         let limit = loaded.policy.call_timeout;
         let pre = &loaded.pre;
-        let store_ref = &mut store;
+        let name = self.name();
         let outcome = loaded.runtime.block_on(async move {
-            tokio::time::timeout(limit, Metered::new(invoke(pre, store_ref, request), meter)).await
+            let outcome =
+                tokio::time::timeout(limit, Metered::new(invoke(pre, &mut store, request), meter))
+                    .await;
+            let result = match outcome {
+                Err(_elapsed) => {
+                    store.data_mut().flush_output();
+                    Err(PluginError::CallTimeout {
+                        plugin: name.to_owned(),
+                        limit,
+                    })
+                }
+                Ok(Ok(answer)) => {
+                    let s = store.data_mut();
+                    s.flush_output();
+                    Ok((answer, s.denial().map(str::to_owned)))
+                }
+                Ok(Err(e)) => Err(store.data_mut().classify(&e.error, e.instantiating)),
+            };
+            // The instance (and its place in the pool) goes now, whatever happened, on the
+            // call's runtime: the tasks its requests left are ended there.
+            drop(store);
+            result
         });
-        let result = match outcome {
-            Err(e) => Err(PluginError::Instantiate {
+        let result = outcome.unwrap_or_else(|e| {
+            Err(PluginError::Instantiate {
                 plugin: self.name().to_owned(),
                 message: format!("cannot drive the call: {e}"),
-            }),
-            Ok(Err(_elapsed)) => {
-                store.data_mut().flush_output();
-                Err(PluginError::CallTimeout {
-                    plugin: self.name().to_owned(),
-                    limit,
-                })
-            }
-            Ok(Ok(Ok(answer))) => {
-                let s = store.data_mut();
-                s.flush_output();
-                Ok((answer, s.denial().map(str::to_owned)))
-            }
-            Ok(Ok(Err(e))) => Err(store.data_mut().classify(&e.error, e.instantiating)),
-        };
-        // The instance (and its place in the pool) goes now, whatever happened.
-        drop(store);
+            })
+        });
         // A fault of a call whose alert had to be cut to the host's limits is the input's
         // doing, not the plugin's: it does not count towards quarantine.
         if !(oversized && result.as_ref().is_err_and(PluginError::is_fault)) {

@@ -21,6 +21,8 @@ pub(crate) struct Policy {
     pub(crate) max_exec_runs: u32,
     pub(crate) allowed_hosts: Vec<AllowedHost>,
     pub(crate) http_timeout: Duration,
+    /// Kept-alive plain-HTTP connections of this plugin (this generation of it).
+    pub(crate) http_pool: Arc<crate::pool::Pool>,
     pub(crate) exec: Vec<CompiledGrant>,
     pub(crate) mailer: Option<Mailer>,
     pub(crate) config_json: String,
@@ -95,6 +97,9 @@ impl Policy {
             max_exec_runs: settings.max_exec_runs,
             allowed_hosts,
             http_timeout: settings.http_timeout,
+            http_pool: Arc::new(crate::pool::Pool::new(
+                usize::try_from(settings.max_concurrent_calls).unwrap_or(usize::MAX),
+            )),
             exec,
             mailer,
             config_json,

@@ -42,6 +42,8 @@ pub(crate) struct HostState {
     stderr: CappedPipe,
     /// The guest's running time (its compute deadline's clock).
     meter: Arc<Meter>,
+    /// The host's shared runtime, for blocking work that may outlive the call.
+    blocking: Option<tokio::runtime::Handle>,
     /// Commands run in this call.
     exec_runs: u32,
     timed_out: bool,
@@ -102,6 +104,7 @@ pub(crate) fn new_store(
     policy: &Arc<Policy>,
     tick: Duration,
     meter: Arc<Meter>,
+    blocking: Option<tokio::runtime::Handle>,
 ) -> Store<HostState> {
     let stdout = CappedPipe::new(policy.output_capacity);
     let stderr = CappedPipe::new(policy.output_capacity);
@@ -133,6 +136,7 @@ pub(crate) fn new_store(
         stdout,
         stderr,
         meter,
+        blocking,
         exec_runs: 0,
         timed_out: false,
         denied: None,
@@ -211,7 +215,7 @@ impl HostState {
             ))
         } else {
             self.exec_runs += 1;
-            exec::run(policy, command, args).await
+            exec::run(policy, command, args, self.blocking.as_ref()).await
         };
         if let Err(ExecFailure::Denied(why)) = &r {
             self.denied
@@ -220,7 +224,8 @@ impl HostState {
         r
     }
 
-    /// The mail import. The SMTP exchange runs on a blocking thread; if the call is ended
+    /// The mail import. The SMTP exchange runs on a blocking thread of the host's shared
+    /// runtime; if the call is ended
     /// meanwhile, it still finishes (within the SMTP timeout) on its own.
     pub(crate) async fn mail(
         &mut self,
@@ -235,11 +240,12 @@ impl HostState {
                 .get_or_insert_with(|| crate::limits::head(why.clone()));
             return Err(MailFailure::Denied(why));
         }
-        let sent = tokio::task::spawn_blocking(move || match &policy.mailer {
-            Some(mailer) => mailer.send(&from, &to, &message),
-            None => Err(MailFailure::Denied("no SMTP server".into())),
-        })
-        .await;
+        let sent =
+            crate::runtime::spawn_blocking(self.blocking.as_ref(), move || match &policy.mailer {
+                Some(mailer) => mailer.send(&from, &to, &message),
+                None => Err(MailFailure::Denied("no SMTP server".into())),
+            })
+            .await;
         let r = sent.unwrap_or_else(|e| Err(MailFailure::Retryable(format!("mail task: {e}"))));
         if let Err(MailFailure::Denied(why)) = &r {
             self.denied

@@ -22,6 +22,7 @@ mod contract;
 mod crash;
 mod fleet;
 mod hostile;
+mod http_pool;
 mod load;
 mod pipeline;
 mod sandbox;

@@ -1,5 +1,6 @@
-//! Sends `GET` to the `url` of its config (`{"url":"http://127.0.0.1:8080/x"}`) through
-//! `wasi:http`. Ok on a 2xx answer; otherwise Retryable with the status or the error code the
+//! Sends `GET` to the `url` of its config (`{"url":"http://127.0.0.1:8080/x"}`), or to the
+//! alert's `url` label when it has one (so one loaded plugin can be pointed anywhere), through
+//! `wasi:http`. It never reads the response's body. Ok on a 2xx answer; otherwise Retryable with the status or the error code the
 //! host gave (`HttpRequestDenied` for a host that is not allowed, a timeout code for one that
 //! never answers).
 wit_bindgen::generate!({ path: "../../../wit/0.1.0", world: "channel-plugin" });
@@ -14,8 +15,12 @@ use wasip2::http::outgoing_handler;
 use wasip2::http::types::{Fields, Method, OutgoingRequest, Scheme};
 
 impl Guest for Plugin {
-    fn deliver(config: String, _alert: Alert) -> Result<(), DeliveryError> {
-        let url = field(&config, "url").ok_or_else(|| DeliveryError::Permanent("no url".into()))?;
+    fn deliver(config: String, alert: Alert) -> Result<(), DeliveryError> {
+        let label = alert.labels.into_iter().find(|(k, _)| k == "url");
+        let url = label
+            .map(|(_, v)| v)
+            .or_else(|| field(&config, "url"))
+            .ok_or_else(|| DeliveryError::Permanent("no url".into()))?;
         let (scheme, rest) = match url.split_once("://") {
             Some(("http", rest)) => (Scheme::Http, rest),
             Some(("https", rest)) => (Scheme::Https, rest),
