@@ -64,6 +64,22 @@ impl<T: Default, const CHUNK: usize, const CHUNKS: usize, const OWN: usize>
         }
     }
 
+    /// The cell slot `slot` owns, if the slot is a real one and its chunk is allocated: the
+    /// records' fast path, small enough to inline (everything else goes to [`cell`](Self::cell)).
+    #[inline(always)]
+    pub(crate) fn own(&self, slot: usize) -> Option<&T> {
+        // A marker slot number (no slot, not yet leased) is past every chunk.
+        let entry = self.chunks.get(slot / CHUNK)?;
+        // Acquire: as in `cell`.
+        let p = entry.load(Ordering::Acquire);
+        if p.is_null() || p == shared_mark() {
+            return None;
+        }
+        // SAFETY: as in `cell`: `p` came from `Box::into_raw` in `claim` and lives until `drop`.
+        let chunk = unsafe { &*p };
+        chunk.get(slot % CHUNK)
+    }
+
     /// Where slot `slot` records (`None`: a thread without a slot): its own cell, allocated
     /// with its chunk on the chunk's first use while the budget lasts, else a shared stripe.
     #[inline]

@@ -240,14 +240,25 @@ impl Series<HistogramCells> {
     #[inline]
     fn record_finite(&self, value: f64) {
         let cells = &self.cells;
-        match cells.shards.cell(slot::current()) {
-            Cell::Own(shard) => shard.record(value, true),
-            Cell::Shared(shard) => shard.record(value, false),
+        // The fast path first (see `CounterCells::add`).
+        match cells.shards.own(slot::cached()) {
+            Some(shard) => shard.record(value, true),
+            None => self.record_slow(value),
         }
         // The store → load handshake with the evaluator's arming (see `SeriesReader::missed`):
         // the counts above are visible to it, or it is visible to the watch check below.
         sync::light_barrier();
         cells.watch.check(value, self.id);
+    }
+
+    /// A record off the fast path: the first of the thread or of its shard, or a shared shard.
+    #[cold]
+    #[inline(never)]
+    fn record_slow(&self, value: f64) {
+        match self.cells.shards.cell(slot::current()) {
+            Cell::Own(shard) => shard.record(value, true),
+            Cell::Shared(shard) => shard.record(value, false),
+        }
     }
 }
 

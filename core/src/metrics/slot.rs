@@ -89,6 +89,14 @@ thread_local! {
     static MISSED_AT: Cell<u64> = const { Cell::new(0) };
 }
 
+/// The calling thread's cached slot number as it stands: below [`SLOTS`] when the thread holds
+/// a slot, else one of the markers [`current`] resolves. The records' fast path: one
+/// thread-local load.
+#[inline(always)]
+pub(crate) fn cached() -> usize {
+    SLOT.try_with(Cell::get).unwrap_or(GONE)
+}
+
 /// The calling thread's slot, or `None` when it has to use the shared cell.
 #[inline]
 pub(crate) fn current() -> Option<usize> {
