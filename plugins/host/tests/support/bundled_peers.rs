@@ -377,15 +377,7 @@ pub fn load_channel(
     package: &str,
     settings: impl FnOnce(&mut PluginSettings),
 ) -> (PluginHost, ChannelPlugin) {
-    let wasm = vigilo_plugin_build::build_guest(package)
-        .unwrap_or_else(|e| panic!("building {package}: {e}"));
-    let host = PluginHost::new(PluginHostConfig::default()).unwrap();
-    let mut s = PluginSettings::new(package, wasm);
-    settings(&mut s);
-    let plugin = host
-        .load_channel(s)
-        .unwrap_or_else(|e| panic!("loading {package}: {e}"));
-    (host, plugin)
+    load(package, settings, PluginHost::load_channel)
 }
 
 /// Builds the guest `package` with `vigilo-plugin-build` and loads it as an action.
@@ -393,14 +385,21 @@ pub fn load_action(
     package: &str,
     settings: impl FnOnce(&mut PluginSettings),
 ) -> (PluginHost, ActionPlugin) {
+    load(package, settings, PluginHost::load_action)
+}
+
+/// Builds `package`, applies `settings` and loads it with `load` (channel or action).
+fn load<P, E: std::fmt::Display>(
+    package: &str,
+    settings: impl FnOnce(&mut PluginSettings),
+    load: impl FnOnce(&PluginHost, PluginSettings) -> Result<P, E>,
+) -> (PluginHost, P) {
     let wasm = vigilo_plugin_build::build_guest(package)
         .unwrap_or_else(|e| panic!("building {package}: {e}"));
     let host = PluginHost::new(PluginHostConfig::default()).unwrap();
     let mut s = PluginSettings::new(package, wasm);
     settings(&mut s);
-    let plugin = host
-        .load_action(s)
-        .unwrap_or_else(|e| panic!("loading {package}: {e}"));
+    let plugin = load(&host, s).unwrap_or_else(|e| panic!("loading {package}: {e}"));
     (host, plugin)
 }
 
