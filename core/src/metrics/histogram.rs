@@ -98,7 +98,7 @@ impl Shard {
         unsafe { p.as_ref() }
     }
 
-    #[inline]
+    #[inline(always)]
     fn record(&self, value: f64, exclusive: bool) {
         let add = if exclusive {
             slot::add_exclusive
@@ -237,7 +237,7 @@ impl HistogramCells {
 
 impl Series<HistogramCells> {
     /// Records a finite `value`.
-    #[inline]
+    #[inline(always)]
     fn record_finite(&self, value: f64) {
         let cells = &self.cells;
         // The fast path first (see `CounterCells::add`).
@@ -293,7 +293,7 @@ pub struct Histogram {
 
 impl Histogram {
     /// Records one observation; a NaN or infinite value is dropped and counted (see above).
-    #[inline]
+    #[inline(always)]
     pub fn record(&self, value: f64) {
         if value.is_finite() {
             self.series.record_finite(value);
