@@ -14,6 +14,7 @@ mod peers;
 mod bundled_alertmanager;
 mod bundled_email;
 mod bundled_exec_recovery;
+mod bundled_feature_flag;
 mod bundled_slack;
 mod bundled_sms_gateway;
 mod bundled_webhook;
