@@ -19,11 +19,13 @@ use crate::peers::{load_action, sample_alert};
 struct FlagService {
     addr: String,
     flags: Arc<Mutex<BTreeMap<String, bool>>>,
-    /// Every write received: method, path, idempotency key.
-    writes: Arc<Mutex<Vec<(String, String, Option<String>)>>>,
+    writes: Arc<Mutex<Vec<Write>>>,
     server: Arc<tiny_http::Server>,
     thread: Option<JoinHandle<()>>,
 }
+
+/// A write the service received: method, path, idempotency key.
+type Write = (String, String, Option<String>);
 
 const TOKEN: &str = "flag-admin-token";
 
@@ -58,7 +60,7 @@ impl FlagService {
 fn answer(
     mut request: tiny_http::Request,
     flags: &Mutex<BTreeMap<String, bool>>,
-    writes: &Mutex<Vec<(String, String, Option<String>)>>,
+    writes: &Mutex<Vec<Write>>,
 ) {
     let header = |name: &'static str| {
         request
