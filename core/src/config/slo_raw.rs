@@ -142,7 +142,13 @@ impl RawSlo {
         }
         let objective = match self.objective.get_ref() {
             NumOrText::Num(v) => Ok(*v),
-            NumOrText::Text(s) => parse_percentage(s),
+            // "99.9%" is read as 99.9e-2, the f64 nearest 0.999 (not 99.9 / 100, one off).
+            NumOrText::Text(s) => parse_percentage(s).and_then(|_| {
+                let digits = s.trim().trim_end_matches('%').trim();
+                format!("{digits}e-2")
+                    .parse::<f64>()
+                    .map_err(|e| e.to_string())
+            }),
         }
         .map_err(|m| fail(self.objective.span(), "objective", m))?;
         if !(objective > 0.0 && objective < 1.0) {
