@@ -24,7 +24,6 @@ use serde::Deserialize;
 use toml::Spanned;
 
 use super::fields::{Dur, Failure, Problem, fail, matchers};
-use super::raw::parse_percentage;
 use crate::Severity;
 use crate::duration::{format_duration, parse_duration};
 use crate::rules::Rule;
@@ -110,6 +109,20 @@ pub(super) fn build(raw: &[Spanned<RawSlo>], rules: &mut Vec<Rule>) -> Result<Ve
     Ok(slos)
 }
 
+/// `"99.9%"` read as 99.9e-2, the f64 nearest 0.999 (99.9 / 100 is one off it).
+fn percentage(s: &str) -> Result<f64, String> {
+    s.trim()
+        .strip_suffix('%')
+        .map(str::trim)
+        .filter(|d| !d.is_empty() && d.chars().all(|c| c.is_ascii_digit() || c == '.'))
+        .and_then(|d| format!("{d}e-2").parse::<f64>().ok())
+        .ok_or_else(|| {
+            format!(
+                "objective {s:?}: write a percentage such as \"99.9%\" or a ratio such as 0.999"
+            )
+        })
+}
+
 impl RawSelector {
     fn build(&self, key: &str) -> Result<Selector, Failure> {
         let metric = self.metric.get_ref();
@@ -142,13 +155,7 @@ impl RawSlo {
         }
         let objective = match self.objective.get_ref() {
             NumOrText::Num(v) => Ok(*v),
-            // "99.9%" is read as 99.9e-2, the f64 nearest 0.999 (not 99.9 / 100, one off).
-            NumOrText::Text(s) => parse_percentage(s).and_then(|_| {
-                let digits = s.trim().trim_end_matches('%').trim();
-                format!("{digits}e-2")
-                    .parse::<f64>()
-                    .map_err(|e| e.to_string())
-            }),
+            NumOrText::Text(s) => percentage(s),
         }
         .map_err(|m| fail(self.objective.span(), "objective", m))?;
         if !(objective > 0.0 && objective < 1.0) {
