@@ -66,7 +66,7 @@ use crate::pipeline::{
     SilenceRequest, SqliteStore, StopReport, Store,
 };
 use crate::plugin::PluginSettings;
-use crate::slo::{SloReport, SloRunner};
+use crate::slo::{SloBoard, SloReport, SloRunner};
 use crate::status::StatusReport;
 use crate::web::{HttpError, Server, Source};
 
@@ -156,6 +156,8 @@ pub struct MonitorStatus {
     pub coverage: CoverageReport,
     /// The pipeline's counters.
     pub pipeline: PipelineStats,
+    /// Each `[[slo]]`'s error budget and burn rates.
+    pub slos: Vec<SloReport>,
 }
 
 impl MonitorStatus {
@@ -291,6 +293,7 @@ impl MonitorBuilder {
         let state = Arc::new(Mutex::new(State {
             config: self.config,
             plugins,
+            slos: slo.as_ref().map(SloRunner::board),
         }));
         let http = match http_config {
             Some(c) => {
@@ -410,6 +413,7 @@ impl Plugins {
 struct State {
     config: Config,
     plugins: Plugins,
+    slos: Option<SloBoard>,
 }
 
 /// A running monitor: registry, host items, evaluator, pipeline, channels and actions.
@@ -598,12 +602,13 @@ fn status_of(
     pipeline: &Pipeline,
     state: &Mutex<State>,
 ) -> Result<MonitorStatus, MonitorError> {
-    let (expect, rules, pipeline_config) = {
+    let (expect, rules, pipeline_config, slos) = {
         let s = state.lock();
         (
             s.config.expect.clone(),
             s.config.rules.clone(),
             s.config.pipeline.clone(),
+            s.slos.as_ref().map_or_else(Vec::new, SloBoard::reports),
         )
     };
     let mut coverage = evaluator.coverage(expect)?;
@@ -614,6 +619,7 @@ fn status_of(
         silences: pipeline.silences()?,
         coverage,
         pipeline: pipeline.stats()?,
+        slos,
     })
 }
 

@@ -221,6 +221,8 @@ fn a_burst_spending_2_percent_of_a_30_day_budget_fires_critical_within_5_minutes
         .find(|i| &*i.rule == "slo:checkout");
     assert_eq!(item.map(|i| i.severity), Some(Severity::Critical));
     assert!(status.coverage.unrouted_rules.is_empty());
+    assert_eq!(status.slos, std::slice::from_ref(last));
+    assert!(status.to_json().contains("\"error_budget_remaining\":"));
 }
 
 #[test]

@@ -81,7 +81,7 @@ mod source;
 mod spec;
 
 pub use engine::{BurnRate, SloEngine, SloReport, SloSnapshot};
-pub(crate) use runner::SloRunner;
+pub(crate) use runner::{SloBoard, SloRunner};
 pub use spec::{BurnAlert, Selector, Slo, SloSource, SloWindow, default_alerts};
 
 /// Why an SLO cannot run.

@@ -97,6 +97,11 @@ impl SloRunner {
         self.engine.lock().reports()
     }
 
+    /// A reader of the reports, for the status board.
+    pub(crate) fn board(&self) -> SloBoard {
+        SloBoard(Arc::clone(&self.engine))
+    }
+
     /// A last tick, a last save, and the thread ends.
     pub(crate) fn stop(mut self) {
         self.halt();
@@ -107,6 +112,16 @@ impl SloRunner {
         if let Some(t) = self.thread.take() {
             let _ = t.join();
         }
+    }
+}
+
+/// Reads the SLO reports of a running [`SloRunner`] (what the status shows).
+pub(crate) struct SloBoard(Arc<Mutex<SloEngine>>);
+
+impl SloBoard {
+    /// The reports of the last tick.
+    pub(crate) fn reports(&self) -> Vec<SloReport> {
+        self.0.lock().reports()
     }
 }
 
