@@ -345,3 +345,28 @@ impl SloEngine {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Config;
+
+    #[test]
+    fn the_rings_are_as_long_as_the_docs_say() {
+        let config: Config = r#"
+            [[slo]]
+            name = "a"
+            objective = 0.999
+            window = "28d"
+            bad = { metric = "errors_total" }
+            total = { metric = "requests_total" }
+        "#
+        .parse()
+        .unwrap_or_else(|e| panic!("{e}"));
+        let engine = SloEngine::new(Registry::new(), config.slos).unwrap_or_else(|e| panic!("{e}"));
+        let s = &engine.states[0];
+        let bytes = |r: &Ring| r.slot_count() * std::mem::size_of::<(u64, u64)>();
+        assert_eq!((s.fine.slot_count(), s.coarse.slot_count()), (360, 2689));
+        assert_eq!(bytes(&s.fine) + bytes(&s.coarse), 48_784);
+    }
+}

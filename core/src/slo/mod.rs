@@ -20,13 +20,18 @@
 //! *i*'s severity. One SLO is therefore one item and one incident, which escalates and
 //! de-escalates on the ladder and resolves when no tier burns; it goes through the evaluator,
 //! the routing and the notification policy like any rule, and shows in status and coverage.
+//! Its labels are `slo` and the SLO's `labels`; its annotations name the SLO, the objective,
+//! the window and the tiers, with the factor reached (`{{value}}`). The budget left and the
+//! burn rates at that moment are in the series above and in `Monitor::slos` (the status JSON),
+//! not in the annotations: rule templates cannot read other series.
 //!
 //! **Slots and memory.** Increments go into two rings of `(counted, total)` pairs of `u64`: one
 //! slot per minute covering the longest alert window of at most a day (6 h by default: 360
-//! slots), and one slot per 15 minutes covering the SLO window (28 days: 2,688 slots; a calendar
-//! month: 2,977). A window of *n* slots sums the current slot and the *n* − 1 before it, so it
-//! covers between *n* − 1 and *n* slots of time; windows longer than a day are read from the
-//! 15-minute ring. With the default tiers and a 28-day window an SLO holds about 49 KiB.
+//! slots), and one slot per 15 minutes covering the SLO window and one slot more (28 days: 2,689
+//! slots; a calendar month: 2,977). A window of *n* slots sums the current slot and the *n* − 1
+//! before it, so it covers between *n* − 1 and *n* slots of time; windows longer than a day are
+//! read from the 15-minute ring. With the default tiers and a 28-day window an SLO's slots take
+//! 48,784 bytes (16 each).
 //!
 //! **Counters.** The first reading of a series is its baseline; later increases are counted
 //! where they are seen (the slot of the tick that saw them); a value below the last one is a

@@ -30,6 +30,12 @@ impl Ring {
         }
     }
 
+    /// How many slots it has.
+    #[cfg(test)]
+    pub(super) fn slot_count(&self) -> usize {
+        self.cells.len()
+    }
+
     fn len(&self) -> i64 {
         i64::try_from(self.cells.len()).unwrap_or(i64::MAX)
     }

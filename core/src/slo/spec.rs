@@ -148,6 +148,12 @@ pub fn default_alerts() -> Vec<BurnAlert> {
     ]
 }
 
+/// `0.99999` as `99.999%` (to six decimals, trailing zeros dropped).
+fn percent(ratio: f64) -> String {
+    let s = format!("{:.6}", ratio * 100.0);
+    format!("{}%", s.trim_end_matches('0').trim_end_matches('.'))
+}
+
 /// A checked service level objective (see the [module docs](super)).
 #[derive(Debug, Clone, PartialEq)]
 pub struct Slo {
@@ -219,7 +225,7 @@ impl Slo {
                 self.name
             ),
         )
-        .annotation("objective", format!("{}%", self.objective * 100.0))
+        .annotation("objective", percent(self.objective))
         .annotation("window", self.window.to_string())
         .annotation("tiers", tiers.join("; "))
         .build()
