@@ -150,3 +150,69 @@ impl Reader {
         sum
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::rules::Matcher;
+
+    fn sel(metric: &str) -> Selector {
+        Selector {
+            metric: metric.into(),
+            select: vec![Matcher::NotEqual("code".into(), "500".into())],
+        }
+    }
+
+    #[test]
+    fn baselines_increases_new_series_and_wrong_kinds() {
+        let registry = Registry::new();
+        let ok = registry
+            .counter("ok_total", &[("code", "200")])
+            .unwrap_or_else(|e| panic!("{e}"));
+        let all = registry
+            .counter("all_total", &[])
+            .unwrap_or_else(|e| panic!("{e}"));
+        ok.add(50);
+        all.add(60);
+        let mut r = Reader::new(SloSource::Good {
+            good: sel("ok_total"),
+            total: sel("all_total"),
+        });
+        assert_eq!(r.increase(&registry, "s"), (0, 0), "the baseline");
+        ok.add(9);
+        all.add(10);
+        assert_eq!(r.increase(&registry, "s"), (9, 10));
+        // A series of the right name that the matchers leave out, one created later (counted
+        // from zero), and one removed and created again (a reset: its new value counts).
+        registry
+            .counter("ok_total", &[("code", "500")])
+            .unwrap_or_else(|e| panic!("{e}"))
+            .add(7);
+        registry
+            .counter("ok_total", &[("code", "201")])
+            .unwrap_or_else(|e| panic!("{e}"))
+            .add(3);
+        assert!(registry.remove("all_total", &[]));
+        registry
+            .counter("all_total", &[])
+            .unwrap_or_else(|e| panic!("{e}"))
+            .add(4);
+        assert_eq!(r.increase(&registry, "s"), (3, 4));
+        assert!(r.problems.is_empty());
+        // A gauge where a counter belongs is reported and left out.
+        registry
+            .gauge("ok_gauge", &[])
+            .unwrap_or_else(|e| panic!("{e}"))
+            .set(1.0);
+        let mut g = Reader::new(SloSource::Bad {
+            bad: sel("ok_gauge"),
+            total: sel("all_total"),
+        });
+        g.increase(&registry, "s");
+        assert!(
+            matches!(g.problems.as_slice(), [SloError::Kind { role: "bad", .. }]),
+            "{:?}",
+            g.problems
+        );
+    }
+}
