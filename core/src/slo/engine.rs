@@ -91,6 +91,7 @@ struct State {
 pub struct SloEngine {
     registry: Registry,
     states: Vec<State>,
+    last_tick: Option<Timestamp>,
 }
 
 impl std::fmt::Debug for SloEngine {
@@ -299,16 +300,26 @@ impl SloEngine {
             .into_iter()
             .map(|s| State::new(&registry, s))
             .collect::<Result<_, _>>()?;
-        Ok(SloEngine { registry, states })
+        Ok(SloEngine {
+            registry,
+            states,
+            last_tick: None,
+        })
     }
 
     /// Reads the series, counts what they gained since the last tick in the slots of `now`,
     /// and updates the budgets, the burn rates and the alert factors (series and reports).
     /// The first tick reads the baseline.
     pub fn tick(&mut self, now: Timestamp) {
+        self.last_tick = Some(now);
         for s in &mut self.states {
             s.tick(&self.registry, now);
         }
+    }
+
+    /// When the last tick was.
+    pub fn last_tick(&self) -> Option<Timestamp> {
+        self.last_tick
     }
 
     /// Every SLO's state after the last tick, in configuration order.

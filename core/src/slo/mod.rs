@@ -37,6 +37,9 @@
 //! where they are seen (the slot of the tick that saw them); a value below the last one is a
 //! reset, and the whole new value counts, as `rate` does. A series that appears after the first
 //! tick counts from zero.
+//! Two counters are read one after the other, not at one instant: an event counted in one and
+//! not yet in the other at a tick lands in the next slot's count instead, so a window whose
+//! edge falls between the two slots is off by the events of that instant.
 //!
 //! **Latency.** With `latency = { metric, le }`, an observation is good when it is at most `le`.
 //! vigilo's histograms keep log-linear buckets (`metrics/buckets.rs`), not the observations: a
