@@ -44,6 +44,7 @@ mod fields;
 mod pipeline_raw;
 mod raw;
 mod routes_raw;
+mod slo_raw;
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -118,6 +119,8 @@ pub struct Config {
     /// `[http]`: the opt-in endpoint serving the exposition, the status board and the status
     /// API ([`crate::web`]); none without the section.
     pub http: Option<HttpConfig>,
+    /// `[[slo]]`, in file order; each one's generated rule (`slo:<name>`) is in `rules`.
+    pub slos: Vec<crate::slo::Slo>,
 }
 
 impl Config {
@@ -269,6 +272,18 @@ impl Config {
             expect.push(expectation);
         }
 
+        let slos = slo_raw::build(&raw.slo, &mut rules).map_err(|(f, within)| {
+            let message = |location, key, error: Box<crate::rules::RuleError>| {
+                let (within, message) = (Some(within.clone()), error.to_string());
+                ConfigError::Invalid {
+                    location,
+                    within,
+                    key,
+                    message,
+                }
+            };
+            located(&at, f, within.clone(), message)
+        })?;
         let rule_names: std::collections::HashSet<&str> = rules.iter().map(Rule::name).collect();
         let pipeline = pipeline_raw::build(
             &pipeline_raw::RawPipeline {
@@ -318,6 +333,7 @@ impl Config {
             pipeline,
             plugins: raw.plugins,
             http,
+            slos,
         })
     }
 }

@@ -27,6 +27,7 @@ pub mod pipeline;
 pub mod plugin;
 pub mod rules;
 pub mod severity;
+pub mod slo;
 pub mod status;
 mod sync;
 pub mod testing;

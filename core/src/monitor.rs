@@ -66,6 +66,7 @@ use crate::pipeline::{
     SilenceRequest, SqliteStore, StopReport, Store,
 };
 use crate::plugin::PluginSettings;
+use crate::slo::{SloBoard, SloReport, SloRunner};
 use crate::status::StatusReport;
 use crate::web::{HttpError, Server, Source};
 
@@ -102,6 +103,9 @@ pub enum MonitorError {
     /// The host collector could not start.
     #[error(transparent)]
     Host(#[from] HostError),
+    /// An SLO could not start (`[[slo]]`).
+    #[error(transparent)]
+    Slo(#[from] crate::slo::SloError),
     /// The `[http]` endpoint could not start.
     #[error(transparent)]
     Http(#[from] HttpError),
@@ -152,6 +156,8 @@ pub struct MonitorStatus {
     pub coverage: CoverageReport,
     /// The pipeline's counters.
     pub pipeline: PipelineStats,
+    /// Each `[[slo]]`'s error budget and burn rates.
+    pub slos: Vec<SloReport>,
 }
 
 impl MonitorStatus {
@@ -274,6 +280,10 @@ impl MonitorBuilder {
             self.config.pipeline.store.checkpoint,
         )
         .map_err(EvalError::Spawn)?;
+        let p = Arc::clone(&pipeline);
+        let save = Box::new(move |s| drop(p.save_slo_states(s)));
+        let restored = pipeline.take_restored_slo_states()?;
+        let slo = SloRunner::for_config(&self.config, &registry, &self.clock, restored, save)?;
         let collector = if self.host_items {
             Some(HostCollector::start(&registry, self.config.host.clone())?)
         } else {
@@ -283,6 +293,7 @@ impl MonitorBuilder {
         let state = Arc::new(Mutex::new(State {
             config: self.config,
             plugins,
+            slos: slo.as_ref().map(SloRunner::board),
         }));
         let http = match http_config {
             Some(c) => {
@@ -302,6 +313,7 @@ impl MonitorBuilder {
             evaluator: Some(evaluator),
             pipeline: Some(pipeline),
             checkpoint: Some(checkpoint),
+            slo,
             collector,
             http,
             state,
@@ -401,6 +413,7 @@ impl Plugins {
 struct State {
     config: Config,
     plugins: Plugins,
+    slos: Option<SloBoard>,
 }
 
 /// A running monitor: registry, host items, evaluator, pipeline, channels and actions.
@@ -415,6 +428,7 @@ pub struct Monitor {
     evaluator: Option<Arc<EvaluatorHandle>>,
     pipeline: Option<Arc<Pipeline>>,
     checkpoint: Option<Checkpoint>,
+    slo: Option<SloRunner>,
     collector: Option<HostCollector>,
     http: Option<Server>,
     state: Arc<Mutex<State>>,
@@ -469,6 +483,17 @@ impl Monitor {
         self.http.as_ref().map(Server::address)
     }
 
+    /// Each `[[slo]]`'s budget and burn rates after the SLO thread's last tick.
+    pub fn slos(&self) -> Vec<SloReport> {
+        self.slo.as_ref().map_or_else(Vec::new, SloRunner::reports)
+    }
+
+    /// Ticks the SLOs now, on the monitor's clock, and returns [`slos`](Self::slos) (the SLO
+    /// thread also ticks every `[evaluator] tick`; with a manual clock this one is exact).
+    pub fn tick_slos(&self) -> Vec<SloReport> {
+        self.slo.as_ref().map_or_else(Vec::new, SloRunner::tick_now)
+    }
+
     /// Open incidents, oldest first.
     pub fn incidents(&self) -> Result<Vec<Incident>, MonitorError> {
         Ok(self.pipeline()?.incidents()?)
@@ -511,8 +536,9 @@ impl Monitor {
 
     /// Replaces rules, routes, policy, channels and actions. Channels and actions whose
     /// configuration did not change keep running; open incidents and what was already
-    /// notified are kept. `[registry]`, `[host]`, `[evaluator]`, `[plugins]` and `[http]` take
-    /// effect at the next start. On any error nothing changes.
+    /// notified are kept. `[registry]`, `[host]`, `[evaluator]`, `[plugins]`, `[http]` and the
+    /// `[[slo]]` tables take effect at the next start (the SLO's generated rules reload with the
+    /// rules). On any error nothing changes.
     pub fn reload(&self, config: Config) -> Result<(), MonitorError> {
         let mut state = self.state.lock();
         let impls = state.plugins.load(&config)?;
@@ -550,6 +576,9 @@ impl Monitor {
         if let Some(c) = self.checkpoint.take() {
             c.stop();
         }
+        if let Some(s) = self.slo.take() {
+            s.stop(); // a last tick, judged below, and a last save
+        }
         let pipeline = self.pipeline.take().and_then(Arc::into_inner);
         if let Some(e) = self.evaluator.take().and_then(Arc::into_inner) {
             // What was recorded before the stop is judged, in a last full sweep (new series,
@@ -573,12 +602,13 @@ fn status_of(
     pipeline: &Pipeline,
     state: &Mutex<State>,
 ) -> Result<MonitorStatus, MonitorError> {
-    let (expect, rules, pipeline_config) = {
+    let (expect, rules, pipeline_config, slos) = {
         let s = state.lock();
         (
             s.config.expect.clone(),
             s.config.rules.clone(),
             s.config.pipeline.clone(),
+            s.slos.as_ref().map_or_else(Vec::new, SloBoard::reports),
         )
     };
     let mut coverage = evaluator.coverage(expect)?;
@@ -589,6 +619,7 @@ fn status_of(
         silences: pipeline.silences()?,
         coverage,
         pipeline: pipeline.stats()?,
+        slos,
     })
 }
 

@@ -206,6 +206,7 @@ pub(super) fn path_at(text: &str, offset: usize) -> (Option<String>, Option<Stri
                 | "recovery"
                 | "inhibit"
                 | "maintenance"
+                | "slo"
         )
     {
         rule = Some(match label {

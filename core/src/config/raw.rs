@@ -59,6 +59,8 @@ pub(super) struct RawConfig {
     #[serde(default)]
     pub store: crate::pipeline::StoreConfig,
     pub http: Option<Spanned<crate::web::HttpConfig>>,
+    #[serde(default)]
+    pub slo: Vec<Spanned<super::slo_raw::RawSlo>>,
 }
 
 /// An aggregation name (`last`, `avg`, `p99`…).

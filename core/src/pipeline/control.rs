@@ -447,6 +447,7 @@ impl Dispatcher {
     /// idempotency keys), silences.
     pub(crate) fn restore(&mut self, state: StoredState, now: Timestamp) {
         self.restored_item_states = state.item_states;
+        self.restored_slo_states = state.slo_states;
         self.timers.set(now, Timer::Requests);
         self.next_incident = self.next_incident.max(state.last_incident);
         self.next_notification = self.next_notification.max(state.last_notification);

@@ -21,6 +21,7 @@ use super::workers::Done;
 use crate::alert::{Action, Channel};
 use crate::clock::{Clock, SystemClock};
 use crate::eval::{ItemSnapshot, Transition};
+use crate::slo::SloSnapshot;
 
 type Reply<T> = Sender<T>;
 
@@ -49,6 +50,8 @@ enum Command {
     Stop(Duration, Reply<StopReport>),
     TakeItemStates(Reply<Vec<ItemSnapshot>>),
     SaveItemStates(Vec<ItemSnapshot>, Reply<()>),
+    TakeSloStates(Reply<Vec<SloSnapshot>>),
+    SaveSloStates(Vec<SloSnapshot>, Reply<()>),
 }
 
 /// Builds a [`Pipeline`]: its configuration, the implementation of every channel and action
@@ -134,6 +137,7 @@ impl PipelineBuilder {
             outbox: HashMap::new(),
             to_attempt: Vec::new(),
             restored_item_states: Vec::new(),
+            restored_slo_states: Vec::new(),
             channels: HashMap::new(),
             actions: HashMap::new(),
             results_tx: results_tx.clone(),
@@ -315,6 +319,16 @@ impl Pipeline {
         self.ask(|tx| Command::SaveItemStates(states, tx))
     }
 
+    /// The SLO rings the store held at start (taken once).
+    pub(crate) fn take_restored_slo_states(&self) -> Result<Vec<SloSnapshot>, PipelineError> {
+        self.ask(Command::TakeSloStates)
+    }
+
+    /// Stores the SLO rings (a checkpoint), replacing the previous ones.
+    pub(crate) fn save_slo_states(&self, states: Vec<SloSnapshot>) -> Result<(), PipelineError> {
+        self.ask(|tx| Command::SaveSloStates(states, tx))
+    }
+
     /// Stops the thread: transitions already sent are handled, groups waiting notify now, and
     /// deliveries are given until `deadline` (real time) to finish. What is left stays in the
     /// store's outbox.
@@ -450,6 +464,14 @@ fn command(
         }
         Command::SaveItemStates(states, r) => {
             d.batch.push(super::store::StoreChange::ItemStates(states));
+            d.commit();
+            let _ = r.send(());
+        }
+        Command::TakeSloStates(r) => {
+            let _ = r.send(std::mem::take(&mut d.restored_slo_states));
+        }
+        Command::SaveSloStates(states, r) => {
+            d.batch.push(super::store::StoreChange::SloStates(states));
             d.commit();
             let _ = r.send(());
         }

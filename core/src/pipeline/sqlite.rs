@@ -4,7 +4,8 @@
 //! out), `outbox` (each notification is written before its first attempt and removed when
 //! it is delivered or given up), `silences`, `events` (the history, kept by count and by
 //! age), `item_states` (the evaluator's state of items that are not at rest, so holds and
-//! occurrence counts resume after a restart), `requests` (acks and silences asked by another
+//! occurrence counts resume after a restart), `slo_states` (each SLO's rings of good and total
+//! events, so budgets and burn-rate windows continue; schema 2), `requests` (acks and silences asked by another
 //! process, such as the command line, for the running pipeline to apply) and `meta` (the
 //! schema version). Rows hold JSON documents of the pipeline's types beside the columns
 //! queries filter on.
@@ -30,7 +31,7 @@ use crate::clock::Timestamp;
 use crate::eval::ItemSnapshot;
 
 /// The schema this version writes; databases at a higher version are refused.
-pub const SCHEMA_VERSION: u32 = 1;
+pub const SCHEMA_VERSION: u32 = 2;
 
 /// The statements that bring a database from version `i` to `i + 1`.
 const MIGRATIONS: &[&str] = &[
@@ -54,6 +55,8 @@ const MIGRATIONS: &[&str] = &[
      CREATE TABLE counters (name TEXT PRIMARY KEY, value INTEGER NOT NULL);
      CREATE TABLE requests (id INTEGER PRIMARY KEY AUTOINCREMENT, data TEXT NOT NULL,
          created_at INTEGER NOT NULL, done_at INTEGER, result TEXT);",
+    // 1 → 2
+    "CREATE TABLE slo_states (name TEXT PRIMARY KEY, data TEXT NOT NULL);",
 ];
 
 /// What to do when the database file is damaged.
@@ -483,6 +486,15 @@ impl Store for SqliteStore {
                 .push(unjson::<ItemSnapshot>(&r.map_err(e)?)?);
         }
         drop(stmt);
+        let mut stmt = self
+            .conn
+            .prepare("SELECT data FROM slo_states")
+            .map_err(e)?;
+        let rows = stmt.query_map([], |r| r.get::<_, String>(0)).map_err(e)?;
+        for r in rows {
+            state.slo_states.push(unjson(&r.map_err(e)?)?);
+        }
+        drop(stmt);
         state.last_incident = self.counter("incident")?;
         state.last_notification = self.counter("notification")?;
         state.last_silence = self.counter("silence")?;
@@ -587,6 +599,16 @@ impl Store for SqliteStore {
                         tx.execute(
                             "INSERT OR REPLACE INTO item_states (rule, labels, data) VALUES (?1, ?2, ?3)",
                             params![s.rule, s.labels.to_string(), json(&s)?],
+                        )
+                        .map_err(e)?;
+                    }
+                }
+                StoreChange::SloStates(states) => {
+                    tx.execute("DELETE FROM slo_states", []).map_err(e)?;
+                    for s in states {
+                        tx.execute(
+                            "INSERT OR REPLACE INTO slo_states (name, data) VALUES (?1, ?2)",
+                            params![s.name, json(&s)?],
                         )
                         .map_err(e)?;
                     }

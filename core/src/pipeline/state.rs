@@ -197,6 +197,8 @@ pub(crate) struct Dispatcher {
     pub(crate) to_attempt: Vec<NotificationId>,
     /// The evaluator's item states as the store had them at start (for the monitor).
     pub(crate) restored_item_states: Vec<crate::eval::ItemSnapshot>,
+    /// The SLO engine's rings as the store had them at start (for the monitor).
+    pub(crate) restored_slo_states: Vec<crate::slo::SloSnapshot>,
     pub(crate) channels: HashMap<String, ChannelState>,
     pub(crate) actions: HashMap<String, ActionState>,
     pub(crate) results_tx: Sender<Done>,

@@ -72,6 +72,8 @@ pub enum StoreChange {
     Event(Box<Event>),
     /// The evaluator's item states that are not at rest (replacing the previous set).
     ItemStates(Vec<ItemSnapshot>),
+    /// The SLO engine's rings (replacing the previous set).
+    SloStates(Vec<crate::slo::SloSnapshot>),
     /// A queued request was handled, with its result.
     RequestDone(i64, Result<String, String>),
 }
@@ -87,6 +89,8 @@ pub struct StoredState {
     pub silences: Vec<Silence>,
     /// The evaluator's item states at the last checkpoint.
     pub item_states: Vec<ItemSnapshot>,
+    /// The SLO engine's rings at the last checkpoint.
+    pub slo_states: Vec<crate::slo::SloSnapshot>,
     /// The highest incident number ever given.
     pub last_incident: u64,
     /// The highest notification number ever given.
