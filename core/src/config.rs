@@ -38,6 +38,7 @@
 //! be named by the seed product's Korean names, quoted as TOML requires for non-ASCII keys:
 //! `[rule."긴급"]` is `[rule.major]`. Unknown keys are errors everywhere.
 
+mod canary_raw;
 mod channels_raw;
 mod error;
 mod fields;
@@ -118,6 +119,8 @@ pub struct Config {
     /// `[http]`: the opt-in endpoint serving the exposition, the status board and the status
     /// API ([`crate::web`]); none without the section.
     pub http: Option<HttpConfig>,
+    /// `[[canary]]`: canary analyses ([`crate::canary`]), in file order, names unique.
+    pub canaries: Vec<crate::canary::CanarySpec>,
 }
 
 impl Config {
@@ -309,7 +312,17 @@ impl Config {
             None => None,
         };
 
+        let canaries = canary_raw::build(&raw.canary).map_err(|(f, context)| {
+            located(&at, f, context, |location, key, error| ConfigError::Rule {
+                location,
+                rule: String::new(),
+                key,
+                error,
+            })
+        })?;
+
         Ok(Config {
+            canaries,
             registry: raw.registry,
             host,
             evaluator,

@@ -59,6 +59,8 @@ pub(super) struct RawConfig {
     #[serde(default)]
     pub store: crate::pipeline::StoreConfig,
     pub http: Option<Spanned<crate::web::HttpConfig>>,
+    #[serde(default)]
+    pub canary: Vec<Spanned<super::canary_raw::RawCanary>>,
 }
 
 /// An aggregation name (`last`, `avg`, `p99`…).
