@@ -152,8 +152,7 @@ impl RawCanary {
                 let at = self
                     .metric
                     .iter()
-                    .filter(|m| m.get_ref().metric.get_ref() == metric)
-                    .last()
+                    .rfind(|m| m.get_ref().metric.get_ref() == metric)
                     .map_or(whole, Spanned::span);
                 (at, "metric".to_owned())
             }
