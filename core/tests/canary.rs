@@ -440,3 +440,49 @@ fn a_spec_is_checked_before_running() {
     let err = CanaryRun::start(same, &registry, clock).unwrap_err();
     assert!(err.to_string().contains("must differ"), "{err}");
 }
+
+#[test]
+fn a_monitor_starts_its_configured_canaries() {
+    let config: Config = r#"
+        [[canary]]
+        name = "checkout-v2"
+        interval = "1m"
+        duration = "1m"
+        [[canary.metric]]
+        metric = "api_latency_seconds"
+        direction = "higher_is_bad"
+    "#
+    .parse()
+    .unwrap();
+    let clock = Arc::new(ManualClock::new(START));
+    let monitor = vigilo::monitor::Monitor::builder(config)
+        .clock(clock.clone())
+        .without_host_items()
+        .start()
+        .unwrap();
+    let err = monitor.canary("nope").unwrap_err();
+    assert!(
+        err.to_string().contains("no canary named \"nope\""),
+        "{err}"
+    );
+    let mut canary = Group::new("canary", 11);
+    let mut baseline = Group::new("baseline", 12);
+    canary.step(monitor.registry());
+    baseline.step(monitor.registry());
+    let mut run = monitor.canary("checkout-v2").unwrap();
+    canary.step(monitor.registry());
+    baseline.step(monitor.registry());
+    clock.advance(Duration::from_secs(60));
+    assert_eq!(run.tick().unwrap(), 1);
+    let report = run.report();
+    assert!(report.complete);
+    assert_eq!(report.verdict(), Verdict::Pass, "{}", report.to_json());
+    // The monitor's own registry carries the verdict, for its rules.
+    let snapshot = monitor.registry().snapshot();
+    assert!(
+        snapshot
+            .get("vigilo_canary_verdict", &[("canary", "checkout-v2")])
+            .is_some()
+    );
+    monitor.stop(Duration::from_secs(1)).unwrap();
+}

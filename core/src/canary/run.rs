@@ -3,6 +3,7 @@
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
+use std::time::Duration;
 
 use super::report::{CanaryReport, IntervalResult, Scored};
 use super::score::{self, Data, Side};
@@ -160,6 +161,27 @@ impl CanaryRun {
             closed += 1;
         }
         Ok(closed)
+    }
+
+    /// Runs the rest of the run on a thread of its own (`vigilo-canary`), ticking at each
+    /// [`next_wakeup`](Self::next_wakeup) (sleeping at most a second at a time, in real time,
+    /// so it suits the system clock; drive a run on a manual clock with [`tick`](Self::tick)),
+    /// and hands back the final report.
+    pub fn spawn(
+        mut self,
+    ) -> std::io::Result<std::thread::JoinHandle<Result<CanaryReport, CanaryError>>> {
+        std::thread::Builder::new()
+            .name("vigilo-canary".to_owned())
+            .spawn(move || {
+                while !self.complete {
+                    self.tick()?;
+                    let wait = self.next_wakeup().since(self.clock.now());
+                    std::thread::sleep(
+                        wait.clamp(Duration::from_millis(1), Duration::from_secs(1)),
+                    );
+                }
+                Ok(self.report())
+            })
     }
 
     /// The report so far (final once [`is_complete`](Self::is_complete)).
@@ -402,4 +424,64 @@ fn merge_into(acc: &mut HistogramSnapshot, other: &HistogramSnapshot) {
     }
     acc.sum += other.sum;
     acc.count += other.count;
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+    use crate::canary::{CanaryMetric, Direction, Verdict};
+    use crate::clock::SystemClock;
+
+    #[test]
+    fn merge_adds_bucket_by_bucket() {
+        let registry = Registry::new();
+        let a = registry.histogram("a_seconds", &[]).unwrap();
+        let b = registry.histogram("b_seconds", &[]).unwrap();
+        let both = registry.histogram("c_seconds", &[]).unwrap();
+        for v in [0.001, 0.5, 0.5, 3.0] {
+            a.record(v);
+            both.record(v);
+        }
+        for v in [0.5, 7.0, -1.0] {
+            b.record(v);
+            both.record(v);
+        }
+        let mut merged = HistogramSnapshot::empty();
+        merge_into(&mut merged, &a.snapshot());
+        merge_into(&mut merged, &b.snapshot());
+        let expected = both.snapshot();
+        assert_eq!(merged.buckets, expected.buckets);
+        assert_eq!(merged.count, 7);
+        assert!((merged.sum - expected.sum).abs() < 1e-12);
+    }
+
+    #[test]
+    fn a_spawned_run_completes_on_the_system_clock() {
+        let registry = Registry::new();
+        let c = registry
+            .histogram("l_seconds", &[("deployment", "canary")])
+            .unwrap();
+        let b = registry
+            .histogram("l_seconds", &[("deployment", "baseline")])
+            .unwrap();
+        for i in 0..100 {
+            c.record(f64::from(i));
+            b.record(f64::from(i));
+        }
+        let mut spec = CanarySpec::new("t")
+            .timing(Duration::from_millis(20), Duration::from_millis(40))
+            .metric(CanaryMetric::new("l_seconds", Direction::HigherIsBad));
+        spec.step = Duration::from_millis(10);
+        let run = CanaryRun::start(spec, &registry, Arc::new(SystemClock)).unwrap();
+        for i in 0..100 {
+            c.record(f64::from(i));
+            b.record(f64::from(i));
+        }
+        let report = run.spawn().unwrap().join().unwrap().unwrap();
+        assert!(report.complete);
+        assert_eq!(report.intervals.len(), 2);
+        assert_eq!(report.verdict(), Verdict::Pass);
+    }
 }
