@@ -2,9 +2,9 @@
 //! observations per group (canary and baseline) in the interval; goal ≤ 100 ms.
 //!
 //! One iteration is the `CanaryRun::tick` that closes an interval: it reads the 2,000 series,
-//! takes each one's delta over the interval and since the run's start, merges each group's,
-//! runs the Mann-Whitney test and the effect size twice per metric (the interval's own data and
-//! the whole run's), scores both, and writes the score gauge. Recording the observations and
+//! takes each one's delta over the interval, merges each group's (and adds it to the group's
+//! run total), runs the Mann-Whitney test and the effect size twice per metric (the interval's
+//! own data and the whole run's), scores both, and writes the score gauge. Recording the observations and
 //! moving the clock happen before the timed span. Memory (resident, before and after) is
 //! printed. Run with `cargo bench -p vigilo-benches --bench canary`.
 
@@ -95,6 +95,12 @@ fn bench(c: &mut Criterion) {
             .iter()
             .all(|m| m.canary.count == SAMPLES as u64)
     );
+    let buckets = handles
+        .iter()
+        .map(|(c, b, _)| c.snapshot().buckets().count() + b.snapshot().buckets().count())
+        .sum::<usize>() as f64
+        / (2 * METRICS) as f64;
+    println!("canary interval: {buckets:.0} non-empty buckets per series on average");
     println!(
         "canary interval: {METRICS} metrics x {SAMPLES} observations per group: first interval \
          {:.1} ms, score {:.1} ({:?}); resident memory: {:.1} MiB at start, {:.1} MiB with the \

@@ -20,9 +20,8 @@ const GROUPS: usize = 2;
 struct Tracked {
     id: SeriesId,
     reader: SeriesReader,
-    /// A histogram as it was when the run started (or empty if it appeared later).
-    run_start: HistogramSnapshot,
-    /// A histogram as it was when the current interval started.
+    /// A histogram as it was when the current interval started (empty if it appeared after
+    /// the run's start).
     interval_start: HistogramSnapshot,
     /// A counter's last total and when it was read.
     last: Option<(f64, Timestamp)>,
@@ -35,8 +34,10 @@ struct Group {
     kind: Option<MetricKind>,
     /// Counter rates or gauge values sampled in the current interval.
     interval_samples: Vec<f64>,
-    /// The same since the run started.
+    /// The same since the run started, sorted at each interval's end.
     run_samples: Vec<f64>,
+    /// A histogram metric's observations in the intervals closed so far, merged.
+    run_histogram: Option<HistogramSnapshot>,
 }
 
 /// A canary run in progress. Create it with [`CanaryRun::start`] when the canary and the
@@ -54,7 +55,8 @@ struct Group {
 /// group's samples are pooled. Histograms are read at each interval's end: a group's
 /// observations in the interval are the deltas of its series, merged. Series that appear during
 /// the run join it (a histogram's observations all count, as it appeared after the previous
-/// tick); series removed during the run leave it with their data of the current interval.
+/// tick); a series removed during the run leaves it: its observations of the intervals already
+/// closed stay in the run's data, those of the current interval are lost.
 pub struct CanaryRun {
     spec: CanarySpec,
     registry: Registry,
@@ -233,8 +235,7 @@ impl CanaryRun {
             group.series.push(Tracked {
                 id,
                 reader,
-                interval_start: start.clone(),
-                run_start: start,
+                interval_start: start,
                 last: None,
             });
         }
@@ -287,13 +288,7 @@ impl CanaryRun {
                 window.0.side(c),
                 window.1.side(b),
             ));
-            let whole = (c.whole_run(), b.whole_run());
-            overall.push(score::judge(
-                &self.spec,
-                metric,
-                whole.0.side(c),
-                whole.1.side(b),
-            ));
+            overall.push(score::judge(&self.spec, metric, c.run_side(), b.run_side()));
         }
         let index = u32::try_from(self.intervals.len()).unwrap_or(u32::MAX);
         self.intervals.push(IntervalResult {
@@ -337,7 +332,7 @@ impl Window {
 }
 
 impl Group {
-    /// The current interval's data; starts the next interval.
+    /// The current interval's data, also added to the run's; starts the next interval.
     fn take_interval(&mut self) -> Window {
         match self.kind {
             Some(MetricKind::Histogram) => {
@@ -348,11 +343,17 @@ impl Group {
                         s.interval_start = now;
                     }
                 }
+                merge_into(
+                    self.run_histogram
+                        .get_or_insert_with(HistogramSnapshot::empty),
+                    &merged,
+                );
                 Window::Histogram(merged)
             }
             Some(_) => {
                 let mut samples = std::mem::take(&mut self.interval_samples);
                 self.run_samples.extend_from_slice(&samples);
+                self.run_samples.sort_unstable_by(f64::total_cmp);
                 samples.sort_unstable_by(f64::total_cmp);
                 Window::Samples(samples)
             }
@@ -361,21 +362,14 @@ impl Group {
     }
 
     /// The data since the run started (after [`take_interval`](Self::take_interval)).
-    fn whole_run(&mut self) -> Window {
-        match self.kind {
-            Some(MetricKind::Histogram) => {
-                let mut merged = HistogramSnapshot::empty();
-                for s in &self.series {
-                    merge_into(&mut merged, &s.interval_start.delta(&s.run_start));
-                }
-                Window::Histogram(merged)
-            }
-            Some(_) => {
-                let mut samples = self.run_samples.clone();
-                samples.sort_unstable_by(f64::total_cmp);
-                Window::Samples(samples)
-            }
-            None => Window::Nothing,
+    fn run_side(&self) -> Side<'_> {
+        Side {
+            series: self.series.len(),
+            data: match (self.kind, &self.run_histogram) {
+                (Some(MetricKind::Histogram), Some(h)) => Some(Data::Histogram(h)),
+                (Some(MetricKind::Histogram), None) | (None, _) => None,
+                (Some(_), _) => Some(Data::Samples(&self.run_samples)),
+            },
         }
     }
 }
