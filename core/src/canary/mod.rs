@@ -16,8 +16,9 @@
 //! [`Direction::Either`]; tie-corrected normal approximation with continuity correction, as
 //! scipy's `method="asymptotic"`). Histograms are compared bucket against bucket, in
 //! O(buckets): a bucket's observations count as tied, so the test sees the values to within the
-//! buckets' 0.78 % — which is what makes a thousand metrics of ten thousand observations a
-//! group cost a few milliseconds rather than a sort of every observation.
+//! buckets' 0.78 % — which is what keeps an interval of a thousand metrics of ten thousand
+//! observations a group to tens of milliseconds (BENCHMARKS.md) rather than a sort of every
+//! observation.
 //!
 //! A significant p-value alone does not fail a metric: with large samples, differences too
 //! small to matter are significant. The **effect** is the relative change of the canary's
