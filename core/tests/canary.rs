@@ -421,6 +421,7 @@ tolerance = 0.05
         "[[canary]]\nname = \"x\"\ntolerance = \"ten\"\n[[canary.metric]]\nmetric = \"a_seconds\"\ndirection = \"either\"\n",
     );
     assert!(percent.starts_with("c.toml:3:13:"), "{percent}");
+    assert!(percent.contains("tolerance \"ten\""), "{percent}");
 
     let twice = error(
         "[[canary]]\nname = \"x\"\n[[canary.metric]]\nmetric = \"a_seconds\"\ndirection = \"either\"\n[[canary]]\nname = \"x\"\n[[canary.metric]]\nmetric = \"a_seconds\"\ndirection = \"either\"\n",

@@ -27,7 +27,6 @@ use serde::Deserialize;
 use toml::Spanned;
 
 use super::fields::{Dur, Failure, fail};
-use super::raw::parse_percentage;
 use crate::canary::{CanaryMetric, CanarySpec, Direction, OnMissing, SpecError};
 
 /// A ratio: a number (0.1) or a percentage string ("10%").
@@ -42,8 +41,19 @@ impl Ratio {
     fn value(raw: &Spanned<Ratio>, key: &str) -> Result<f64, Failure> {
         match raw.get_ref() {
             Ratio::Number(v) => Ok(*v),
-            Ratio::Text(s) => parse_percentage(s)
-                .map_err(|e| fail(raw.span(), key, e.replace("threshold", "tolerance"))),
+            Ratio::Text(s) => s
+                .trim()
+                .strip_suffix('%')
+                .and_then(|n| n.trim().parse::<f64>().ok())
+                .filter(|v| v.is_finite())
+                .map(|v| v / 100.0)
+                .ok_or_else(|| {
+                    fail(
+                        raw.span(),
+                        key,
+                        format!("tolerance {s:?}: write a ratio such as 0.1 or a percentage such as \"10%\""),
+                    )
+                }),
         }
     }
 }
