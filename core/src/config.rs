@@ -38,6 +38,7 @@
 //! be named by the seed product's Korean names, quoted as TOML requires for non-ASCII keys:
 //! `[rule."긴급"]` is `[rule.major]`. Unknown keys are errors everywhere.
 
+mod canary_raw;
 mod channels_raw;
 mod error;
 mod fields;
@@ -121,6 +122,8 @@ pub struct Config {
     pub http: Option<HttpConfig>,
     /// `[[slo]]`, in file order; each one's generated rule (`slo:<name>`) is in `rules`.
     pub slos: Vec<crate::slo::Slo>,
+    /// `[[canary]]`: canary analyses ([`crate::canary`]), in file order, names unique.
+    pub canaries: Vec<crate::canary::CanarySpec>,
 }
 
 impl Config {
@@ -324,7 +327,17 @@ impl Config {
             None => None,
         };
 
+        let canaries = canary_raw::build(&raw.canary).map_err(|(f, context)| {
+            located(&at, f, context, |location, key, error| ConfigError::Rule {
+                location,
+                rule: String::new(),
+                key,
+                error,
+            })
+        })?;
+
         Ok(Config {
+            canaries,
             registry: raw.registry,
             host,
             evaluator,

@@ -13,6 +13,7 @@
 //! ```
 
 pub mod alert;
+pub mod canary;
 pub mod clock;
 pub mod config;
 pub mod coverage;

@@ -553,6 +553,26 @@ impl Monitor {
         self.reload(Config::from_file(path)?)
     }
 
+    /// Starts the configuration's `[[canary]]` named `name` now, on this monitor's registry
+    /// and clock, so its `vigilo_canary_score` / `vigilo_canary_verdict` series feed this
+    /// monitor's rules. Drive it with [`CanaryRun::tick`](crate::canary::CanaryRun::tick), or
+    /// on a thread of its own with [`spawn`](crate::canary::CanaryRun::spawn).
+    pub fn canary(
+        &self,
+        name: &str,
+    ) -> Result<crate::canary::CanaryRun, crate::canary::CanaryError> {
+        let spec = self
+            .state
+            .lock()
+            .config
+            .canaries
+            .iter()
+            .find(|c| c.name == name)
+            .cloned();
+        let spec = spec.ok_or_else(|| crate::canary::CanaryError::Unknown(name.to_owned()))?;
+        crate::canary::CanaryRun::start(spec, &self.registry, Arc::clone(&self.clock))
+    }
+
     /// The configuration running now.
     pub fn config(&self) -> Config {
         self.state.lock().config.clone()

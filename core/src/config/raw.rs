@@ -61,6 +61,8 @@ pub(super) struct RawConfig {
     pub http: Option<Spanned<crate::web::HttpConfig>>,
     #[serde(default)]
     pub slo: Vec<Spanned<super::slo_raw::RawSlo>>,
+    #[serde(default)]
+    pub canary: Vec<Spanned<super::canary_raw::RawCanary>>,
 }
 
 /// An aggregation name (`last`, `avg`, `p99`…).
