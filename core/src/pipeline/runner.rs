@@ -549,10 +549,24 @@ fn stop(
         }
     }
     d.commit();
-    StopReport {
+    let report = StopReport {
         delivered: d.stats.delivered - delivered_before,
         outbox_left: d.outbox.len(),
         in_flight_left: d.in_flight(),
         took: started.elapsed(),
+    };
+    // The workers end before the pipeline says it stopped, so a channel's or action's last
+    // reference (and with it a C caller's free callback) goes before `stop` returns. Idle
+    // workers end at once: they get a moment even when the deadline is spent.
+    let until = give_up.max(Instant::now() + WORKERS_GRACE);
+    for c in std::mem::take(&mut d.channels).into_values() {
+        c.pool.close(until);
     }
+    for a in std::mem::take(&mut d.actions).into_values() {
+        a.pool.close(until);
+    }
+    report
 }
+
+/// How long `stop` waits for idle worker threads after its deadline has passed.
+const WORKERS_GRACE: Duration = Duration::from_millis(200);

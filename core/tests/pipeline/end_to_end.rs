@@ -115,6 +115,18 @@ fn a_crossing_is_delivered_and_the_recovery_action_leads_to_the_resolve() {
     assert!(status.to_json().contains("\"pipeline\""));
     let report = monitor.stop(secs(5)).unwrap();
     assert_eq!(report.outbox_left, 0);
+    // Stopped means let go: no worker thread still holds the channel or the action (a C
+    // caller's free callback runs before `stop` returns).
+    assert_eq!(
+        Arc::strong_count(&chat),
+        1,
+        "the channel is still held after stop"
+    );
+    assert_eq!(
+        Arc::strong_count(&drain),
+        1,
+        "the action is still held after stop"
+    );
 }
 
 #[test]
