@@ -60,3 +60,6 @@ echo "host agent ran"
 
 step "example service: load until its p99 and error-rate rules alert through the webhook plugin"
 cargo run --locked -q -p service -- --load --listen 127.0.0.1:0
+
+step "canary example: a 25 % latency regression fails the canary, the kill switch turns the feature off"
+cargo run --locked -q -p canary -- target/canary-report.json
