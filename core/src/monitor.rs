@@ -158,6 +158,8 @@ pub struct MonitorStatus {
     pub pipeline: PipelineStats,
     /// Each `[[slo]]`'s error budget and burn rates.
     pub slos: Vec<SloReport>,
+    /// Each canary that published a score: its score and, once its run completed, its verdict.
+    pub canaries: Vec<crate::canary::CanaryStatus>,
 }
 
 impl MonitorStatus {
@@ -475,7 +477,12 @@ impl Monitor {
 
     /// Items, incidents, silences, coverage (with the rules no route reaches) and counters.
     pub fn status(&self) -> Result<MonitorStatus, MonitorError> {
-        status_of(self.evaluator()?, self.pipeline()?, &self.state)
+        status_of(
+            self.evaluator()?,
+            self.pipeline()?,
+            &self.state,
+            &self.registry,
+        )
     }
 
     /// Where the `[http]` endpoint listens (the port chosen when configured as 0), if it runs.
@@ -621,6 +628,7 @@ fn status_of(
     evaluator: &EvaluatorHandle,
     pipeline: &Pipeline,
     state: &Mutex<State>,
+    registry: &Registry,
 ) -> Result<MonitorStatus, MonitorError> {
     let (expect, rules, pipeline_config, slos) = {
         let s = state.lock();
@@ -640,6 +648,7 @@ fn status_of(
         coverage,
         pipeline: pipeline.stats()?,
         slos,
+        canaries: crate::canary::statuses(registry),
     })
 }
 
@@ -723,7 +732,7 @@ impl Source for Board {
     }
 
     fn status_json(&self) -> Result<String, String> {
-        status_of(&self.evaluator, &self.pipeline, &self.state)
+        status_of(&self.evaluator, &self.pipeline, &self.state, &self.registry)
             .map(|s| s.to_json())
             .map_err(|e| e.to_string())
     }

@@ -149,6 +149,66 @@ fn the_board_shows_the_items_updates_live_and_refuses_an_ack_without_the_token()
     eprintln!("screenshot: {}", path.display());
 }
 
+/// The SLO and canary panel: an SLO's budget and burn rates, a failed canary's score and verdict
+/// in the critical colour.
+#[test]
+fn the_board_shows_slos_and_canaries() {
+    let chromium = which("chromium")
+        .or_else(|| which("chromium-browser"))
+        .expect("chromium is not installed: run scripts/install-test-peers.sh (Debian package chromium)");
+    let slo = r#"
+[[slo]]
+name = "checkout"
+objective = "99.9%"
+window = "28d"
+bad = { metric = "http_requests_errors_total" }
+total = { metric = "http_requests_total" }
+"#;
+    let r = Running::start_with(&format!("{slo}{}", web_support::CONFIG), "");
+    let reg = r.monitor.registry();
+    reg.counter("http_requests_total", &[]).unwrap().add(1000);
+    reg.counter("http_requests_errors_total", &[]).unwrap();
+    r.monitor.tick_slos();
+    // What a finished, failed canary run leaves behind.
+    reg.gauge("vigilo_canary_score", &[("canary", "checkout-v2")])
+        .unwrap()
+        .set(9.1);
+    reg.gauge("vigilo_canary_verdict", &[("canary", "checkout-v2")])
+        .unwrap()
+        .set(2.0);
+
+    let browser = Browser::start(&chromium);
+    let mut page = browser.page();
+    page.call("Page.enable", json!({}));
+    page.call("Page.navigate", json!({ "url": r.url("/") }));
+    page.wait_for(
+        "document.querySelector('#slos tbody tr[data-slo]') && document.querySelector('#canaries tbody tr[data-canary]')",
+        Duration::from_secs(20),
+    );
+    let slo = page.eval(
+        "[...document.querySelector('#slos tbody tr[data-slo]').children].map(td => td.textContent)",
+    );
+    let slo: Vec<String> = serde_json::from_value(slo).unwrap();
+    assert_eq!(slo[0], "checkout", "{slo:?}");
+    assert_eq!(slo[1], "99.90 %", "{slo:?}");
+    assert_eq!(slo[3], "100.0 %", "the budget is untouched: {slo:?}");
+    assert!(slo[4].contains("1h 0×"), "burn rates per window: {slo:?}");
+    assert_eq!(slo[5], "normal", "{slo:?}");
+    let canary = page.eval(
+        "(() => { const tr = document.querySelector('#canaries tbody tr[data-canary]'); return [...tr.children].map(td => td.textContent).concat([getComputedStyle(tr.children[2]).backgroundColor]); })()",
+    );
+    let canary: Vec<String> = serde_json::from_value(canary).unwrap();
+    assert_eq!(
+        canary,
+        [
+            "checkout-v2",
+            "9.1",
+            "fail",
+            &rgb(Severity::Critical.colour())
+        ]
+    );
+}
+
 /// `#rrggbb` as the browser reports a computed colour.
 fn rgb(hex: &str) -> String {
     let c = |i: usize| u8::from_str_radix(&hex[i..i + 2], 16).unwrap();

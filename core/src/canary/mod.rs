@@ -100,6 +100,7 @@ mod run;
 mod score;
 mod spec;
 mod stats;
+mod status;
 
 pub use report::{
     CanaryReport, GroupScore, IntervalResult, MetricResult, MetricVerdict, Scored, SideSummary,
@@ -107,6 +108,7 @@ pub use report::{
 };
 pub use run::CanaryRun;
 pub use spec::{CanaryMetric, CanarySpec, Direction, OnMissing, SpecError};
+pub use status::{CanaryStatus, statuses};
 
 /// The gauge of a run's score (0–100), labelled `canary="<name>"`, updated at every interval.
 pub const SCORE_SERIES: &str = "vigilo_canary_score";

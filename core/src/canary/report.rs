@@ -26,6 +26,13 @@ impl Verdict {
             Verdict::Fail => 2.0,
         }
     }
+
+    /// The verdict a `vigilo_canary_verdict` value stands for, if any.
+    pub fn from_gauge(value: f64) -> Option<Verdict> {
+        [Verdict::Pass, Verdict::Marginal, Verdict::Fail]
+            .into_iter()
+            .find(|v| v.as_gauge() == value)
+    }
 }
 
 /// What one metric's comparison concluded.
