@@ -225,6 +225,76 @@ fn a_burst_spending_2_percent_of_a_30_day_budget_fires_critical_within_5_minutes
     assert!(status.to_json().contains("\"error_budget_remaining\":"));
 }
 
+/// The kill switch of the deploy guard: a recovery action on the SLO's generated rule runs
+/// when the burn rate turns critical, once, with the SLO in the alert.
+#[test]
+fn a_critical_burn_rate_runs_the_kill_switch() {
+    struct KillSwitch(Mutex<Vec<Alert>>);
+    impl vigilo::alert::Action for KillSwitch {
+        fn name(&self) -> &str {
+            "kill-switch"
+        }
+        fn run(
+            &self,
+            alert: &Alert,
+        ) -> Result<vigilo::alert::ActionOutcome, vigilo::alert::ActionError> {
+            self.0.lock().push(alert.clone());
+            Ok(vigilo::alert::ActionOutcome {
+                success: true,
+                message: "new-checkout switched off".into(),
+                exit_code: None,
+                output_tail: String::new(),
+                elapsed: Duration::ZERO,
+            })
+        }
+    }
+    let text = config(
+        r#"
+        [[action]]
+        name = "kill-switch"
+        [[recovery]]
+        rules = ["slo:checkout"]
+        min_severity = "critical"
+        action = "kill-switch"
+        max_attempts = 1
+        "#,
+    );
+    let config: Config = text.parse().unwrap_or_else(|e| panic!("{e}"));
+    let clock = t0();
+    let switch = Arc::new(KillSwitch(Mutex::new(Vec::new())));
+    let monitor = Monitor::builder(config)
+        .without_host_items()
+        .clock(Arc::new(clock.clone()))
+        .channel(Arc::new(Pager(Mutex::new(Vec::new()))))
+        .action(Arc::clone(&switch) as _)
+        .start()
+        .unwrap_or_else(|e| panic!("{e}"));
+    let ok = monitor
+        .registry()
+        .counter("checkout_ok_total", &[])
+        .unwrap();
+    let all = monitor.registry().counter("checkout_total", &[]).unwrap();
+    let pager = Arc::new(Pager(Mutex::new(Vec::new())));
+    let sim = Sim {
+        monitor,
+        clock,
+        ok,
+        all,
+        pager,
+    };
+    burst(&sim);
+    sim.incident_becomes(Severity::Critical);
+    sim.monitor.settle(Duration::from_secs(10)).unwrap();
+    let runs = switch.0.lock().clone();
+    assert_eq!(runs.len(), 1, "{runs:?}");
+    assert_eq!(&*runs[0].rule, "slo:checkout");
+    assert_eq!(
+        runs[0].labels.get("slo").map(String::as_str),
+        Some("checkout")
+    );
+    assert_eq!(runs[0].severity, Severity::Critical);
+}
+
 #[test]
 fn recovery_resolves_the_incident_and_the_budget_stays_spent() {
     let sim = Sim::start(&config(""), &t0());
