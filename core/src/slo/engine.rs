@@ -49,7 +49,8 @@ pub struct SloReport {
     pub error_budget_remaining: f64,
     /// The burn rate per alert window, shortest window first.
     pub burn_rates: Vec<BurnRate>,
-    /// The factor of the highest tier whose two windows both burn faster than it; 0 if none.
+    /// The factor of the highest tier whose two windows both burn at least as fast as it; 0 if
+    /// none.
     pub alert_factor: f64,
     /// That tier's severity (normal if none).
     pub severity: Severity,
@@ -115,7 +116,7 @@ fn describe(registry: &Registry) {
         ),
         (
             ALERT_FACTOR,
-            "Factor of the highest burn-rate tier whose two windows both exceed it, 0 if none",
+            "Factor of the highest burn-rate tier whose two windows both reach it, 0 if none",
         ),
     ] {
         let _ = registry.describe(name, None, help);
@@ -263,7 +264,7 @@ impl State {
             .slo
             .alerts
             .iter()
-            .filter(|a| rate_of(a.long) > a.factor && rate_of(a.short) > a.factor)
+            .filter(|a| reaches(rate_of(a.long), a.factor) && reaches(rate_of(a.short), a.factor))
             .max_by(|a, b| a.factor.total_cmp(&b.factor));
         let factor = tier.map_or(0.0, |a| a.factor);
         self.gauges.budget.set(remaining);
@@ -355,6 +356,13 @@ impl SloEngine {
             }
         }
     }
+}
+
+/// A burn rate at or above a tier's factor. The workbook's tiers are budget shares (14.4× over
+/// an hour is 2 % of a 30-day budget): a burst that spends exactly that share must fire, and the
+/// division by `1 − objective` may land a hair below the factor, so a relative 1e-9 is allowed.
+fn reaches(rate: f64, factor: f64) -> bool {
+    rate >= factor * (1.0 - 1e-9)
 }
 
 #[cfg(test)]

@@ -10,7 +10,7 @@
 //! | `vigilo_slo_objective_ratio{slo}` | the objective, e.g. 0.999 |
 //! | `vigilo_slo_error_budget_remaining_ratio{slo}` | 1 − bad ÷ (total × (1 − objective)) over the SLO window: 1 untouched, 0 spent, below 0 overspent |
 //! | `vigilo_slo_burn_rate{slo,window}` | (bad ÷ total) ÷ (1 − objective) over each alert window (`window = "1h"`…); 0 without events |
-//! | `vigilo_slo_alert_factor{slo}` | the factor of the highest alert tier whose two windows both burn faster than it, 0 if none |
+//! | `vigilo_slo_alert_factor{slo}` | the factor of the highest alert tier whose two windows both burn at least that fast, 0 if none |
 //!
 //! **Alerts.** Each SLO brings one generated rule, [`Slo::rule`], named `slo:<name>`, on
 //! `vigilo_slo_alert_factor{slo="<name>"}`. Its levels are the tiers of [`Slo::alerts`] (by

@@ -109,10 +109,11 @@ impl fmt::Display for SloWindow {
     }
 }
 
-/// One tier of burn-rate alerting: both windows must burn faster than `factor`.
+/// One tier of burn-rate alerting: both windows must burn at least `factor` times the budget's
+/// pace.
 #[derive(Debug, Clone, PartialEq)]
 pub struct BurnAlert {
-    /// The burn rate to exceed (1 spends the budget exactly over the SLO window).
+    /// The burn rate to reach (1 spends the budget exactly over the SLO window).
     pub factor: f64,
     /// The long window.
     pub long: Duration,
