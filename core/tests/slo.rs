@@ -13,7 +13,7 @@ use vigilo::alert::{Alert, Channel, DeliveryError};
 use vigilo::clock::{Clock, ManualClock, Timestamp};
 use vigilo::config::Config;
 use vigilo::metrics::Counter;
-use vigilo::monitor::Monitor;
+use vigilo::monitor::{Monitor, MonitorBuilder};
 use vigilo::slo::SloReport;
 
 const MINUTE: Duration = Duration::from_secs(60);
@@ -71,14 +71,22 @@ struct Sim {
 
 impl Sim {
     fn start(text: &str, clock: &ManualClock) -> Sim {
+        Sim::start_with(text, clock, |b| b)
+    }
+
+    /// The same, with more given to the monitor's builder (native actions …).
+    fn start_with(
+        text: &str,
+        clock: &ManualClock,
+        more: impl FnOnce(MonitorBuilder) -> MonitorBuilder,
+    ) -> Sim {
         let config: Config = text.parse().unwrap_or_else(|e| panic!("{e}"));
         let pager = Arc::new(Pager(Mutex::new(Vec::new())));
-        let monitor = Monitor::builder(config)
+        let builder = Monitor::builder(config)
             .without_host_items()
             .clock(Arc::new(clock.clone()))
-            .channel(Arc::clone(&pager) as _)
-            .start()
-            .unwrap_or_else(|e| panic!("{e}"));
+            .channel(Arc::clone(&pager) as _);
+        let monitor = more(builder).start().unwrap_or_else(|e| panic!("{e}"));
         let ok = monitor
             .registry()
             .counter("checkout_ok_total", &[])
@@ -265,29 +273,9 @@ fn a_critical_burn_rate_runs_the_kill_switch() {
         max_attempts = 1
         "#,
     );
-    let config: Config = text.parse().unwrap_or_else(|e| panic!("{e}"));
-    let clock = t0();
     let switch = Arc::new(KillSwitch(Mutex::new(Vec::new())));
-    let monitor = Monitor::builder(config)
-        .without_host_items()
-        .clock(Arc::new(clock.clone()))
-        .channel(Arc::new(Pager(Mutex::new(Vec::new()))))
-        .action(Arc::clone(&switch) as _)
-        .start()
-        .unwrap_or_else(|e| panic!("{e}"));
-    let ok = monitor
-        .registry()
-        .counter("checkout_ok_total", &[])
-        .unwrap();
-    let all = monitor.registry().counter("checkout_total", &[]).unwrap();
-    let pager = Arc::new(Pager(Mutex::new(Vec::new())));
-    let sim = Sim {
-        monitor,
-        clock,
-        ok,
-        all,
-        pager,
-    };
+    let action = Arc::clone(&switch);
+    let sim = Sim::start_with(&text, &t0(), |b| b.action(action as _));
     burst(&sim);
     sim.incident_becomes(Severity::Critical);
     sim.monitor.settle(Duration::from_secs(10)).unwrap();
