@@ -287,6 +287,15 @@ impl Config {
             };
             located(&at, f, within.clone(), message)
         })?;
+        // A section's failure, located; a rule error inside it names no rule.
+        let section_error = |(f, context): (Failure, String)| {
+            located(&at, f, context, |location, key, error| ConfigError::Rule {
+                location,
+                rule: String::new(),
+                key,
+                error,
+            })
+        };
         let rule_names: std::collections::HashSet<&str> = rules.iter().map(Rule::name).collect();
         let pipeline = pipeline_raw::build(
             &pipeline_raw::RawPipeline {
@@ -302,14 +311,7 @@ impl Config {
             },
             &rule_names,
         )
-        .map_err(|(f, context)| {
-            located(&at, f, context, |location, key, error| ConfigError::Rule {
-                location,
-                rule: String::new(),
-                key,
-                error,
-            })
-        })?;
+        .map_err(section_error)?;
         let mut pipeline = pipeline;
         pipeline.store = raw.store;
         let http = match raw.http {
@@ -327,14 +329,7 @@ impl Config {
             None => None,
         };
 
-        let canaries = canary_raw::build(&raw.canary).map_err(|(f, context)| {
-            located(&at, f, context, |location, key, error| ConfigError::Rule {
-                location,
-                rule: String::new(),
-                key,
-                error,
-            })
-        })?;
+        let canaries = canary_raw::build(&raw.canary).map_err(section_error)?;
 
         Ok(Config {
             canaries,
