@@ -233,6 +233,17 @@ mod call_site_macros {
     }
 
     #[test]
+    fn series_created_elsewhere_between_calls_do_not_lose_or_misplace_records() {
+        let r = Registry::new();
+        for k in 0..50 {
+            hit(&r, "/a", "200").unwrap();
+            // Another series each time: the registry's generation moves before every call.
+            r.counter("other_total", &[("k", &k.to_string())]).unwrap();
+        }
+        assert_eq!(count(&r, &[("route", "/a"), ("status", "200")]), 50);
+    }
+
+    #[test]
     fn one_call_site_serves_several_registries_apart() {
         let (a, b) = (Registry::new(), Registry::new());
         for _ in 0..3 {

@@ -108,7 +108,8 @@ pub use report::{
 };
 pub use run::CanaryRun;
 pub use spec::{CanaryMetric, CanarySpec, Direction, OnMissing, SpecError};
-pub use status::{CanaryStatus, statuses};
+pub use status::CanaryStatus;
+pub(crate) use status::statuses;
 
 /// The gauge of a run's score (0–100), labelled `canary="<name>"`, updated at every interval.
 pub const SCORE_SERIES: &str = "vigilo_canary_score";

@@ -28,7 +28,7 @@ impl Verdict {
     }
 
     /// The verdict a `vigilo_canary_verdict` value stands for, if any.
-    pub fn from_gauge(value: f64) -> Option<Verdict> {
+    pub(crate) fn from_gauge(value: f64) -> Option<Verdict> {
         [Verdict::Pass, Verdict::Marginal, Verdict::Fail]
             .into_iter()
             .find(|v| v.as_gauge() == value)

@@ -18,7 +18,7 @@ pub struct CanaryStatus {
 }
 
 /// The canaries whose runs published a score or a verdict in `registry`, by name.
-pub fn statuses(registry: &Registry) -> Vec<CanaryStatus> {
+pub(crate) fn statuses(registry: &Registry) -> Vec<CanaryStatus> {
     let mut out: Vec<CanaryStatus> = Vec::new();
     for (series, is_score) in [(SCORE_SERIES, true), (VERDICT_SERIES, false)] {
         for info in registry.series_of(series) {

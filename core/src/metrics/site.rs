@@ -8,8 +8,9 @@
 //! [`Registry::counter`] does and caches the handle.
 //!
 //! The generation moves whenever a series is created or removed, so a removed series is never
-//! recorded into from a cache (the first call after the change resolves again). A program that
-//! keeps creating series therefore gets the by-name cost, not worse.
+//! recorded into from a cache (the first call after the change resolves again, into the same
+//! entry). A program that keeps creating series therefore pays the by-name lookup plus the
+//! values' comparison on those calls; it allocates only for label values new to the site.
 
 use std::cell::RefCell;
 use std::thread::LocalKey;
@@ -149,10 +150,18 @@ impl<H: Resolve> Site<H> {
         let Ok(mut entries) = self.entries.try_borrow_mut() else {
             return H::resolve(registry, name, labels).map(|h| f(&h));
         };
-        if let Some(e) = entries.list.iter().find(|e| e.holds(uid, labels))
-            && e.generation == generation
-        {
-            return Ok(f(&e.handle));
+        let at = entries.list.iter().position(|e| e.holds(uid, labels));
+        if let Some(e) = at.and_then(|i| entries.list.get_mut(i)) {
+            if e.generation == generation {
+                return Ok(f(&e.handle));
+            }
+            // The registry moved (a series was created or removed somewhere): resolve again,
+            // into the same entry, without allocating.
+            let handle = H::resolve(registry, name, labels)?;
+            let out = f(&handle);
+            e.handle = handle;
+            e.generation = generation;
+            return Ok(out);
         }
         let handle = H::resolve(registry, name, labels)?;
         let out = f(&handle);
@@ -173,16 +182,13 @@ impl<H: Resolve> Site<H> {
             ends: ends.into_boxed_slice(),
             handle,
         };
-        let at = entries.list.iter().position(|e| e.holds(uid, labels));
-        match at {
-            Some(i) => entries.list[i] = entry,
-            None if entries.list.len() < ENTRIES => entries.list.push(entry),
-            None => {
-                let i = entries.next % ENTRIES;
-                entries.next = i + 1;
-                if let Some(slot) = entries.list.get_mut(i) {
-                    *slot = entry;
-                }
+        if entries.list.len() < ENTRIES {
+            entries.list.push(entry);
+        } else {
+            let i = entries.next % ENTRIES;
+            entries.next = i + 1;
+            if let Some(slot) = entries.list.get_mut(i) {
+                *slot = entry;
             }
         }
         Ok(out)
