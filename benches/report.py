@@ -41,6 +41,10 @@ GOALS = [
      "record_by_name/vigilo", "metrics", "record_by_name/metrics", None, None),
     ("4", "record by name, 3 labels, existing series: `Registry::add_counter`",
      "record_by_name/vigilo", "prometheus", "record_by_name/prometheus", None, None),
+    ("15.4", "counter increment, `Counter` handle, 1 thread", "counter_threads/vigilo/1",
+     "ideal", "counter_threads/ideal/1", "<=", 1.2),
+    ("15.4", "counter increment, thread-bound `LocalCounter`, 1 thread",
+     "counter_threads/vigilo_local/1", "ideal", "counter_threads/ideal/1", "<=", 1.2),
     ("6", "counter add through the C API", "c_api/counter_add/c",
      "vigilo Rust handle", "c_api/counter_add/rust", "<=", 1.5),
     ("6", "histogram record through the C API", "c_api/histogram_record/c",
@@ -58,7 +62,7 @@ GOALS = [
 # (section, label, group, libraries, goal for vigilo's scaling)
 SCALING = [
     ("2", "one counter, increment", "counter_threads",
-     ["vigilo", "metrics", "prometheus", "ideal"], 1.6),
+     ["vigilo", "vigilo_local", "metrics", "prometheus", "ideal"], 1.6),
     ("3", "one histogram, record", "histogram_record",
      ["vigilo", "metrics", "prometheus"], None),
 ]
@@ -72,8 +76,9 @@ GROUPS = ("counter_increment", "counter_threads", "histogram_record", "record_by
 
 # benches/benches/threads.rs: time per operation of N threads recording into one series.
 THREAD_COUNTS = (1, 2, 4, 8, 16, 64, 256)
-THREAD_LIBS = ("ideal", "vigilo", "vigilo_all_alive", "metrics", "prometheus")
+THREAD_LIBS = ("ideal", "vigilo", "vigilo_all_alive", "vigilo_local", "metrics", "prometheus")
 THREAD_COLOURS = {"ideal": "#888888", "vigilo": "#c62828", "vigilo_all_alive": "#7b1fa2",
+                  "vigilo_local": "#2e7d32",
                   "metrics": "#1e88e5",
                   "prometheus": "#fb8c00"}
 

@@ -101,6 +101,26 @@ fn counter_threads(c: &mut Criterion) {
                 })
             })
         });
+        // The thread-bound handle (`Counter::local`), made by each thread before its loop.
+        group.bench_with_input(
+            BenchmarkId::new("vigilo_local", threads),
+            &threads,
+            |b, &t| {
+                b.iter_custom(|iters| {
+                    per_op_time(
+                        &format!("counter_threads/vigilo_local/{t}"),
+                        t,
+                        iters,
+                        |_, n| {
+                            let local = vigilo_counter.local();
+                            for _ in 0..n {
+                                black_box(&local).increment();
+                            }
+                        },
+                    )
+                })
+            },
+        );
         group.bench_with_input(BenchmarkId::new("metrics", threads), &threads, |b, &t| {
             b.iter_custom(|iters| {
                 per_op_time(&format!("counter_threads/metrics/{t}"), t, iters, |_, n| {

@@ -78,6 +78,24 @@ fn counter(c: &mut Criterion) {
                 })
             },
         );
+        // Thread-bound handles (`Counter::local`), every thread holding its cell for the whole
+        // loop as in `vigilo_all_alive`.
+        group.bench_with_input(
+            BenchmarkId::new("vigilo_local", threads),
+            &threads,
+            |b, &t| {
+                b.iter_custom(|iters| {
+                    let all = std::sync::Barrier::new(t);
+                    per_op_time(&id("vigilo_local"), t, iters, |_, n| {
+                        let local = ours.local();
+                        all.wait();
+                        for _ in 0..n {
+                            black_box(&local).increment();
+                        }
+                    })
+                })
+            },
+        );
         group.bench_with_input(BenchmarkId::new("metrics", threads), &threads, |b, &t| {
             b.iter_custom(|iters| {
                 per_op_time(&id("metrics"), t, iters, |_, n| {

@@ -35,7 +35,8 @@ pub mod testing;
 pub mod web;
 
 pub use metrics::{
-    Counter, Gauge, Histogram, Labels, MetricError, MetricKind, Registry, RegistryConfig,
+    Counter, Gauge, Histogram, Labels, LocalCounter, MetricError, MetricKind, Registry,
+    RegistryConfig,
 };
 pub use severity::Severity;
 

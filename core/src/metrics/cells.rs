@@ -2,16 +2,18 @@
 //! record into it, not for every slot the process has, and never more than a fixed amount.
 //!
 //! The slots are grouped in chunks of `CHUNK`; a series keeps one pointer per chunk, null until a
-//! thread of that chunk first records. That first record allocates the chunk's cells if fewer
-//! than `OWN` chunks of the series have been allocated so far; past the budget, the chunk is
-//! marked *shared* and its threads record into one of [`STRIPES`] shared cells with atomic
-//! read-modify-writes (still exact, contended only among those threads). Threads without a slot
-//! use the shared stripes too. So a series' cells never exceed `OWN` chunks plus the stripes,
-//! however many threads record into it.
+//! thread of that chunk first records. The pointers of the first [`LOW_SLOTS`] slots sit in the
+//! series; those of the rest, in a table allocated when one of those slots first records (most
+//! processes never lease more than 64 slots, and a series pays nothing for the others). A
+//! chunk's first record allocates its cells if the series' [`Budget`] allows another chunk;
+//! past the budget, the chunk is marked *shared* and its threads record into
+//! one of [`STRIPES`] shared cells with atomic read-modify-writes (still exact, contended only
+//! among those threads). Threads without a slot use the shared stripes too. So a series' cells
+//! never exceed the budget's chunks plus the stripes, however many threads record into it.
 //!
-//! Counters use chunks of 8 slots and a budget of 2 chunks (16 threads on the exclusive path,
-//! 1 KiB per chunk); histograms, whose per-slot shard is large, one slot per chunk and a budget
-//! of 8 shards.
+//! Counters use chunks of 8 slots with every chunk in the budget (each recording thread gets a
+//! cell of its own: 1 KiB per chunk of 8 slots that records); histograms, whose per-slot shard
+//! is large, one slot per chunk and a budget of 16 shards.
 
 use std::marker::PhantomData;
 use std::ptr;
@@ -24,6 +26,44 @@ use crate::sync::AtomicPtr;
 /// Shared cells per series, for slotless threads and chunks past the budget.
 pub(crate) const STRIPES: usize = 4;
 
+/// Slots whose chunk pointers every series holds inline; the chunks of the others are found
+/// through a table allocated on first use.
+pub(crate) const LOW_SLOTS: usize = 64;
+
+/// How many chunks a series may allocate.
+pub(crate) trait Budget: Default {
+    /// Takes one chunk; `false` when the budget is spent (the chunk is then shared).
+    fn take(&self) -> bool;
+    /// Gives back a chunk taken but not allocated after all.
+    fn give_back(&self);
+}
+
+/// Every chunk: no count kept, so the series pays nothing for it.
+#[derive(Default)]
+pub(crate) struct Unbounded;
+
+impl Budget for Unbounded {
+    fn take(&self) -> bool {
+        true
+    }
+    fn give_back(&self) {}
+}
+
+/// At most `N` chunks, counted (chunks allocated or being claimed).
+#[derive(Default)]
+pub(crate) struct AtMost<const N: usize>(AtomicUsize);
+
+impl<const N: usize> Budget for AtMost<N> {
+    fn take(&self) -> bool {
+        // Relaxed: the budget only bounds memory; the chunk is published by `claim`'s exchange.
+        self.0.fetch_add(1, Ordering::Relaxed) < N
+    }
+    fn give_back(&self) {
+        // Relaxed: as in `take`.
+        self.0.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
 /// Where a record goes.
 pub(crate) enum Cell<'a, T> {
     /// A cell only the calling thread writes: load and store.
@@ -32,13 +72,16 @@ pub(crate) enum Cell<'a, T> {
     Shared(&'a T),
 }
 
-/// `CHUNKS` lazily allocated chunks of `CHUNK` values of `T` (one per write slot: `CHUNK` ×
-/// `CHUNKS` is [`SLOTS`]), at most `OWN` of them, plus [`STRIPES`] lazily allocated shared `T`s.
-pub(crate) struct LazyCells<T, const CHUNK: usize, const CHUNKS: usize, const OWN: usize> {
+/// `CHUNKS` + `MORE` lazily allocated chunks of `CHUNK` values of `T` (one per write slot:
+/// `CHUNK` × `CHUNKS` is [`LOW_SLOTS`], `CHUNK` × (`CHUNKS` + `MORE`) is [`SLOTS`]), as many
+/// of them as the budget `B` allows, plus [`STRIPES`] lazily allocated shared `T`s.
+pub(crate) struct LazyCells<T, const CHUNK: usize, const CHUNKS: usize, const MORE: usize, B> {
     chunks: [AtomicPtr<[T; CHUNK]>; CHUNKS],
+    /// The chunk pointers of the slots past [`LOW_SLOTS`], allocated on first use.
+    more: AtomicPtr<[AtomicPtr<[T; CHUNK]>; MORE]>,
     shared: AtomicPtr<[T; STRIPES]>,
-    /// Chunks allocated (or being claimed): the budget's count.
-    owned: AtomicUsize,
+    /// How many chunks may be allocated (nothing at all for an unbounded one).
+    budget: B,
     /// Owns the `T`s: `Send` and `Sync` follow `T`'s, as for a `Box<T>`.
     _owns: PhantomData<Box<T>>,
 }
@@ -48,18 +91,24 @@ fn shared_mark<U>() -> *mut U {
     ptr::without_provenance_mut(1)
 }
 
-impl<T: Default, const CHUNK: usize, const CHUNKS: usize, const OWN: usize>
-    LazyCells<T, CHUNK, CHUNKS, OWN>
+impl<T: Default, const CHUNK: usize, const CHUNKS: usize, const MORE: usize, B: Budget>
+    LazyCells<T, CHUNK, CHUNKS, MORE, B>
 {
-    /// Checked at compile time: the chunks cover every slot, and the mark is never a chunk.
-    const SHAPE: () = assert!(CHUNK * CHUNKS == SLOTS && align_of::<[T; CHUNK]>() > 1);
+    /// Checked at compile time: the chunks cover every slot, the inline ones the first
+    /// [`LOW_SLOTS`], and the mark is never a chunk.
+    const SHAPE: () = assert!(
+        CHUNK * CHUNKS == LOW_SLOTS
+            && CHUNK * (CHUNKS + MORE) == SLOTS
+            && align_of::<[T; CHUNK]>() > 1
+    );
 
     pub(crate) fn new() -> Self {
         let () = Self::SHAPE;
         LazyCells {
             chunks: std::array::from_fn(|_| AtomicPtr::new(ptr::null_mut())),
+            more: AtomicPtr::new(ptr::null_mut()),
             shared: AtomicPtr::new(ptr::null_mut()),
-            owned: AtomicUsize::new(0),
+            budget: B::default(),
             _owns: PhantomData,
         }
     }
@@ -69,7 +118,10 @@ impl<T: Default, const CHUNK: usize, const CHUNKS: usize, const OWN: usize>
     #[inline(always)]
     pub(crate) fn own(&self, slot: usize) -> Option<&T> {
         // A marker slot number (no slot, not yet leased) is past every chunk.
-        let entry = self.chunks.get(slot / CHUNK)?;
+        let entry = match self.chunks.get(slot / CHUNK) {
+            Some(entry) => entry,
+            None => existing(&self.more)?.get(slot / CHUNK - CHUNKS)?,
+        };
         // Acquire: as in `cell`.
         let p = entry.load(Ordering::Acquire);
         if p.is_null() || p == shared_mark() {
@@ -87,7 +139,15 @@ impl<T: Default, const CHUNK: usize, const CHUNKS: usize, const OWN: usize>
         let Some(slot) = slot else {
             return Cell::Shared(self.stripe(STRIPES - 1));
         };
-        let Some(entry) = self.chunks.get(slot / CHUNK) else {
+        let entry = match self.chunks.get(slot / CHUNK) {
+            Some(entry) => Some(entry),
+            None if slot < SLOTS => get_or_install(&self.more, || {
+                std::array::from_fn(|_| AtomicPtr::new(ptr::null_mut()))
+            })
+            .get(slot / CHUNK - CHUNKS),
+            None => None,
+        };
+        let Some(entry) = entry else {
             return Cell::Shared(self.stripe(slot));
         };
         // Acquire: pairs with the Release of the compare-exchange in `claim`, so the chunk's
@@ -113,8 +173,7 @@ impl<T: Default, const CHUNK: usize, const CHUNKS: usize, const OWN: usize>
     #[cold]
     #[inline(never)]
     fn claim(&self, entry: &AtomicPtr<[T; CHUNK]>) -> *mut [T; CHUNK] {
-        // Relaxed: the budget only bounds memory; the chunk is published by the exchange below.
-        let within = self.owned.fetch_add(1, Ordering::Relaxed) < OWN;
+        let within = self.budget.take();
         let want = if within {
             Box::into_raw(Box::new(std::array::from_fn(|_| T::default())))
         } else {
@@ -139,7 +198,7 @@ impl<T: Default, const CHUNK: usize, const CHUNKS: usize, const OWN: usize>
             }
         };
         // Nothing of ours was allocated after all: give the budget back.
-        self.owned.fetch_sub(1, Ordering::Relaxed);
+        self.budget.give_back();
         got
     }
 
@@ -154,6 +213,7 @@ impl<T: Default, const CHUNK: usize, const CHUNKS: usize, const OWN: usize>
     pub(crate) fn each(&self) -> impl Iterator<Item = &T> {
         self.chunks
             .iter()
+            .chain(existing(&self.more).into_iter().flatten())
             .filter_map(|c| existing(c))
             .flat_map(|chunk| chunk.iter())
             .chain(existing(&self.shared).into_iter().flatten())
@@ -162,8 +222,15 @@ impl<T: Default, const CHUNK: usize, const CHUNKS: usize, const OWN: usize>
     /// Bytes allocated for cells so far (for the memory figures).
     #[cfg(test)]
     pub(crate) fn allocated_bytes(&self) -> usize {
-        let chunks = self.chunks.iter().filter(|c| existing(c).is_some()).count();
+        let more = existing(&self.more);
+        let chunks = self
+            .chunks
+            .iter()
+            .chain(more.into_iter().flatten())
+            .filter(|c| existing(c).is_some())
+            .count();
         chunks * size_of::<[T; CHUNK]>()
+            + more.map_or(0, size_of_val)
             + existing(&self.shared).map_or(0, |_| size_of::<[T; STRIPES]>())
     }
 }
@@ -209,13 +276,18 @@ pub(crate) fn existing<U>(cell: &AtomicPtr<U>) -> Option<&U> {
     unsafe { p.as_ref() }
 }
 
-impl<T, const CHUNK: usize, const CHUNKS: usize, const OWN: usize> Drop
-    for LazyCells<T, CHUNK, CHUNKS, OWN>
+impl<T, const CHUNK: usize, const CHUNKS: usize, const MORE: usize, B> Drop
+    for LazyCells<T, CHUNK, CHUNKS, MORE, B>
 {
     fn drop(&mut self) {
-        for c in &self.chunks {
+        for c in self
+            .chunks
+            .iter()
+            .chain(existing(&self.more).into_iter().flatten())
+        {
             free(c);
         }
+        free(&self.more);
         free(&self.shared);
     }
 }

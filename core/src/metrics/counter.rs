@@ -1,18 +1,22 @@
 //! Counters: monotonic `u64`, one cache-padded cell per write slot that records.
 
+use std::marker::PhantomData;
+use std::ptr::NonNull;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use crossbeam_utils::CachePadded;
 
-use super::cells::{Cell, LazyCells};
+use super::cells::{Cell, LazyCells, Unbounded};
 use super::series::Series;
 use super::slot;
 
-/// The cells behind one counter series: allocated per chunk of 8 write slots on first use, at
-/// most 2 chunks (see `cells.rs`), so a counter nobody records into costs a few pointers, one
-/// recorded by a single thread 1 KiB, and one recorded by any number of threads at most 2.5 KiB.
-pub(crate) struct CounterCells(LazyCells<CachePadded<AtomicU64>, 8, 8, 2>);
+/// The cells behind one counter series: allocated per chunk of 8 write slots on first use (see
+/// `cells.rs`), so a counter nobody records into costs a few pointers, one recorded by a single
+/// thread 1 KiB, and each further chunk of 8 slots that records 1 KiB more: every recording
+/// thread gets a cell of its own (issue 15: a locked add costs 20 times a private store), at most
+/// 32 KiB with all 256 slots recording.
+pub(crate) struct CounterCells(LazyCells<CachePadded<AtomicU64>, 8, 8, 24, Unbounded>);
 
 impl CounterCells {
     pub(crate) fn new() -> Self {
@@ -36,6 +40,16 @@ impl CounterCells {
         match self.0.cell(slot::current()) {
             Cell::Own(cell) => slot::add_exclusive(cell, n),
             Cell::Shared(cell) => slot::add_shared(cell, n),
+        }
+    }
+
+    /// The cell the calling thread records into, and its slot when the cell is its own (the
+    /// caller must then [`pin`](slot::pin) the slot for as long as it writes the cell).
+    fn bind(&self) -> (&AtomicU64, Option<usize>) {
+        let slot = slot::current();
+        match self.0.cell(slot) {
+            Cell::Own(cell) => (cell, slot),
+            Cell::Shared(cell) => (cell, None),
         }
     }
 
@@ -86,6 +100,132 @@ impl Counter {
     pub fn value(&self) -> u64 {
         self.series.cells.value()
     }
+
+    /// A handle bound to the calling thread, for hot loops: it holds the address of the thread's
+    /// own cell, so an increment is one load and one store, with no lookup of the thread's write
+    /// slot (about half the cost of [`increment`](Self::increment); see BENCHMARKS.md, goal 4 of
+    /// issue 15). It cannot be sent to or shared with another thread.
+    ///
+    /// While a thread-bound handle is alive, the thread keeps its write slot even past its own
+    /// exit, until the handle is dropped (a handle kept in a thread-local outlives the thread's
+    /// other thread-locals). A thread that finds every write slot taken gets a handle on the
+    /// series' shared cells, and keeps it: exact, just slower.
+    ///
+    /// ```
+    /// let registry = vigilo::Registry::new();
+    /// let rows = registry.counter("rows_parsed_total", &[])?;
+    /// let local = rows.local();
+    /// for _ in 0..1000 {
+    ///     local.increment();
+    /// }
+    /// assert_eq!(rows.value(), 1000);
+    /// # Ok::<(), vigilo::MetricError>(())
+    /// ```
+    pub fn local(&self) -> LocalCounter {
+        let (cell, slot) = self.series.cells.bind();
+        if let Some(slot) = slot {
+            slot::pin(slot);
+        }
+        LocalCounter {
+            cell: NonNull::from(cell),
+            own: slot.is_some(),
+            slot,
+            series: Arc::clone(&self.series),
+            _thread: PhantomData,
+        }
+    }
+}
+
+/// A [`Counter`] handle bound to the thread that made it ([`Counter::local`]): the cheapest way
+/// to count from one thread. Not `Send`, not `Sync`.
+///
+/// ```compile_fail
+/// let registry = vigilo::Registry::new();
+/// let local = registry.counter("c_total", &[])?.local();
+/// std::thread::spawn(move || local.increment());
+/// # Ok::<(), vigilo::MetricError>(())
+/// ```
+pub struct LocalCounter {
+    /// The thread's own cell (`slot` is `Some`) or a shared stripe of the series.
+    cell: NonNull<AtomicU64>,
+    /// `slot.is_some()`, read on every record (one byte beside the pointer).
+    own: bool,
+    /// The write slot pinned while this handle lives; `None` on a shared cell.
+    slot: Option<usize>,
+    /// Keeps the cell allocated: cells are freed only with the series.
+    series: Arc<Series<CounterCells>>,
+    /// Not `Send` or `Sync`: only the slot's owner may write its cell with a plain store.
+    _thread: PhantomData<*const ()>,
+}
+
+impl LocalCounter {
+    /// Adds one.
+    #[inline]
+    pub fn increment(&self) {
+        self.add(1);
+    }
+
+    /// Adds `n`.
+    #[inline]
+    pub fn add(&self, n: u64) {
+        // SAFETY: `cell` points into the cells of `series`, which this handle keeps alive, and
+        // cells are freed only when the series is dropped (`LazyCells::drop`).
+        let cell = unsafe { self.cell.as_ref() };
+        if self.own {
+            // The slot is pinned to this thread (the handle is neither `Send` nor `Sync`), so
+            // this thread is the cell's only writer.
+            slot::add_exclusive(cell, n);
+        } else {
+            self.add_shared(cell, n);
+        }
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn add_shared(&self, cell: &AtomicU64, n: u64) {
+        slot::add_shared(cell, n);
+    }
+
+    /// The current total of the counter (all threads).
+    pub fn value(&self) -> u64 {
+        self.series.cells.value()
+    }
+}
+
+impl Clone for LocalCounter {
+    fn clone(&self) -> Self {
+        if let Some(slot) = self.slot {
+            slot::pin(slot);
+        }
+        LocalCounter {
+            cell: self.cell,
+            own: self.own,
+            slot: self.slot,
+            series: Arc::clone(&self.series),
+            _thread: PhantomData,
+        }
+    }
+}
+
+impl Drop for LocalCounter {
+    fn drop(&mut self) {
+        if let Some(slot) = self.slot {
+            slot::unpin(slot);
+        }
+    }
+}
+
+impl std::fmt::Debug for LocalCounter {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LocalCounter")
+            .field(
+                "series",
+                &format_args!("{}{}", self.series.name, self.series.labels),
+            )
+            .field("own_cell", &self.slot.is_some())
+            .field("value", &self.value())
+            .finish()
+    }
 }
 
 impl std::fmt::Debug for Counter {
@@ -97,5 +237,111 @@ impl std::fmt::Debug for Counter {
             )
             .field("value", &self.value())
             .finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::cell::RefCell;
+    use std::sync::mpsc;
+
+    use super::*;
+    use crate::Registry;
+
+    /// Records through a thread-bound handle from a thread-local destroyed after the thread's
+    /// lease, and reports what it saw.
+    struct LateWriter {
+        local: Option<LocalCounter>,
+        report: mpsc::Sender<(Option<usize>, bool, bool)>,
+    }
+
+    impl Drop for LateWriter {
+        fn drop(&mut self) {
+            if let Some(local) = self.local.take() {
+                let lease_gone = slot::cached() >= slot::SLOTS;
+                let still_ours = local.slot.is_some_and(slot::is_leased);
+                local.add(5);
+                let slot = local.slot;
+                drop(local);
+                self.report
+                    .send((slot, lease_gone, still_ours))
+                    .unwrap_or(());
+            }
+        }
+    }
+
+    thread_local! {
+        static LATE: RefCell<Option<LateWriter>> = const { RefCell::new(None) };
+    }
+
+    /// The forced interleaving of the pin protocol: the thread's lease is dropped while a
+    /// thread-bound handle still lives; the slot stays leased until the handle is dropped, so no
+    /// other thread can take it and write the same cell.
+    #[test]
+    fn a_thread_bound_handle_keeps_its_slot_past_the_threads_lease() {
+        let registry = Registry::new();
+        let counter = registry
+            .counter("late_total", &[])
+            .unwrap_or_else(|e| panic!("{e}"));
+        let (tx, rx) = mpsc::channel();
+        let c = counter.clone();
+        std::thread::spawn(move || {
+            // Registered first, so destroyed after the lease (thread-locals are destroyed in
+            // the reverse order of their first use).
+            LATE.with(|_| ());
+            let local = c.local();
+            local.increment();
+            LATE.with(|late| {
+                *late.borrow_mut() = Some(LateWriter {
+                    local: Some(local),
+                    report: tx,
+                })
+            });
+        })
+        .join()
+        .unwrap_or_else(|_| panic!("the thread panicked"));
+        let (slot, lease_gone, still_ours) = rx.recv().unwrap_or_else(|e| panic!("{e}"));
+        assert!(slot.is_some(), "the thread had a slot");
+        assert!(lease_gone, "the lease was dropped before the handle");
+        assert!(
+            still_ours,
+            "the slot was given back while a handle could still write it"
+        );
+        assert_eq!(counter.value(), 6);
+    }
+
+    /// Thread-bound handles on more threads than there are slots stay exact: the late threads
+    /// get the shared cells.
+    #[test]
+    fn thread_bound_handles_count_exactly_past_the_slots() {
+        use std::sync::{Arc, Barrier};
+        let registry = Registry::new();
+        let counter = registry
+            .counter("many_total", &[])
+            .unwrap_or_else(|e| panic!("{e}"));
+        let threads = slot::SLOTS + 8;
+        let all = Arc::new(Barrier::new(threads));
+        let handles: Vec<_> = (0..threads)
+            .map(|_| {
+                let (c, all) = (counter.clone(), Arc::clone(&all));
+                std::thread::spawn(move || {
+                    let local = c.local();
+                    let again = local.clone();
+                    all.wait();
+                    for _ in 0..1000 {
+                        local.increment();
+                        again.add(2);
+                    }
+                    local.slot.is_some()
+                })
+            })
+            .collect();
+        let own = handles
+            .into_iter()
+            .map(|h| h.join().unwrap_or_else(|_| panic!("a thread panicked")))
+            .filter(|own| *own)
+            .count();
+        assert!(own < threads, "some threads must have shared a cell");
+        assert_eq!(counter.value(), threads as u64 * 3000);
     }
 }

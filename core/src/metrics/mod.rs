@@ -24,7 +24,7 @@ mod slot;
 mod snapshot;
 mod watch;
 
-pub use counter::Counter;
+pub use counter::{Counter, LocalCounter};
 pub use describe::Description;
 pub use error::MetricError;
 pub use gauge::Gauge;

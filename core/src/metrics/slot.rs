@@ -26,18 +26,28 @@
 //! cell.
 
 use std::cell::Cell;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 
 /// How many slots (and so, at most, per-series cells) a process uses. Fixed: a series pays only
 /// for the slots that actually record into it (see `counter.rs` and `histogram.rs`), so a high
-/// number costs nothing where few threads record, and lets 64 threads record without contention.
-pub(crate) const SLOTS: usize = 64;
+/// number costs nothing where few threads record, and lets 256 threads record without
+/// contention (services record from blocking pools and thread-per-connection servers).
+pub(crate) const SLOTS: usize = 256;
 
 /// The lease table.
 static LEASED: [AtomicBool; SLOTS] = [const { AtomicBool::new(false) }; SLOTS];
 
 /// Bumped each time a lease is given back, so threads on the shared cell know to try again.
 static FREED: AtomicU64 = AtomicU64::new(0);
+
+/// Thread-bound handles ([`LocalCounter`](super::LocalCounter)) alive on each slot's owner.
+/// Only the thread holding a slot touches its entry, so Relaxed suffices for it; the lease's
+/// Release / Acquire hand-over orders it for the next owner (it is 0 then).
+static PINS: [AtomicUsize; SLOTS] = [const { AtomicUsize::new(0) }; SLOTS];
+
+/// Set when a thread's lease was dropped while handles were still pinning its slot: the last
+/// [`unpin`] gives the slot back. Owner-only, like [`PINS`].
+static EXITED: [AtomicBool; SLOTS] = [const { AtomicBool::new(false) }; SLOTS];
 
 /// Takes the lowest free slot.
 fn lease() -> Option<usize> {
@@ -67,9 +77,47 @@ impl Drop for Lease {
         // The cached number must not outlive the lease (later records use the shared cell).
         let _ = SLOT.try_with(|s| s.set(GONE));
         if let Some(slot) = self.0.take() {
-            release(slot);
+            // A thread-bound handle still writes this slot's cells (it lives in a thread-local
+            // destroyed after this one): the slot stays ours until the last handle is dropped.
+            // Relaxed: owner-only entries (see `PINS`).
+            match PINS.get(slot) {
+                Some(pins) if pins.load(Ordering::Relaxed) > 0 => {
+                    if let Some(exited) = EXITED.get(slot) {
+                        exited.store(true, Ordering::Relaxed);
+                    }
+                }
+                _ => release(slot),
+            }
         }
     }
+}
+
+/// A thread-bound handle on the calling thread, which holds `slot`, starts writing its cells:
+/// the slot is not given back before the matching [`unpin`].
+pub(crate) fn pin(slot: usize) {
+    if let Some(pins) = PINS.get(slot) {
+        // Relaxed: owner-only (see `PINS`).
+        pins.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+/// The matching end of [`pin`], on the same thread; gives the slot back if the thread's lease
+/// is already gone and this was the last handle.
+pub(crate) fn unpin(slot: usize) {
+    let (Some(pins), Some(exited)) = (PINS.get(slot), EXITED.get(slot)) else {
+        return;
+    };
+    // Relaxed: owner-only; `release` publishes the cell writes with its Release store.
+    if pins.fetch_sub(1, Ordering::Relaxed) == 1 && exited.swap(false, Ordering::Relaxed) {
+        release(slot);
+    }
+}
+
+/// Whether `slot` is leased (tests of the hand-over).
+#[cfg(test)]
+pub(crate) fn is_leased(slot: usize) -> bool {
+    // Acquire: as in `lease`.
+    LEASED.get(slot).is_some_and(|f| f.load(Ordering::Acquire))
 }
 
 /// `SLOT` before the thread's first record.
