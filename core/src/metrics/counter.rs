@@ -123,16 +123,7 @@ impl Counter {
     /// ```
     pub fn local(&self) -> LocalCounter {
         let (cell, slot) = self.series.cells.bind();
-        if let Some(slot) = slot {
-            slot::pin(slot);
-        }
-        LocalCounter {
-            cell: NonNull::from(cell),
-            own: slot.is_some(),
-            slot,
-            series: Arc::clone(&self.series),
-            _thread: PhantomData,
-        }
+        LocalCounter::pinned(NonNull::from(cell), slot, &self.series)
     }
 }
 
@@ -159,6 +150,24 @@ pub struct LocalCounter {
 }
 
 impl LocalCounter {
+    /// A handle on `cell`, pinning `slot` (the calling thread's) when the cell is its own.
+    fn pinned(
+        cell: NonNull<AtomicU64>,
+        slot: Option<usize>,
+        series: &Arc<Series<CounterCells>>,
+    ) -> Self {
+        if let Some(slot) = slot {
+            slot::pin(slot);
+        }
+        LocalCounter {
+            cell,
+            own: slot.is_some(),
+            slot,
+            series: Arc::clone(series),
+            _thread: PhantomData,
+        }
+    }
+
     /// Adds one.
     #[inline]
     pub fn increment(&self) {
@@ -194,16 +203,7 @@ impl LocalCounter {
 
 impl Clone for LocalCounter {
     fn clone(&self) -> Self {
-        if let Some(slot) = self.slot {
-            slot::pin(slot);
-        }
-        LocalCounter {
-            cell: self.cell,
-            own: self.own,
-            slot: self.slot,
-            series: Arc::clone(&self.series),
-            _thread: PhantomData,
-        }
+        LocalCounter::pinned(self.cell, self.slot, &self.series)
     }
 }
 
