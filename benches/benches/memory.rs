@@ -1,7 +1,7 @@
 //! Memory per series: vigilo beside `metrics` (metrics-util's registry with atomic storage) and
 //! `prometheus`, for counters, gauges and histograms, before and after recording, and with 64
 //! threads recording at once (what a 32-core host running two recording threads per core pays;
-//! vigilo leases up to 64 write slots, so this machine can measure it whatever its core count).
+//! vigilo leases up to 256 write slots, so this machine can measure it whatever its core count).
 //!
 //! Each figure is measured in a fresh child process: resident memory before and after creating
 //! (and recording into) N series, divided by N. Run with
