@@ -145,10 +145,13 @@ fn serve(stream: TcpStream, answered: &AtomicUsize, mode: &Mutex<Mode>, closed: 
                 let head = format!("HTTP/1.1 200 OK\r\ncontent-length: {body}\r\n\r\n");
                 let mut answer = head.into_bytes();
                 answer.resize(answer.len() + body, b'x');
+                // Counted before the answer is written: the client returns as soon as it has
+                // read the answer, and the test reads the count then (counted after the write,
+                // a loaded machine showed 1 of 2 answers).
+                answered.fetch_add(1, Ordering::Relaxed);
                 if stream.write_all(&answer).is_err() {
                     return;
                 }
-                answered.fetch_add(1, Ordering::Relaxed);
                 if close {
                     let _ = stream.shutdown(Shutdown::Both);
                     let _ = closed.send(());
