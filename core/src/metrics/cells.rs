@@ -1,68 +1,36 @@
-//! Per-slot cells allocated on first use, up to a budget: a series pays for the write slots that
-//! record into it, not for every slot the process has, and never more than a fixed amount.
+//! Per-slot cells allocated on first use: a series pays for the write slots that record into it,
+//! not for every slot the process has.
 //!
 //! The slots are grouped in chunks of `CHUNK`; a series keeps one pointer per chunk, null until a
-//! thread of that chunk first records. The pointers of the first [`LOW_SLOTS`] slots sit in the
-//! series; those of the rest, in a table allocated when one of those slots first records (most
-//! processes never lease more than 64 slots, and a series pays nothing for the others). A
-//! chunk's first record allocates its cells if the series' [`Budget`] allows another chunk;
-//! past the budget, the chunk is marked *shared* and its threads record into
-//! one of [`STRIPES`] shared cells with atomic read-modify-writes (still exact, contended only
-//! among those threads). Threads without a slot use the shared stripes too. So a series' cells
-//! never exceed the budget's chunks plus the stripes, however many threads record into it.
+//! thread of that chunk first records, which allocates the chunk. The pointers of the first
+//! [`LOW_SLOTS`] slots sit in the series; those of the rest, in a table allocated when one of
+//! those slots first records (most processes never lease more than 64 slots, and a series pays
+//! nothing for the others). Every thread holding a slot so records into a cell of its own, with
+//! a plain load and store; only threads without a slot (more than [`SLOTS`] at once, or one
+//! whose thread-locals are being torn down) record into one of [`STRIPES`] shared cells with
+//! atomic read-modify-writes (exact, contended among those threads only).
 //!
-//! Counters use chunks of 8 slots with every chunk in the budget (each recording thread gets a
-//! cell of its own: 1 KiB per chunk of 8 slots that records); histograms, whose per-slot shard
-//! is large, one slot per chunk and a budget of 16 shards.
+//! There is no budget per series: a series costs its chunks for the slots that recorded into it,
+//! at most every slot's. Issue 15 measured the alternative, a budget past which threads share the
+//! stripes (issue 11's 16 counter cells and 8 histogram shards): with every thread recording,
+//! records on the stripes cost up to 22 times a private cell's (BENCHMARKS.md). Counters use
+//! chunks of 8 slots (1 KiB), histograms one slot per chunk (a shard, about 0.8 KiB plus 0.5 KiB
+//! per power-of-two range of values it sees).
 
 use std::marker::PhantomData;
 use std::ptr;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::Ordering;
 
 use super::slot::SLOTS;
 // `sync`'s: under loom, publishing a cell is part of what the models check.
 use crate::sync::AtomicPtr;
 
-/// Shared cells per series, for slotless threads and chunks past the budget.
+/// Shared cells per series, for threads without a slot.
 pub(crate) const STRIPES: usize = 4;
 
 /// Slots whose chunk pointers every series holds inline; the chunks of the others are found
 /// through a table allocated on first use.
 pub(crate) const LOW_SLOTS: usize = 64;
-
-/// How many chunks a series may allocate.
-pub(crate) trait Budget: Default {
-    /// Takes one chunk; `false` when the budget is spent (the chunk is then shared).
-    fn take(&self) -> bool;
-    /// Gives back a chunk taken but not allocated after all.
-    fn give_back(&self);
-}
-
-/// Every chunk: no count kept, so the series pays nothing for it.
-#[derive(Default)]
-pub(crate) struct Unbounded;
-
-impl Budget for Unbounded {
-    fn take(&self) -> bool {
-        true
-    }
-    fn give_back(&self) {}
-}
-
-/// At most `N` chunks, counted (chunks allocated or being claimed).
-#[derive(Default)]
-pub(crate) struct AtMost<const N: usize>(AtomicUsize);
-
-impl<const N: usize> Budget for AtMost<N> {
-    fn take(&self) -> bool {
-        // Relaxed: the budget only bounds memory; the chunk is published by `claim`'s exchange.
-        self.0.fetch_add(1, Ordering::Relaxed) < N
-    }
-    fn give_back(&self) {
-        // Relaxed: as in `take`.
-        self.0.fetch_sub(1, Ordering::Relaxed);
-    }
-}
 
 /// Where a record goes.
 pub(crate) enum Cell<'a, T> {
@@ -73,34 +41,23 @@ pub(crate) enum Cell<'a, T> {
 }
 
 /// `CHUNKS` + `MORE` lazily allocated chunks of `CHUNK` values of `T` (one per write slot:
-/// `CHUNK` × `CHUNKS` is [`LOW_SLOTS`], `CHUNK` × (`CHUNKS` + `MORE`) is [`SLOTS`]), as many
-/// of them as the budget `B` allows, plus [`STRIPES`] lazily allocated shared `T`s.
-pub(crate) struct LazyCells<T, const CHUNK: usize, const CHUNKS: usize, const MORE: usize, B> {
+/// `CHUNK` × `CHUNKS` is [`LOW_SLOTS`], `CHUNK` × (`CHUNKS` + `MORE`) is [`SLOTS`]), plus
+/// [`STRIPES`] lazily allocated shared `T`s.
+pub(crate) struct LazyCells<T, const CHUNK: usize, const CHUNKS: usize, const MORE: usize> {
     chunks: [AtomicPtr<[T; CHUNK]>; CHUNKS],
     /// The chunk pointers of the slots past [`LOW_SLOTS`], allocated on first use.
     more: AtomicPtr<[AtomicPtr<[T; CHUNK]>; MORE]>,
     shared: AtomicPtr<[T; STRIPES]>,
-    /// How many chunks may be allocated (nothing at all for an unbounded one).
-    budget: B,
     /// Owns the `T`s: `Send` and `Sync` follow `T`'s, as for a `Box<T>`.
     _owns: PhantomData<Box<T>>,
 }
 
-/// The mark of a chunk past the budget: never a real pointer (chunks are at least 8-aligned).
-fn shared_mark<U>() -> *mut U {
-    ptr::without_provenance_mut(1)
-}
-
-impl<T: Default, const CHUNK: usize, const CHUNKS: usize, const MORE: usize, B: Budget>
-    LazyCells<T, CHUNK, CHUNKS, MORE, B>
+impl<T: Default, const CHUNK: usize, const CHUNKS: usize, const MORE: usize>
+    LazyCells<T, CHUNK, CHUNKS, MORE>
 {
     /// Checked at compile time: the chunks cover every slot, the inline ones the first
-    /// [`LOW_SLOTS`], and the mark is never a chunk.
-    const SHAPE: () = assert!(
-        CHUNK * CHUNKS == LOW_SLOTS
-            && CHUNK * (CHUNKS + MORE) == SLOTS
-            && align_of::<[T; CHUNK]>() > 1
-    );
+    /// [`LOW_SLOTS`].
+    const SHAPE: () = assert!(CHUNK * CHUNKS == LOW_SLOTS && CHUNK * (CHUNKS + MORE) == SLOTS);
 
     pub(crate) fn new() -> Self {
         let () = Self::SHAPE;
@@ -108,7 +65,6 @@ impl<T: Default, const CHUNK: usize, const CHUNKS: usize, const MORE: usize, B: 
             chunks: std::array::from_fn(|_| AtomicPtr::new(ptr::null_mut())),
             more: AtomicPtr::new(ptr::null_mut()),
             shared: AtomicPtr::new(ptr::null_mut()),
-            budget: B::default(),
             _owns: PhantomData,
         }
     }
@@ -124,16 +80,14 @@ impl<T: Default, const CHUNK: usize, const CHUNKS: usize, const MORE: usize, B: 
         };
         // Acquire: as in `cell`.
         let p = entry.load(Ordering::Acquire);
-        if p.is_null() || p == shared_mark() {
-            return None;
-        }
-        // SAFETY: as in `cell`: `p` came from `Box::into_raw` in `claim` and lives until `drop`.
-        let chunk = unsafe { &*p };
+        // SAFETY: as in `cell`: a non-null `p` came from `Box::into_raw` in `install` and lives
+        // until `drop`.
+        let chunk = unsafe { p.as_ref() }?;
         chunk.get(slot % CHUNK)
     }
 
     /// Where slot `slot` records (`None`: a thread without a slot): its own cell, allocated
-    /// with its chunk on the chunk's first use while the budget lasts, else a shared stripe.
+    /// with its chunk on the chunk's first use, or a shared stripe for a thread without a slot.
     #[inline]
     pub(crate) fn cell(&self, slot: Option<usize>) -> Cell<'_, T> {
         let Some(slot) = slot else {
@@ -150,56 +104,11 @@ impl<T: Default, const CHUNK: usize, const CHUNKS: usize, const MORE: usize, B: 
         let Some(entry) = entry else {
             return Cell::Shared(self.stripe(slot));
         };
-        // Acquire: pairs with the Release of the compare-exchange in `claim`, so the chunk's
-        // initialised cells are visible before we use them.
-        let mut p = entry.load(Ordering::Acquire);
-        if p.is_null() {
-            p = self.claim(entry);
-        }
-        if p == shared_mark() {
-            return Cell::Shared(self.stripe(slot));
-        }
-        // SAFETY: `p` is neither null nor the mark, so it came from `Box::into_raw` in `claim`;
-        // it is freed only in `drop`, which needs `&mut self`, so it outlives this borrow.
-        let chunk = unsafe { &*p };
+        let chunk = get_or_install(entry, || std::array::from_fn(|_| T::default()));
         match chunk.get(slot % CHUNK) {
             Some(c) => Cell::Own(c),
             None => Cell::Shared(self.stripe(slot)),
         }
-    }
-
-    /// A chunk's first use: allocates it if the budget allows, else marks it shared; takes
-    /// whatever another thread published first.
-    #[cold]
-    #[inline(never)]
-    fn claim(&self, entry: &AtomicPtr<[T; CHUNK]>) -> *mut [T; CHUNK] {
-        let within = self.budget.take();
-        let want = if within {
-            Box::into_raw(Box::new(std::array::from_fn(|_| T::default())))
-        } else {
-            shared_mark()
-        };
-        // Release on success publishes the initialised chunk; Acquire on failure sees the
-        // winner's.
-        let got = match entry.compare_exchange(
-            ptr::null_mut(),
-            want,
-            Ordering::Release,
-            Ordering::Acquire,
-        ) {
-            Ok(_) if within => return want,
-            Ok(_) => want,
-            Err(winner) => {
-                if within {
-                    // SAFETY: `want` came from `Box::into_raw` above and was never shared.
-                    drop(unsafe { Box::from_raw(want) });
-                }
-                winner
-            }
-        };
-        // Nothing of ours was allocated after all: give the budget back.
-        self.budget.give_back();
-        got
     }
 
     /// Shared stripe `n % STRIPES`, allocated with the others on first use.
@@ -265,19 +174,16 @@ fn install<U>(cell: &AtomicPtr<U>, make: impl FnOnce() -> U) -> *mut U {
     }
 }
 
-/// The value behind `cell` if it was ever allocated (the shared mark is not a value).
+/// The value behind `cell` if it was ever allocated.
 pub(crate) fn existing<U>(cell: &AtomicPtr<U>) -> Option<&U> {
     // Acquire: as in `get_or_install`.
     let p = cell.load(Ordering::Acquire);
-    if p == shared_mark() {
-        return None;
-    }
     // SAFETY: as in `get_or_install`; null maps to None.
     unsafe { p.as_ref() }
 }
 
-impl<T, const CHUNK: usize, const CHUNKS: usize, const MORE: usize, B> Drop
-    for LazyCells<T, CHUNK, CHUNKS, MORE, B>
+impl<T, const CHUNK: usize, const CHUNKS: usize, const MORE: usize> Drop
+    for LazyCells<T, CHUNK, CHUNKS, MORE>
 {
     fn drop(&mut self) {
         for c in self
@@ -296,10 +202,9 @@ impl<T, const CHUNK: usize, const CHUNKS: usize, const MORE: usize, B> Drop
 pub(crate) fn free<U>(cell: &AtomicPtr<U>) {
     // Acquire: as in `get_or_install` (the caller's `&mut` already excludes other threads).
     let p = cell.swap(ptr::null_mut(), Ordering::Acquire);
-    if !p.is_null() && p != shared_mark() {
-        // SAFETY: a pointer here that is neither null nor the mark came from `Box::into_raw` in
-        // `install` or `claim`; the caller has the only reference, and the swap nulled it so it
-        // is freed once.
+    if !p.is_null() {
+        // SAFETY: a non-null pointer here came from `Box::into_raw` in `install`; the caller has
+        // the only reference, and the swap nulled it so it is freed once.
         drop(unsafe { Box::from_raw(p) });
     }
 }
