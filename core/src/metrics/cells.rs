@@ -7,13 +7,13 @@
 //! those slots first records (most processes never lease more than 64 slots, and a series pays
 //! nothing for the others). Every thread holding a slot so records into a cell of its own, with
 //! a plain load and store; only threads without a slot (more than [`SLOTS`] at once, or one
-//! whose thread-locals are being torn down) record into one of [`STRIPES`] shared cells with
-//! atomic read-modify-writes (exact, contended among those threads only).
+//! whose thread-locals are being torn down) record into the series' one shared cell with atomic
+//! read-modify-writes (exact, contended among those threads only).
 //!
 //! There is no budget per series: a series costs its chunks for the slots that recorded into it,
-//! at most every slot's. Issue 15 measured the alternative, a budget past which threads share the
-//! stripes (issue 11's 16 counter cells and 8 histogram shards): with every thread recording,
-//! records on the stripes cost up to 22 times a private cell's (BENCHMARKS.md). Counters use
+//! at most every slot's. Issue 15 measured the alternative, a budget past which threads share 4
+//! striped cells (issue 11's 16 counter cells and 8 histogram shards): with every thread
+//! recording, records on the stripes cost up to 22 times a private cell's (BENCHMARKS.md). Counters use
 //! chunks of 8 slots (1 KiB), histograms one slot per chunk (a shard, about 0.8 KiB plus 0.5 KiB
 //! per power-of-two range of values it sees).
 
@@ -24,9 +24,6 @@ use std::sync::atomic::Ordering;
 use super::slot::SLOTS;
 // `sync`'s: under loom, publishing a cell is part of what the models check.
 use crate::sync::AtomicPtr;
-
-/// Shared cells per series, for threads without a slot.
-pub(crate) const STRIPES: usize = 4;
 
 /// Slots whose chunk pointers every series holds inline; the chunks of the others are found
 /// through a table allocated on first use.
@@ -41,13 +38,13 @@ pub(crate) enum Cell<'a, T> {
 }
 
 /// `CHUNKS` + `MORE` lazily allocated chunks of `CHUNK` values of `T` (one per write slot:
-/// `CHUNK` × `CHUNKS` is [`LOW_SLOTS`], `CHUNK` × (`CHUNKS` + `MORE`) is [`SLOTS`]), plus
-/// [`STRIPES`] lazily allocated shared `T`s.
+/// `CHUNK` × `CHUNKS` is [`LOW_SLOTS`], `CHUNK` × (`CHUNKS` + `MORE`) is [`SLOTS`]), plus one
+/// lazily allocated shared `T` for threads without a slot.
 pub(crate) struct LazyCells<T, const CHUNK: usize, const CHUNKS: usize, const MORE: usize> {
     chunks: [AtomicPtr<[T; CHUNK]>; CHUNKS],
     /// The chunk pointers of the slots past [`LOW_SLOTS`], allocated on first use.
     more: AtomicPtr<[AtomicPtr<[T; CHUNK]>; MORE]>,
-    shared: AtomicPtr<[T; STRIPES]>,
+    shared: AtomicPtr<T>,
     /// Owns the `T`s: `Send` and `Sync` follow `T`'s, as for a `Box<T>`.
     _owns: PhantomData<Box<T>>,
 }
@@ -87,11 +84,11 @@ impl<T: Default, const CHUNK: usize, const CHUNKS: usize, const MORE: usize>
     }
 
     /// Where slot `slot` records (`None`: a thread without a slot): its own cell, allocated
-    /// with its chunk on the chunk's first use, or a shared stripe for a thread without a slot.
+    /// with its chunk on the chunk's first use, or the shared cell for a thread without a slot.
     #[inline]
     pub(crate) fn cell(&self, slot: Option<usize>) -> Cell<'_, T> {
         let Some(slot) = slot else {
-            return Cell::Shared(self.stripe(STRIPES - 1));
+            return Cell::Shared(self.shared());
         };
         let entry = match self.chunks.get(slot / CHUNK) {
             Some(entry) => Some(entry),
@@ -102,30 +99,29 @@ impl<T: Default, const CHUNK: usize, const CHUNKS: usize, const MORE: usize>
             None => None,
         };
         let Some(entry) = entry else {
-            return Cell::Shared(self.stripe(slot));
+            return Cell::Shared(self.shared());
         };
         let chunk = get_or_install(entry, || std::array::from_fn(|_| T::default()));
         match chunk.get(slot % CHUNK) {
             Some(c) => Cell::Own(c),
-            None => Cell::Shared(self.stripe(slot)),
+            None => Cell::Shared(self.shared()),
         }
     }
 
-    /// Shared stripe `n % STRIPES`, allocated with the others on first use.
+    /// The shared cell, allocated on first use.
     #[inline]
-    fn stripe(&self, n: usize) -> &T {
-        let stripes = get_or_install(&self.shared, || std::array::from_fn(|_| T::default()));
-        &stripes[n % STRIPES]
+    fn shared(&self) -> &T {
+        get_or_install(&self.shared, T::default)
     }
 
-    /// Every allocated cell: the slots' then the stripes.
+    /// Every allocated cell: the slots', then the shared one.
     pub(crate) fn each(&self) -> impl Iterator<Item = &T> {
         self.chunks
             .iter()
             .chain(existing(&self.more).into_iter().flatten())
             .filter_map(|c| existing(c))
             .flat_map(|chunk| chunk.iter())
-            .chain(existing(&self.shared).into_iter().flatten())
+            .chain(existing(&self.shared))
     }
 
     /// Bytes allocated for cells so far (for the memory figures).
@@ -140,7 +136,7 @@ impl<T: Default, const CHUNK: usize, const CHUNKS: usize, const MORE: usize>
             .count();
         chunks * size_of::<[T; CHUNK]>()
             + more.map_or(0, size_of_val)
-            + existing(&self.shared).map_or(0, |_| size_of::<[T; STRIPES]>())
+            + existing(&self.shared).map_or(0, |_| size_of::<T>())
     }
 }
 

@@ -109,7 +109,7 @@ impl Counter {
     /// While a thread-bound handle is alive, the thread keeps its write slot even past its own
     /// exit, until the handle is dropped (a handle kept in a thread-local outlives the thread's
     /// other thread-locals). A thread that finds every write slot taken gets a handle on the
-    /// series' shared cells, and keeps it: exact, just slower.
+    /// series' shared cell, and keeps it: exact, just slower.
     ///
     /// ```
     /// let registry = vigilo::Registry::new();
@@ -137,7 +137,7 @@ impl Counter {
 /// # Ok::<(), vigilo::MetricError>(())
 /// ```
 pub struct LocalCounter {
-    /// The thread's own cell (`slot` is `Some`) or a shared stripe of the series.
+    /// The thread's own cell (`slot` is `Some`) or the series' shared cell.
     cell: NonNull<AtomicU64>,
     /// `slot.is_some()`, read on every record (one byte beside the pointer).
     own: bool,
@@ -319,7 +319,7 @@ mod tests {
     }
 
     /// Thread-bound handles on more threads than there are slots stay exact: the late threads
-    /// get the shared cells.
+    /// get the shared cell.
     #[test]
     fn thread_bound_handles_count_exactly_past_the_slots() {
         use std::sync::{Arc, Barrier};

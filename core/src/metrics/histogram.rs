@@ -170,7 +170,7 @@ impl Drop for Shard {
 
 /// The cells behind one histogram series: one shard per write slot that records into it,
 /// allocated on its first record (0.8 KiB, plus 0.5 KiB for each power-of-two range of values it
-/// sees); only threads without a write slot share 4 striped shards (see `cells.rs`).
+/// sees); only threads without a write slot share one shard (see `cells.rs`).
 pub(crate) struct HistogramCells {
     shards:
         LazyCells<CachePadded<Shard>, 1, { cells::LOW_SLOTS }, { slot::SLOTS - cells::LOW_SLOTS }>,

@@ -839,7 +839,7 @@ mod tests {
         }
         assert_eq!(c.value(), 40_000);
         assert_eq!(h.snapshot().count(), 40_000);
-        // Every recording thread has a counter cell of its own: no stripes. Which slots the 40
+        // Every recording thread has a counter cell of its own: no shared cell. Which slots the 40
         // threads hold depends on the other tests' threads, so the chunks are bounded by the
         // thread count and by the 32 chunks of 8 slots.
         let counter = c.series.cells.allocated_bytes();
