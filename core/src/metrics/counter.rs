@@ -139,8 +139,6 @@ impl Counter {
 pub struct LocalCounter {
     /// The thread's own cell (`slot` is `Some`) or the series' shared cell.
     cell: NonNull<AtomicU64>,
-    /// `slot.is_some()`, read on every record (one byte beside the pointer).
-    own: bool,
     /// The write slot pinned while this handle lives; `None` on a shared cell.
     slot: Option<usize>,
     /// Keeps the cell allocated: cells are freed only with the series.
@@ -161,7 +159,6 @@ impl LocalCounter {
         }
         LocalCounter {
             cell,
-            own: slot.is_some(),
             slot,
             series: Arc::clone(series),
             _thread: PhantomData,
@@ -180,19 +177,13 @@ impl LocalCounter {
         // SAFETY: `cell` points into the cells of `series`, which this handle keeps alive, and
         // cells are freed only when the series is dropped (`LazyCells::drop`).
         let cell = unsafe { self.cell.as_ref() };
-        if self.own {
+        if self.slot.is_some() {
             // The slot is pinned to this thread (the handle is neither `Send` nor `Sync`), so
             // this thread is the cell's only writer.
             slot::add_exclusive(cell, n);
         } else {
-            self.add_shared(cell, n);
+            slot::add_shared(cell, n);
         }
-    }
-
-    #[cold]
-    #[inline(never)]
-    fn add_shared(&self, cell: &AtomicU64, n: u64) {
-        slot::add_shared(cell, n);
     }
 
     /// The current total of the counter (all threads).
