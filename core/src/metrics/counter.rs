@@ -103,11 +103,11 @@ impl Counter {
 
     /// A handle bound to the calling thread, for hot loops: it holds the address of the thread's
     /// own cell, so an increment is a load and a store with no lookup of the thread's write slot
-    /// (0.7 times the cost of [`increment`](Self::increment) in BENCHMARKS.md, goal 4 of issue
+    /// (about 0.7 times the cost of [`increment`](Self::increment) in BENCHMARKS.md, goal 4 of issue
     /// 15). It cannot be sent to or shared with another thread.
     ///
     /// While a thread-bound handle is alive, the thread keeps its write slot even past its own
-    /// exit, until the handle is dropped (a handle kept in a thread-local outlives the thread's
+    /// exit, until the handle is dropped (a handle kept in a thread-local may outlive the thread's
     /// other thread-locals). A thread that finds every write slot taken gets a handle on the
     /// series' shared cell, and keeps it: exact, just slower.
     ///
