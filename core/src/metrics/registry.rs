@@ -44,7 +44,7 @@ pub struct RegistryConfig {
     /// |---|---|---|---|
     /// | counter | 250 B | 1.3 KiB | 1 KiB more per 8 write slots that record (9.6 KB measured with 64 threads), at most 33 KB |
     /// | gauge | 200 B | 200 B | 200 B |
-    /// | histogram | 0.7 KiB | 1.5 KiB + 0.5 KiB per power-of-two range of values | the same again per write slot that records (198 KB measured with 64 threads over 4 ranges), at most 256 shards |
+    /// | histogram | 0.7 KiB | 1.5 KiB + 0.5 KiB per power-of-two range of values | the same again per write slot that records (198 KB measured with 64 threads over 4 ranges), at most 256 shards and one shared by threads without a slot |
     ///
     /// Every thread recording into a counter or histogram gets a cell (a shard) of its own, up to
     /// the 256 write slots, like its own stack: the series recorded by the most threads cost the
