@@ -56,12 +56,12 @@ use crate::alert::{Action, Channel};
 use crate::clock::{Clock, SystemClock};
 use crate::config::{Config, ConfigError};
 use crate::coverage::CoverageReport;
-use crate::eval::{EvalError, Evaluator, EvaluatorHandle};
+use crate::eval::{EvalError, Evaluator, EvaluatorHandle, Told};
 use crate::exposition::{Exposition, Sample};
 use crate::host::{HostCollector, HostError};
 use crate::metrics::Registry;
 use crate::pipeline::{
-    AckRequest, ActionConfig, ChannelConfig, Event, HistoryQuery, Implementations, Incident,
+    self, AckRequest, ActionConfig, ChannelConfig, Event, HistoryQuery, Implementations, Incident,
     IncidentId, Pipeline, PipelineError, PipelineStats, PluginSource, Silence, SilenceId,
     SilenceRequest, SqliteStore, StopReport, Store,
 };
@@ -272,9 +272,30 @@ impl MonitorBuilder {
             pipeline = pipeline.action(a);
         }
         let pipeline = Arc::new(pipeline.start(transitions)?);
-        // Holds and occurrence counts resume where the last run left them.
+        // Holds and occurrence counts resume where the last run left them, and what the
+        // evaluator takes to have been told agrees with the open incidents (after a crash,
+        // its checkpoint may be older or newer than them).
         let mut evaluator = evaluator;
-        evaluator.restore_item_states(pipeline.take_restored_item_states()?);
+        let told = pipeline
+            .incidents()?
+            .into_iter()
+            .filter(|i| !pipeline::is_meta(i))
+            .map(|i| {
+                Told::new(
+                    i.item.rule,
+                    i.metric,
+                    i.item.labels,
+                    i.severity,
+                    i.no_data,
+                    i.changed_at,
+                )
+            })
+            .collect();
+        evaluator.restore_reconciled(
+            pipeline.take_restored_item_states()?,
+            told,
+            self.config.pipeline.store.restore_grace,
+        );
         let evaluator = Arc::new(evaluator.spawn()?);
         let checkpoint = Checkpoint::start(
             Arc::clone(&evaluator),
@@ -727,6 +748,18 @@ impl Source for Board {
                 Counter,
                 "Notification delivery attempts that failed",
                 &[sample(vec![], stats.failed as f64)],
+            );
+            out.extra(
+                "vigilo_store_failing",
+                Gauge,
+                "1 while the store cannot commit (notifications are held in memory), else 0",
+                &[sample(vec![], f64::from(u8::from(stats.store_failing)))],
+            );
+            out.extra(
+                "vigilo_notifications_held",
+                Gauge,
+                "Notifications held because the store could not commit them",
+                &[sample(vec![], stats.held_uncommitted as f64)],
             );
         }
     }

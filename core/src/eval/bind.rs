@@ -135,7 +135,7 @@ impl Evaluator {
         let mut readers_of: Vec<(u32, u32)> = Vec::with_capacity(most);
         let old_count: usize = old_items.iter().map(Vec::len).sum();
         let mut arena: Vec<Item> = Vec::with_capacity(old_count.max(self.rules.len()));
-        let mut restored = std::mem::take(&mut self.restored);
+        let mut restored = std::mem::take(&mut self.restored.states);
         for (r, bound) in self.rules.iter_mut().enumerate() {
             let rule_index = index_u32(r);
             let identity = (!restored.is_empty()).then(|| bound.rule.identity());
@@ -217,11 +217,19 @@ impl Evaluator {
                     .collect();
                 let mut placeholder = Item::new(Labels::from_pairs(&pairs), rule_index, now);
                 placeholder.placeholder = true;
+                if let Some(state) = identity
+                    .as_ref()
+                    .and_then(|i| restored.remove(&(i.clone(), placeholder.labels.clone())))
+                {
+                    // A stand-in that was in no data before the restart stays there.
+                    placeholder.state = state;
+                    placeholder.state.restart_clock(now);
+                }
                 arena.push(placeholder);
             }
             bound.set_span(first..arena.len());
         }
-        self.restored = restored;
+        self.restored.states = restored;
         for w in old_series.values() {
             w.reader.disarm();
         }

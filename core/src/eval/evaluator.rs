@@ -229,7 +229,7 @@ pub struct Evaluator {
     /// `finish_arming` (see `arming.rs`).
     pub(super) arming: Vec<(usize, WatchBounds)>,
     /// Saved item states waiting for their item to be bound (see `persist.rs`).
-    pub(super) restored: HashMap<(String, Labels), super::state::ItemState>,
+    pub(super) restored: super::state::Restored,
     stats: EvaluatorStats,
     /// When series were last bound between ticks, for the limit on how often that happens.
     pub(super) last_rebind: Option<Timestamp>,
@@ -289,7 +289,7 @@ impl Evaluator {
             outbox,
             deadlines: BinaryHeap::new(),
             arming: Vec::new(),
-            restored: HashMap::new(),
+            restored: super::state::Restored::default(),
             stats: EvaluatorStats::default(),
             last_rebind: None,
         };
@@ -339,6 +339,7 @@ impl Evaluator {
         }
         self.sweep(now);
         self.run_deadlines(now);
+        self.expire_restored(now);
         self.outbox.flush();
         self.stats.ticks += 1;
         self.stats.last_tick_micros =

@@ -22,7 +22,7 @@ pub use config::EvaluatorConfig;
 pub use evaluator::{Evaluator, EvaluatorStats};
 pub use persist::ItemSnapshot;
 pub use runner::EvaluatorHandle;
-pub use transition::Transition;
+pub use transition::{Told, Transition};
 
 /// Why the evaluator refused a request.
 #[derive(Debug, thiserror::Error)]

@@ -16,14 +16,15 @@
 //! nothing until the window opens); more than `flap.changes` changes within `flap.within` hold
 //! notifications until the changes fall to half that. `rules/SEMANTICS.md` has the timelines.
 
-use std::collections::VecDeque;
+use std::collections::{HashMap, VecDeque};
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+use super::transition::Told;
 use crate::Severity;
 use crate::clock::Timestamp;
-use crate::metrics::WatchBounds;
+use crate::metrics::{Labels, WatchBounds};
 use crate::rules::{Aggregation, Comparison, EmptyWindow, Level, Rule, WhenClosed};
 
 /// One level's progress.
@@ -137,6 +138,15 @@ impl LevelState {
     }
 }
 
+/// Saved states waiting for their item's series to be bound, and until when they wait.
+#[derive(Default)]
+pub(crate) struct Restored {
+    pub(crate) states: HashMap<(String, Labels), ItemState>,
+    /// After this moment, states whose series has not come back are given up: an item that
+    /// had been reported is reported resolved.
+    pub(crate) until: Option<Timestamp>,
+}
+
 /// Where a rule's schedule stands at the moment of an evaluation.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub(crate) struct Period {
@@ -242,6 +252,46 @@ impl ItemState {
     /// was recorded while the program was down cannot be known). A no-data state in force stays.
     pub(crate) fn restart_clock(&mut self, now: Timestamp) {
         self.first_seen = now;
+    }
+
+    /// Makes what this state says was reported agree with what the pipeline holds after a
+    /// restart: `told` is the item's open incident (`None`: it has none). The incident is the
+    /// truth of what was told, so `notified` takes its severity; the next evaluation reports
+    /// whatever differs from it (a resolve, a change of severity), and nothing when the item
+    /// still fires at that severity.
+    ///
+    /// `saved` says whether this state was saved by the last run (a checkpoint): when it is at
+    /// least as recent as the incident's last change, its levels are kept (they are the newer
+    /// truth of what the item was doing); otherwise, or without a saved state, the levels are
+    /// rebuilt from the incident: every level of the rule up to its severity active (a hold in
+    /// progress restarts), or no data in force.
+    pub(crate) fn reconcile(&mut self, rule: &Rule, told: Option<&Told>, saved: bool) {
+        let Some(t) = told else {
+            // Nothing is open: whatever this state says it reported never reached the pipeline
+            // (or was resolved since). Report afresh whatever it is now.
+            self.notified = Severity::Normal;
+            self.notified_no_data = false;
+            return;
+        };
+        let current = saved && self.notified_since >= t.at;
+        if !current {
+            self.reset_levels();
+            self.no_data = t.no_data;
+            if !t.no_data {
+                for level in rule.levels.iter().filter(|l| l.severity <= t.severity) {
+                    let state = &mut self.levels[index(level.severity)];
+                    state.active = true;
+                    state.holds = 1;
+                }
+            }
+            self.severity = t.severity;
+            self.since = t.at;
+            self.flapping = false;
+            self.changes = None;
+        }
+        self.notified = t.severity;
+        self.notified_no_data = t.no_data;
+        self.notified_since = t.at;
     }
 
     /// Moves the state to time `t` with the aggregated `value` (`None` when there is none:

@@ -52,3 +52,43 @@ impl Transition {
         format!("{}{}", self.rule, self.labels)
     }
 }
+
+/// What was last told about an item that has an open incident: given to
+/// [`Evaluator::restore_reconciled`](super::Evaluator::restore_reconciled) at start.
+#[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
+pub struct Told {
+    /// The rule's name.
+    pub rule: Arc<str>,
+    /// The metric the rule watched (for the resolve of a rule that no longer exists).
+    pub metric: Arc<str>,
+    /// The series' labels.
+    pub labels: Labels,
+    /// The severity the incident is at.
+    pub severity: Severity,
+    /// The incident is about no data.
+    pub no_data: bool,
+    /// When the incident last changed.
+    pub at: Timestamp,
+}
+
+impl Told {
+    /// An item told to be at `severity` (with `no_data`) since `at`.
+    pub fn new(
+        rule: Arc<str>,
+        metric: Arc<str>,
+        labels: Labels,
+        severity: Severity,
+        no_data: bool,
+        at: Timestamp,
+    ) -> Self {
+        Told {
+            rule,
+            metric,
+            labels,
+            severity,
+            no_data,
+            at,
+        }
+    }
+}

@@ -448,6 +448,7 @@ impl Dispatcher {
     pub(crate) fn restore(&mut self, state: StoredState, now: Timestamp) {
         self.restored_item_states = state.item_states;
         self.restored_slo_states = state.slo_states;
+        self.identity = state.identity;
         self.timers.set(now, Timer::Requests);
         self.next_incident = self.next_incident.max(state.last_incident);
         self.next_notification = self.next_notification.max(state.last_notification);
@@ -513,6 +514,7 @@ impl Dispatcher {
             self.silences.insert(s.id, s);
         }
         self.rebuild(now);
+        self.resume_meta_incidents(now);
         let mut outbox = state.outbox;
         outbox.sort_by_key(|n| n.id);
         for mut n in outbox {
@@ -528,6 +530,52 @@ impl Dispatcher {
             } else {
                 self.timers.set(due, Timer::Retry(id));
             }
+        }
+    }
+
+    /// The pipeline's own incidents the last run left open. A failing channel's stays open,
+    /// the channel taken to be failing still, until it delivers again; one of a channel that
+    /// is gone resolves now, and so does the store's (it loaded: it works; if it fails again,
+    /// a new one opens).
+    fn resume_meta_incidents(&mut self, now: Timestamp) {
+        let threshold = self.config.notify.channel_failing_after.max(1);
+        let metas: Vec<(IncidentId, Option<String>, bool)> = self
+            .open
+            .values()
+            .filter_map(|id| {
+                let inc = &self.incidents.get(id)?.inc;
+                let store = &*inc.item.rule == super::unsaved::STORE_FAILING_RULE;
+                (inc.meta_channel.is_some() || store)
+                    .then(|| (*id, inc.meta_channel.clone(), store))
+            })
+            .collect();
+        for (id, channel, store) in metas {
+            let t = match channel {
+                Some(c) => match self.channels.get_mut(&c) {
+                    Some(ch) => {
+                        ch.failing = Some(id);
+                        ch.consecutive_failures = threshold;
+                        continue;
+                    }
+                    None => self.meta_transition(
+                        &c,
+                        crate::Severity::Normal,
+                        "the channel is no longer configured",
+                        now,
+                    ),
+                },
+                None if store => super::unsaved::store_transition(
+                    crate::Severity::Normal,
+                    "the store commits again",
+                    now,
+                ),
+                None => continue,
+            };
+            let item = super::incident::ItemKey {
+                rule: Arc::clone(&t.rule),
+                labels: t.labels.clone(),
+            };
+            self.resolve(&item, &t, now);
         }
     }
 
@@ -618,6 +666,8 @@ impl Dispatcher {
                 Timer::Recovery(id) => self.consider_recovery(id, now),
                 Timer::ActionTimeout(token) => self.on_action_timeout(token, now),
                 Timer::Requests => self.poll_requests(now),
+                // Nothing to do here: the commit that ends the step writes what waits.
+                Timer::StoreRetry => {}
             }
         }
     }

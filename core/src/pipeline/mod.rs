@@ -63,6 +63,7 @@ mod sqlite;
 mod state;
 mod store;
 mod timers;
+mod unsaved;
 mod workers;
 
 pub use control::StopReport;
@@ -85,6 +86,7 @@ pub use silence::{Silence, SilenceId, SilenceRequest};
 pub use sqlite::{OnCorrupt, SCHEMA_VERSION, SqliteStore};
 pub use state::PipelineStats;
 pub use store::{Store, StoreChange, StoreError, StoredState};
+pub use unsaved::STORE_FAILING_RULE;
 
 use std::time::Duration;
 
@@ -129,6 +131,14 @@ pub enum PipelineError {
     /// The pipeline's thread has stopped.
     #[error("the pipeline has stopped")]
     Stopped,
+}
+
+/// True for the pipeline's own incidents (a channel failing, the store failing), which no rule
+/// of the evaluator stands behind.
+pub(crate) fn is_meta(inc: &Incident) -> bool {
+    inc.meta_channel.is_some()
+        || &*inc.item.rule == CHANNEL_FAILING_RULE
+        || &*inc.item.rule == STORE_FAILING_RULE
 }
 
 /// `s` cut to at most `max` bytes (at a character boundary), with `…` when cut.
