@@ -76,24 +76,37 @@ pub struct Alert {
 /// assert_eq!(fingerprint("disk", &Labels::from_pairs(&[("mount", "/")])), "c49b2f1106f9796f");
 /// ```
 pub fn fingerprint(rule: &str, labels: &crate::Labels) -> String {
-    const OFFSET: u64 = 0xcbf2_9ce4_8422_2325;
-    const PRIME: u64 = 0x0000_0100_0000_01b3;
-    let mut h = OFFSET;
-    let mut eat = |bytes: &[u8]| {
-        for b in bytes {
-            h ^= u64::from(*b);
-            h = h.wrapping_mul(PRIME);
-        }
-    };
-    eat(rule.as_bytes());
-    eat(&[0]);
+    let mut h = Fnv::new();
+    h.eat(rule.as_bytes());
+    h.eat(&[0]);
     for (k, v) in labels.iter() {
-        eat(k.as_bytes());
-        eat(&[1]);
-        eat(v.as_bytes());
-        eat(&[0]);
+        h.eat(k.as_bytes());
+        h.eat(&[1]);
+        h.eat(v.as_bytes());
+        h.eat(&[0]);
     }
-    format!("{h:016x}")
+    format!("{:016x}", h.finish())
+}
+
+/// 64-bit FNV-1a: a hash that is the same on every machine, version and run (fingerprints and
+/// the content part of idempotency keys are compared across them).
+pub(crate) struct Fnv(u64);
+
+impl Fnv {
+    pub(crate) fn new() -> Self {
+        Fnv(0xcbf2_9ce4_8422_2325)
+    }
+
+    pub(crate) fn eat(&mut self, bytes: &[u8]) {
+        for b in bytes {
+            self.0 ^= u64::from(*b);
+            self.0 = self.0.wrapping_mul(0x0000_0100_0000_01b3);
+        }
+    }
+
+    pub(crate) fn finish(&self) -> u64 {
+        self.0
+    }
 }
 
 impl Alert {

@@ -339,7 +339,9 @@ impl RawRule {
             (span.unwrap_or_else(|| whole.clone()), Some(key.to_owned()))
         };
         match error {
-            RuleError::InvalidName(_) => at(Some(self.name.span()), "name"),
+            RuleError::InvalidName(_) | RuleError::ReservedName(_) => {
+                at(Some(self.name.span()), "name")
+            }
             RuleError::InvalidMetric { .. } => at(Some(self.metric.span()), "metric"),
             RuleError::ThresholdOrder { higher, .. } => level_key(*higher, "threshold"),
             RuleError::NonFinite { level, what, .. } => level_key(*level, what),

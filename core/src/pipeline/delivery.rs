@@ -21,9 +21,9 @@ use crate::metrics::Labels;
 use crate::{Severity, pipeline};
 
 /// The rule name of the meta-alert raised when a channel keeps failing.
-pub const CHANNEL_FAILING_RULE: &str = "vigilo_channel_failing";
+pub const CHANNEL_FAILING_RULE: &str = crate::rules::RESERVED_NAMES[0];
 /// The rule name of a rate limit's summary.
-pub const RATE_LIMITED_RULE: &str = "vigilo_rate_limited";
+pub const RATE_LIMITED_RULE: &str = crate::rules::RESERVED_NAMES[1];
 
 impl Dispatcher {
     /// Puts a notification for `channel` in the outbox and hands it to the channel's threads
@@ -47,10 +47,11 @@ impl Dispatcher {
             self.emit(e);
             return;
         };
-        if kind != NotificationKind::RateSummary
-            && tried.is_empty()
-            && !self.take_token(channel, now)
-        {
+        let summary = matches!(
+            kind,
+            NotificationKind::RateSummary | NotificationKind::HeldSummary
+        );
+        if !summary && tried.is_empty() && !self.take_token(channel, now) {
             self.hold(channel, &alert, &incidents, now);
             return;
         }
@@ -94,6 +95,7 @@ impl Dispatcher {
             .push(StoreChange::Notification(Box::new(n.clone())));
         self.outbox.insert(id, n);
         // Attempted once the step is committed: stored before its first attempt.
+        self.uncommitted.insert(id);
         self.to_attempt.push(id);
     }
 
@@ -324,7 +326,7 @@ impl Dispatcher {
         }
     }
 
-    fn meta_transition(
+    pub(crate) fn meta_transition(
         &self,
         channel: &str,
         to: Severity,
@@ -373,14 +375,15 @@ impl Dispatcher {
         else {
             return;
         };
-        let key = format!("{}:meta:{}", id, tr.inc.changes);
-        let alert = super::notification::item_alert(
+        let mut alert = super::notification::item_alert(
             &tr.inc,
             AlertStatus::Firing,
             Severity::Normal,
             tr.since,
-            key,
+            String::new(),
         );
+        let what = format!("{}:meta:{}", id, tr.inc.changes);
+        super::notification::set_key(&mut alert, &what, &self.identity);
         self.enqueue(
             &fallback,
             alert,
@@ -493,7 +496,7 @@ impl Dispatcher {
             ),
         );
         annotations.insert("description".to_owned(), lines.join("\n"));
-        let alert = Alert {
+        let mut alert = Alert {
             rule: RATE_LIMITED_RULE.to_owned(),
             metric: "vigilo_notifications_held".to_owned(),
             labels: BTreeMap::from([("channel".to_owned(), channel.to_owned())]),
@@ -506,11 +509,13 @@ impl Dispatcher {
             threshold: None,
             since,
             at: now,
-            idempotency_key: format!("rate:{channel}:{}", now.as_nanos()),
+            idempotency_key: String::new(),
             recipients: Vec::new(),
             incident: None,
             fingerprint: String::new(),
         };
+        let what = format!("rate:{channel}:{}", now.as_nanos());
+        super::notification::set_key(&mut alert, &what, &self.identity);
         self.enqueue(
             channel,
             alert,
@@ -553,6 +558,7 @@ fn kind_name(kind: NotificationKind) -> &'static str {
         NotificationKind::Escalation => "escalation",
         NotificationKind::Meta => "meta-alert",
         NotificationKind::RateSummary => "rate-limit summary",
+        NotificationKind::HeldSummary => "summary of what the store held",
     }
 }
 

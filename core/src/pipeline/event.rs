@@ -70,6 +70,9 @@ pub enum EventKind {
     ChannelFailing,
     /// The routes, policy or channels were replaced.
     Reloaded,
+    /// The store cannot commit: notifications are held (see the detail; it also says when the
+    /// store commits again).
+    StoreFailing,
 }
 
 impl EventKind {
@@ -104,6 +107,7 @@ impl EventKind {
             EventKind::ActionSkipped => "action_skipped",
             EventKind::ChannelFailing => "channel_failing",
             EventKind::Reloaded => "reloaded",
+            EventKind::StoreFailing => "store_failing",
         }
     }
 }

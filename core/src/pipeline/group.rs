@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use super::event::EventKind;
 use super::incident::IncidentId;
-use super::notification::{DigestPart, NotificationKind, digest_alert, item_alert};
+use super::notification::{DigestPart, NotificationKind, digest_alert, item_alert, set_key};
 use super::settings::{OutsideSchedule, Route};
 use super::state::Dispatcher;
 use super::timers::{GroupKey, Timer};
@@ -206,11 +206,10 @@ impl Dispatcher {
             };
             let m = &g.members[&id];
             let previous = m.notified.map_or(tr.previous, |(_, s)| s);
-            let key = format!("{}:{}:{}", id, route.name, tr.inc.changes);
-            (
-                item_alert(&tr.inc, m.status, previous, tr.since, key),
-                NotificationKind::Change,
-            )
+            let mut alert = item_alert(&tr.inc, m.status, previous, tr.since, String::new());
+            let what = format!("{}:{}:{}", id, route.name, tr.inc.changes);
+            set_key(&mut alert, &what, &self.identity);
+            (alert, NotificationKind::Change)
         } else {
             let parts: Vec<DigestPart<'_>> = visible
                 .iter()
@@ -229,17 +228,16 @@ impl Dispatcher {
                 .filter_map(|m| m.notified.map(|(_, s)| s))
                 .max()
                 .unwrap_or(Severity::Normal);
-            // The notification counter is stored, so the key is unique across restarts too.
-            let key = format!(
+            let mut alert =
+                digest_alert(&g.labels, &route.name, &parts, previous, now, String::new());
+            let what = format!(
                 "g:{}:{}:n{}",
                 route.name,
                 gk.key,
                 self.next_notification + 1
             );
-            (
-                digest_alert(&g.labels, &route.name, &parts, previous, now, key),
-                NotificationKind::Digest,
-            )
+            set_key(&mut alert, &what, &self.identity);
+            (alert, NotificationKind::Digest)
         };
         let incidents = visible;
         if let Some(g) = self.groups.get_mut(gk) {
@@ -409,20 +407,22 @@ impl Dispatcher {
             let Some(tr) = self.incidents.get(&ids[0]) else {
                 return;
             };
-            let key = format!(
+            let mut alert = item_alert(
+                &tr.inc,
+                AlertStatus::Firing,
+                tr.inc.severity,
+                tr.inc.changed_at,
+                String::new(),
+            );
+            let what = format!(
                 "{}:{}:{}:r{n}.{}",
                 ids[0],
                 route.name,
                 tr.inc.changes,
                 self.next_notification + 1
             );
-            item_alert(
-                &tr.inc,
-                AlertStatus::Firing,
-                tr.inc.severity,
-                tr.inc.changed_at,
-                key,
-            )
+            set_key(&mut alert, &what, &self.identity);
+            alert
         } else {
             let parts: Vec<DigestPart<'_>> = ids
                 .iter()
@@ -435,13 +435,15 @@ impl Dispatcher {
                 })
                 .collect();
             let worst = parts.iter().map(|p| p.severity).max().unwrap_or_default();
-            let key = format!(
+            let mut alert = digest_alert(&g.labels, &route.name, &parts, worst, now, String::new());
+            let what = format!(
                 "g:{}:{}:r{n}.{}",
                 route.name,
                 gk.key,
                 self.next_notification + 1
             );
-            digest_alert(&g.labels, &route.name, &parts, worst, now, key)
+            set_key(&mut alert, &what, &self.identity);
+            alert
         };
         for id in ids {
             let mut e = self.incident_event(EventKind::Repeated, *id, now);
@@ -512,13 +514,12 @@ impl Dispatcher {
         }
         let tier = tier.clone();
         let waited = now.since(first);
-        let key = format!("{}:{}:e{}", id, route.name, tier_index + 1);
         let mut alert = item_alert(
             &tr.inc,
             AlertStatus::Firing,
             tr.inc.severity,
             tr.inc.changed_at,
-            key,
+            String::new(),
         );
         alert.annotations.insert(
             "escalation".to_owned(),
@@ -529,6 +530,8 @@ impl Dispatcher {
                 route.escalation.len()
             ),
         );
+        let what = format!("{}:{}:e{}", id, route.name, tier_index + 1);
+        set_key(&mut alert, &what, &self.identity);
         if let Some(tr) = self.incidents.get_mut(&id) {
             tr.inc.route_mut(&route.name).escalated = tier_index + 1;
         }

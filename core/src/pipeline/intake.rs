@@ -3,6 +3,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
+use std::time::Duration;
 
 use super::event::{Event, EventKind};
 use super::incident::{Incident, IncidentId, ItemKey};
@@ -285,7 +286,7 @@ impl Dispatcher {
     /// The group of `route` an incident belongs to.
     pub(crate) fn group_key(route: &Route, inc: &Incident) -> (GroupKey, BTreeMap<String, String>) {
         let mut labels = BTreeMap::new();
-        let key = if route.group_by.is_empty() {
+        let key = if route.group_by.is_empty() || is_urgent(inc) {
             inc.item.to_string()
         } else {
             let mut parts = Vec::with_capacity(route.group_by.len());
@@ -325,10 +326,12 @@ impl Dispatcher {
             tr.groups.push(gk.clone());
             tr.inc.route_mut(&route.name);
         }
-        let group = self
-            .groups
-            .entry(gk.clone())
-            .or_insert_with(|| Group::new(labels, route.group_by.is_empty(), now));
+        let urgent = is_urgent(&tr.inc);
+        let group = self.groups.entry(gk.clone()).or_insert_with(|| {
+            let mut g = Group::new(labels, route.group_by.is_empty() || urgent, now);
+            g.urgent = urgent;
+            g
+        });
         let member = group.members.entry(id).or_insert(Member {
             status: AlertStatus::Firing,
             severity,
@@ -366,8 +369,12 @@ impl Dispatcher {
         let route = self
             .route_index(&gk.route)
             .map(|i| &self.config.routes[i])?;
-        let (wait, interval) = (route.group_wait, route.group_interval);
         let g = self.groups.get_mut(gk)?;
+        let (wait, interval) = if g.urgent {
+            (Duration::ZERO, Duration::ZERO)
+        } else {
+            (route.group_wait, route.group_interval)
+        };
         let due = match g.last_flush {
             None => (g.created_at + wait).max(now),
             Some(last) => (last + interval).max(now),
@@ -482,6 +489,12 @@ impl Dispatcher {
         }
         None
     }
+}
+
+/// The store's meta-alert is never grouped with others nor kept waiting: it is the one
+/// notification that may go out while the store cannot commit, alone.
+fn is_urgent(inc: &Incident) -> bool {
+    &*inc.item.rule == super::unsaved::STORE_FAILING_RULE && inc.meta_channel.is_none()
 }
 
 fn equal_values(equal: &[String], labels: &BTreeMap<String, String>) -> Vec<String> {

@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 
 use super::incident::{Incident, IncidentId};
 use crate::Severity;
-use crate::alert::{Alert, AlertStatus};
+use crate::alert::{Alert, AlertStatus, Fnv};
 use crate::clock::Timestamp;
 
 /// A notification's number.
@@ -25,6 +25,7 @@ impl fmt::Display for NotificationId {
 /// Why a notification was sent.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
+#[non_exhaustive]
 pub enum NotificationKind {
     /// A change of one item (firing or resolved).
     Change,
@@ -38,6 +39,8 @@ pub enum NotificationKind {
     Meta,
     /// What a channel's rate limit held back.
     RateSummary,
+    /// Notifications held while the store could not commit, past `[store] hold_limit`.
+    HeldSummary,
 }
 
 /// One alert on its way to one channel: an entry of the outbox.
@@ -76,6 +79,26 @@ impl Notification {
     pub fn key(&self) -> &str {
         &self.alert.idempotency_key
     }
+}
+
+/// Sets the idempotency key of `alert`, built before its recipients are filled in:
+/// `{what}@{store}.{content}`, where `what` names the notification for people reading it
+/// (`3:ops:2`: incident 3, route `ops`, its second change; see ARCHITECTURE.md), `store` is the
+/// identity of the store that numbered it (random, made with the database and renewed when it
+/// is recreated) and `content` a hash of everything the alert says (status, severity, value,
+/// times, labels, annotations …). So a key is never used for different news: not by another
+/// store, not by this store after its counters went back (a database restored from an older
+/// copy), since different content gives a different hash. The same notification keeps its key
+/// on every attempt, channel and restart: the key is stored with it.
+pub(crate) fn set_key(alert: &mut Alert, what: &str, store: &str) {
+    let recipients = std::mem::take(&mut alert.recipients);
+    alert.idempotency_key.clear();
+    let mut h = Fnv::new();
+    if let Ok(bytes) = serde_json::to_vec(&*alert) {
+        h.eat(&bytes);
+    }
+    alert.recipients = recipients;
+    alert.idempotency_key = format!("{what}@{store}.{:016x}", h.finish());
 }
 
 /// The alert telling about `inc` (firing at its severity, or resolved from `previous`).

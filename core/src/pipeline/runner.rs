@@ -118,13 +118,23 @@ impl PipelineBuilder {
                 .map_err(PipelineError::Store)?,
             ),
         };
-        let state = store.load().map_err(PipelineError::Store)?;
+        let mut state = store.load().map_err(PipelineError::Store)?;
+        if state.identity.is_empty() {
+            // A store that keeps no identity: one for this run, so keys stay unique.
+            state.identity = super::sqlite::new_identity().map_err(PipelineError::Store)?;
+        }
         let now = self.clock.now();
         let mut d = Dispatcher {
             clock: Arc::clone(&self.clock),
             config: PipelineConfig::default(),
             store,
+            identity: String::new(),
             batch: Vec::new(),
+            unsaved: Vec::new(),
+            store_failure: None,
+            uncommitted: HashSet::new(),
+            held: Default::default(),
+            summarised: Default::default(),
             open: HashMap::new(),
             incidents: HashMap::new(),
             by_series: HashMap::new(),

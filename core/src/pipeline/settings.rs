@@ -390,6 +390,15 @@ pub struct StoreConfig {
     /// (default 5 s); a crash loses at most this much of their progress.
     #[serde(with = "crate::duration::serde_duration")]
     pub checkpoint: Duration,
+    /// After a restart, how long an item that was firing waits for its series to be recorded
+    /// again (default 1 min); one whose series does not come back is reported resolved, as
+    /// when a series is removed.
+    #[serde(with = "crate::duration::serde_duration")]
+    pub restore_grace: Duration,
+    /// While the store cannot commit (a full disk), the most new notifications held in memory
+    /// (default 1000): none is delivered before it is committed. Past the bound the oldest are
+    /// taken out and summed up, per channel, in one notification sent when the store is back.
+    pub hold_limit: usize,
 }
 
 impl Default for StoreConfig {
@@ -398,6 +407,8 @@ impl Default for StoreConfig {
             path: None,
             on_corrupt: super::OnCorrupt::default(),
             checkpoint: Duration::from_secs(5),
+            restore_grace: Duration::from_secs(60),
+            hold_limit: 1000,
         }
     }
 }

@@ -7,7 +7,7 @@
 //! occurrence counts resume after a restart), `slo_states` (each SLO's rings of good and total
 //! events, so budgets and burn-rate windows continue; schema 2), `requests` (acks and silences asked by another
 //! process, such as the command line, for the running pipeline to apply) and `meta` (the
-//! schema version). Rows hold JSON documents of the pipeline's types beside the columns
+//! store's random identity, made with the database, part of every idempotency key). Rows hold JSON documents of the pipeline's types beside the columns
 //! queries filter on.
 //!
 //! Crash safety: with WAL and `synchronous = NORMAL` a committed step survives the process
@@ -282,7 +282,28 @@ impl SqliteStore {
                 .map_err(e)?;
             tx.commit().map_err(e)?;
         }
+        if migrate {
+            // Made once, with the database: a recreated database gets a new one.
+            self.conn
+                .execute(
+                    "INSERT OR IGNORE INTO meta (key, value) VALUES ('identity', ?1)",
+                    [new_identity()?],
+                )
+                .map_err(e)?;
+        }
         Ok(())
+    }
+
+    /// The store's identity (see [`StoredState::identity`]).
+    pub fn identity(&self) -> Result<String, StoreError> {
+        let v: Option<String> = self
+            .conn
+            .query_row("SELECT value FROM meta WHERE key = 'identity'", [], |r| {
+                r.get(0)
+            })
+            .optional()
+            .map_err(|e| sql_error(&self.path, e))?;
+        Ok(v.unwrap_or_default())
     }
 
     fn counter(&self, name: &str) -> Result<u64, StoreError> {
@@ -370,6 +391,14 @@ impl SqliteStore {
             .map_err(|e| sql_error(&self.path, e))?;
         Ok(u64::try_from(pages * size).unwrap_or(0))
     }
+}
+
+/// 64 random bits from the operating system, in hex: a store's identity.
+pub(crate) fn new_identity() -> Result<String, StoreError> {
+    let mut bytes = [0u8; 8];
+    getrandom::fill(&mut bytes)
+        .map_err(|e| StoreError::Io(format!("no randomness for the store's identity: {e}")))?;
+    Ok(format!("{:016x}", u64::from_le_bytes(bytes)))
 }
 
 /// Keeps the history within its count and age, and forgets old closed incidents and requests.
@@ -499,10 +528,11 @@ impl Store for SqliteStore {
         state.last_notification = self.counter("notification")?;
         state.last_silence = self.counter("silence")?;
         state.last_event = self.counter("event")?;
+        state.identity = self.identity()?;
         Ok(state)
     }
 
-    fn commit(&mut self, changes: Vec<StoreChange>) -> Result<(), StoreError> {
+    fn commit(&mut self, changes: &[StoreChange]) -> Result<(), StoreError> {
         let p = self.path.clone();
         let e = |e| sql_error(&p, e);
         self.commits += 1;
@@ -528,7 +558,7 @@ impl Store for SqliteStore {
                             i.item.to_string(),
                             &*i.item.rule,
                             i.changed_at.as_nanos(),
-                            json(&*i)?
+                            json(&**i)?
                         ],
                     )
                     .map_err(e)?;
@@ -548,7 +578,7 @@ impl Store for SqliteStore {
                             i64::try_from(n.id.0).unwrap_or(i64::MAX),
                             n.channel,
                             n.alert.idempotency_key,
-                            json(&*n)?
+                            json(&**n)?
                         ],
                     )
                     .map_err(e)?;
@@ -564,7 +594,7 @@ impl Store for SqliteStore {
                     bump(&tx, "silence", s.id.0).map_err(e)?;
                     tx.execute(
                         "INSERT OR REPLACE INTO silences (id, data) VALUES (?1, ?2)",
-                        params![i64::try_from(s.id.0).unwrap_or(i64::MAX), json(&*s)?],
+                        params![i64::try_from(s.id.0).unwrap_or(i64::MAX), json(&**s)?],
                     )
                     .map_err(e)?;
                 }
@@ -588,7 +618,7 @@ impl Store for SqliteStore {
                             ev.incident.map(|i| i64::try_from(i.0).unwrap_or(i64::MAX)),
                             ev.item,
                             ev.rule,
-                            json(&*ev)?
+                            json(&**ev)?
                         ],
                     )
                     .map_err(e)?;
@@ -598,7 +628,7 @@ impl Store for SqliteStore {
                     for s in states {
                         tx.execute(
                             "INSERT OR REPLACE INTO item_states (rule, labels, data) VALUES (?1, ?2, ?3)",
-                            params![s.rule, s.labels.to_string(), json(&s)?],
+                            params![s.rule, s.labels.to_string(), json(s)?],
                         )
                         .map_err(e)?;
                     }
@@ -608,7 +638,7 @@ impl Store for SqliteStore {
                     for s in states {
                         tx.execute(
                             "INSERT OR REPLACE INTO slo_states (name, data) VALUES (?1, ?2)",
-                            params![s.name, json(&s)?],
+                            params![s.name, json(s)?],
                         )
                         .map_err(e)?;
                     }
@@ -619,7 +649,7 @@ impl Store for SqliteStore {
                         params![
                             id,
                             crate::clock::Clock::now(&crate::clock::SystemClock).as_nanos(),
-                            json(&result)?
+                            json(result)?
                         ],
                     )
                     .map_err(e)?;

@@ -70,6 +70,16 @@ pub struct PipelineStats {
     pub store_errors: u64,
     /// The store's last error.
     pub last_store_error: Option<String>,
+    /// The store cannot commit now: new notifications are held in memory, none is delivered
+    /// before it is committed (the `vigilo_store_failing` meta-alert is the exception).
+    pub store_failing: bool,
+    /// Notifications held now because the store could not commit them.
+    pub held_uncommitted: usize,
+    /// Held notifications taken out past `[store] hold_limit` and summed up (per channel, sent
+    /// when the store is back).
+    pub held_summarised: u64,
+    /// History events not kept while the store failed (beyond what memory holds).
+    pub events_lost: u64,
     /// Groups waiting or notified.
     pub groups: usize,
     /// Timers set.
@@ -107,6 +117,8 @@ pub(crate) struct Member {
 pub(crate) struct Group {
     pub(crate) labels: BTreeMap<String, String>,
     pub(crate) per_item: bool,
+    /// Notifies without waiting: the store's meta-alert, alone in its group.
+    pub(crate) urgent: bool,
     pub(crate) members: BTreeMap<IncidentId, Member>,
     pub(crate) created_at: Timestamp,
     pub(crate) last_flush: Option<Timestamp>,
@@ -122,6 +134,7 @@ impl Group {
         Group {
             labels,
             per_item,
+            urgent: false,
             members: BTreeMap::new(),
             created_at: now,
             last_flush: None,
@@ -171,12 +184,41 @@ pub(crate) struct Run {
     pub(crate) timed_out: bool,
 }
 
+/// The store cannot commit: since when, and when it is tried again.
+pub(crate) struct StoreFailure {
+    pub(crate) since: Timestamp,
+    pub(crate) retry_at: Timestamp,
+    pub(crate) backoff: std::time::Duration,
+    /// The `vigilo_store_failing` meta-incident.
+    pub(crate) incident: Option<IncidentId>,
+}
+
+/// What a channel's held notifications past the bound amounted to (see `unsaved.rs`).
+#[derive(Default)]
+pub(crate) struct HeldSummary {
+    pub(crate) count: u64,
+    pub(crate) worst: Severity,
+    pub(crate) since: Option<Timestamp>,
+    pub(crate) lines: Vec<String>,
+}
+
 /// The pipeline's state machine.
 pub(crate) struct Dispatcher {
     pub(crate) clock: Arc<dyn Clock>,
     pub(crate) config: PipelineConfig,
     pub(crate) store: Box<dyn Store>,
+    /// The store's identity, part of every idempotency key.
+    pub(crate) identity: String,
     pub(crate) batch: Vec<StoreChange>,
+    /// Changes the store refused, committed with the next batch that goes through.
+    pub(crate) unsaved: Vec<StoreChange>,
+    pub(crate) store_failure: Option<StoreFailure>,
+    /// Notifications whose entry in the outbox is not committed yet.
+    pub(crate) uncommitted: HashSet<NotificationId>,
+    /// Notifications not attempted because they are not committed, oldest first.
+    pub(crate) held: std::collections::VecDeque<NotificationId>,
+    /// Per channel, held notifications taken out past the bound.
+    pub(crate) summarised: BTreeMap<String, HeldSummary>,
     /// Open incidents by item.
     pub(crate) open: HashMap<ItemKey, IncidentId>,
     /// Open incidents, and resolved ones a group still has to tell about.
@@ -256,35 +298,56 @@ impl Dispatcher {
     }
 
     /// Applies the step's changes to the store, then hands the notifications it queued to
-    /// their channels (so each is stored before its first attempt).
+    /// their channels: each is committed before its first attempt. While the store cannot
+    /// commit, new notifications are held (see `unsaved.rs`) and go out once it can.
     pub(crate) fn commit(&mut self) {
-        self.write_batch();
+        let now = self.clock.now();
+        if self.write_batch(now) && self.store_failure.is_some() {
+            self.store_recovered(now);
+            self.write_batch(now);
+        }
         for id in std::mem::take(&mut self.to_attempt) {
-            self.attempt(id);
+            if self.uncommitted.contains(&id) && !self.deliverable_uncommitted(id) {
+                self.hold_uncommitted(id, now);
+            } else {
+                self.attempt(id);
+            }
         }
     }
 
-    fn write_batch(&mut self) {
-        if self.batch.is_empty() {
-            return;
+    /// Commits what the store has not taken yet and this step's changes, in order, in one
+    /// transaction; true if the store took them. While the store fails, it is tried again
+    /// only when its retry is due (any step after that, or the retry timer).
+    fn write_batch(&mut self, now: Timestamp) -> bool {
+        if self.batch.is_empty() && self.unsaved.is_empty() {
+            return true;
         }
-        let mut batch = std::mem::take(&mut self.batch);
-        // Only the last state of an incident within a step needs writing.
-        let mut seen = HashSet::new();
-        let mut keep = vec![true; batch.len()];
-        for (i, c) in batch.iter().enumerate().rev() {
-            if let StoreChange::Incident(inc) = c
-                && !seen.insert(inc.id)
-            {
-                keep[i] = false;
+        let mut changes = std::mem::take(&mut self.unsaved);
+        changes.append(&mut self.batch);
+        compact(&mut changes);
+        if self
+            .store_failure
+            .as_ref()
+            .is_some_and(|f| now < f.retry_at)
+        {
+            self.unsaved = changes;
+            self.bound_unsaved();
+            return false;
+        }
+        match self.store.commit(&changes) {
+            Ok(()) => {
+                self.uncommitted.clear();
+                true
             }
-        }
-        let mut flags = keep.into_iter();
-        batch.retain(|_| flags.next().unwrap_or(true));
-        if let Err(e) = self.store.commit(batch) {
-            self.stats.store_errors += 1;
-            self.stats.last_store_error = Some(e.to_string());
-            log::error!(target: "vigilo::pipeline", "{e}");
+            Err(e) => {
+                self.unsaved = changes;
+                self.bound_unsaved();
+                self.stats.store_errors += 1;
+                self.stats.last_store_error = Some(e.to_string());
+                log::error!(target: "vigilo::pipeline", "{e}");
+                self.store_failed(&e, now);
+                false
+            }
         }
     }
 
@@ -294,6 +357,8 @@ impl Dispatcher {
 
     pub(crate) fn stats(&self) -> PipelineStats {
         let mut s = self.stats.clone();
+        s.store_failing = self.store_failure.is_some();
+        s.held_uncommitted = self.held.len();
         s.incidents_open = self.open.len();
         s.outbox = self.outbox.len();
         s.in_flight = self.in_flight();
@@ -306,4 +371,23 @@ impl Dispatcher {
     pub(crate) fn route_index(&self, name: &str) -> Option<usize> {
         self.config.routes.iter().position(|r| r.name == name)
     }
+}
+
+/// Keeps only what matters of a run of changes: the last state of each incident, the last
+/// set of item states and of SLO rings. The order of everything else is kept.
+fn compact(changes: &mut Vec<StoreChange>) {
+    let mut seen = HashSet::new();
+    let (mut items, mut slos) = (false, false);
+    let mut keep = vec![true; changes.len()];
+    for (i, c) in changes.iter().enumerate().rev() {
+        let last = match c {
+            StoreChange::Incident(inc) => seen.insert(inc.id),
+            StoreChange::ItemStates(_) => !std::mem::replace(&mut items, true),
+            StoreChange::SloStates(_) => !std::mem::replace(&mut slos, true),
+            _ => true,
+        };
+        keep[i] = last;
+    }
+    let mut flags = keep.into_iter();
+    changes.retain(|_| flags.next().unwrap_or(true));
 }

@@ -99,14 +99,19 @@ pub struct StoredState {
     pub last_silence: u64,
     /// The highest event sequence number ever given.
     pub last_event: u64,
+    /// The store's identity: random, made when the database is created (and so renewed when
+    /// it is recreated), part of every idempotency key so that no two stores give one key.
+    /// Empty for a store that keeps none: the pipeline then makes one for each start.
+    pub identity: String,
 }
 
 /// The pipeline's persistence.
 pub trait Store: Send {
     /// Everything needed to resume, read once at start.
     fn load(&mut self) -> Result<StoredState, StoreError>;
-    /// Applies a batch of changes, in order, all or nothing.
-    fn commit(&mut self, changes: Vec<StoreChange>) -> Result<(), StoreError>;
+    /// Applies a batch of changes, in order, all or nothing. A batch it refused is given again,
+    /// with what came after it, until one is taken.
+    fn commit(&mut self, changes: &[StoreChange]) -> Result<(), StoreError>;
     /// Events from the history, newest `query.limit` that pass, oldest first.
     fn history(&self, query: &HistoryQuery) -> Result<Vec<Event>, StoreError>;
     /// Requests queued by other processes and not handled yet (none by default).

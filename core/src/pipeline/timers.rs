@@ -43,6 +43,8 @@ pub(crate) enum Timer {
     ActionTimeout(u64),
     /// Requests queued in the store by other processes are looked for.
     Requests,
+    /// A failing store is tried again (by the commit that ends every step).
+    StoreRetry,
 }
 
 struct Entry {

@@ -7,6 +7,10 @@ pub enum RuleError {
     /// The rule has no name, or a name with characters other than `[A-Za-z0-9_.:-]`.
     #[error("invalid rule name {0:?}: use letters, digits, '_', '.', ':' or '-'")]
     InvalidName(String),
+    /// The name is one vigilo gives its own meta-alerts (`vigilo_channel_failing`,
+    /// `vigilo_store_failing`, `vigilo_rate_limited`).
+    #[error("rule name {0:?} is reserved for vigilo's own meta-alerts; choose another")]
+    ReservedName(String),
     /// The metric name is not a valid Prometheus name.
     #[error("rule {rule}: invalid metric name {metric:?}")]
     InvalidMetric {

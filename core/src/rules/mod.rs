@@ -6,6 +6,7 @@ mod schedule;
 pub(crate) mod template;
 
 pub use error::RuleError;
+pub(crate) use rule::RESERVED_NAMES;
 pub use rule::{
     Aggregation, Comparison, EmptyWindow, Flap, Level, Matcher, NoData, Rule, RuleBuilder,
     WhenClosed,

@@ -507,6 +507,14 @@ pub struct RuleBuilder {
     rule: Rule,
 }
 
+/// The rule names of the pipeline's own meta-alerts, which no configured rule may take (the
+/// pipeline's constants name them from here, so the list and they agree).
+pub(crate) const RESERVED_NAMES: [&str; 3] = [
+    "vigilo_channel_failing",
+    "vigilo_rate_limited",
+    "vigilo_store_failing",
+];
+
 impl RuleBuilder {
     fn extras(&mut self) -> &mut Extras {
         self.rule.extras.get_or_insert_with(Box::default)
@@ -592,6 +600,9 @@ impl RuleBuilder {
                 .all(|c| c.is_ascii_alphanumeric() || "_.:-".contains(c));
         if !name_ok {
             return Err(RuleError::InvalidName(name));
+        }
+        if RESERVED_NAMES.contains(&name.as_str()) {
+            return Err(RuleError::ReservedName(name));
         }
         if crate::metrics::validate_metric_name(&r.metric).is_err() {
             return Err(RuleError::InvalidMetric {

@@ -333,3 +333,14 @@ fn a_channel_and_an_action_cannot_share_a_name() {
         &["action \"x\"", "channels and actions share one plugin host"],
     );
 }
+
+#[test]
+fn a_rule_cannot_take_the_name_of_a_meta_alert() {
+    for name in ["vigilo_store_failing", "vigilo_channel_failing"] {
+        assert_error(
+            &format!("[[rule]]\nname = \"{name}\"\nmetric = \"m\"\n[rule.info]\nthreshold = 1\n"),
+            2,
+            &[name, "reserved"],
+        );
+    }
+}

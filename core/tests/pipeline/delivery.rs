@@ -294,5 +294,27 @@ fn idempotency_keys_name_the_incident_route_and_change() {
         .into_iter()
         .map(|a| a.idempotency_key)
         .collect();
-    assert_eq!(keys, ["1:ops:1", "1:ops:2", "1:ops:3"]);
+    // `{incident}:{route}:{change}@{store}.{content}`: the store's identity and a hash of what
+    // the notification says make a key that no other store and no other news ever carries.
+    let readable: Vec<&str> = keys.iter().map(|k| k.split('@').next().unwrap()).collect();
+    assert_eq!(readable, ["1:ops:1", "1:ops:2", "1:ops:3"]);
+    let tails: Vec<(&str, &str)> = keys
+        .iter()
+        .map(|k| k.split_once('@').unwrap().1.split_once('.').unwrap())
+        .collect();
+    for (store, content) in &tails {
+        assert_eq!(store.len(), 16, "{keys:?}");
+        assert_eq!(content.len(), 16, "{keys:?}");
+        assert!(
+            store
+                .chars()
+                .chain(content.chars())
+                .all(|c| c.is_ascii_hexdigit())
+        );
+    }
+    assert!(
+        tails.iter().all(|(s, _)| *s == tails[0].0),
+        "one store: {keys:?}"
+    );
+    assert_ne!(tails[0].1, tails[1].1, "different news: {keys:?}");
 }

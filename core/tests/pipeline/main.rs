@@ -4,9 +4,12 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)] // in a test, a failed unwrap is the test failing
 
 mod config;
+mod crash;
 mod delivery;
 mod end_to_end;
 mod policy;
 mod recovery;
+mod restart;
 mod store;
+mod store_failing;
 mod support;
