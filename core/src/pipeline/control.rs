@@ -231,10 +231,7 @@ impl Dispatcher {
                     failing: None,
                     tokens,
                     refilled_at: now,
-                    held: Vec::new(),
-                    held_count: 0,
-                    held_worst: crate::Severity::Normal,
-                    held_since: None,
+                    held: Default::default(),
                     summary_armed: false,
                 },
             );

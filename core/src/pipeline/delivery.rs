@@ -326,6 +326,7 @@ impl Dispatcher {
         }
     }
 
+    /// The transition of channel `channel`'s meta-alert to `to`.
     pub(crate) fn meta_transition(
         &self,
         channel: &str,
@@ -338,26 +339,14 @@ impl Dispatcher {
         } else {
             Severity::Normal
         };
-        let mut annotations = BTreeMap::new();
-        annotations.insert(
-            "summary".to_owned(),
+        meta_transition(
+            CHANNEL_FAILING_RULE,
+            "vigilo_channel_failures",
+            Labels::from_pairs(&[("channel", channel)]),
+            (from, to),
             format!("alert channel {channel}: {summary}"),
-        );
-        Transition {
-            rule: Arc::from(CHANNEL_FAILING_RULE),
-            metric: Arc::from("vigilo_channel_failures"),
-            labels: Labels::from_pairs(&[("channel", channel)]),
-            rule_labels: BTreeMap::new(),
-            from,
-            to,
-            value: None,
-            threshold: None,
-            since: now,
-            at: now,
-            no_data: false,
-            flapping: false,
-            annotations,
-        }
+            now,
+        )
     }
 
     /// A meta-alert no route takes goes straight to the failing channel's fallback.
@@ -380,7 +369,6 @@ impl Dispatcher {
             AlertStatus::Firing,
             Severity::Normal,
             tr.since,
-            String::new(),
         );
         let what = format!("{}:meta:{}", id, tr.inc.changes);
         super::notification::set_key(&mut alert, &what, &self.identity);
@@ -421,21 +409,7 @@ impl Dispatcher {
         let Some(limit) = ch.config.rate_limit else {
             return;
         };
-        ch.held_count += 1;
-        ch.held_since.get_or_insert(now);
-        ch.held_worst = ch.held_worst.max(alert.severity);
-        if ch.held.len() < 20 {
-            ch.held.push(format!(
-                "{} {}{}",
-                alert.rule,
-                status_word(alert),
-                alert
-                    .annotations
-                    .get("summary")
-                    .map(|s| format!(": {}", pipeline::truncate(s, 120)))
-                    .unwrap_or_default()
-            ));
-        }
+        ch.held.add(alert, now);
         let arm = !ch.summary_armed;
         ch.summary_armed = true;
         let wait = token_wait(ch.tokens, limit);
@@ -466,7 +440,7 @@ impl Dispatcher {
             return;
         };
         ch.summary_armed = false;
-        if ch.held_count == 0 {
+        if ch.held.count == 0 {
             return;
         }
         refill(ch, limit, now);
@@ -478,42 +452,13 @@ impl Dispatcher {
             return;
         }
         ch.tokens -= 1.0;
-        let count = ch.held_count;
-        let since = ch.held_since.unwrap_or(now);
-        let worst = ch.held_worst;
-        let mut lines = std::mem::take(&mut ch.held);
-        if count > lines.len() as u64 {
-            lines.push(format!("and {} more", count - lines.len() as u64));
-        }
-        ch.held_count = 0;
-        ch.held_since = None;
-        ch.held_worst = Severity::Normal;
-        let mut annotations = BTreeMap::new();
-        annotations.insert(
-            "summary".to_owned(),
-            format!(
-                "{count} notification(s) held back by the rate limit of channel {channel} since {since}"
-            ),
+        let held = std::mem::take(&mut ch.held);
+        let summary = format!(
+            "{} notification(s) held back by the rate limit of channel {channel} since {}",
+            held.count,
+            held.since.unwrap_or(now)
         );
-        annotations.insert("description".to_owned(), lines.join("\n"));
-        let mut alert = Alert {
-            rule: RATE_LIMITED_RULE.to_owned(),
-            metric: "vigilo_notifications_held".to_owned(),
-            labels: BTreeMap::from([("channel".to_owned(), channel.to_owned())]),
-            annotations,
-            severity: worst.max(Severity::Info),
-            previous: Severity::Normal,
-            peak: worst.max(Severity::Info),
-            status: AlertStatus::Firing,
-            value: Some(count as f64),
-            threshold: None,
-            since,
-            at: now,
-            idempotency_key: String::new(),
-            recipients: Vec::new(),
-            incident: None,
-            fingerprint: String::new(),
-        };
+        let mut alert = held.into_alert(RATE_LIMITED_RULE, channel, summary, now);
         let what = format!("rate:{channel}:{}", now.as_nanos());
         super::notification::set_key(&mut alert, &what, &self.identity);
         self.enqueue(
@@ -526,6 +471,32 @@ impl Dispatcher {
             Vec::new(),
             now,
         );
+    }
+}
+
+/// A transition of one of the pipeline's own meta-alerts, `(from, to)` at `now`.
+pub(crate) fn meta_transition(
+    rule: &str,
+    metric: &str,
+    labels: Labels,
+    (from, to): (Severity, Severity),
+    summary: String,
+    now: Timestamp,
+) -> Transition {
+    Transition {
+        rule: Arc::from(rule),
+        metric: Arc::from(metric),
+        labels,
+        rule_labels: BTreeMap::new(),
+        from,
+        to,
+        value: None,
+        threshold: None,
+        since: now,
+        at: now,
+        no_data: false,
+        flapping: false,
+        annotations: BTreeMap::from([("summary".to_owned(), summary)]),
     }
 }
 

@@ -206,7 +206,7 @@ impl Dispatcher {
             };
             let m = &g.members[&id];
             let previous = m.notified.map_or(tr.previous, |(_, s)| s);
-            let mut alert = item_alert(&tr.inc, m.status, previous, tr.since, String::new());
+            let mut alert = item_alert(&tr.inc, m.status, previous, tr.since);
             let what = format!("{}:{}:{}", id, route.name, tr.inc.changes);
             set_key(&mut alert, &what, &self.identity);
             (alert, NotificationKind::Change)
@@ -228,8 +228,7 @@ impl Dispatcher {
                 .filter_map(|m| m.notified.map(|(_, s)| s))
                 .max()
                 .unwrap_or(Severity::Normal);
-            let mut alert =
-                digest_alert(&g.labels, &route.name, &parts, previous, now, String::new());
+            let mut alert = digest_alert(&g.labels, &route.name, &parts, previous, now);
             let what = format!(
                 "g:{}:{}:n{}",
                 route.name,
@@ -412,7 +411,6 @@ impl Dispatcher {
                 AlertStatus::Firing,
                 tr.inc.severity,
                 tr.inc.changed_at,
-                String::new(),
             );
             let what = format!(
                 "{}:{}:{}:r{n}.{}",
@@ -435,7 +433,7 @@ impl Dispatcher {
                 })
                 .collect();
             let worst = parts.iter().map(|p| p.severity).max().unwrap_or_default();
-            let mut alert = digest_alert(&g.labels, &route.name, &parts, worst, now, String::new());
+            let mut alert = digest_alert(&g.labels, &route.name, &parts, worst, now);
             let what = format!(
                 "g:{}:{}:r{n}.{}",
                 route.name,
@@ -519,7 +517,6 @@ impl Dispatcher {
             AlertStatus::Firing,
             tr.inc.severity,
             tr.inc.changed_at,
-            String::new(),
         );
         alert.annotations.insert(
             "escalation".to_owned(),

@@ -101,13 +101,12 @@ pub(crate) fn set_key(alert: &mut Alert, what: &str, store: &str) {
     alert.idempotency_key = format!("{what}@{store}.{:016x}", h.finish());
 }
 
-/// The alert telling about `inc` (firing at its severity, or resolved from `previous`).
+/// The alert telling about `inc` (its key set afterwards, with [`set_key`]) (firing at its severity, or resolved from `previous`).
 pub(crate) fn item_alert(
     inc: &Incident,
     status: AlertStatus,
     previous: Severity,
     since: Timestamp,
-    key: String,
 ) -> Alert {
     let mut annotations = inc.annotations.clone();
     if let Some(r) = inc.recovery_summary() {
@@ -130,7 +129,7 @@ pub(crate) fn item_alert(
         threshold: inc.threshold,
         since,
         at,
-        idempotency_key: key,
+        idempotency_key: String::new(),
         recipients: Vec::new(),
         incident: Some(inc.id.0),
         fingerprint: inc.fingerprint.clone(),
@@ -156,7 +155,6 @@ pub(crate) fn digest_alert(
     parts: &[DigestPart<'_>],
     previous: Severity,
     at: Timestamp,
-    key: String,
 ) -> Alert {
     let firing: Vec<&DigestPart<'_>> = parts
         .iter()
@@ -256,9 +254,78 @@ pub(crate) fn digest_alert(
         threshold: None,
         since,
         at,
-        idempotency_key: key,
+        idempotency_key: String::new(),
         recipients: Vec::new(),
         incident: None,
         fingerprint: String::new(),
+    }
+}
+
+/// What a channel held back, summed up later in one notification (a rate limit that was
+/// spent, a store that could not commit).
+#[derive(Debug, Default)]
+pub(crate) struct HeldBack {
+    pub(crate) count: u64,
+    pub(crate) worst: Severity,
+    pub(crate) since: Option<Timestamp>,
+    /// The first 20, one line each.
+    pub(crate) lines: Vec<String>,
+}
+
+impl HeldBack {
+    /// Counts `alert`, held at `at`.
+    pub(crate) fn add(&mut self, alert: &Alert, at: Timestamp) {
+        self.count += 1;
+        self.worst = self.worst.max(alert.severity);
+        self.since.get_or_insert(at);
+        if self.lines.len() < 20 {
+            let state = match alert.status {
+                AlertStatus::Firing => alert.severity.name().to_owned(),
+                AlertStatus::Resolved => format!("resolved (was {})", alert.previous),
+            };
+            let summary = alert
+                .annotations
+                .get("summary")
+                .map(|s| format!(": {}", super::truncate(s, 120)))
+                .unwrap_or_default();
+            self.lines.push(format!("{} {state}{summary}", alert.rule));
+        }
+    }
+
+    /// The notification for `channel` summing it up (rule `rule`, `summary` says why it was
+    /// held); its key is set afterwards.
+    pub(crate) fn into_alert(
+        self,
+        rule: &str,
+        channel: &str,
+        summary: String,
+        now: Timestamp,
+    ) -> Alert {
+        let mut lines = self.lines;
+        if self.count > lines.len() as u64 {
+            lines.push(format!("and {} more", self.count - lines.len() as u64));
+        }
+        let mut annotations = BTreeMap::new();
+        annotations.insert("summary".to_owned(), summary);
+        annotations.insert("description".to_owned(), lines.join("\n"));
+        let severity = self.worst.max(Severity::Info);
+        Alert {
+            rule: rule.to_owned(),
+            metric: "vigilo_notifications_held".to_owned(),
+            labels: BTreeMap::from([("channel".to_owned(), channel.to_owned())]),
+            annotations,
+            severity,
+            previous: Severity::Normal,
+            peak: severity,
+            status: AlertStatus::Firing,
+            value: Some(self.count as f64),
+            threshold: None,
+            since: self.since.unwrap_or(now),
+            at: now,
+            idempotency_key: String::new(),
+            recipients: Vec::new(),
+            incident: None,
+            fingerprint: String::new(),
+        }
     }
 }

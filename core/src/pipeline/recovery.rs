@@ -5,7 +5,7 @@
 
 use super::event::EventKind;
 use super::incident::{ActionRun, IncidentId, RunResult};
-use super::notification::item_alert;
+use super::notification::{item_alert, set_key};
 use super::state::{Dispatcher, Run};
 use super::timers::Timer;
 use super::workers::ActionJob;
@@ -69,8 +69,9 @@ impl Dispatcher {
         let attempt = tr.attempts.entry(index).or_insert(0);
         *attempt += 1;
         let attempt = *attempt;
-        let key = format!("{}:action:{}:{attempt}", id, recovery.action);
-        let alert = item_alert(&tr.inc, AlertStatus::Firing, tr.previous, tr.since, key);
+        let mut alert = item_alert(&tr.inc, AlertStatus::Firing, tr.previous, tr.since);
+        let what = format!("{}:action:{}:{attempt}", id, recovery.action);
+        set_key(&mut alert, &what, &self.identity);
         self.next_run += 1;
         let token = self.next_run;
         if !pool.send(ActionJob { token, alert }) {

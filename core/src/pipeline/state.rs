@@ -10,7 +10,7 @@ use serde::Serialize;
 
 use super::event::{Event, EventKind};
 use super::incident::{Incident, IncidentId, ItemKey};
-use super::notification::{Notification, NotificationId};
+use super::notification::{HeldBack, Notification, NotificationId};
 use super::settings::{ActionConfig, ChannelConfig, PipelineConfig};
 use super::silence::{Silence, SilenceId};
 use super::store::{Store, StoreChange};
@@ -157,10 +157,8 @@ pub(crate) struct ChannelState {
     pub(crate) failing: Option<IncidentId>,
     pub(crate) tokens: f64,
     pub(crate) refilled_at: Timestamp,
-    pub(crate) held: Vec<String>,
-    pub(crate) held_count: u64,
-    pub(crate) held_worst: Severity,
-    pub(crate) held_since: Option<Timestamp>,
+    /// What the rate limit held back, summed up when it allows again.
+    pub(crate) held: HeldBack,
     pub(crate) summary_armed: bool,
 }
 
@@ -193,15 +191,6 @@ pub(crate) struct StoreFailure {
     pub(crate) incident: Option<IncidentId>,
 }
 
-/// What a channel's held notifications past the bound amounted to (see `unsaved.rs`).
-#[derive(Default)]
-pub(crate) struct HeldSummary {
-    pub(crate) count: u64,
-    pub(crate) worst: Severity,
-    pub(crate) since: Option<Timestamp>,
-    pub(crate) lines: Vec<String>,
-}
-
 /// The pipeline's state machine.
 pub(crate) struct Dispatcher {
     pub(crate) clock: Arc<dyn Clock>,
@@ -218,7 +207,7 @@ pub(crate) struct Dispatcher {
     /// Notifications not attempted because they are not committed, oldest first.
     pub(crate) held: std::collections::VecDeque<NotificationId>,
     /// Per channel, held notifications taken out past the bound.
-    pub(crate) summarised: BTreeMap<String, HeldSummary>,
+    pub(crate) summarised: BTreeMap<String, HeldBack>,
     /// Open incidents by item.
     pub(crate) open: HashMap<ItemKey, IncidentId>,
     /// Open incidents, and resolved ones a group still has to tell about.

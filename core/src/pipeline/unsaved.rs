@@ -6,18 +6,17 @@
 //! notification delivered uncommitted (it is about the store). When a commit goes through, the
 //! meta-alert resolves and everything held goes out, once.
 
-use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
+use super::delivery::meta_transition;
 use super::event::{Event, EventKind};
 use super::incident::ItemKey;
-use super::notification::{NotificationId, NotificationKind, set_key};
+use super::notification::{HeldBack, NotificationId, NotificationKind, set_key};
 use super::state::{Dispatcher, StoreFailure};
 use super::store::{StoreChange, StoreError};
 use super::timers::Timer;
 use crate::Severity;
-use crate::alert::{Alert, AlertStatus};
 use crate::clock::Timestamp;
 use crate::eval::Transition;
 use crate::metrics::Labels;
@@ -123,25 +122,10 @@ impl Dispatcher {
             self.batch
                 .retain(|c| !matches!(c, StoreChange::Notification(x) if x.id == oldest));
             self.stats.held_summarised += 1;
-            let s = self.summarised.entry(n.channel.clone()).or_default();
-            s.count += 1;
-            s.worst = s.worst.max(n.alert.severity);
-            s.since.get_or_insert(n.created_at);
-            if s.lines.len() < 20 {
-                s.lines.push(format!(
-                    "{} {}{}",
-                    n.alert.rule,
-                    match n.alert.status {
-                        AlertStatus::Firing => n.alert.severity.name().to_owned(),
-                        AlertStatus::Resolved => format!("resolved (was {})", n.alert.previous),
-                    },
-                    n.alert
-                        .annotations
-                        .get("summary")
-                        .map(|s| format!(": {}", super::truncate(s, 120)))
-                        .unwrap_or_default()
-                ));
-            }
+            self.summarised
+                .entry(n.channel.clone())
+                .or_default()
+                .add(&n.alert, n.created_at);
             let mut e = Event::new(EventKind::StoreFailing, now);
             e.channel = Some(n.channel.clone());
             e.key = Some(n.alert.idempotency_key.clone());
@@ -176,39 +160,13 @@ impl Dispatcher {
     }
 
     /// One notification for `channel` summing up the held ones taken out past the bound.
-    fn send_held_summary(&mut self, channel: &str, s: super::state::HeldSummary, now: Timestamp) {
-        let mut lines = s.lines;
-        if s.count > lines.len() as u64 {
-            lines.push(format!("and {} more", s.count - lines.len() as u64));
-        }
-        let since = s.since.unwrap_or(now);
-        let mut annotations = BTreeMap::new();
-        annotations.insert(
-            "summary".to_owned(),
-            format!(
-                "{} notification(s) for channel {channel} were held while the store could not commit, since {since}",
-                s.count
-            ),
+    fn send_held_summary(&mut self, channel: &str, held: HeldBack, now: Timestamp) {
+        let summary = format!(
+            "{} notification(s) for channel {channel} were held while the store could not commit, since {}",
+            held.count,
+            held.since.unwrap_or(now)
         );
-        annotations.insert("description".to_owned(), lines.join("\n"));
-        let mut alert = Alert {
-            rule: STORE_FAILING_RULE.to_owned(),
-            metric: "vigilo_notifications_held".to_owned(),
-            labels: BTreeMap::from([("channel".to_owned(), channel.to_owned())]),
-            annotations,
-            severity: s.worst.max(Severity::Info),
-            previous: Severity::Normal,
-            peak: s.worst.max(Severity::Info),
-            status: AlertStatus::Firing,
-            value: Some(s.count as f64),
-            threshold: None,
-            since,
-            at: now,
-            idempotency_key: String::new(),
-            recipients: Vec::new(),
-            incident: None,
-            fingerprint: String::new(),
-        };
+        let mut alert = held.into_alert(STORE_FAILING_RULE, channel, summary, now);
         let what = format!("held:{channel}:{}", now.as_nanos());
         set_key(&mut alert, &what, &self.identity);
         self.enqueue(
@@ -226,21 +184,12 @@ impl Dispatcher {
 
 /// The meta-alert's transition: to `to` (Normal when the store is back).
 pub(crate) fn store_transition(to: Severity, summary: &str, now: Timestamp) -> Transition {
-    let mut annotations = BTreeMap::new();
-    annotations.insert("summary".to_owned(), format!("vigilo store: {summary}"));
-    Transition {
-        rule: Arc::from(STORE_FAILING_RULE),
-        metric: Arc::from("vigilo_store_errors"),
-        labels: Labels::from_pairs(&[]),
-        rule_labels: BTreeMap::new(),
-        from: Severity::Normal,
-        to,
-        value: None,
-        threshold: None,
-        since: now,
-        at: now,
-        no_data: false,
-        flapping: false,
-        annotations,
-    }
+    meta_transition(
+        STORE_FAILING_RULE,
+        "vigilo_store_errors",
+        Labels::from_pairs(&[]),
+        (Severity::Normal, to),
+        format!("vigilo store: {summary}"),
+        now,
+    )
 }

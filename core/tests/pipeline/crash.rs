@@ -358,12 +358,25 @@ const WARNING: f64 = 50.0;
 const CRITICAL: f64 = 95.0;
 const NORMAL: f64 = 1.0;
 
-/// First life: items 0..8 Warning, 8..12 Critical; killed once every firing was received.
-fn first_life(db: &Path, r: &Receiver) {
-    let values: Vec<f64> = (0..ITEMS)
-        .map(|i| if i < 8 { WARNING } else { CRITICAL })
-        .collect();
-    let child = spawn(db, r, &values);
+/// Items 0..8 at `first`, 8..12 at `rest`.
+fn ladder(first: f64, rest: f64) -> Vec<f64> {
+    (0..ITEMS)
+        .map(|i| if i < 8 { first } else { rest })
+        .collect()
+}
+
+/// A database, a receiver, and what it was told by a first life in which items 0..8 fired
+/// Warning and 8..12 Critical, killed once every firing was received (no checkpoint).
+fn killed_after_firing() -> (
+    tempfile::TempDir,
+    PathBuf,
+    Receiver,
+    BTreeMap<String, Received>,
+) {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("vigilo.db");
+    let r = Receiver::start();
+    let child = spawn(&db, &r, &ladder(WARNING, CRITICAL));
     r.wait("every firing notification", |s| {
         s.processed
             .values()
@@ -372,21 +385,19 @@ fn first_life(db: &Path, r: &Receiver) {
             >= ITEMS
     });
     kill9(child);
-    assert_sound(db);
+    assert_sound(&db);
     assert_eq!(
-        open_load_incidents(db).len(),
+        open_load_incidents(&db).len(),
         ITEMS,
         "open incidents survive"
     );
+    let before = r.processed();
+    (dir, db, r, before)
 }
 
 #[test]
 fn killed_inside_the_checkpoint_interval_then_back_to_normal_every_incident_resolves_once() {
-    let dir = tempfile::tempdir().unwrap();
-    let db = dir.path().join("vigilo.db");
-    let r = Receiver::start();
-    first_life(&db, &r);
-    let before = r.processed();
+    let (_dir, db, r, before) = killed_after_firing();
     let child = spawn(&db, &r, &[NORMAL; ITEMS]);
     r.wait("a resolve of every incident", |s| {
         s.processed
@@ -418,15 +429,8 @@ fn killed_inside_the_checkpoint_interval_then_back_to_normal_every_incident_reso
 
 #[test]
 fn killed_then_still_firing_at_the_same_severity_nothing_is_notified_again() {
-    let dir = tempfile::tempdir().unwrap();
-    let db = dir.path().join("vigilo.db");
-    let r = Receiver::start();
-    first_life(&db, &r);
-    let before = r.processed();
-    let values: Vec<f64> = (0..ITEMS)
-        .map(|i| if i < 8 { WARNING } else { CRITICAL })
-        .collect();
-    let child = spawn(&db, &r, &values);
+    let (_dir, db, r, before) = killed_after_firing();
+    let child = spawn(&db, &r, &ladder(WARNING, CRITICAL));
     // Past the restore grace: every item was bound and evaluated many times over.
     thread::sleep(Duration::from_millis(3000));
     kill9(child);
@@ -445,16 +449,9 @@ fn killed_then_still_firing_at_the_same_severity_nothing_is_notified_again() {
 
 #[test]
 fn killed_then_at_another_severity_each_item_is_notified_once_for_the_change() {
-    let dir = tempfile::tempdir().unwrap();
-    let db = dir.path().join("vigilo.db");
-    let r = Receiver::start();
-    first_life(&db, &r);
-    let before = r.processed();
+    let (_dir, db, r, before) = killed_after_firing();
     // Warnings rise to Critical, Criticals fall to Warning.
-    let values: Vec<f64> = (0..ITEMS)
-        .map(|i| if i < 8 { CRITICAL } else { WARNING })
-        .collect();
-    let child = spawn(&db, &r, &values);
+    let child = spawn(&db, &r, &ladder(CRITICAL, WARNING));
     r.wait("a change of every item", |s| {
         s.processed.len() >= before.len() + ITEMS
     });
