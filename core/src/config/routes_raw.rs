@@ -54,7 +54,7 @@ pub(super) struct RawRoute {
     #[serde(default)]
     pub(super) recipients: Vec<Spanned<String>>,
     #[serde(default)]
-    pub(super) group_by: Vec<String>,
+    pub(super) group_by: Vec<Spanned<String>>,
     pub(super) group_wait: Option<Dur>,
     pub(super) group_interval: Option<Dur>,
     pub(super) repeat_interval: Option<Dur>,
@@ -301,6 +301,15 @@ impl RawRoute {
                 ));
             }
         }
+        if self.group_by.len() > 1
+            && let Some(dots) = self.group_by.iter().find(|g| g.get_ref() == "...")
+        {
+            return Err(fail(
+                dots.span(),
+                "group_by",
+                "\"...\" groups by every label and must be alone in `group_by`",
+            ));
+        }
         let grouped = !self.group_by.is_empty();
         Ok(Route {
             name: self.name.get_ref().clone(),
@@ -311,7 +320,7 @@ impl RawRoute {
                 .iter()
                 .map(|r| r.get_ref().clone())
                 .collect(),
-            group_by: self.group_by.clone(),
+            group_by: self.group_by.iter().map(|g| g.get_ref().clone()).collect(),
             group_wait: self.group_wait.map(|d| d.0).unwrap_or(if grouped {
                 defaults.group_wait
             } else {

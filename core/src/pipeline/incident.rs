@@ -114,6 +114,11 @@ pub struct RouteRecord {
     pub escalated: usize,
     /// The last delivery on any channel of the route.
     pub last_delivery: Option<DeliveryRecord>,
+    /// Who the recipients' notification windows left out of the route's last notification
+    /// of the incident, and why (`lee: outside lee's hours (09:00-18:00 Asia/Seoul); deferred
+    /// to …`).
+    #[serde(default)]
+    pub skipped: Vec<String>,
 }
 
 impl RouteRecord {
@@ -125,6 +130,7 @@ impl RouteRecord {
             last_notified_at: None,
             escalated: 0,
             last_delivery: None,
+            skipped: Vec::new(),
         }
     }
 }

@@ -47,27 +47,23 @@
 //! Time comes only from the pipeline's [`Clock`](crate::clock::Clock): on a
 //! [`ManualClock`](crate::clock::ManualClock), move the clock and call [`Pipeline::settle`].
 
-mod control;
-mod delivery;
+mod dispatcher;
+mod effects;
 mod event;
-mod group;
 mod incident;
-mod intake;
+mod journal;
 mod notification;
-mod recovery;
 mod request;
 mod runner;
 mod settings;
 mod silence;
 mod sqlite;
-mod state;
+mod stages;
+mod stats;
 mod store;
 mod timers;
-mod unsaved;
 mod workers;
 
-pub use control::StopReport;
-pub use delivery::{CHANNEL_FAILING_RULE, RATE_LIMITED_RULE};
 pub use event::{Event, EventKind, HistoryQuery};
 pub use incident::{
     Ack, AckRequest, ActionRun, DeliveryRecord, Incident, IncidentId, ItemKey, RouteRecord,
@@ -76,17 +72,23 @@ pub use incident::{
 pub use notification::{Notification, NotificationId, NotificationKind};
 pub use request::StoreRequest;
 pub(crate) use runner::Implementations;
-pub use runner::{Pipeline, PipelineBuilder};
+pub use runner::{Pipeline, PipelineBuilder, StopReport};
 pub use settings::{
     ActionConfig, AddressKind, ChannelConfig, Escalation, InhibitRule, Maintenance, NotifyConfig,
-    OutsideSchedule, Person, PipelineConfig, PluginSource, RateLimit, Recovery, RetryPolicy, Route,
-    Selector, StoreConfig, Window,
+    OutsideHours, OutsideSchedule, Person, PipelineConfig, PluginSource, RateLimit, Recovery,
+    RetryPolicy, Route, Selector, StoreConfig, Window,
 };
 pub use silence::{Silence, SilenceId, SilenceRequest};
 pub use sqlite::{OnCorrupt, SCHEMA_VERSION, SqliteStore};
-pub use state::PipelineStats;
+pub use stats::PipelineStats;
 pub use store::{Store, StoreChange, StoreError, StoredState};
-pub use unsaved::STORE_FAILING_RULE;
+
+/// The rule name of the meta-alert raised when a channel keeps failing.
+pub const CHANNEL_FAILING_RULE: &str = crate::rules::RESERVED_NAMES[0];
+/// The rule name of a rate limit's summary.
+pub const RATE_LIMITED_RULE: &str = crate::rules::RESERVED_NAMES[1];
+/// The rule name of the meta-alert raised while the store cannot commit.
+pub const STORE_FAILING_RULE: &str = crate::rules::RESERVED_NAMES[2];
 
 use std::time::Duration;
 

@@ -1,22 +1,23 @@
 //! The pipeline's thread and the handle callers hold.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, Sender, never, select};
+use parking_lot::Mutex;
 
 use super::PipelineError;
-use super::control::StopReport;
+use super::dispatcher::Dispatcher;
 use super::event::{Event, HistoryQuery};
 use super::incident::{AckRequest, Incident, IncidentId};
+use super::journal::Journal;
 use super::settings::PipelineConfig;
 use super::silence::{Silence, SilenceId, SilenceRequest};
 use super::sqlite::SqliteStore;
-use super::state::{Dispatcher, PipelineStats};
+use super::stats::PipelineStats;
 use super::store::Store;
-use super::timers::Timers;
 use super::workers::Done;
 use crate::alert::{Action, Channel};
 use crate::clock::{Clock, SystemClock};
@@ -48,10 +49,6 @@ enum Command {
         Reply<Result<(), PipelineError>>,
     ),
     Stop(Duration, Reply<StopReport>),
-    TakeItemStates(Reply<Vec<ItemSnapshot>>),
-    SaveItemStates(Vec<ItemSnapshot>, Reply<()>),
-    TakeSloStates(Reply<Vec<SloSnapshot>>),
-    SaveSloStates(Vec<SloSnapshot>, Reply<()>),
 }
 
 /// Builds a [`Pipeline`]: its configuration, the implementation of every channel and action
@@ -123,56 +120,23 @@ impl PipelineBuilder {
             // A store that keeps no identity: one for this run, so keys stay unique.
             state.identity = super::sqlite::new_identity().map_err(PipelineError::Store)?;
         }
-        let now = self.clock.now();
-        let mut d = Dispatcher {
-            clock: Arc::clone(&self.clock),
-            config: PipelineConfig::default(),
+        let journal = Arc::new(Mutex::new(Journal::new(
             store,
-            identity: String::new(),
-            batch: Vec::new(),
-            unsaved: Vec::new(),
-            store_failure: None,
-            uncommitted: HashSet::new(),
-            held: Default::default(),
-            summarised: Default::default(),
-            open: HashMap::new(),
-            incidents: HashMap::new(),
-            by_series: HashMap::new(),
-            inhibit_index: Vec::new(),
-            groups: HashMap::new(),
-            suppressed: HashSet::new(),
-            recheck_at: None,
-            silences: Default::default(),
-            timers: Timers::default(),
-            outbox: HashMap::new(),
-            to_attempt: Vec::new(),
-            restored_item_states: Vec::new(),
-            restored_slo_states: Vec::new(),
-            channels: HashMap::new(),
-            actions: HashMap::new(),
-            results_tx: results_tx.clone(),
-            deliveries_in_flight: HashSet::new(),
-            runs: HashMap::new(),
-            running: HashSet::new(),
-            cooldowns: HashMap::new(),
-            next_incident: 0,
-            next_notification: 0,
-            next_silence: 0,
-            next_event: 0,
-            next_run: 0,
-            subscribers: Vec::new(),
-            stats: PipelineStats::default(),
-        };
-        d.install(
-            &self.config,
+            std::mem::take(&mut state.identity),
+            state.last_event,
+            std::mem::take(&mut state.item_states),
+            std::mem::take(&mut state.slo_states),
+            self.config.notify.subscriber_capacity,
+        )));
+        let d = Dispatcher::start(
+            Arc::clone(&self.clock),
+            self.config,
+            Arc::clone(&journal),
+            state,
             &self.impls.channels,
             &self.impls.actions,
-            &results_tx,
-            now,
+            results_tx,
         )?;
-        d.config = self.config;
-        d.restore(state, now);
-        d.commit();
         let (control, commands) = crossbeam_channel::unbounded();
         let thread = std::thread::Builder::new()
             .name("vigilo-pipeline".into())
@@ -180,6 +144,8 @@ impl PipelineBuilder {
             .map_err(PipelineError::Spawn)?;
         Ok(Pipeline {
             control,
+            journal,
+            clock: self.clock,
             thread: Some(thread),
         })
     }
@@ -222,6 +188,10 @@ impl PipelineBuilder {
 /// ```
 pub struct Pipeline {
     control: Sender<Command>,
+    /// The store's owner, which the evaluator's checkpoint and the SLO runner write through
+    /// directly.
+    journal: Arc<Mutex<Journal>>,
+    clock: Arc<dyn Clock>,
     thread: Option<JoinHandle<()>>,
 }
 
@@ -319,24 +289,29 @@ impl Pipeline {
     }
 
     /// The evaluator's item states the store held at start (taken once: later calls get
-    /// nothing); give them to [`Evaluator::restore_item_states`](crate::eval::Evaluator::restore_item_states).
+    /// nothing); give them to [`Evaluator::restore_reconciled`](crate::eval::Evaluator::restore_reconciled).
     pub(crate) fn take_restored_item_states(&self) -> Result<Vec<ItemSnapshot>, PipelineError> {
-        self.ask(Command::TakeItemStates)
+        Ok(self.journal.lock().take_restored_items())
     }
 
-    /// Stores the evaluator's item states (a checkpoint), replacing the previous ones.
+    /// Stores the evaluator's item states (a checkpoint), replacing the previous ones: written
+    /// through the store's owner directly, not through the pipeline's thread.
     pub(crate) fn save_item_states(&self, states: Vec<ItemSnapshot>) -> Result<(), PipelineError> {
-        self.ask(|tx| Command::SaveItemStates(states, tx))
+        let now = self.clock.now();
+        self.journal.lock().save_item_states(states, now);
+        Ok(())
     }
 
     /// The SLO rings the store held at start (taken once).
     pub(crate) fn take_restored_slo_states(&self) -> Result<Vec<SloSnapshot>, PipelineError> {
-        self.ask(Command::TakeSloStates)
+        Ok(self.journal.lock().take_restored_slos())
     }
 
     /// Stores the SLO rings (a checkpoint), replacing the previous ones.
     pub(crate) fn save_slo_states(&self, states: Vec<SloSnapshot>) -> Result<(), PipelineError> {
-        self.ask(|tx| Command::SaveSloStates(states, tx))
+        let now = self.clock.now();
+        self.journal.lock().save_slo_states(states, now);
+        Ok(())
     }
 
     /// Stops the thread: transitions already sent are handled, groups waiting notify now, and
@@ -393,7 +368,7 @@ fn run(
             recv(transitions) -> t => match t {
                 Ok(t) => {
                     let now = d.clock.now();
-                    d.on_transition(t, now);
+                    d.on_transition(&t, now);
                 }
                 Err(_) => transitions = never(),
             },
@@ -444,46 +419,27 @@ fn command(
             let _ = r.send(d.silence(req, now));
         }
         Command::ExpireSilence(id, r) => {
-            let _ = r.send(d.expire_silence(id, now, true));
+            let _ = r.send(d.expire_silence(id, now));
         }
         Command::Silences(r) => {
-            let _ = r.send(d.silences.values().cloned().collect());
+            let _ = r.send(d.silences());
         }
         Command::History(q, r) => {
             d.commit();
-            let _ = r.send(d.store.history(&q).map_err(PipelineError::Store));
+            let _ = r.send(d.journal.lock().history(&q).map_err(PipelineError::Store));
         }
         Command::Stats(r) => {
             let _ = r.send(d.stats());
         }
         Command::Subscribe(r) => {
-            let (tx, rx) = crossbeam_channel::bounded(d.config.notify.subscriber_capacity.max(1));
-            d.subscribers.push(tx);
-            let _ = r.send(rx);
+            let _ = r.send(d.journal.lock().subscribe(None));
         }
         Command::Settle(timeout, r) => {
             let _ = r.send(settle(d, transitions, results, timeout));
         }
         Command::Reload(boxed, r) => {
             let (config, impls) = *boxed;
-            let results_tx = d.results_tx.clone();
-            let _ = r.send(d.reload(config, &impls.channels, &impls.actions, &results_tx, now));
-        }
-        Command::TakeItemStates(r) => {
-            let _ = r.send(std::mem::take(&mut d.restored_item_states));
-        }
-        Command::SaveItemStates(states, r) => {
-            d.batch.push(super::store::StoreChange::ItemStates(states));
-            d.commit();
-            let _ = r.send(());
-        }
-        Command::TakeSloStates(r) => {
-            let _ = r.send(std::mem::take(&mut d.restored_slo_states));
-        }
-        Command::SaveSloStates(states, r) => {
-            d.batch.push(super::store::StoreChange::SloStates(states));
-            d.commit();
-            let _ = r.send(());
+            let _ = r.send(d.reload(config, &impls.channels, &impls.actions, now));
         }
         Command::Stop(..) => {}
     }
@@ -500,7 +456,7 @@ fn settle(
     loop {
         while let Ok(t) = transitions.try_recv() {
             let now = d.clock.now();
-            d.on_transition(t, now);
+            d.on_transition(&t, now);
         }
         while let Ok(done) = results.try_recv() {
             let now = d.clock.now();
@@ -534,10 +490,10 @@ fn stop(
 ) -> StopReport {
     let started = Instant::now();
     let give_up = started + deadline;
-    let delivered_before = d.stats.delivered;
+    let delivered_before = d.stats().delivered;
     while let Ok(t) = transitions.try_recv() {
         let now = d.clock.now();
-        d.on_transition(t, now);
+        d.on_transition(&t, now);
     }
     let now = d.clock.now();
     d.run_timers(now);
@@ -559,9 +515,10 @@ fn stop(
         }
     }
     d.commit();
+    let stats = d.stats();
     let report = StopReport {
-        delivered: d.stats.delivered - delivered_before,
-        outbox_left: d.outbox.len(),
+        delivered: stats.delivered - delivered_before,
+        outbox_left: stats.outbox,
         in_flight_left: d.in_flight(),
         took: started.elapsed(),
     };
@@ -569,14 +526,22 @@ fn stop(
     // reference (and with it a C caller's free callback) goes before `stop` returns. Idle
     // workers end at once: they get a moment even when the deadline is spent.
     let until = give_up.max(Instant::now() + WORKERS_GRACE);
-    for c in std::mem::take(&mut d.channels).into_values() {
-        c.pool.close(until);
-    }
-    for a in std::mem::take(&mut d.actions).into_values() {
-        a.pool.close(until);
-    }
+    d.close_pools(until);
     report
 }
 
 /// How long `stop` waits for idle worker threads after its deadline has passed.
 const WORKERS_GRACE: Duration = Duration::from_millis(200);
+
+/// How long `stop` waited and what it left.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct StopReport {
+    /// Notifications delivered while stopping.
+    pub delivered: u64,
+    /// Notifications still in the outbox (in the store, if it is durable).
+    pub outbox_left: usize,
+    /// Deliveries and action runs that had not returned by the deadline.
+    pub in_flight_left: usize,
+    /// How long it took.
+    pub took: Duration,
+}

@@ -121,11 +121,51 @@ pub struct ChannelConfig {
     pub rate_limit: Option<RateLimit>,
 }
 
-/// A person: one address per kind.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
+/// A person: one address per kind, and when they may be notified.
+#[derive(Debug, Clone, PartialEq, Default)]
+#[non_exhaustive]
 pub struct Person {
     /// Their addresses.
     pub addresses: BTreeMap<AddressKind, String>,
+    /// When they may be notified at all (`None`: any time).
+    pub schedule: Option<Schedule>,
+    /// When they may be notified on a given channel, by channel name (SMS at night, email by
+    /// day); overrides `schedule` for that channel.
+    pub channel_schedules: BTreeMap<String, Schedule>,
+    /// What happens to a notification for them outside their window.
+    pub outside: OutsideHours,
+}
+
+impl Person {
+    /// A person with these addresses, notified at any time.
+    pub fn new(addresses: BTreeMap<AddressKind, String>) -> Self {
+        Person {
+            addresses,
+            ..Person::default()
+        }
+    }
+
+    /// When they may be notified on `channel`, if they set a window.
+    pub fn window(&self, channel: &str) -> Option<&Schedule> {
+        self.channel_schedules
+            .get(channel)
+            .or(self.schedule.as_ref())
+    }
+}
+
+/// What a notification for a person does outside their window (`outside` in `[recipients]`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+#[non_exhaustive]
+pub enum OutsideHours {
+    /// They are left out and whoever else the route (or tier) names gets it; if nobody else
+    /// is within their window, it waits for each one's window to open (default): never lost.
+    #[default]
+    Skip,
+    /// It waits for the start of their window, then goes to them.
+    Defer,
+    /// They are left out, even if nobody else gets it (recorded in the history).
+    Drop,
 }
 
 /// Which alerts something applies to: rule names, label matchers and severities, all of which
@@ -237,6 +277,14 @@ pub struct Route {
     pub continue_matching: bool,
     /// The catch-all: takes every alert that no other route took.
     pub default: bool,
+}
+
+impl Route {
+    /// `group_by = ["..."]`: every label groups (Alertmanager's spelling), so each distinct
+    /// label set is its own group, with the route's grouping times.
+    pub fn groups_by_every_label(&self) -> bool {
+        matches!(self.group_by.as_slice(), [only] if only == "...")
+    }
 }
 
 /// A declared dependency: while an alert matching `source` fires, alerts matching `target`

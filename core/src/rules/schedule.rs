@@ -30,6 +30,39 @@ pub struct Schedule {
     days: [bool; 7],
 }
 
+impl std::fmt::Display for Schedule {
+    /// `09:00-18:00 mon-fri Asia/Seoul` (`all day`, `every day` when unrestricted).
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if self.hours.is_empty() {
+            f.write_str("all day")?;
+        }
+        for (i, (a, b)) in self.hours.iter().enumerate() {
+            let end = if *b == Time::MAX {
+                "24:00".to_owned()
+            } else {
+                b.strftime("%H:%M").to_string()
+            };
+            write!(
+                f,
+                "{}{}-{end}",
+                if i > 0 { "," } else { "" },
+                a.strftime("%H:%M")
+            )?;
+        }
+        if self.days.iter().all(|d| *d) {
+            f.write_str(" every day")?;
+        } else {
+            let days: Vec<&str> = DAYS
+                .iter()
+                .filter(|(_, d)| self.days[d.to_monday_zero_offset() as usize])
+                .map(|(n, _)| *n)
+                .collect();
+            write!(f, " {}", days.join(","))?;
+        }
+        write!(f, " {}", self.zone_name)
+    }
+}
+
 const DAYS: [(&str, Weekday); 7] = [
     ("mon", Weekday::Monday),
     ("tue", Weekday::Tuesday),

@@ -8,6 +8,7 @@ mod crash;
 mod delivery;
 mod end_to_end;
 mod policy;
+mod policy_edges;
 mod recovery;
 mod restart;
 mod store;
