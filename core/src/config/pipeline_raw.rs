@@ -10,13 +10,15 @@ use serde::Deserialize;
 use toml::Spanned;
 
 use super::channels_raw::{RawAction, RawChannel};
-use super::fields::{Dur, Failure, fail};
+use super::fields::{Dur, Failure, RawSchedule, fail, schedule};
 use super::routes_raw::{
     Known, RawInhibit, RawMaintenance, RawRecovery, RawRoute, known_channel, list, selector_of,
     selector_parts,
 };
 use crate::Severity;
-use crate::pipeline::{AddressKind, InhibitRule, NotifyConfig, Person, PipelineConfig, Recovery};
+use crate::pipeline::{
+    AddressKind, InhibitRule, NotifyConfig, OutsideHours, Person, PipelineConfig, Recovery,
+};
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -38,6 +40,13 @@ pub(super) struct RawPerson {
     pub(super) email: Option<String>,
     pub(super) phone: Option<String>,
     pub(super) chat: Option<String>,
+    /// When they may be notified at all.
+    pub(super) schedule: Option<Spanned<RawSchedule>>,
+    /// When they may be notified on a channel, by channel name.
+    #[serde(default)]
+    pub(super) channels: BTreeMap<Spanned<String>, Spanned<RawSchedule>>,
+    /// What a notification does outside their window.
+    pub(super) outside: Option<OutsideHours>,
 }
 
 /// The pipeline's sections of the file, as read.
@@ -104,17 +113,8 @@ pub(super) fn build(
         }
     }
     for (name, p) in raw.people {
-        let p = p.get_ref();
-        let mut person = Person::default();
-        for (kind, address) in [
-            (AddressKind::Email, &p.email),
-            (AddressKind::Phone, &p.phone),
-            (AddressKind::Chat, &p.chat),
-        ] {
-            if let Some(a) = address {
-                person.addresses.insert(kind, a.clone());
-            }
-        }
+        let ctx = format!("recipient {name:?}");
+        let person = person(p.get_ref(), &channel_names).map_err(within(ctx))?;
         config.people.insert(name.clone(), person);
     }
     for (name, members) in raw.groups {
@@ -278,6 +278,31 @@ pub(super) fn build(
         });
     }
     Ok(config)
+}
+
+/// A person: addresses, and the windows they may be notified in (every channel named must
+/// exist).
+fn person(p: &RawPerson, channels: &HashSet<&str>) -> Result<Person, Failure> {
+    let mut addresses = BTreeMap::new();
+    for (kind, address) in [
+        (AddressKind::Email, &p.email),
+        (AddressKind::Phone, &p.phone),
+        (AddressKind::Chat, &p.chat),
+    ] {
+        if let Some(a) = address {
+            addresses.insert(kind, a.clone());
+        }
+    }
+    let mut person = Person::new(addresses);
+    person.schedule = p.schedule.as_ref().map(schedule).transpose()?;
+    for (channel, window) in &p.channels {
+        known_channel(channel, "channels", channels)?;
+        person
+            .channel_schedules
+            .insert(channel.get_ref().clone(), schedule(window)?);
+    }
+    person.outside = p.outside.unwrap_or_default();
+    Ok(person)
 }
 
 #[allow(clippy::result_large_err)] // loading a configuration is a cold path

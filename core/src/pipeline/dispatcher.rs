@@ -14,13 +14,12 @@ use parking_lot::Mutex;
 use super::PipelineError;
 use super::effects::{Effect, Effects};
 use super::event::{Event, EventKind};
-use super::incident::{AckRequest, Incident, IncidentId, ItemKey};
+use super::incident::{Incident, IncidentId, ItemKey};
 use super::journal::{Journal, Outcome};
 use super::notification::NotificationId;
-use super::request::StoreRequest;
 use super::settings::PipelineConfig;
-use super::silence::{SilenceId, SilenceRequest};
-use super::stages::delivery::{Delivery, Reads, meta_transition};
+use super::stages::channels::meta_transition;
+use super::stages::delivery::{Delivery, Reads};
 use super::stages::grouping::Grouping;
 use super::stages::incidents::{Incidents, value_text};
 use super::stages::recipients::Recipients;
@@ -39,7 +38,7 @@ use crate::eval::Transition;
 use crate::metrics::Labels;
 
 /// What the loop lends a stage to read: every stage but the one deciding.
-macro_rules! view {
+macro_rules! view_of {
     ($d:expr, $now:expr) => {
         View {
             incidents: &$d.incidents,
@@ -53,7 +52,7 @@ macro_rules! view {
 }
 
 /// What the delivery stage reads.
-macro_rules! reads {
+macro_rules! reads_of {
     ($d:expr, $now:expr) => {
         Reads {
             incidents: &$d.incidents,
@@ -65,6 +64,8 @@ macro_rules! reads {
         }
     };
 }
+
+pub(super) use view_of;
 
 /// Counters the loop keeps itself (the stages keep theirs).
 #[derive(Debug, Default)]
@@ -84,18 +85,18 @@ pub(crate) struct Dispatcher {
     pub(crate) config: PipelineConfig,
     pub(crate) journal: Arc<Mutex<Journal>>,
     /// The store's identity, part of every idempotency key.
-    identity: String,
-    incidents: Incidents,
-    suppression: Suppression,
-    routes: Routes,
-    grouping: Grouping,
-    recipients: Recipients,
-    delivery: Delivery,
-    recovery: Recoveries,
+    pub(super) identity: String,
+    pub(super) incidents: Incidents,
+    pub(super) suppression: Suppression,
+    pub(super) routes: Routes,
+    pub(super) grouping: Grouping,
+    pub(super) recipients: Recipients,
+    pub(super) delivery: Delivery,
+    pub(super) recovery: Recoveries,
     pub(crate) timers: Timers,
-    results: Sender<Done>,
+    pub(super) results: Sender<Done>,
     /// This step's changes, handed to the journal whole at the end of the step.
-    step: Vec<StoreChange>,
+    pub(super) step: Vec<StoreChange>,
     counters: Counters,
 }
 
@@ -138,7 +139,7 @@ impl Dispatcher {
     /// Takes the configuration's stages; the threads of channels and actions whose settings
     /// and implementation did not change keep running. Fails, changing nothing, if an
     /// implementation is missing.
-    fn install(
+    pub(super) fn install(
         &mut self,
         config: PipelineConfig,
         channels: &HashMap<String, Arc<dyn Channel>>,
@@ -178,7 +179,7 @@ impl Dispatcher {
 
     /// Applies effects in order, depth first: what applying one causes is applied before the
     /// next.
-    fn apply(&mut self, effects: Vec<Effect>, now: Timestamp) {
+    pub(super) fn apply(&mut self, effects: Vec<Effect>, now: Timestamp) {
         for e in effects {
             let mut fx = Effects::default();
             self.apply_one(e, now, &mut fx);
@@ -199,7 +200,7 @@ impl Dispatcher {
             Effect::Timer(at, t) => self.timers.set(at, t),
             Effect::Transition(t, meta) => self.take_transition(&t, meta, false, now, fx),
             Effect::Route(id) => self.route(id, now, fx),
-            Effect::Resolved(id) => self.grouping.resolved(id, &view!(self, now), fx),
+            Effect::Resolved(id) => self.grouping.resolved(id, &view_of!(self, now), fx),
             Effect::ConsiderRecovery(id) => self.recovery.consider(
                 id,
                 &self.incidents,
@@ -208,14 +209,15 @@ impl Dispatcher {
                 now,
                 fx,
             ),
-            Effect::Recheck => self.grouping.recheck(&view!(self, now), fx),
+            Effect::Recheck => self.grouping.recheck(&view_of!(self, now), fx),
             Effect::ArmRecheck => self.suppression.arm_recheck(now, fx),
-            Effect::ResumeGroupTimers => self.grouping.resume_timers(&view!(self, now), fx),
+            Effect::ResumeGroupTimers => self.grouping.resume_timers(&view_of!(self, now), fx),
             Effect::ReleaseResolve(id) => {
-                self.grouping.release_resolve(id, &view!(self, now), fx);
+                self.grouping.release_resolve(id, &view_of!(self, now), fx);
             }
             Effect::ResumeEscalation(id) => {
-                self.grouping.resume_escalation(id, &view!(self, now), fx);
+                self.grouping
+                    .resume_escalation(id, &view_of!(self, now), fx);
             }
             Effect::MaybeClose(id) => {
                 if !self.grouping.has(id) && !self.recovery.refers_to(id) {
@@ -225,7 +227,7 @@ impl Dispatcher {
                     }
                 }
             }
-            Effect::Notify(n) => self.delivery.notify(*n, &reads!(self, now), fx),
+            Effect::Notify(n) => self.delivery.notify(*n, &reads_of!(self, now), fx),
             Effect::Told(t) => self.incidents.told(t),
             Effect::RunStarted(id, run) => self.incidents.run_started(id, run),
             Effect::RunEnded(id, record, end) => {
@@ -262,7 +264,7 @@ impl Dispatcher {
     /// A transition (the evaluator's, recorded as a `Transition` event, or a meta-alert's):
     /// its incident opens, changes or resolves, and what that means for routes, recovery and
     /// suppression follows.
-    fn take_transition(
+    pub(super) fn take_transition(
         &mut self,
         t: &Transition,
         meta_channel: Option<String>,
@@ -344,13 +346,14 @@ impl Dispatcher {
                 e.detail = "no route takes this alert and there is no default route".into();
                 fx.event(e);
                 if meta {
-                    self.delivery.notify_meta_direct(id, &reads!(self, now), fx);
+                    self.delivery
+                        .notify_meta_direct(id, &reads_of!(self, now), fx);
                 }
             }
             return;
         }
         for r in routes {
-            self.grouping.join(id, r, &view!(self, now), fx);
+            self.grouping.join(id, r, &view_of!(self, now), fx);
         }
     }
 
@@ -361,15 +364,15 @@ impl Dispatcher {
             match timer {
                 Timer::Flush(gk) => {
                     self.grouping
-                        .on_flush_timer(&gk, at, &view!(self, now), &mut fx)
+                        .on_flush_timer(&gk, at, &view_of!(self, now), &mut fx)
                 }
                 Timer::Repeat(gk) => {
                     self.grouping
-                        .on_repeat_timer(&gk, at, &view!(self, now), &mut fx)
+                        .on_repeat_timer(&gk, at, &view_of!(self, now), &mut fx)
                 }
                 Timer::Escalate(id, route) => {
                     self.grouping
-                        .on_escalate(id, &route, &view!(self, now), &mut fx)
+                        .on_escalate(id, &route, &view_of!(self, now), &mut fx)
                 }
                 Timer::AckExpiry(id) => self.incidents.ack_expired(id, now, &mut fx),
                 Timer::SilenceEnd(id) => self.suppression.on_silence_end(id, now, &mut fx),
@@ -378,12 +381,12 @@ impl Dispatcher {
                     fx.push(Effect::Recheck);
                 }
                 Timer::Retry(id) => {
-                    let forgotten = self.delivery.on_retry(id, &reads!(self, now), &mut fx);
+                    let forgotten = self.delivery.on_retry(id, &reads_of!(self, now), &mut fx);
                     self.forget(&forgotten);
                 }
                 Timer::RateSummary(ch) => {
                     self.delivery
-                        .on_rate_summary(&ch, &reads!(self, now), &mut fx);
+                        .on_rate_summary(&ch, &reads_of!(self, now), &mut fx);
                 }
                 Timer::Recovery(id) => fx.push(Effect::ConsiderRecovery(id)),
                 Timer::ActionTimeout(token) => {
@@ -408,7 +411,7 @@ impl Dispatcher {
                 elapsed,
             } => self
                 .delivery
-                .on_delivered(id, result, elapsed, &reads!(self, now), &mut fx),
+                .on_delivered(id, result, elapsed, &reads_of!(self, now), &mut fx),
             Done::Action { token, result } => {
                 if let Some(run) = self.recovery.on_done(token, result, now, &mut fx) {
                     self.apply(fx.take(), now);
@@ -459,7 +462,7 @@ impl Dispatcher {
         let mut fx = Effects::default();
         let forgotten = self
             .delivery
-            .after_commit(outcome.saved, &reads!(self, now), &mut fx);
+            .after_commit(outcome.saved, &reads_of!(self, now), &mut fx);
         self.forget(&forgotten);
         self.apply(fx.take(), now);
     }
@@ -504,7 +507,7 @@ impl Dispatcher {
                 self.delivery.held_len()
             );
             fx.event(e);
-            self.delivery.release_held(&reads!(self, now), fx);
+            self.delivery.release_held(&reads_of!(self, now), fx);
             fx.push(Effect::Transition(
                 store(Severity::Normal, "the store commits again".into()),
                 None,
@@ -571,220 +574,11 @@ impl Dispatcher {
         }
     }
 
-    /// Open incidents, oldest first, each with what holds it back now.
-    pub(crate) fn incident_list(&self, now: Timestamp) -> Vec<Incident> {
-        self.incidents
-            .open_ids()
-            .into_iter()
-            .filter_map(|id| self.incident_view(id, now))
-            .collect()
-    }
-
-    /// An incident as callers see it: with what holds it back now.
-    pub(crate) fn incident_view(&self, id: IncidentId, now: Timestamp) -> Option<Incident> {
-        let mut inc = self.incidents.incident(id)?.clone();
-        inc.held_back = self
-            .suppression
-            .held(&inc, &self.incidents, now)
-            .map(|s| s.reason);
-        Some(inc)
-    }
-
-    pub(crate) fn silences(&self) -> Vec<super::silence::Silence> {
-        self.suppression.silences()
-    }
-
-    pub(crate) fn ack(
-        &mut self,
-        id: IncidentId,
-        req: AckRequest,
-        now: Timestamp,
-    ) -> Result<(), PipelineError> {
-        let mut fx = Effects::default();
-        let r = self.incidents.ack(id, req, now, &mut fx);
-        self.apply(fx.take(), now);
-        r
-    }
-
-    pub(crate) fn unack(&mut self, id: IncidentId, now: Timestamp) -> Result<(), PipelineError> {
-        let mut fx = Effects::default();
-        let r = self.incidents.unack(id, now, &mut fx);
-        self.apply(fx.take(), now);
-        r
-    }
-
-    pub(crate) fn silence(
-        &mut self,
-        req: SilenceRequest,
-        now: Timestamp,
-    ) -> Result<SilenceId, PipelineError> {
-        let mut fx = Effects::default();
-        let r = self.suppression.silence(req, now, &mut fx);
-        self.apply(fx.take(), now);
-        r
-    }
-
-    pub(crate) fn expire_silence(
-        &mut self,
-        id: SilenceId,
-        now: Timestamp,
-    ) -> Result<(), PipelineError> {
-        let mut fx = Effects::default();
-        let r = self.suppression.expire(id, now, true, &mut fx);
-        self.apply(fx.take(), now);
-        r
-    }
-
     /// At stop: every group with pending changes notifies now, without waiting.
     pub(crate) fn flush_all(&mut self, now: Timestamp) {
         let mut fx = Effects::default();
-        self.grouping.flush_all(&view!(self, now), &mut fx);
+        self.grouping.flush_all(&view_of!(self, now), &mut fx);
         self.apply(fx.take(), now);
-    }
-
-    /// Replaces routes, policy, channels and actions, keeping every open incident and what
-    /// was already told (nothing is told twice). Changes nothing if it fails.
-    pub(crate) fn reload(
-        &mut self,
-        config: PipelineConfig,
-        channels: &HashMap<String, Arc<dyn Channel>>,
-        actions: &HashMap<String, Arc<dyn Action>>,
-        now: Timestamp,
-    ) -> Result<(), PipelineError> {
-        self.install(config, channels, actions, now)?;
-        let mut fx = Effects::default();
-        self.delivery.fail_orphans(now, &mut fx);
-        self.grouping.rebuild(&view!(self, now), &mut fx);
-        let mut e = Event::new(EventKind::Reloaded, now);
-        e.detail = format!(
-            "{} route(s), {} channel(s), {} action(s); {} open incident(s) kept",
-            self.routes.len(),
-            self.config.channels.len(),
-            self.config.actions.len(),
-            self.incidents.open_count()
-        );
-        fx.event(e);
-        self.apply(fx.take(), now);
-        Ok(())
-    }
-
-    /// Takes up what the store kept: open incidents (groups and timers rebuilt from them),
-    /// silences, the outbox (attempted again with the same idempotency keys), and the
-    /// pipeline's own meta-alerts.
-    fn restore(&mut self, state: StoredState, now: Timestamp) {
-        let mut fx = Effects::default();
-        fx.timer(now, Timer::Requests);
-        self.incidents
-            .restore(state.incidents, state.last_incident, now, &mut fx);
-        for id in self.incidents.ids() {
-            if let Some(inc) = self.incidents.incident(id) {
-                self.recovery.restore(inc);
-                self.suppression.index(inc);
-            }
-        }
-        self.suppression
-            .restore(state.silences, state.last_silence, now, &mut fx);
-        self.grouping.rebuild(&view!(self, now), &mut fx);
-        self.apply(fx.take(), now);
-        self.resume_meta_incidents(now);
-        let mut fx = Effects::default();
-        self.delivery
-            .restore(state.outbox, state.last_notification, now, &mut fx);
-        self.apply(fx.take(), now);
-    }
-
-    /// The pipeline's own incidents the last run left open. A failing channel's stays open,
-    /// the channel taken to be failing still, until it delivers again; one of a channel that
-    /// is gone resolves now, and so does the store's (it loaded: it works; if it fails again, a
-    /// new one opens).
-    fn resume_meta_incidents(&mut self, now: Timestamp) {
-        let threshold = self.config.notify.channel_failing_after.max(1);
-        let meta = self.config.notify.meta_severity;
-        let mut fx = Effects::default();
-        for id in self.incidents.open_ids() {
-            let Some(inc) = self.incidents.incident(id) else {
-                continue;
-            };
-            let (labels, rule) = (inc.item.labels.clone(), Arc::clone(&inc.item.rule));
-            let t = match inc.meta_channel.clone() {
-                Some(c) if self.delivery.resume_failing(&c, threshold) => continue,
-                Some(c) => meta_transition(
-                    super::CHANNEL_FAILING_RULE,
-                    "vigilo_channel_failures",
-                    labels,
-                    (meta, Severity::Normal),
-                    format!("alert channel {c}: the channel is no longer configured"),
-                    now,
-                ),
-                None if &*rule == super::STORE_FAILING_RULE => meta_transition(
-                    super::STORE_FAILING_RULE,
-                    "vigilo_store_errors",
-                    labels,
-                    (meta, Severity::Normal),
-                    "vigilo store: the store commits again".into(),
-                    now,
-                ),
-                None => continue,
-            };
-            self.take_transition(&t, None, false, now, &mut fx);
-        }
-        self.apply(fx.take(), now);
-    }
-
-    /// Applies what other processes queued in the store (acks, silences from the command
-    /// line); looks again in half a second.
-    fn poll_requests(&mut self, now: Timestamp, fx: &mut Effects) {
-        let requests = self.journal.lock().take_requests();
-        match requests {
-            Ok(requests) => {
-                for (id, request) in requests {
-                    let result = self.apply_request(&request, now);
-                    fx.save(StoreChange::RequestDone(id, result));
-                }
-            }
-            Err(e) => {
-                let mut j = self.journal.lock();
-                j.stats.store_errors += 1;
-                j.stats.last_store_error = Some(e.to_string());
-            }
-        }
-        fx.timer(now + std::time::Duration::from_millis(500), Timer::Requests);
-    }
-
-    fn apply_request(&mut self, request: &StoreRequest, now: Timestamp) -> Result<String, String> {
-        match request {
-            StoreRequest::Ack {
-                incident,
-                by,
-                comment,
-                expires_after_secs,
-                sticky,
-            } => self
-                .ack(
-                    *incident,
-                    AckRequest {
-                        by: by.clone(),
-                        comment: comment.clone(),
-                        expires_after: expires_after_secs.map(std::time::Duration::from_secs),
-                        sticky: *sticky,
-                    },
-                    now,
-                )
-                .map(|()| format!("incident {incident} acknowledged by {by}")),
-            StoreRequest::Unack { incident } => self
-                .unack(*incident, now)
-                .map(|()| format!("incident {incident} no longer acknowledged")),
-            StoreRequest::Silence { .. } => match request.silence_request() {
-                Some(req) => self
-                    .silence(req, now)
-                    .map(|id| format!("silence {id} created")),
-                None => Ok(String::new()),
-            },
-            StoreRequest::ExpireSilence { silence } => self
-                .expire_silence(SilenceId(*silence), now)
-                .map(|()| format!("silence {silence} expired")),
-        }
-        .map_err(|e| e.to_string())
     }
 
     /// At stop: closes every pool and waits for its threads to let go of the channel or action.

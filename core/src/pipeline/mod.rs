@@ -54,6 +54,7 @@ mod incident;
 mod journal;
 mod notification;
 mod request;
+mod requests;
 mod runner;
 mod settings;
 mod silence;

@@ -9,6 +9,7 @@ mod delivery;
 mod end_to_end;
 mod policy;
 mod policy_edges;
+mod recipients;
 mod recovery;
 mod restart;
 mod store;

@@ -234,7 +234,11 @@ fn a_blip_between_two_flushes_is_not_news() {
     // At another severity it is one change, listed once, as firing. (A notification first, so
     // that the blip falls within the group interval that follows it.)
     h.set("disk", &[("mount", "/var")], Severity::Minor);
-    assert_eq!(h.sink("chat").take().len(), 1, "the interval had passed: at once");
+    assert_eq!(
+        h.sink("chat").take().len(),
+        1,
+        "the interval had passed: at once"
+    );
     h.advance(secs(10));
     h.set("disk", &[("mount", "/")], Severity::Normal);
     h.advance(secs(10));

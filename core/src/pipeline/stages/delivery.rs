@@ -11,37 +11,22 @@ use std::time::Duration;
 use crate::Severity;
 use crate::alert::{Alert, AlertStatus, Channel, DeliveryError};
 use crate::clock::Timestamp;
-use crate::metrics::Labels;
 use crate::pipeline::effects::{Effect, Effects, Notify, Told};
 use crate::pipeline::event::{Event, EventKind};
 use crate::pipeline::incident::{DeliveryRecord, IncidentId};
 use crate::pipeline::notification::{
     HeldBack, Notification, NotificationId, NotificationKind, set_key,
 };
-use crate::pipeline::settings::{ChannelConfig, NotifyConfig, RateLimit};
+use crate::pipeline::settings::{ChannelConfig, NotifyConfig};
 use crate::pipeline::store::StoreChange;
 use crate::pipeline::timers::Timer;
-use crate::pipeline::workers::{DeliveryJob, Done, Pool, channel_pool};
-use crate::pipeline::{CHANNEL_FAILING_RULE, PipelineError, RATE_LIMITED_RULE, STORE_FAILING_RULE};
+use crate::pipeline::workers::{DeliveryJob, Done};
+use crate::pipeline::{PipelineError, STORE_FAILING_RULE};
 
+use super::channels::Channels;
 use super::grouping::is_urgent;
 use super::incidents::Incidents;
 use super::recipients::Recipients;
-
-/// A channel: its settings, its threads, its health, its rate limit.
-struct ChannelState {
-    config: ChannelConfig,
-    channel: Arc<dyn Channel>,
-    pool: Pool<DeliveryJob>,
-    consecutive_failures: u32,
-    /// Its "channel failing" meta-alert is raised.
-    failing: bool,
-    tokens: f64,
-    refilled_at: Timestamp,
-    /// What the rate limit held back, summed up when it allows again.
-    held: HeldBack,
-    summary_armed: bool,
-}
 
 /// What the delivery stage reads of the others.
 pub(crate) struct Reads<'a> {
@@ -57,7 +42,7 @@ pub(crate) struct Reads<'a> {
 /// The outbox and the channels.
 #[derive(Default)]
 pub(crate) struct Delivery {
-    channels: HashMap<String, ChannelState>,
+    channels: Channels,
     outbox: HashMap<NotificationId, Notification>,
     in_flight: HashSet<NotificationId>,
     /// Queued in this step, attempted once it is committed.
@@ -86,7 +71,7 @@ pub(crate) struct DeliveryStats {
 
 impl Delivery {
     /// Starts the threads of every configured channel, keeping those whose settings and
-    /// implementation did not change; fails notifications for channels that are gone.
+    /// implementation did not change.
     pub(crate) fn install(
         &mut self,
         configs: &[ChannelConfig],
@@ -94,38 +79,12 @@ impl Delivery {
         results: &crossbeam_channel::Sender<Done>,
         now: Timestamp,
     ) -> Result<(), PipelineError> {
-        let mut channels = HashMap::new();
-        for c in configs {
-            let imp = impls
-                .get(&c.name)
-                .ok_or_else(|| PipelineError::MissingChannel(c.name.clone()))?;
-            if let Some(mut old) = self.channels.remove(&c.name)
-                && old.config.workers == c.workers
-                && Arc::ptr_eq(&old.channel, imp)
-            {
-                old.config = c.clone();
-                channels.insert(c.name.clone(), old);
-                continue;
-            }
-            let pool = channel_pool(Arc::clone(imp), c.workers, results.clone())
-                .map_err(PipelineError::Spawn)?;
-            channels.insert(
-                c.name.clone(),
-                ChannelState {
-                    config: c.clone(),
-                    channel: Arc::clone(imp),
-                    pool,
-                    consecutive_failures: 0,
-                    failing: false,
-                    tokens: c.rate_limit.map_or(0.0, |r| f64::from(r.count)),
-                    refilled_at: now,
-                    held: HeldBack::default(),
-                    summary_armed: false,
-                },
-            );
-        }
-        self.channels = channels;
-        Ok(())
+        self.channels.install(configs, impls, results, now)
+    }
+
+    /// The channel's meta-alert stays open after a restart (see [`Channels::resume_failing`]).
+    pub(crate) fn resume_failing(&mut self, channel: &str, threshold: u32) -> bool {
+        self.channels.resume_failing(channel, threshold)
     }
 
     /// After a reload: notifications for channels that are gone cannot be delivered; they
@@ -134,7 +93,7 @@ impl Delivery {
         let orphans: Vec<NotificationId> = self
             .outbox
             .values()
-            .filter(|n| !self.channels.contains_key(&n.channel))
+            .filter(|n| !self.channels.contains(&n.channel))
             .map(|n| n.id)
             .collect();
         for id in orphans {
@@ -163,19 +122,6 @@ impl Delivery {
         self.held.len()
     }
 
-    /// The channel's meta-alert stays open after a restart: the channel is taken to be failing
-    /// still, until it delivers again. False if there is no such channel any more.
-    pub(crate) fn resume_failing(&mut self, channel: &str, threshold: u32) -> bool {
-        match self.channels.get_mut(channel) {
-            Some(ch) => {
-                ch.failing = true;
-                ch.consecutive_failures = threshold;
-                true
-            }
-            None => false,
-        }
-    }
-
     /// Sends `n` to every channel of its target, one outbox entry each, recipients filled in
     /// per channel. A "channel failing" meta-alert never goes to the failing channel: its
     /// fallback takes its place.
@@ -188,7 +134,7 @@ impl Delivery {
         let mut channels: Vec<String> = Vec::new();
         for c in &n.channels {
             let chosen = if avoid.contains(c) {
-                self.channels.get(c).and_then(|s| s.config.fallback.clone())
+                self.channels.fallback(c)
             } else {
                 Some(c.clone())
             };
@@ -199,8 +145,9 @@ impl Delivery {
                 channels.push(c);
             }
         }
+        let mut skipped: Vec<String> = Vec::new();
         for c in channels {
-            self.enqueue(
+            let left_out = self.enqueue(
                 &c,
                 n.alert.clone(),
                 n.kind,
@@ -211,12 +158,14 @@ impl Delivery {
                 reads,
                 fx,
             );
+            skipped.extend(left_out);
         }
+        record_skipped(n.route.as_ref(), &n.incidents, skipped, fx);
     }
 
     /// Puts a notification for `channel` in the outbox (or holds it back if the channel's rate
     /// limit is spent): one entry for the recipients within their window now, one for each
-    /// moment a deferred recipient's window opens.
+    /// moment a deferred recipient's window opens. Returns who their windows left out, and why.
     #[allow(clippy::too_many_arguments)]
     pub(crate) fn enqueue(
         &mut self,
@@ -229,35 +178,25 @@ impl Delivery {
         tried: Vec<String>,
         reads: &Reads<'_>,
         fx: &mut Effects,
-    ) {
+    ) -> Vec<String> {
         let now = reads.now;
-        let Some(address) = self.channels.get(channel).map(|c| c.config.address) else {
+        let Some(address) = self.channels.config(channel).map(|c| c.address) else {
             let mut e = Event::new(EventKind::Failed, now);
             e.channel = Some(channel.to_owned());
             e.detail = format!("no channel called {channel:?} is running");
             fx.event(e);
-            return;
+            return Vec::new();
         };
         let summary = matches!(
             kind,
             NotificationKind::RateSummary | NotificationKind::HeldSummary
         );
-        if !summary && tried.is_empty() && !self.take_token(channel, now) {
-            self.hold(channel, &alert, &incidents, now, fx);
-            return;
+        if !summary && tried.is_empty() && !self.channels.take_token(channel, now) {
+            self.stats.held_back += 1;
+            self.channels.hold(channel, &alert, &incidents, now, fx);
+            return Vec::new();
         }
         let addressed = reads.recipients.address(to, channel, address, now);
-        if let Some(route) = route
-            && !addressed.skipped.is_empty()
-        {
-            for id in &incidents {
-                fx.push(Effect::Told(Told::Skipped(
-                    *id,
-                    Arc::clone(route),
-                    addressed.skipped.clone(),
-                )));
-            }
-        }
         let skipped = if addressed.skipped.is_empty() {
             String::new()
         } else {
@@ -311,6 +250,7 @@ impl Delivery {
             let note = format!("; their window opens at {at}");
             self.add(&base, alert, people, (now, at), &note, fx);
         }
+        addressed.skipped
     }
 
     /// One outbox entry made at `now`, due at `due` (now, or when a recipient's window
@@ -468,15 +408,15 @@ impl Delivery {
         let Some(n) = self.outbox.get_mut(&id) else {
             return;
         };
-        let Some(ch) = self.channels.get(&n.channel) else {
+        if !self.channels.contains(&n.channel) {
             return;
-        };
+        }
         n.attempts += 1;
         let job = DeliveryJob {
             id,
             alert: n.alert.clone(),
         };
-        if ch.pool.send(job) {
+        if self.channels.send(&n.channel, job) {
             self.in_flight.insert(id);
         }
     }
@@ -507,7 +447,7 @@ impl Delivery {
         outbox.sort_by_key(|n| n.id);
         for mut n in outbox {
             self.next_notification = self.next_notification.max(n.id.0);
-            if !self.channels.contains_key(&n.channel) {
+            if !self.channels.contains(&n.channel) {
                 fx.save(StoreChange::NotificationDone(n.id));
                 continue;
             }
@@ -552,18 +492,16 @@ impl Delivery {
                 );
                 fx.event(e);
                 record_delivery(&n, None, now, fx);
-                self.channel_healthy(&channel, reads.notify.meta_severity, now, fx);
+                self.channels
+                    .healthy(&channel, reads.notify.meta_severity, now, fx);
                 return;
             }
             Err(err) => err,
         };
-        let retry = self
-            .channels
-            .get(&channel)
-            .map(|c| c.config.retry)
-            .unwrap_or_default();
+        let retry = self.channels.retry(&channel);
         let message = crate::pipeline::truncate(&err.to_string(), 2000);
-        self.channel_failed(&channel, &message, reads, fx);
+        self.channels
+            .failed(&channel, &message, reads.notify, now, fx);
         let Some(n) = self.outbox.get_mut(&id) else {
             return;
         };
@@ -611,11 +549,7 @@ impl Delivery {
 
     /// Hands a notification its channel could not deliver to that channel's fallback.
     fn fall_back(&mut self, n: Notification, reads: &Reads<'_>, fx: &mut Effects) {
-        let Some(fallback) = self
-            .channels
-            .get(&n.channel)
-            .and_then(|c| c.config.fallback.clone())
-        else {
+        let Some(fallback) = self.channels.fallback(&n.channel) else {
             return;
         };
         let mut tried = n.tried.clone();
@@ -629,62 +563,43 @@ impl Delivery {
         e.detail = format!("{} could not deliver: trying {fallback}", n.channel);
         fx.event(e);
         let route: Option<Arc<str>> = n.route.as_deref().map(Arc::from);
-        self.enqueue(
+        let skipped = self.enqueue(
             &fallback,
             n.alert,
             n.kind,
             route.as_ref(),
             &n.to,
-            n.incidents,
+            n.incidents.clone(),
             tried,
             reads,
             fx,
         );
+        record_skipped(route.as_ref(), &n.incidents, skipped, fx);
     }
 
-    fn channel_healthy(&mut self, channel: &str, meta: Severity, now: Timestamp, fx: &mut Effects) {
-        let Some(ch) = self.channels.get_mut(channel) else {
-            return;
-        };
-        ch.consecutive_failures = 0;
-        if std::mem::take(&mut ch.failing) {
-            let mut e = Event::new(EventKind::ChannelFailing, now);
-            e.channel = Some(channel.to_owned());
-            e.detail = "resolved: the channel delivers again".into();
-            fx.event(e);
-            fx.push(Effect::Transition(
-                channel_transition(channel, Severity::Normal, meta, "delivers again", now),
-                None,
-            ));
-        }
-    }
-
-    fn channel_failed(&mut self, channel: &str, error: &str, reads: &Reads<'_>, fx: &mut Effects) {
-        let threshold = reads.notify.channel_failing_after.max(1);
-        let severity = reads.notify.meta_severity;
-        let Some(ch) = self.channels.get_mut(channel) else {
-            return;
-        };
-        ch.consecutive_failures += 1;
-        if ch.consecutive_failures < threshold || ch.failing {
-            return;
-        }
-        ch.failing = true;
-        let failures = ch.consecutive_failures;
-        let mut e = Event::new(EventKind::ChannelFailing, reads.now);
-        e.channel = Some(channel.to_owned());
-        e.detail = format!("{failures} attempts in a row failed: {error}");
-        fx.event(e);
-        fx.push(Effect::Transition(
-            channel_transition(
+    /// The rate limit of `channel` may send again: the summary of what it held back.
+    pub(crate) fn on_rate_summary(&mut self, channel: &str, reads: &Reads<'_>, fx: &mut Effects) {
+        if let Some(alert) = self
+            .channels
+            .rate_summary(channel, reads.identity, reads.now, fx)
+        {
+            self.enqueue(
                 channel,
-                severity,
-                severity,
-                &format!("{failures} delivery attempts in a row failed; last: {error}"),
-                reads.now,
-            ),
-            Some(channel.to_owned()),
-        ));
+                alert,
+                NotificationKind::RateSummary,
+                None,
+                &[],
+                Vec::new(),
+                Vec::new(),
+                reads,
+                fx,
+            );
+        }
+    }
+
+    /// At stop: closes every pool and waits until `until` for its threads.
+    pub(crate) fn close(&mut self, until: std::time::Instant) {
+        self.channels.close(until);
     }
 
     /// A meta-alert no route takes goes straight to the failing channel's fallback.
@@ -700,11 +615,7 @@ impl Delivery {
         let Some(channel) = tr.inc.meta_channel.clone() else {
             return;
         };
-        let Some(fallback) = self
-            .channels
-            .get(&channel)
-            .and_then(|c| c.config.fallback.clone())
-        else {
+        let Some(fallback) = self.channels.fallback(&channel) else {
             return;
         };
         let mut alert = crate::pipeline::notification::item_alert(
@@ -727,108 +638,24 @@ impl Delivery {
             fx,
         );
     }
+}
 
-    /// Takes one token of the channel's rate limit; false if none is left.
-    fn take_token(&mut self, channel: &str, now: Timestamp) -> bool {
-        let Some(ch) = self.channels.get_mut(channel) else {
-            return true;
-        };
-        let Some(limit) = ch.config.rate_limit else {
-            return true;
-        };
-        refill(ch, limit, now);
-        if ch.tokens >= 1.0 {
-            ch.tokens -= 1.0;
-            true
-        } else {
-            false
-        }
-    }
-
-    /// Holds a notification back; the summary goes out when a token is back.
-    fn hold(
-        &mut self,
-        channel: &str,
-        alert: &Alert,
-        incidents: &[IncidentId],
-        now: Timestamp,
-        fx: &mut Effects,
-    ) {
-        let Some(ch) = self.channels.get_mut(channel) else {
-            return;
-        };
-        let Some(limit) = ch.config.rate_limit else {
-            return;
-        };
-        ch.held.add(alert, now);
-        let arm = !ch.summary_armed;
-        ch.summary_armed = true;
-        let wait = token_wait(ch.tokens, limit);
-        self.stats.held_back += 1;
-        let mut e = Event::new(EventKind::RateLimited, now);
-        e.incident = incidents.first().copied();
-        e.rule = Some(alert.rule.clone());
-        e.channel = Some(channel.to_owned());
-        e.key = Some(alert.idempotency_key.clone());
-        e.detail = format!(
-            "rate limit {} per {} reached: held back",
-            limit.count,
-            crate::duration::format_duration(limit.per)
-        );
-        fx.event(e);
-        if arm {
-            fx.timer(now + wait, Timer::RateSummary(Arc::from(channel)));
-        }
-    }
-
-    /// The rate limit may send again: one notification summing up what it held back.
-    pub(crate) fn on_rate_summary(&mut self, channel: &str, reads: &Reads<'_>, fx: &mut Effects) {
-        let now = reads.now;
-        let Some(ch) = self.channels.get_mut(channel) else {
-            return;
-        };
-        let Some(limit) = ch.config.rate_limit else {
-            return;
-        };
-        ch.summary_armed = false;
-        if ch.held.count == 0 {
-            return;
-        }
-        refill(ch, limit, now);
-        if ch.tokens < 1.0 {
-            ch.summary_armed = true;
-            let wait = token_wait(ch.tokens, limit);
-            fx.timer(now + wait, Timer::RateSummary(Arc::from(channel)));
-            return;
-        }
-        ch.tokens -= 1.0;
-        let held = std::mem::take(&mut ch.held);
-        let summary = format!(
-            "{} notification(s) held back by the rate limit of channel {channel} since {}",
-            held.count,
-            held.since.unwrap_or(now)
-        );
-        let mut alert = held.into_alert(RATE_LIMITED_RULE, channel, summary, now);
-        let what = format!("rate:{channel}:{}", now.as_nanos());
-        set_key(&mut alert, &what, reads.identity);
-        self.enqueue(
-            channel,
-            alert,
-            NotificationKind::RateSummary,
-            None,
-            &[],
-            Vec::new(),
-            Vec::new(),
-            reads,
-            fx,
-        );
-    }
-
-    /// At stop: closes every pool and waits until `until` for its threads.
-    pub(crate) fn close(&mut self, until: std::time::Instant) {
-        for c in std::mem::take(&mut self.channels).into_values() {
-            c.pool.close(until);
-        }
+/// Records on each incident who the recipients' windows left out of its route's notification.
+fn record_skipped(
+    route: Option<&Arc<str>>,
+    incidents: &[IncidentId],
+    skipped: Vec<String>,
+    fx: &mut Effects,
+) {
+    let Some(route) = route.filter(|_| !skipped.is_empty()) else {
+        return;
+    };
+    for id in incidents {
+        fx.push(Effect::Told(Told::Skipped(
+            *id,
+            Arc::clone(route),
+            skipped.clone(),
+        )));
     }
 }
 
@@ -847,68 +674,6 @@ fn record_delivery(n: &Notification, error: Option<String>, now: Timestamp, fx: 
             error,
         },
     ));
-}
-
-/// The transition of channel `channel`'s meta-alert to `to` (`meta` is the meta-alerts'
-/// severity, what a resolve resolves from).
-fn channel_transition(
-    channel: &str,
-    to: Severity,
-    meta: Severity,
-    summary: &str,
-    now: Timestamp,
-) -> crate::eval::Transition {
-    let from = if to == Severity::Normal {
-        meta
-    } else {
-        Severity::Normal
-    };
-    meta_transition(
-        CHANNEL_FAILING_RULE,
-        "vigilo_channel_failures",
-        Labels::from_pairs(&[("channel", channel)]),
-        (from, to),
-        format!("alert channel {channel}: {summary}"),
-        now,
-    )
-}
-
-/// A transition of one of the pipeline's own meta-alerts, `(from, to)` at `now`.
-pub(crate) fn meta_transition(
-    rule: &str,
-    metric: &str,
-    labels: Labels,
-    (from, to): (Severity, Severity),
-    summary: String,
-    now: Timestamp,
-) -> crate::eval::Transition {
-    crate::eval::Transition {
-        rule: Arc::from(rule),
-        metric: Arc::from(metric),
-        labels,
-        rule_labels: BTreeMap::new(),
-        from,
-        to,
-        value: None,
-        threshold: None,
-        since: now,
-        at: now,
-        no_data: false,
-        flapping: false,
-        annotations: BTreeMap::from([("summary".to_owned(), summary)]),
-    }
-}
-
-fn refill(ch: &mut ChannelState, limit: RateLimit, now: Timestamp) {
-    let per = limit.per.as_secs_f64().max(1e-9);
-    let elapsed = now.since(ch.refilled_at).as_secs_f64();
-    ch.tokens = (ch.tokens + elapsed / per * f64::from(limit.count)).min(f64::from(limit.count));
-    ch.refilled_at = now;
-}
-
-fn token_wait(tokens: f64, limit: RateLimit) -> Duration {
-    let per_token = limit.per.as_secs_f64() / f64::from(limit.count.max(1));
-    Duration::from_secs_f64(((1.0 - tokens).max(0.0) * per_token).max(0.001))
 }
 
 /// A deterministic jitter in `0..1` per notification and attempt: retries of a storm spread

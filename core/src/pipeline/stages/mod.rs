@@ -3,6 +3,7 @@
 //! repeats and escalations), recipients, delivery and recovery. A stage decides and returns
 //! effects; the dispatcher applies them. `view` is what a stage may read of the others.
 
+pub(crate) mod channels;
 pub(crate) mod delivery;
 pub(crate) mod grouping;
 pub(crate) mod incidents;
