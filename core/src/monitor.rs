@@ -130,6 +130,15 @@ pub enum MonitorError {
         /// Its name.
         name: String,
     },
+    /// A reload was refused by one part (`plugins`, `rules`, `pipeline`); nothing changed.
+    #[error("reload refused by the {part}: {source}; nothing changed")]
+    Reload {
+        /// The part that refused.
+        part: &'static str,
+        /// Why.
+        #[source]
+        source: Box<MonitorError>,
+    },
     /// A native channel or action is configured but was not given to the builder.
     #[error(
         "{kind} {name:?} has no `plugin` or `path`, so it must be implemented by the program, \
@@ -354,9 +363,16 @@ struct Plugins {
 }
 
 impl Plugins {
-    /// The implementations `config` needs: kept where the configuration did not change,
-    /// loaded where it did. Nothing is replaced unless everything loads.
+    /// The implementations `config` needs, and the plugins are kept with them from now on.
     fn load(&mut self, config: &Config) -> Result<Implementations, MonitorError> {
+        let (impls, kept) = self.prepare(config)?;
+        self.commit(kept);
+        Ok(impls)
+    }
+
+    /// The implementations `config` needs: kept where the configuration did not change,
+    /// loaded where it did. Nothing here changes until [`commit`](Self::commit).
+    fn prepare(&self, config: &Config) -> Result<(Implementations, Kept), MonitorError> {
         let mut channels = HashMap::new();
         let mut kept_channels = HashMap::new();
         for c in &config.pipeline.channels {
@@ -391,9 +407,19 @@ impl Plugins {
             kept_actions.insert(a.name.clone(), (a.clone(), Arc::clone(&imp)));
             actions.insert(a.name.clone(), imp);
         }
-        self.channels = kept_channels;
-        self.actions = kept_actions;
-        Ok(Implementations { channels, actions })
+        Ok((
+            Implementations { channels, actions },
+            Kept {
+                channels: kept_channels,
+                actions: kept_actions,
+            },
+        ))
+    }
+
+    /// Keeps what a [`prepare`](Self::prepare) loaded, for the next reload to reuse.
+    fn commit(&mut self, kept: Kept) {
+        self.channels = kept.channels;
+        self.actions = kept.actions;
     }
 
     fn load_one<T: ?Sized>(
@@ -431,6 +457,12 @@ impl Plugins {
             }
         }
     }
+}
+
+/// The plugins a configuration uses, with the settings they were loaded with.
+struct Kept {
+    channels: HashMap<String, (ChannelConfig, Arc<dyn Channel>)>,
+    actions: HashMap<String, (ActionConfig, Arc<dyn Action>)>,
 }
 
 struct State {
@@ -567,11 +599,32 @@ impl Monitor {
     /// notified are kept. `[registry]`, `[host]`, `[evaluator]`, `[plugins]`, `[http]` and the
     /// `[[slo]]` tables take effect at the next start (the SLO's generated rules reload with the
     /// rules). On any error nothing changes.
+    ///
+    /// All or nothing: the new configuration is checked in full first (the rules as the running
+    /// evaluator would take them, every plugin loaded, every channel and action the pipeline
+    /// names implemented); if a part refuses, nothing changes and
+    /// [`MonitorError::Reload`] names the part.
     pub fn reload(&self, config: Config) -> Result<(), MonitorError> {
+        fn refused(part: &'static str) -> impl FnOnce(MonitorError) -> MonitorError {
+            move |e| MonitorError::Reload {
+                part,
+                source: Box::new(e),
+            }
+        }
         let mut state = self.state.lock();
-        let impls = state.plugins.load(&config)?;
-        self.pipeline()?.reload(config.pipeline.clone(), impls)?;
-        self.evaluator()?.reload(config.rules.clone())?;
+        Evaluator::check(&config.rules, &state.config.evaluator)
+            .map_err(|e| refused("rules")(e.into()))?;
+        let (impls, kept) = state.plugins.prepare(&config).map_err(refused("plugins"))?;
+        // The pipeline checks that it has every implementation before it changes anything,
+        // and starts new channel and action threads before it lets go of the old ones.
+        self.pipeline()?
+            .reload(config.pipeline.clone(), impls)
+            .map_err(|e| refused("pipeline")(e.into()))?;
+        // Checked above, so it takes them (unless its thread is gone).
+        self.evaluator()?
+            .reload(config.rules.clone())
+            .map_err(|e| refused("rules")(e.into()))?;
+        state.plugins.commit(kept);
         state.config = config;
         Ok(())
     }

@@ -296,6 +296,12 @@ impl Evaluator {
         Ok((evaluator, rx))
     }
 
+    /// Checks `rules` as an evaluator with `config` would take them (unique names, no-data
+    /// waits no shorter than the tick), without changing anything.
+    pub fn check(rules: &[Rule], config: &EvaluatorConfig) -> Result<(), EvalError> {
+        check_rules(rules, config)
+    }
+
     /// The clock the evaluator reads.
     pub fn clock(&self) -> &Arc<dyn Clock> {
         &self.clock

@@ -156,14 +156,14 @@ impl Dispatcher {
                 return Err(PipelineError::MissingAction(a.name.clone()));
             }
         }
+        // Threads for new actions, then channels; if either fails, nothing has changed.
+        let fresh = self
+            .recovery
+            .prepare(&config.actions, actions, &self.results)?;
         self.delivery
             .install(&config.channels, channels, &self.results, now)?;
-        self.recovery.install(
-            &config.actions,
-            config.recoveries.clone(),
-            actions,
-            &self.results,
-        )?;
+        self.recovery
+            .commit(&config.actions, config.recoveries.clone(), fresh);
         self.routes = Routes::new(config.routes.clone());
         self.recipients = Recipients::new(config.people.clone(), config.groups.clone());
         self.suppression

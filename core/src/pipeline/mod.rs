@@ -2,14 +2,19 @@
 //! notifications and guarded recovery actions.
 //!
 //! ```text
-//! evaluator ──Transition──▶ incidents ──▶ routes ──▶ groups ──▶ outbox ──▶ channel threads
-//!                              │           (policy: wait, interval,        (retry, backoff,
-//!                              │            repeat, escalation, ack,        fallback, rate
-//!                              │            inhibition, silences,           limit, meta-alert)
-//!                              │            schedules, resolved)
-//!                              └──▶ recoveries ──▶ action threads (one run per item, cooldown,
-//!                                                   attempt cap, timeout)
+//! evaluator ──Transition──▶ incidents ──▶ routing ──▶ grouping ──▶ recipients ──▶ delivery ──▶ channel threads
+//!                              │             (suppression: silences,   (windows)    (outbox, retry,
+//!                              │              maintenance, inhibition)               fallback, rate
+//!                              │            (wait, interval, repeat,                 limit, meta-alert)
+//!                              │             escalation, resolved)
+//!                              └──▶ recovery ──▶ action threads (one run per item, cooldown,
+//!                                                 attempt cap, timeout)
 //! ```
+//!
+//! Each stage (`stages/`) owns its state and decides; what its decisions mean for the others
+//! comes back as effects (events, store changes, timers, notifications, records, synthetic
+//! transitions) that one loop (`dispatcher.rs`) applies in order. The journal (`journal.rs`) is
+//! the store's one owner: every step is one transaction.
 //!
 //! * **Incidents.** An item (rule + series labels) that leaves Normal opens an [`Incident`];
 //!   changes update it; the evaluator putting the item back to Normal resolves it. Nothing else
@@ -30,6 +35,10 @@
 //!   and still fires is notified when they end. Outside a route's schedule a notification is
 //!   deferred to the next window or dropped. Resolved notifications go to the routes that told
 //!   the item fired, if `send_resolved`.
+//! * **Recipients.** People and groups, with the address each channel needs; a person may
+//!   have notification windows (hours, days, time zone; per channel if they wish), outside
+//!   which they are skipped for the others, deferred to their window, or dropped
+//!   ([`OutsideHours`]); who was left out, and why, is on the incident's route record.
 //! * **Delivery.** Each notification is one outbox entry per channel with an idempotency key
 //!   per (incident, route, change), the same for every attempt and channel. Each channel has
 //!   its own threads and queue. Retryable errors are retried with exponential backoff and

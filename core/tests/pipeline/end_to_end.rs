@@ -246,3 +246,64 @@ fn a_plugin_channel_without_a_loader_is_a_clear_error() {
         "{err}"
     );
 }
+
+#[test]
+fn a_reload_one_part_refuses_changes_nothing_and_names_the_part() {
+    let (chat, drain) = (Sink::new("chat"), Recorder::new("drain"));
+    let monitor = start(SERVICE, &chat, &drain);
+    let events = monitor.subscribe().unwrap();
+    // The file is sound (its own tick of 10 ms allows a 50 ms no-data wait), and its routes
+    // and a new rule are fine; but the running evaluator ticks every 100 ms (`[evaluator]`
+    // takes effect at the next start) and refuses the rule: the last part to apply. Nothing
+    // may change, the routes included.
+    let refused_by_rules = SERVICE
+        .replace("tick = \"100ms\"", "tick = \"10ms\"")
+        .replace("repeat_interval = \"0s\"", "repeat_interval = \"10m\"")
+        + "\n[[rule]]\nname = \"beat\"\nmetric = \"beat\"\nno_data = { after = \"50ms\", severity = \"major\" }\n";
+    let err = monitor
+        .reload(refused_by_rules.parse().unwrap())
+        .unwrap_err();
+    assert!(
+        matches!(&err, MonitorError::Reload { part: "rules", .. }),
+        "{err}"
+    );
+    assert!(err.to_string().contains("nothing changed"), "{err}");
+    // A channel the program never gave: the plugins refuse, nothing changes either.
+    let refused_by_plugins =
+        SERVICE.replace("[[route]]", "[[channel]]\nname = \"pager\"\n[[route]]");
+    let err = monitor
+        .reload(refused_by_plugins.parse().unwrap())
+        .unwrap_err();
+    assert!(
+        matches!(
+            &err,
+            MonitorError::Reload {
+                part: "plugins",
+                ..
+            }
+        ),
+        "{err}"
+    );
+    // Everything is as before: the configuration, the rules, the routes (no repeat), and the
+    // pipeline never reloaded.
+    let config = monitor.config();
+    assert_eq!(config.rules.len(), 1);
+    assert_eq!(config.pipeline.routes[0].repeat_interval, None);
+    assert_eq!(config.pipeline.channels.len(), 1);
+    monitor
+        .registry()
+        .gauge("queue_depth", &[])
+        .unwrap()
+        .set(200.0);
+    let d = wait(&events, |e| {
+        assert_ne!(e.kind, EventKind::Reloaded, "the pipeline reloaded");
+        e.kind == EventKind::Delivered
+    });
+    assert_eq!(d.channel.as_deref(), Some("chat"));
+    monitor.settle(secs(10)).unwrap();
+    assert_eq!(
+        monitor.status().unwrap().status.items.len(),
+        1,
+        "the old rules run"
+    );
+}

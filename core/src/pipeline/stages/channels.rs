@@ -50,22 +50,21 @@ impl Channels {
         results: &crossbeam_channel::Sender<Done>,
         now: Timestamp,
     ) -> Result<(), PipelineError> {
-        let mut channels = HashMap::new();
+        // New threads first: if one cannot start, nothing has changed (the new ones go).
+        let mut fresh = HashMap::new();
         for c in configs {
             let imp = impls
                 .get(&c.name)
                 .ok_or_else(|| PipelineError::MissingChannel(c.name.clone()))?;
-            if let Some(mut old) = self.map.remove(&c.name)
-                && old.config.workers == c.workers
-                && Arc::ptr_eq(&old.channel, imp)
-            {
-                old.config = c.clone();
-                channels.insert(c.name.clone(), old);
+            let kept = self.map.get(&c.name).is_some_and(|old| {
+                old.config.workers == c.workers && Arc::ptr_eq(&old.channel, imp)
+            });
+            if kept {
                 continue;
             }
             let pool = channel_pool(Arc::clone(imp), c.workers, results.clone())
                 .map_err(PipelineError::Spawn)?;
-            channels.insert(
+            fresh.insert(
                 c.name.clone(),
                 ChannelState {
                     config: c.clone(),
@@ -79,6 +78,20 @@ impl Channels {
                     summary_armed: false,
                 },
             );
+        }
+        let mut channels = HashMap::new();
+        for c in configs {
+            let state = match fresh.remove(&c.name) {
+                Some(new) => new,
+                None => match self.map.remove(&c.name) {
+                    Some(mut old) => {
+                        old.config = c.clone();
+                        old
+                    }
+                    None => continue, // not reached: every channel is fresh or kept
+                },
+            };
+            channels.insert(c.name.clone(), state);
         }
         self.map = channels;
         Ok(())

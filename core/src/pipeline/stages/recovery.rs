@@ -57,31 +57,28 @@ pub(crate) struct Recoveries {
 }
 
 impl Recoveries {
-    /// Starts the threads of every configured action, keeping those whose settings and
-    /// implementation did not change.
-    pub(crate) fn install(
-        &mut self,
+    /// Starts the threads of the configured actions whose settings or implementation changed
+    /// (nothing changes yet: [`commit`](Self::commit) takes them, or dropping them ends them).
+    pub(crate) fn prepare(
+        &self,
         configs: &[ActionConfig],
-        recoveries: Vec<Recovery>,
         impls: &HashMap<String, Arc<dyn Action>>,
         results: &crossbeam_channel::Sender<Done>,
-    ) -> Result<(), PipelineError> {
-        let mut actions = HashMap::new();
+    ) -> Result<Fresh, PipelineError> {
+        let mut fresh = HashMap::new();
         for a in configs {
             let imp = impls
                 .get(&a.name)
                 .ok_or_else(|| PipelineError::MissingAction(a.name.clone()))?;
-            if let Some(mut old) = self.actions.remove(&a.name)
-                && old.config.workers == a.workers
-                && Arc::ptr_eq(&old.action, imp)
-            {
-                old.config = a.clone();
-                actions.insert(a.name.clone(), old);
+            let kept = self.actions.get(&a.name).is_some_and(|old| {
+                old.config.workers == a.workers && Arc::ptr_eq(&old.action, imp)
+            });
+            if kept {
                 continue;
             }
             let pool = action_pool(Arc::clone(imp), a.workers, results.clone())
                 .map_err(PipelineError::Spawn)?;
-            actions.insert(
+            fresh.insert(
                 a.name.clone(),
                 ActionState {
                     config: a.clone(),
@@ -90,9 +87,33 @@ impl Recoveries {
                 },
             );
         }
+        Ok(Fresh(fresh))
+    }
+
+    /// Takes the actions of `configs`: the fresh ones, and the running ones kept.
+    pub(crate) fn commit(
+        &mut self,
+        configs: &[ActionConfig],
+        recoveries: Vec<Recovery>,
+        fresh: Fresh,
+    ) {
+        let mut fresh = fresh.0;
+        let mut actions = HashMap::new();
+        for a in configs {
+            let state = match fresh.remove(&a.name) {
+                Some(new) => new,
+                None => match self.actions.remove(&a.name) {
+                    Some(mut old) => {
+                        old.config = a.clone();
+                        old
+                    }
+                    None => continue, // not reached: every action is fresh or kept
+                },
+            };
+            actions.insert(a.name.clone(), state);
+        }
         self.actions = actions;
         self.recoveries = recoveries;
-        Ok(())
     }
 
     /// Runs going now.
@@ -350,6 +371,9 @@ impl Recoveries {
         }
     }
 }
+
+/// Threads started for actions by [`Recoveries::prepare`], not yet in use.
+pub(crate) struct Fresh(HashMap<String, ActionState>);
 
 /// A run that returned, for the dispatcher to report.
 pub(crate) struct DoneRun {
