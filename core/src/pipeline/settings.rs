@@ -279,6 +279,35 @@ pub struct Route {
     pub default: bool,
 }
 
+/// The people `names` (people or groups of `groups`) stand for, each once, in order.
+pub(crate) fn people_of<'a>(
+    groups: &'a BTreeMap<String, Vec<String>>,
+    names: &'a [String],
+) -> Vec<&'a str> {
+    let mut out: Vec<&str> = Vec::new();
+    for n in names {
+        let members: Vec<&str> = match groups.get(n) {
+            Some(g) => g.iter().map(String::as_str).collect(),
+            None => vec![n.as_str()],
+        };
+        for m in members {
+            if !out.contains(&m) {
+                out.push(m);
+            }
+        }
+    }
+    out
+}
+
+/// The channels of escalation tier `tier` of `route`: its own, or the route's.
+pub(crate) fn tier_channels(route: &Route, tier: &Escalation) -> Vec<String> {
+    if tier.channels.is_empty() {
+        route.channels.clone()
+    } else {
+        tier.channels.clone()
+    }
+}
+
 impl Route {
     /// `group_by = ["..."]`: every label groups (Alertmanager's spelling), so each distinct
     /// label set is its own group, with the route's grouping times.
@@ -499,19 +528,7 @@ impl PipelineConfig {
 
     /// The people a list of recipient names (people or groups) stands for, each once, in order.
     pub fn people_of<'a>(&'a self, names: &'a [String]) -> Vec<&'a str> {
-        let mut out: Vec<&str> = Vec::new();
-        for n in names {
-            let members: Vec<&str> = match self.groups.get(n) {
-                Some(g) => g.iter().map(String::as_str).collect(),
-                None => vec![n.as_str()],
-            };
-            for m in members {
-                if !out.contains(&m) {
-                    out.push(m);
-                }
-            }
-        }
-        out
+        people_of(&self.groups, names)
     }
 
     /// The rules whose alerts no route (the default one included) can take.

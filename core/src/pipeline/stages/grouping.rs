@@ -19,7 +19,7 @@ use crate::pipeline::incident::{Incident, IncidentId};
 use crate::pipeline::notification::{
     DigestPart, NotificationKind, digest_alert, item_alert, set_key,
 };
-use crate::pipeline::settings::{OutsideSchedule, Route};
+use crate::pipeline::settings::{OutsideSchedule, Route, tier_channels};
 use crate::pipeline::timers::{GroupKey, Timer};
 
 use super::view::View;
@@ -626,11 +626,7 @@ fn tell_tiers_resolved(
             alert,
             kind: NotificationKind::Escalation,
             route: Some(Arc::clone(name)),
-            channels: if tier.channels.is_empty() {
-                route.channels.clone()
-            } else {
-                tier.channels.clone()
-            },
+            channels: tier_channels(route, tier),
             recipients: tier.recipients.clone(),
             incidents: vec![id],
             tried: Vec::new(),

@@ -8,7 +8,7 @@
 use std::collections::BTreeMap;
 
 use crate::clock::Timestamp;
-use crate::pipeline::settings::{AddressKind, OutsideHours, Person};
+use crate::pipeline::settings::{AddressKind, OutsideHours, Person, people_of};
 
 /// Who a notification on one channel reaches, now and later.
 #[derive(Debug, Default, PartialEq)]
@@ -36,23 +36,6 @@ impl Recipients {
         Recipients { people, groups }
     }
 
-    /// The people `names` (people or groups) stand for, each once, in order.
-    fn people_of<'a>(&'a self, names: &'a [String]) -> Vec<&'a str> {
-        let mut out: Vec<&str> = Vec::new();
-        for n in names {
-            let members: Vec<&str> = match self.groups.get(n) {
-                Some(g) => g.iter().map(String::as_str).collect(),
-                None => vec![n.as_str()],
-            };
-            for m in members {
-                if !out.contains(&m) {
-                    out.push(m);
-                }
-            }
-        }
-        out
-    }
-
     /// Who `names` reach on `channel` (whose addresses are of `kind`) at `now`.
     pub(crate) fn address(
         &self,
@@ -67,7 +50,7 @@ impl Recipients {
         };
         // People skipped for someone else; they wait if nobody is within their hours.
         let mut skipped: Vec<(Timestamp, &str, &str, String)> = Vec::new();
-        for name in self.people_of(names) {
+        for name in people_of(&self.groups, names) {
             let Some(person) = self.people.get(name) else {
                 continue;
             };

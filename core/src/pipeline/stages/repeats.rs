@@ -15,7 +15,7 @@ use crate::pipeline::incident::IncidentId;
 use crate::pipeline::notification::{
     DigestPart, NotificationKind, digest_alert, item_alert, set_key,
 };
-use crate::pipeline::settings::Route;
+use crate::pipeline::settings::{Route, tier_channels};
 use crate::pipeline::timers::{GroupKey, Timer};
 
 use super::grouping::{Group, Grouping, Member, is_urgent};
@@ -276,11 +276,7 @@ impl Grouping {
             alert,
             kind: NotificationKind::Escalation,
             route: Some(Arc::clone(route_name)),
-            channels: if tier.channels.is_empty() {
-                route.channels.clone()
-            } else {
-                tier.channels.clone()
-            },
+            channels: tier_channels(route, tier),
             recipients: tier.recipients.clone(),
             incidents: vec![id],
             tried: Vec::new(),
