@@ -59,12 +59,17 @@ pub struct PluginSettings {
     /// `call_timeout` bounds that.
     #[serde(default = "default_deadline", with = "serde_duration")]
     pub deadline: Duration,
-    /// How long one call may take in all, wall clock, whatever it does or waits for (default
-    /// 30 s). At this limit the call is ended, its instance freed and its commands killed.
-    #[serde(default = "default_call_timeout", with = "serde_duration")]
-    pub call_timeout: Duration,
+    /// How long one call may take in all, wall clock, whatever it does or waits for (sleeps,
+    /// HTTP, commands, mail). `None` (the default): [`CALL_TIMEOUT_FACTOR`] × `deadline` (8 s
+    /// with the default 2 s deadline), so the wall bound follows the compute deadline the
+    /// operator chose; see [`call_limit`](Self::call_limit). Set it to override that, for a
+    /// plugin that legitimately waits longer (a slow SMTP relay, a long granted command). At
+    /// the limit the call is ended, its instance freed and its commands killed.
+    #[serde(default, deserialize_with = "de_opt_duration")]
+    pub call_timeout: Option<Duration>,
     /// Calls of this plugin that may run at once (default 4); one more fails at once with the
-    /// host's `Busy` error, so one plugin cannot take every pooled instance of the host.
+    /// host's `Busy` error. Whatever its value, every loaded plugin keeps one pooled instance of
+    /// the host's `max_instances` for itself, so the calls of one plugin cannot take them all.
     #[serde(default = "default_max_concurrent_calls")]
     pub max_concurrent_calls: u32,
     /// Commands one call may run through `exec` (default 8); further requests are denied.
@@ -99,7 +104,7 @@ impl PluginSettings {
             sha256: None,
             memory_limit: default_memory_limit(),
             deadline: default_deadline(),
-            call_timeout: default_call_timeout(),
+            call_timeout: None,
             max_concurrent_calls: default_max_concurrent_calls(),
             max_exec_runs: default_max_exec_runs(),
             allowed_hosts: Vec::new(),
@@ -109,6 +114,30 @@ impl PluginSettings {
             config: empty_object(),
         }
     }
+}
+
+/// The default wall-clock bound of a call, as a multiple of its compute `deadline`: a call
+/// ends at `CALL_TIMEOUT_FACTOR × deadline` unless `call_timeout` says otherwise.
+///
+/// Why 4: a call's own compute is bounded by `deadline`; the rest of its wall time is waiting
+/// (HTTP answers, a command, the SMTP server). Four times the deadline (8 s by default) leaves
+/// a plugin three deadlines of waiting, enough for a receiver that answers within seconds,
+/// while a guest that sleeps, re-requests a slow endpoint in a loop or reads a trickled body
+/// is ended within that small multiple of what the operator granted it, not after a fixed
+/// time unrelated to it.
+pub const CALL_TIMEOUT_FACTOR: u32 = 4;
+
+impl PluginSettings {
+    /// The wall-clock bound of one call: `call_timeout` if set, else
+    /// [`CALL_TIMEOUT_FACTOR`] × `deadline`.
+    pub fn call_limit(&self) -> Duration {
+        self.call_timeout
+            .unwrap_or_else(|| self.deadline.saturating_mul(CALL_TIMEOUT_FACTOR))
+    }
+}
+
+fn de_opt_duration<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::Error> {
+    serde_duration::deserialize(d).map(Some)
 }
 
 /// A command an action plugin may run.
@@ -288,9 +317,6 @@ pub(crate) fn default_memory_limit() -> usize {
 pub(crate) fn default_deadline() -> Duration {
     Duration::from_secs(2)
 }
-pub(crate) fn default_call_timeout() -> Duration {
-    Duration::from_secs(30)
-}
 pub(crate) fn default_max_concurrent_calls() -> u32 {
     4
 }
@@ -379,7 +405,12 @@ mod tests {
         assert_eq!(s.memory_limit, 1 << 20);
         assert_eq!(s.deadline, Duration::from_secs(2));
         assert_eq!(s.http_timeout, Duration::from_secs(5));
+        assert_eq!(s.call_timeout, None);
+        assert_eq!(s.call_limit(), Duration::from_secs(8), "4 × the 2 s deadline");
         assert!(s.config.is_object());
+        let s: PluginSettings =
+            toml::from_str("name = \"x\"\ndeadline = \"250ms\"\ncall_timeout = \"3s\"").unwrap();
+        assert_eq!(s.call_limit(), Duration::from_secs(3), "an explicit override");
         let err =
             toml::from_str::<PluginSettings>("name = \"x\"\ndeadline = \"soon\"").unwrap_err();
         assert!(err.to_string().contains("soon"), "{err}");

@@ -56,12 +56,16 @@
 
 mod audit;
 mod bindings;
+mod budget;
+mod cache;
 mod compiled;
 mod error;
 mod exec;
 mod grant;
 mod host;
 mod http;
+mod inert;
+mod io_error;
 mod limits;
 mod loader;
 mod mail;
@@ -70,6 +74,7 @@ mod plugin;
 mod policy;
 mod pool;
 mod runtime;
+mod shares;
 mod state;
 mod ticker;
 mod world;
@@ -77,6 +82,7 @@ mod world;
 use std::fmt;
 
 pub use audit::{AuditOutcome, AuditRecord};
+pub use cache::CacheStats;
 pub use error::{LoadError, PluginError};
 pub use host::{PluginHost, PluginHostError};
 pub use http::HTTP_LOG_TARGET;
