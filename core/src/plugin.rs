@@ -62,9 +62,9 @@ pub struct PluginSettings {
     /// How long one call may take in all, wall clock, whatever it does or waits for (sleeps,
     /// HTTP, commands, mail). `None` (the default): [`CALL_TIMEOUT_FACTOR`] × `deadline` (8 s
     /// with the default 2 s deadline), so the wall bound follows the compute deadline the
-    /// operator chose; see [`call_limit`](Self::call_limit). Set it to override that, for a
-    /// plugin that legitimately waits longer (a slow SMTP relay, a long granted command). At
-    /// the limit the call is ended, its instance freed and its commands killed.
+    /// operator chose, stretched only to let a granted command or the SMTP exchange run to the
+    /// timeout the operator gave it; see [`call_limit`](Self::call_limit). Set it to override
+    /// that. At the limit the call is ended, its instance freed and its commands killed.
     #[serde(default, deserialize_with = "de_opt_duration")]
     pub call_timeout: Option<Duration>,
     /// Calls of this plugin that may run at once (default 4); one more fails at once with the
@@ -128,11 +128,23 @@ impl PluginSettings {
 pub const CALL_TIMEOUT_FACTOR: u32 = 4;
 
 impl PluginSettings {
-    /// The wall-clock bound of one call: `call_timeout` if set, else
-    /// [`CALL_TIMEOUT_FACTOR`] × `deadline`.
+    /// The wall-clock bound of one call: `call_timeout` if set; else [`CALL_TIMEOUT_FACTOR`] ×
+    /// `deadline`, or `deadline` plus the longest timeout the operator granted a wait of the
+    /// plugin (an exec grant's `timeout`, the SMTP server's `timeout`) if that is longer, so a
+    /// granted command or a mail is not cut short by a bound meant for the guest itself.
     pub fn call_limit(&self) -> Duration {
-        self.call_timeout
-            .unwrap_or_else(|| self.deadline.saturating_mul(CALL_TIMEOUT_FACTOR))
+        self.call_timeout.unwrap_or_else(|| {
+            let granted = self
+                .exec_grants
+                .iter()
+                .map(|g| g.timeout)
+                .chain(self.smtp.as_ref().map(|s| s.timeout))
+                .max()
+                .unwrap_or(Duration::ZERO);
+            self.deadline
+                .saturating_mul(CALL_TIMEOUT_FACTOR)
+                .max(self.deadline.saturating_add(granted))
+        })
     }
 }
 
@@ -411,6 +423,15 @@ mod tests {
         let s: PluginSettings =
             toml::from_str("name = \"x\"\ndeadline = \"250ms\"\ncall_timeout = \"3s\"").unwrap();
         assert_eq!(s.call_limit(), Duration::from_secs(3), "an explicit override");
+        let mut s = PluginSettings::new("restart", "/p.wasm");
+        s.deadline = Duration::from_millis(500);
+        assert_eq!(s.call_limit(), Duration::from_secs(2));
+        s.exec_grants = vec![ExecGrant::new("/usr/bin/systemctl", &[])];
+        assert_eq!(
+            s.call_limit(),
+            Duration::from_millis(30_500),
+            "a granted command may run to its own timeout"
+        );
         let err =
             toml::from_str::<PluginSettings>("name = \"x\"\ndeadline = \"soon\"").unwrap_err();
         assert!(err.to_string().contains("soon"), "{err}");

@@ -392,9 +392,10 @@ fn reload_swaps_in_the_new_file() {
 }
 
 #[test]
-fn a_full_instance_pool_is_an_instantiation_error_not_a_fault() {
+fn a_call_finding_no_free_instance_is_refused_at_once_and_is_not_a_fault() {
+    // Two instances, two plugins: each keeps one, none is shared.
     let config = PluginHostConfig {
-        max_instances: 1,
+        max_instances: 2,
         breaker_threshold: 1,
         cache_dir: Some(crate::common::cache_dir()),
         ..PluginHostConfig::default()
@@ -404,60 +405,37 @@ fn a_full_instance_pool_is_an_instantiation_error_not_a_fault() {
     let mut s = settings("spin", "spin");
     s.deadline = Duration::from_millis(600);
     let spin = host.load_channel(s).unwrap();
-    let start_spinner = || {
+    let spinner = {
         let spin = spin.clone();
         thread::spawn(move || spin.try_deliver(&alert()))
     };
-    let mut spinner = start_spinner();
-    // The spinning call is in flight (its count says so), then holds the pool's one instance.
-    // Until it has instantiated, a call of `ok` may take the instance and succeed, and the
-    // spinner may then be the one refused: it ends at once, and another is started.
     let deadline = std::time::Instant::now() + Duration::from_secs(20);
-    while host.status("spin").map_or(0, |s| s.in_flight) == 0 && !spinner.is_finished() {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "the spinning call never started"
-        );
+    while spin.status().in_flight == 0 && !spinner.is_finished() {
+        assert!(std::time::Instant::now() < deadline, "the spinning call never started");
         thread::yield_now();
     }
-    let refused = loop {
-        match ok.try_deliver(&alert()) {
-            Ok(Ok(())) => {
-                assert!(
-                    std::time::Instant::now() < deadline,
-                    "the pool never filled"
-                );
-                if spinner.is_finished() {
-                    let lost = spinner.join().unwrap();
-                    assert!(
-                        matches!(lost, Err(PluginError::Instantiate { .. })),
-                        "{lost:?}"
-                    );
-                    spinner = start_spinner();
-                }
-                thread::yield_now();
-            }
-            other => break other,
-        }
+    // A second call of the spinning plugin: its own instance is taken (by whichever of the two
+    // got it first), and there is no shared one. The other plugin still has its own.
+    let (second, took) = timed(|| spin.try_deliver(&alert()));
+    assert_healthy(&ok);
+    let first = spinner.join().unwrap();
+    let (refused, ran) = match (&first, &second) {
+        (_, Err(PluginError::NoInstance { .. })) => (second.clone(), first.clone()),
+        (Err(PluginError::NoInstance { .. }), _) => (first.clone(), second.clone()),
+        _ => panic!("no call was refused: {first:?}, {second:?}"),
     };
+    assert!(matches!(ran, Err(PluginError::Timeout { .. })), "{ran:?}");
     match refused {
-        Err(PluginError::Instantiate { plugin, message }) => {
-            assert_eq!(plugin, "ok");
-            assert!(message.contains("limit"), "{message}");
+        Err(e @ PluginError::NoInstance { .. }) => {
+            assert!(!e.is_fault());
+            assert!(e.to_string().contains("max_instances = 2"), "{e}");
+            assert!(DeliveryError::from(e).is_retryable());
         }
         other => panic!("{other:?}"),
     }
-    assert!(matches!(
-        ok.deliver(&alert()),
-        Err(DeliveryError::Retryable(_))
-    ));
-    assert!(matches!(
-        spinner.join().unwrap(),
-        Err(PluginError::Timeout { .. })
-    ));
-    assert!(
-        !ok.status().quarantined,
-        "a full pool is not the plugin's fault"
-    );
+    if matches!(second, Err(PluginError::NoInstance { .. })) {
+        assert!(took < Duration::from_millis(100), "refused at once: {took:?}");
+    }
+    assert!(!ok.status().quarantined);
     assert_healthy(&ok);
 }
