@@ -418,11 +418,19 @@ mod tests {
         assert_eq!(s.deadline, Duration::from_secs(2));
         assert_eq!(s.http_timeout, Duration::from_secs(5));
         assert_eq!(s.call_timeout, None);
-        assert_eq!(s.call_limit(), Duration::from_secs(8), "4 × the 2 s deadline");
+        assert_eq!(
+            s.call_limit(),
+            Duration::from_secs(8),
+            "4 × the 2 s deadline"
+        );
         assert!(s.config.is_object());
         let s: PluginSettings =
             toml::from_str("name = \"x\"\ndeadline = \"250ms\"\ncall_timeout = \"3s\"").unwrap();
-        assert_eq!(s.call_limit(), Duration::from_secs(3), "an explicit override");
+        assert_eq!(
+            s.call_limit(),
+            Duration::from_secs(3),
+            "an explicit override"
+        );
         let mut s = PluginSettings::new("restart", "/p.wasm");
         s.deadline = Duration::from_millis(500);
         assert_eq!(s.call_limit(), Duration::from_secs(2));

@@ -164,7 +164,12 @@ impl DiskCache {
         })
     }
 
-    fn component(&self, engine: &Engine, digest: &str, bytes: &[u8]) -> wasmtime::Result<Component> {
+    fn component(
+        &self,
+        engine: &Engine,
+        digest: &str,
+        bytes: &[u8],
+    ) -> wasmtime::Result<Component> {
         let component: [u8; 32] = Sha256::digest(bytes).into();
         let mut name = Sha256::new();
         name.update(self.engine);
@@ -197,7 +202,9 @@ impl DiskCache {
         let c = Component::from_binary(engine, bytes)?;
         match c.serialize() {
             Ok(artifact) => self.store(&path, &component, &artifact),
-            Err(e) => log::warn!(target: LOG_TARGET, "compilation cache: cannot serialise component {digest}: {e:#}"),
+            Err(e) => {
+                log::warn!(target: LOG_TARGET, "compilation cache: cannot serialise component {digest}: {e:#}")
+            }
         }
         Ok(c)
     }
@@ -231,8 +238,9 @@ impl DiskCache {
             return Err(format!("{} bytes: too short", data.len()));
         }
         let (tag, covered) = data.split_at(32);
-        hmac::verify(&self.key, &with_format(covered), tag)
-            .map_err(|_| "its tag does not verify: not written by this host, or changed".to_owned())?;
+        hmac::verify(&self.key, &with_format(covered), tag).map_err(|_| {
+            "its tag does not verify: not written by this host, or changed".to_owned()
+        })?;
         let (engine, rest) = covered.split_at(32);
         let (comp, _) = rest.split_at(32);
         if engine != self.engine {
@@ -311,7 +319,8 @@ fn check_dir(dir: &Path) -> Result<(), String> {
         ));
     }
     for parent in dir.ancestors().skip(1) {
-        let m = fs::metadata(parent).map_err(|e| format!("cannot read {}: {e}", parent.display()))?;
+        let m =
+            fs::metadata(parent).map_err(|e| format!("cannot read {}: {e}", parent.display()))?;
         let sticky = m.mode() & 0o1000 != 0;
         if m.uid() != me && m.uid() != 0 {
             return Err(format!(
@@ -356,7 +365,10 @@ fn read_or_create_key(dir: &Path) -> Result<[u8; KEY_LEN], String> {
         .and_then(|()| f.read_to_end(&mut rest))
         .map_err(|e| format!("key {}: {e}", path.display()))?;
     if !rest.is_empty() {
-        return Err(format!("key {}: longer than {KEY_LEN} bytes", path.display()));
+        return Err(format!(
+            "key {}: longer than {KEY_LEN} bytes",
+            path.display()
+        ));
     }
     Ok(key)
 }
@@ -418,14 +430,21 @@ mod tests {
         fs::set_permissions(&cache, fs::Permissions::from_mode(0o700)).unwrap();
         fs::set_permissions(dir.path(), fs::Permissions::from_mode(0o777)).unwrap();
         let e = check_dir(&cache).unwrap_err();
-        assert!(e.contains("sits in") && e.contains("writable by other users"), "{e}");
+        assert!(
+            e.contains("sits in") && e.contains("writable by other users"),
+            "{e}"
+        );
     }
 
     #[test]
     fn the_key_is_created_owner_only_and_a_readable_one_is_refused() {
         let dir = tempfile::tempdir().unwrap();
         let key = read_or_create_key(dir.path()).unwrap();
-        assert_eq!(read_or_create_key(dir.path()).unwrap(), key, "the same key again");
+        assert_eq!(
+            read_or_create_key(dir.path()).unwrap(),
+            key,
+            "the same key again"
+        );
         let path = dir.path().join(KEY_FILE);
         assert_eq!(fs::metadata(&path).unwrap().mode() & 0o777, 0o600);
         fs::set_permissions(&path, fs::Permissions::from_mode(0o644)).unwrap();

@@ -226,18 +226,16 @@ impl WasiHttpHooks for HttpPolicy {
             // Connect and first byte each have `cap`; the head as a whole gets both, and never
             // more than the call has left.
             let head_ends = (tokio::time::Instant::now() + cap.saturating_mul(2)).min(budget.ends);
-            let sent = tokio::time::timeout_at(
-                head_ends,
-                dispatch(pool, request, &target, options, cap),
-            )
-            .await
-            .map_err(|_| HttpError::ConnectionReadTimeout)
-            .and_then(|r| r)
-            // The body: within `cap` of the head, and within the call's byte budget.
-            .map(|(response, io)| {
-                let body_ends = tokio::time::Instant::now() + cap;
-                (response.map(|b| budget.limit(b, body_ends)), io)
-            });
+            let sent =
+                tokio::time::timeout_at(head_ends, dispatch(pool, request, &target, options, cap))
+                    .await
+                    .map_err(|_| HttpError::ConnectionReadTimeout)
+                    .and_then(|r| r)
+                    // The body: within `cap` of the head, and within the call's byte budget.
+                    .map(|(response, io)| {
+                        let body_ends = tokio::time::Instant::now() + cap;
+                        (response.map(|b| budget.limit(b, body_ends)), io)
+                    });
             // Each request the plugin makes, for whoever traces plugins (`host-agent
             // try-plugin` prints these).
             let ms = started.elapsed().as_secs_f64() * 1000.0;

@@ -223,13 +223,13 @@ impl Registered {
         let loaded = self.current.read().clone();
         loaded.breaker.check(self.name())?;
         let _permit = self.permit(loaded.policy.max_concurrent_calls)?;
-        let _instance =
-            self.shares
-                .acquire(&self.own)
-                .ok_or_else(|| PluginError::NoInstance {
-                    plugin: self.name().to_owned(),
-                    max_instances: self.shares.max(),
-                })?;
+        let _instance = self
+            .shares
+            .acquire(&self.own)
+            .ok_or_else(|| PluginError::NoInstance {
+                plugin: self.name().to_owned(),
+                max_instances: self.shares.max(),
+            })?;
         let _ticking = loaded.ticker.enter();
         let meter = Meter::new();
         let limit = loaded.policy.call_timeout;
@@ -245,9 +245,11 @@ impl Registered {
         let pre = &loaded.pre;
         let name = self.name();
         let outcome = loaded.runtime.block_on(async move {
-            let outcome =
-                tokio::time::timeout_at(ends, Metered::new(invoke(pre, &mut store, request), meter))
-                    .await;
+            let outcome = tokio::time::timeout_at(
+                ends,
+                Metered::new(invoke(pre, &mut store, request), meter),
+            )
+            .await;
             let result = match outcome {
                 Err(_elapsed) => {
                     store.data_mut().flush_output();

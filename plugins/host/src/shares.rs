@@ -143,7 +143,9 @@ mod tests {
         let held: Vec<_> = (0..4).filter_map(|_| shares.acquire(&stuck)).collect();
         assert_eq!(held.len(), 2);
         // The others still get their own.
-        let a = shares.acquire(&healthy).expect("healthy keeps its instance");
+        let a = shares
+            .acquire(&healthy)
+            .expect("healthy keeps its instance");
         let b = shares.acquire(&other).expect("other keeps its instance");
         assert!(shares.acquire(&healthy).is_none(), "no shared one left");
         drop((a, b, held));
@@ -157,7 +159,10 @@ mod tests {
         shares.reserve(&a).unwrap();
         shares.reserve(&b).unwrap();
         let e = shares.reserve(&c).unwrap_err();
-        assert!(e.contains("max_instances = 2") && e.contains("2 plugins"), "{e}");
+        assert!(
+            e.contains("max_instances = 2") && e.contains("2 plugins"),
+            "{e}"
+        );
         shares.release(&a);
         shares.reserve(&c).unwrap();
         // An unloaded plugin's handle draws on shared instances only: none is left.

@@ -289,15 +289,24 @@ mod tests {
         }
         assert!(encode("../admin/kill-all", Context::PathSegment).is_err());
         assert!(encode("", Context::PathSegment).is_err());
-        assert_eq!(encode("%2e%2e%2f", Context::PathSegment).unwrap(), "%252e%252e%252f");
-        assert_eq!(encode("치명", Context::PathSegment).unwrap(), "%EC%B9%98%EB%AA%85");
+        assert_eq!(
+            encode("%2e%2e%2f", Context::PathSegment).unwrap(),
+            "%252e%252e%252f"
+        );
+        assert_eq!(
+            encode("치명", Context::PathSegment).unwrap(),
+            "%EC%B9%98%EB%AA%85"
+        );
     }
 
     #[test]
     fn query_values_never_fail_and_keep_their_place() {
         for v in HOSTILE {
             let e = encode(v, Context::QueryValue).unwrap();
-            assert!(!e.contains(['&', '=', '?', '#', '/', ' ', '\r', '\n']), "{e}");
+            assert!(
+                !e.contains(['&', '=', '?', '#', '/', ' ', '\r', '\n']),
+                "{e}"
+            );
         }
     }
 
@@ -309,9 +318,15 @@ mod tests {
         assert!(encode("a@b", Context::Host).is_err());
         assert_eq!(encode("eu-1.api", Context::Host).unwrap(), "eu-1.api");
         assert_eq!(encode("plain", Context::MailHeader).unwrap(), "plain");
-        assert_eq!(encode("치명", Context::MailHeader).unwrap(), "=?UTF-8?B?7LmY66qF?=");
+        assert_eq!(
+            encode("치명", Context::MailHeader).unwrap(),
+            "=?UTF-8?B?7LmY66qF?="
+        );
         let folded = encode("x\r\nBcc: all@example.com", Context::MailHeader).unwrap();
-        assert!(!folded.contains("\r\nBcc") && folded.starts_with("=?UTF-8?B?"), "{folded}");
+        assert!(
+            !folded.contains("\r\nBcc") && folded.starts_with("=?UTF-8?B?"),
+            "{folded}"
+        );
         assert_eq!(
             encode("<http://evil|click> &", Context::Markup).unwrap(),
             "&lt;http://evil|click&gt; &amp;"
@@ -334,6 +349,10 @@ mod tests {
         assert_eq!(Context::for_body("text/plain"), Context::Text);
         let e = encode("a/b", Context::PathSegment).unwrap_err();
         assert_eq!(e.context(), Context::PathSegment);
-        assert!(e.to_string().starts_with("value \"a/b\" cannot be a URL path segment"), "{e}");
+        assert!(
+            e.to_string()
+                .starts_with("value \"a/b\" cannot be a URL path segment"),
+            "{e}"
+        );
     }
 }

@@ -342,9 +342,16 @@ mod tests {
             "http://h:8080/api/web-1/x?q=CPU%20%22hot%22%20on%20web-1#cpu-high"
         );
         let v2 = Vars::new(&a).set("evil", "../admin/kill-all");
-        let e = render_url("http://h/api/{{evil}}", &v2).unwrap_err().to_string();
-        assert!(e.contains("field `evil`") && e.contains("URL path segment"), "{e}");
-        let e = render_url("http://{{evil}}/x", &v2).unwrap_err().to_string();
+        let e = render_url("http://h/api/{{evil}}", &v2)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("field `evil`") && e.contains("URL path segment"),
+            "{e}"
+        );
+        let e = render_url("http://{{evil}}/x", &v2)
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("URL host"), "{e}");
         assert_eq!(
             render_url("http://h/api?x={{evil}}", &v2).unwrap(),

@@ -338,7 +338,10 @@ fn a_label_with_a_line_break_cannot_add_a_header_to_the_message() {
     );
     for forged in ["Bcc", "X-Injected"] {
         assert!(
-            !mail.headers.iter().any(|(k, _)| k.eq_ignore_ascii_case(forged)),
+            !mail
+                .headers
+                .iter()
+                .any(|(k, _)| k.eq_ignore_ascii_case(forged)),
             "{forged} was added: {:?}",
             mail.headers
         );

@@ -69,14 +69,22 @@ fn an_artifact_whose_machine_code_was_overwritten_is_never_run() {
     assert_eq!(healthy.try_deliver(&alert()), Ok(Ok(())));
     let stats = host.cache_stats();
     assert_eq!((stats.hits, stats.rejected), (0, 1), "{stats:?}");
-    assert_ne!(std::fs::read(&entry).unwrap(), bytes, "the entry was replaced");
+    assert_ne!(
+        std::fs::read(&entry).unwrap(),
+        bytes,
+        "the entry was replaced"
+    );
 
     // The replaced entry is used by the next host, unchanged.
     let next = PluginHost::new(config(&dir)).unwrap();
     let again = next.load_channel(settings("healthy", "healthy")).unwrap();
     assert_eq!(again.try_deliver(&alert()), Ok(Ok(())));
     let stats = next.cache_stats();
-    assert_eq!((stats.hits, stats.misses, stats.rejected), (1, 0, 0), "{stats:?}");
+    assert_eq!(
+        (stats.hits, stats.misses, stats.rejected),
+        (1, 0, 0),
+        "{stats:?}"
+    );
 }
 
 #[test]
@@ -135,7 +143,10 @@ fn an_artifact_of_another_engine_configuration_is_never_run() {
     covered.extend_from_slice(&artifact);
     let mut signed = b"vigilo-cache-v1".to_vec();
     signed.extend_from_slice(&covered);
-    let tag = ring::hmac::sign(&ring::hmac::Key::new(ring::hmac::HMAC_SHA256, &key), &signed);
+    let tag = ring::hmac::sign(
+        &ring::hmac::Key::new(ring::hmac::HMAC_SHA256, &key),
+        &signed,
+    );
     let mut entry = tag.as_ref().to_vec();
     entry.extend_from_slice(&covered);
     std::fs::write(&ours, &entry).unwrap();
@@ -184,8 +195,5 @@ fn a_cache_dir_other_users_can_write_is_refused_at_start() {
 }
 
 fn sha256_hex(bytes: &[u8]) -> String {
-    sha256(bytes)
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
+    sha256(bytes).iter().map(|b| format!("{b:02x}")).collect()
 }

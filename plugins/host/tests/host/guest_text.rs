@@ -33,7 +33,10 @@ fn a_forging_guest_produces_one_escaped_record_per_call() {
         other => panic!("expected the guest's error, got {other:?}"),
     };
     assert!(inert(&message), "{message:?}");
-    assert!(message.contains(r"benign\n2030-01-01T00:00:00Z ERROR"), "{message}");
+    assert!(
+        message.contains(r"benign\n2030-01-01T00:00:00Z ERROR"),
+        "{message}"
+    );
     assert!(message.contains(r"\u{1b}[31m"), "{message}");
 
     // The log: one record per log call and per stream, none of them a forged line.
@@ -52,9 +55,18 @@ fn a_forging_guest_produces_one_escaped_record_per_call() {
         assert!(l.message.contains(r"benign\n2030"), "{}", l.message);
         assert!(l.message.contains(r"\r\u{1b}[2K"), "{}", l.message);
     }
-    assert!(ours.iter().any(|l| l.message.starts_with("plugin forger: benign")));
-    assert!(ours.iter().any(|l| l.message.starts_with("plugin forger stdout: ")));
-    assert!(ours.iter().any(|l| l.message.starts_with("plugin forger stderr: ")));
+    assert!(
+        ours.iter()
+            .any(|l| l.message.starts_with("plugin forger: benign"))
+    );
+    assert!(
+        ours.iter()
+            .any(|l| l.message.starts_with("plugin forger stdout: "))
+    );
+    assert!(
+        ours.iter()
+            .any(|l| l.message.starts_with("plugin forger stderr: "))
+    );
 }
 
 /// The environment variable that marks the child process of the backtrace test.
@@ -104,8 +116,18 @@ fn a_host_error_given_to_a_guest_carries_no_backtrace_nor_host_paths() {
     };
     assert!(!told.is_empty());
     let lower = told.to_ascii_lowercase();
-    for internal in ["backtrace", ".rs:", "/rustc/", "/src/", "/.cargo/", "caused by"] {
-        assert!(!lower.contains(internal), "{internal:?} reached the guest: {told}");
+    for internal in [
+        "backtrace",
+        ".rs:",
+        "/rustc/",
+        "/src/",
+        "/.cargo/",
+        "caused by",
+    ] {
+        assert!(
+            !lower.contains(internal),
+            "{internal:?} reached the guest: {told}"
+        );
     }
     assert!(told.len() < 1024, "{} bytes: {told}", told.len());
 }

@@ -411,7 +411,10 @@ fn a_call_finding_no_free_instance_is_refused_at_once_and_is_not_a_fault() {
     };
     let deadline = std::time::Instant::now() + Duration::from_secs(20);
     while spin.status().in_flight == 0 && !spinner.is_finished() {
-        assert!(std::time::Instant::now() < deadline, "the spinning call never started");
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the spinning call never started"
+        );
         thread::yield_now();
     }
     // A second call of the spinning plugin: its own instance is taken (by whichever of the two
@@ -434,7 +437,10 @@ fn a_call_finding_no_free_instance_is_refused_at_once_and_is_not_a_fault() {
         other => panic!("{other:?}"),
     }
     if matches!(second, Err(PluginError::NoInstance { .. })) {
-        assert!(took < Duration::from_millis(100), "refused at once: {took:?}");
+        assert!(
+            took < Duration::from_millis(100),
+            "refused at once: {took:?}"
+        );
     }
     assert!(!ok.status().quarantined);
     assert_healthy(&ok);

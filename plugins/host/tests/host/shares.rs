@@ -64,7 +64,10 @@ fn a_plugin_stuck_in_every_call_cannot_starve_the_others() {
         thread::sleep(Duration::from_millis(20));
     }
     assert!(delivered >= 30, "{delivered}");
-    let results: Vec<_> = callers.into_iter().flat_map(|c| c.join().unwrap()).collect();
+    let results: Vec<_> = callers
+        .into_iter()
+        .flat_map(|c| c.join().unwrap())
+        .collect();
     // The stuck plugin ran in its own instance (and the one shared): never more.
     assert!(
         results
@@ -73,9 +76,10 @@ fn a_plugin_stuck_in_every_call_cannot_starve_the_others() {
         "{results:?}"
     );
     assert!(
-        results
-            .iter()
-            .all(|r| matches!(r, Err(PluginError::CallTimeout { .. } | PluginError::NoInstance { .. }))),
+        results.iter().all(|r| matches!(
+            r,
+            Err(PluginError::CallTimeout { .. } | PluginError::NoInstance { .. })
+        )),
         "{results:?}"
     );
 }

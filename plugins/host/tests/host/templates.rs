@@ -4,10 +4,9 @@
 //! with a message naming the field, and nothing is sent. No value moves the request. (The
 //! email plugin's headers: `bundled_email.rs`.)
 
+use crate::peers::{HttpSink, load_action, load_channel, sample_alert};
 use serde_json::json;
 use vigilo::alert::{Alert, DeliveryError};
-
-use crate::peers::{HttpSink, load_action, load_channel, sample_alert};
 
 /// Values that moved the feature-flag plugin's requests before encoding by context.
 const HOSTILE: &[&str] = &[
@@ -69,7 +68,8 @@ fn feature_flag_urls_keep_each_label_in_its_path_segment() {
     let sink = HttpSink::start();
     let (_host, flag) = load_action("vigilo-feature-flag", |s| {
         s.allowed_hosts = vec![sink.host()];
-        s.config = json!({ "url": sink.url("/api/flags/{{labels.feature}}?by={{labels.feature}}") });
+        s.config =
+            json!({ "url": sink.url("/api/flags/{{labels.feature}}?by={{labels.feature}}") });
     });
     let mut refused = 0;
     for value in HOSTILE {
@@ -196,13 +196,15 @@ fn slack_messages_show_label_values_as_text_not_markup() {
     slack.try_deliver(&alert).unwrap().unwrap();
     let raw = sink.next().text();
     for markup in ["<!channel>", "<!here>", "<http://evil"] {
-        assert!(!raw.contains(markup), "{markup} reached Slack as markup: {raw}");
+        assert!(
+            !raw.contains(markup),
+            "{markup} reached Slack as markup: {raw}"
+        );
     }
     let payload: serde_json::Value = serde_json::from_str(&raw).unwrap();
     let text = payload["attachments"][0]["text"].as_str().unwrap();
     assert_eq!(
-        text,
-        "&lt;http://evil.example|click here&gt; &amp; &lt;!here&gt; for <@U0TEAM>",
+        text, "&lt;http://evil.example|click here&gt; &amp; &lt;!here&gt; for <@U0TEAM>",
         "the operator's own markup is kept"
     );
     let fields = payload["attachments"][0]["fields"].as_array().unwrap();
@@ -235,7 +237,10 @@ fn alertmanager_generator_urls_keep_each_label_in_its_place() {
                 assert_eq!(decode(query, false), *value);
             }
             Err(e) => {
-                assert!(matches!(&e, DeliveryError::Permanent(m) if m.contains("labels.feature")), "{e}");
+                assert!(
+                    matches!(&e, DeliveryError::Permanent(m) if m.contains("labels.feature")),
+                    "{e}"
+                );
                 assert!(sink.drain().is_empty());
             }
         }

@@ -88,7 +88,10 @@ impl Guest for Plugin {
             }
             "read-body" => {
                 let body = read_body(&url)?;
-                Err(DeliveryError::Permanent(format!("read {} bytes", body.len())))
+                Err(DeliveryError::Permanent(format!(
+                    "read {} bytes",
+                    body.len()
+                )))
             }
             "io-error" => match read_body(&url) {
                 Ok(body) => Err(DeliveryError::Permanent(format!(
