@@ -266,7 +266,10 @@ impl std::fmt::Debug for SmtpCredentials {
 #[serde(deny_unknown_fields, default)]
 pub struct PluginHostConfig {
     /// How many plugin instances may be alive at once, across all plugins (the size of the
-    /// pooling allocator; a call beyond it fails with the plugin host's `Instantiate` error).
+    /// pooling allocator). Each loaded plugin keeps one for itself, so the calls of one plugin
+    /// can never take them all; its further concurrent calls share the rest (`max_instances`
+    /// − loaded plugins) and fail at once (`NoInstance`) when none is free. Loading more
+    /// plugins than `max_instances` is refused.
     ///
     /// Each pooled instance reserves address space up front (wasmtime's default of about 4 GiB
     /// of virtual memory per linear memory, two memories per instance), not resident memory.
@@ -294,9 +297,12 @@ pub struct PluginHostConfig {
     /// Bytes of a call's stdout and of its stderr kept for the log (the last ones).
     #[serde(deserialize_with = "de_bytes")]
     pub output_capacity: usize,
-    /// An absolute directory where wasmtime caches compiled plugins across runs (keyed by the
-    /// component's bytes and the engine's settings); `None` (the default) compiles at every
-    /// load.
+    /// An absolute directory where the plugin host keeps compiled plugins across runs, one
+    /// entry per component and engine configuration, each with an HMAC-SHA256 tag under a key
+    /// kept in the directory (owner-only): an entry that does not verify as this host's own
+    /// compilation is never run, but compiled again and replaced. The directory must be owned
+    /// by the host's user and writable by no one else (else the host refuses to start); it is
+    /// created (0700) if missing. `None` (the default) compiles at every load.
     pub cache_dir: Option<PathBuf>,
     /// Where a `plugin = "webhook"` entry of the configuration finds its component:
     /// `<dir>/vigilo_webhook.wasm` (the bundled plugins as `cargo build --release --target

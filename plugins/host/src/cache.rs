@@ -260,17 +260,8 @@ impl DiskCache {
         covered.extend_from_slice(artifact);
         let tag = hmac::sign(&self.key, &with_format(&covered));
         let tmp = temp_name(path);
-        let written = OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(0o600)
-            .open(&tmp)
-            .and_then(|mut f| {
-                f.write_all(tag.as_ref())?;
-                f.write_all(&covered)?;
-                f.sync_all()
-            })
-            .and_then(|()| fs::rename(&tmp, path));
+        let written =
+            write_private(&tmp, &[tag.as_ref(), &covered]).and_then(|()| fs::rename(&tmp, path));
         if let Err(e) = written {
             let _ = fs::remove_file(&tmp);
             log::warn!(target: LOG_TARGET, "compilation cache: cannot write {}: {e}", path.display());
@@ -284,6 +275,19 @@ fn with_format(covered: &[u8]) -> Vec<u8> {
     m.extend_from_slice(FORMAT);
     m.extend_from_slice(covered);
     m
+}
+
+/// Creates `path` (which must not exist) readable by its owner only, with `parts` in it, synced.
+fn write_private(path: &Path, parts: &[&[u8]]) -> std::io::Result<()> {
+    let mut f = OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)?;
+    for part in parts {
+        f.write_all(part)?;
+    }
+    f.sync_all()
 }
 
 fn temp_name(path: &Path) -> PathBuf {
@@ -381,16 +385,7 @@ fn create_key(path: &Path) -> Result<(), String> {
         .fill(&mut key)
         .map_err(|_| "cannot draw a random key".to_owned())?;
     let tmp = temp_name(path);
-    let made = OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .open(&tmp)
-        .and_then(|mut f| {
-            f.write_all(&key)?;
-            f.sync_all()
-        });
-    let linked = made.and_then(|()| match fs::hard_link(&tmp, path) {
+    let linked = write_private(&tmp, &[&key]).and_then(|()| match fs::hard_link(&tmp, path) {
         Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
         other => other,
     });

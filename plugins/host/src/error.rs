@@ -130,12 +130,15 @@ pub enum PluginError {
         deadline: Duration,
     },
     /// The call as a whole (the guest and everything it waited for) ran past the plugin's
-    /// `call_timeout` and was ended: its instance freed, its commands killed.
-    #[error("plugin {plugin}: the call ran past its {limit:?} call_timeout and was ended")]
+    /// wall-clock bound (`call_timeout`, by default a multiple of its deadline) and was ended:
+    /// its instance freed, its commands killed.
+    #[error(
+        "plugin {plugin}: the call ran past its {limit:?} wall-clock bound (call_timeout) and was ended"
+    )]
     CallTimeout {
         /// The plugin.
         plugin: String,
-        /// Its `call_timeout`.
+        /// Its wall-clock bound (`PluginSettings::call_limit`).
         limit: Duration,
     },
     /// The plugin already has `max_concurrent_calls` calls running.

@@ -59,9 +59,10 @@ pub enum PluginHostError {
 /// and the caller's thread drives it to completion on a current-thread tokio runtime of the
 /// call's own (the guest, its HTTP requests and their timers on that one thread; commands and
 /// mail on the host's shared runtime). A call ends at the first of: its answer; its compute
-/// deadline (the guest's own running time, see `runtime.rs`); its wall-clock `call_timeout`
-/// (whatever it waits for: the call's future is dropped, which frees its pooled instance and
-/// kills its commands). Each plugin runs at most `max_concurrent_calls` calls at once.
+/// deadline (the guest's own running time, see `runtime.rs`); its wall-clock bound
+/// (`call_timeout`, by default 4 × the deadline), whatever it waits for: the call's future is
+/// dropped, which frees its pooled instance and kills its commands. Each plugin runs at most
+/// `max_concurrent_calls` calls at once, and keeps one pooled instance for itself (`shares.rs`).
 #[derive(Clone)]
 pub struct PluginHost {
     inner: Arc<Shared>,

@@ -213,7 +213,7 @@ impl Registered {
     }
 
     /// Runs one request in a fresh store of the current generation, on a fiber, under the
-    /// plugin's compute deadline and its wall-clock `call_timeout`; returns the plugin's answer
+    /// plugin's compute deadline and its wall-clock bound; returns the plugin's answer
     /// and the first capability refused during the call.
     fn call(
         &self,

@@ -3,8 +3,7 @@
 //! one that re-requests a slow header in a loop, and one reading a body trickled a byte at a
 //! time each end within deadline × the factor, with no `call_timeout` set.
 
-use std::io::{Read, Write};
-use std::net::TcpListener;
+use std::io::Write;
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -13,6 +12,7 @@ use vigilo::plugin::CALL_TIMEOUT_FACTOR;
 use vigilo_plugin_host::{PluginError, PluginHost};
 
 use crate::common::{alert, host, settings};
+use crate::hostile::answering_server;
 
 /// The compute deadline of these tests: the bound is four times this.
 const DEADLINE: Duration = Duration::from_millis(250);
@@ -42,27 +42,16 @@ fn ends_within_the_bound(host: &PluginHost, name: &str, config: serde_json::Valu
     assert_eq!(guest.status().in_flight, 0);
 }
 
-/// A server that reads a request and then answers as `answer` says, one thread per
-/// connection; each connection is held at most a minute.
-fn server(answer: fn(std::net::TcpStream)) -> String {
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    let addr = listener.local_addr().unwrap().to_string();
-    thread::spawn(move || {
-        for mut c in listener.incoming().flatten() {
-            thread::spawn(move || {
-                let mut buf = [0u8; 4096];
-                let mut seen = Vec::new();
-                while !seen.windows(4).any(|w| w == b"\r\n\r\n") {
-                    match c.read(&mut buf) {
-                        Ok(0) | Err(_) => return,
-                        Ok(n) => seen.extend_from_slice(&buf[..n]),
-                    }
-                }
-                answer(c);
-            });
+/// Answers with a head promising 100 000 bytes, then sends one byte every 50 ms (well within
+/// the between-bytes timeout) for a minute.
+fn trickle(mut c: std::net::TcpStream) {
+    let _ = c.write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 100000\r\n\r\n");
+    for _ in 0..1200 {
+        if c.write_all(b"x").is_err() {
+            return;
         }
-    });
-    addr
+        thread::sleep(Duration::from_millis(50));
+    }
 }
 
 #[test]
@@ -74,7 +63,7 @@ fn a_sleeping_guest_ends_within_the_deadline_times_the_factor() {
 #[test]
 fn a_guest_re_requesting_a_slow_header_ends_within_the_deadline_times_the_factor() {
     // The head comes after 3 s (within the default 5 s http_timeout): each request waits.
-    let addr = server(|mut c| {
+    let addr = answering_server(|mut c| {
         thread::sleep(Duration::from_secs(3));
         let _ = c.write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\n\r\n");
     });
@@ -85,16 +74,7 @@ fn a_guest_re_requesting_a_slow_header_ends_within_the_deadline_times_the_factor
 
 #[test]
 fn a_body_trickled_a_byte_at_a_time_ends_within_the_deadline_times_the_factor() {
-    // One byte every 50 ms, well within the between-bytes timeout, for a minute.
-    let addr = server(|mut c| {
-        let _ = c.write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 100000\r\n\r\n");
-        for _ in 0..1200 {
-            if c.write_all(b"x").is_err() {
-                return;
-            }
-            thread::sleep(Duration::from_millis(50));
-        }
-    });
+    let addr = answering_server(trickle);
     let host = host(0);
     let config = json!({ "mode": "read-body", "url": format!("http://{addr}/") });
     ends_within_the_bound(&host, "trickle", config, &addr);
@@ -104,15 +84,7 @@ fn a_body_trickled_a_byte_at_a_time_ends_within_the_deadline_times_the_factor() 
 fn a_trickled_body_has_a_total_time_budget_even_under_a_long_call_timeout() {
     // The operator allows long calls; the body still ends within its own budget
     // (`http_timeout` from its head), as a failed read the guest sees, not a hung call.
-    let addr = server(|mut c| {
-        let _ = c.write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 100000\r\n\r\n");
-        for _ in 0..1200 {
-            if c.write_all(b"x").is_err() {
-                return;
-            }
-            thread::sleep(Duration::from_millis(50));
-        }
-    });
+    let addr = answering_server(trickle);
     let host = host(0);
     let mut s = settings("trickle-budget", "hostile");
     s.config = json!({ "mode": "read-body", "url": format!("http://{addr}/") });
