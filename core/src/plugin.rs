@@ -60,13 +60,14 @@ pub struct PluginSettings {
     #[serde(default = "default_deadline", with = "serde_duration")]
     pub deadline: Duration,
     /// How long one call may take in all, wall clock, whatever it does or waits for (sleeps,
-    /// HTTP, commands, mail). `None` (the default): [`CALL_TIMEOUT_FACTOR`] × `deadline` (8 s
+    /// HTTP, commands, mail). Zero (the default): [`CALL_TIMEOUT_FACTOR`] × `deadline` (8 s
     /// with the default 2 s deadline), so the wall bound follows the compute deadline the
     /// operator chose, stretched only to let a granted command or the SMTP exchange run to the
-    /// timeout the operator gave it; see [`call_limit`](Self::call_limit). Set it to override
-    /// that. At the limit the call is ended, its instance freed and its commands killed.
-    #[serde(default, deserialize_with = "de_opt_duration")]
-    pub call_timeout: Option<Duration>,
+    /// timeout the operator gave it; see [`call_limit`](Self::call_limit). Any other value
+    /// overrides that. At the limit the call is ended, its instance freed and its commands
+    /// killed.
+    #[serde(default, with = "serde_duration")]
+    pub call_timeout: Duration,
     /// Calls of this plugin that may run at once (default 4); one more fails at once with the
     /// host's `Busy` error. Whatever its value, every loaded plugin keeps one pooled instance of
     /// the host's `max_instances` for itself, so the calls of one plugin cannot take them all.
@@ -104,7 +105,7 @@ impl PluginSettings {
             sha256: None,
             memory_limit: default_memory_limit(),
             deadline: default_deadline(),
-            call_timeout: None,
+            call_timeout: Duration::ZERO,
             max_concurrent_calls: default_max_concurrent_calls(),
             max_exec_runs: default_max_exec_runs(),
             allowed_hosts: Vec::new(),
@@ -128,28 +129,25 @@ impl PluginSettings {
 pub const CALL_TIMEOUT_FACTOR: u32 = 4;
 
 impl PluginSettings {
-    /// The wall-clock bound of one call: `call_timeout` if set; else [`CALL_TIMEOUT_FACTOR`] ×
+    /// The wall-clock bound of one call: `call_timeout` if not zero; else [`CALL_TIMEOUT_FACTOR`] ×
     /// `deadline`, or `deadline` plus the longest timeout the operator granted a wait of the
     /// plugin (an exec grant's `timeout`, the SMTP server's `timeout`) if that is longer, so a
     /// granted command or a mail is not cut short by a bound meant for the guest itself.
     pub fn call_limit(&self) -> Duration {
-        self.call_timeout.unwrap_or_else(|| {
-            let granted = self
-                .exec_grants
-                .iter()
-                .map(|g| g.timeout)
-                .chain(self.smtp.as_ref().map(|s| s.timeout))
-                .max()
-                .unwrap_or(Duration::ZERO);
-            self.deadline
-                .saturating_mul(CALL_TIMEOUT_FACTOR)
-                .max(self.deadline.saturating_add(granted))
-        })
+        if !self.call_timeout.is_zero() {
+            return self.call_timeout;
+        }
+        let granted = self
+            .exec_grants
+            .iter()
+            .map(|g| g.timeout)
+            .chain(self.smtp.as_ref().map(|s| s.timeout))
+            .max()
+            .unwrap_or(Duration::ZERO);
+        self.deadline
+            .saturating_mul(CALL_TIMEOUT_FACTOR)
+            .max(self.deadline.saturating_add(granted))
     }
-}
-
-fn de_opt_duration<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::Error> {
-    serde_duration::deserialize(d).map(Some)
 }
 
 /// A command an action plugin may run.
@@ -268,8 +266,8 @@ pub struct PluginHostConfig {
     /// How many plugin instances may be alive at once, across all plugins (the size of the
     /// pooling allocator). Each loaded plugin keeps one for itself, so the calls of one plugin
     /// can never take them all; its further concurrent calls share the rest (`max_instances`
-    /// − loaded plugins) and fail at once (`NoInstance`) when none is free. Loading more
-    /// plugins than `max_instances` is refused.
+    /// − loaded plugins) and fail at once (`NoInstance`) when none is free. Load no more
+    /// plugins than this: beyond it not every plugin can keep one (a warning says so at load).
     ///
     /// Each pooled instance reserves address space up front (wasmtime's default of about 4 GiB
     /// of virtual memory per linear memory, two memories per instance), not resident memory.
@@ -423,7 +421,11 @@ mod tests {
         assert_eq!(s.memory_limit, 1 << 20);
         assert_eq!(s.deadline, Duration::from_secs(2));
         assert_eq!(s.http_timeout, Duration::from_secs(5));
-        assert_eq!(s.call_timeout, None);
+        assert_eq!(
+            s.call_timeout,
+            Duration::ZERO,
+            "the default: derived from the deadline"
+        );
         assert_eq!(
             s.call_limit(),
             Duration::from_secs(8),

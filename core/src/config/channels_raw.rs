@@ -163,7 +163,7 @@ impl Sandbox<'_> {
             plugin.deadline = d.0;
         }
         if let Some(d) = self.call_timeout {
-            plugin.call_timeout = Some(d.0);
+            plugin.call_timeout = d.0;
         }
         if let Some(n) = self.max_concurrent_calls {
             if *n.get_ref() == 0 {

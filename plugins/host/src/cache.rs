@@ -345,13 +345,30 @@ fn check_dir(dir: &Path) -> Result<(), String> {
     Ok(())
 }
 
-/// The key in `dir`, created (owner-only) if there is none; refused if others can read it.
+/// The key in `dir`, created (owner-only) if there is none; refused if others can read or
+/// write it. A key file of the wrong length (damaged) is replaced by a new key, with a
+/// warning: every entry then fails to verify and is compiled again.
 fn read_or_create_key(dir: &Path) -> Result<[u8; KEY_LEN], String> {
     let path = dir.join(KEY_FILE);
     if fs::symlink_metadata(&path).is_err() {
-        create_key(&path)?;
+        create_key(&path, false)?;
     }
-    let meta = fs::symlink_metadata(&path).map_err(|e| format!("key {}: {e}", path.display()))?;
+    if let Some(key) = read_key(&path)? {
+        return Ok(key);
+    }
+    log::warn!(
+        target: LOG_TARGET,
+        "compilation cache: key {} is damaged (not {KEY_LEN} bytes); a new key replaces it, and \
+         every entry will be compiled again",
+        path.display()
+    );
+    create_key(&path, true)?;
+    read_key(&path)?.ok_or_else(|| format!("key {}: cannot be replaced", path.display()))
+}
+
+/// The key at `path` if it is private to this user; `None` if it is not `KEY_LEN` bytes long.
+fn read_key(path: &Path) -> Result<Option<[u8; KEY_LEN]>, String> {
+    let meta = fs::symlink_metadata(path).map_err(|e| format!("key {}: {e}", path.display()))?;
     let me = nix::unistd::geteuid().as_raw();
     if !meta.is_file() || meta.uid() != me || meta.permissions().mode() & 0o077 != 0 {
         return Err(format!(
@@ -362,35 +379,34 @@ fn read_or_create_key(dir: &Path) -> Result<[u8; KEY_LEN], String> {
             meta.permissions().mode() & 0o7777
         ));
     }
-    let mut key = [0u8; KEY_LEN];
-    let mut f = File::open(&path).map_err(|e| format!("key {}: {e}", path.display()))?;
-    let mut rest = Vec::new();
-    f.read_exact(&mut key)
-        .and_then(|()| f.read_to_end(&mut rest))
+    let mut bytes = Vec::with_capacity(KEY_LEN);
+    File::open(path)
+        .and_then(|f| f.take(KEY_LEN as u64 + 1).read_to_end(&mut bytes))
         .map_err(|e| format!("key {}: {e}", path.display()))?;
-    if !rest.is_empty() {
-        return Err(format!(
-            "key {}: longer than {KEY_LEN} bytes",
-            path.display()
-        ));
-    }
-    Ok(key)
+    Ok(<[u8; KEY_LEN]>::try_from(bytes.as_slice()).ok())
 }
 
-/// Writes a new random key to `path` (0600), unless another host just did: the key is written
-/// to a file of its own, then linked into place (which fails if one is there already).
-fn create_key(path: &Path) -> Result<(), String> {
+/// Writes a new random key to `path` (0600), in a file of its own first. Then it is linked into
+/// place, which keeps a key another host wrote meanwhile, or, with `replace`, renamed over the
+/// damaged one.
+fn create_key(path: &Path, replace: bool) -> Result<(), String> {
     let mut key = [0u8; KEY_LEN];
     SystemRandom::new()
         .fill(&mut key)
         .map_err(|_| "cannot draw a random key".to_owned())?;
     let tmp = temp_name(path);
-    let linked = write_private(&tmp, &[&key]).and_then(|()| match fs::hard_link(&tmp, path) {
-        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
-        other => other,
+    let placed = write_private(&tmp, &[&key]).and_then(|()| {
+        if replace {
+            fs::rename(&tmp, path)
+        } else {
+            match fs::hard_link(&tmp, path) {
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
+                other => other,
+            }
+        }
     });
     let _ = fs::remove_file(&tmp);
-    linked.map_err(|e| format!("cannot create the key {}: {e}", path.display()))
+    placed.map_err(|e| format!("cannot create the key {}: {e}", path.display()))
 }
 
 /// A [`Hasher`] feeding SHA-256, to digest the engine's compatibility hash.
@@ -441,6 +457,11 @@ mod tests {
             "the same key again"
         );
         let path = dir.path().join(KEY_FILE);
+        assert_eq!(fs::metadata(&path).unwrap().mode() & 0o777, 0o600);
+        // A damaged key is replaced (entries then fail to verify and are compiled again).
+        fs::write(&path, b"short").unwrap();
+        let fresh = read_or_create_key(dir.path()).unwrap();
+        assert_ne!(fresh, key);
         assert_eq!(fs::metadata(&path).unwrap().mode() & 0o777, 0o600);
         fs::set_permissions(&path, fs::Permissions::from_mode(0o644)).unwrap();
         let e = read_or_create_key(dir.path()).unwrap_err();

@@ -277,13 +277,9 @@ impl PluginHost {
             shares: Arc::clone(&self.inner.shares),
             own: Own::default(),
         });
-        self.inner
-            .shares
-            .reserve(&registered.own)
-            .map_err(|message| LoadError::Settings {
-                name: name.clone(),
-                message,
-            })?;
+        if let Some(over) = self.inner.shares.reserve(&registered.own) {
+            log::warn!(target: crate::state::LOG_TARGET, "plugin {name}: {over}");
+        }
         self.inner
             .plugins
             .write()

@@ -58,9 +58,6 @@ impl Policy {
         if settings.deadline.is_zero() {
             return Err(bad("deadline is zero".into()));
         }
-        if settings.call_timeout.is_some_and(|t| t.is_zero()) {
-            return Err(bad("call_timeout is zero".into()));
-        }
         if settings.max_concurrent_calls == 0 {
             return Err(bad("max_concurrent_calls is zero".into()));
         }

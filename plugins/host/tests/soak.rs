@@ -64,7 +64,7 @@ fn cases(host: &PluginHost, dir: &Path) -> Vec<(&'static str, Case)> {
         host.load_channel(s).unwrap()
     };
     let sleeper = hostile("sleeper", serde_json::json!({ "mode": "sleep" }), |s| {
-        s.call_timeout = Some(Duration::from_millis(30))
+        s.call_timeout = Duration::from_millis(30)
     });
     let recurse = hostile("recurse", serde_json::json!({ "mode": "recurse" }), |_| {});
     let big_error = hostile(

@@ -117,7 +117,7 @@ fn a_guest_sleeping_an_hour_is_ended_at_its_call_timeout() {
     let host = host(0);
     let sleeper = hostile(&host, "sleeper", json!({ "mode": "sleep" }), |s| {
         s.deadline = Duration::from_secs(2);
-        s.call_timeout = Some(Duration::from_secs(3));
+        s.call_timeout = Duration::from_secs(3);
     });
     let t0 = Instant::now();
     let r = sleeper.try_deliver(&alert());
@@ -142,7 +142,7 @@ fn re_requesting_a_host_that_never_answers_is_ended_at_the_call_timeout() {
         |s| {
             s.allowed_hosts = vec![addr.clone()];
             s.http_timeout = Duration::from_millis(200);
-            s.call_timeout = Some(Duration::from_millis(1500));
+            s.call_timeout = Duration::from_millis(1500);
         },
     );
     let t0 = Instant::now();
@@ -215,7 +215,7 @@ fn sleeping_calls_cannot_take_every_instance_slot() {
     let host = PluginHost::new(config).unwrap();
     let sleeper = hostile(&host, "sleepy", json!({ "mode": "sleep" }), |s| {
         s.max_concurrent_calls = 2;
-        s.call_timeout = Some(Duration::from_secs(2));
+        s.call_timeout = Duration::from_secs(2);
     });
     let callers: Vec<_> = (0..4)
         .map(|_| {

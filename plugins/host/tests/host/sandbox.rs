@@ -445,3 +445,74 @@ fn a_call_finding_no_free_instance_is_refused_at_once_and_is_not_a_fault() {
     assert!(!ok.status().quarantined);
     assert_healthy(&ok);
 }
+
+#[test]
+fn a_full_instance_pool_is_an_instantiation_error_not_a_fault() {
+    let config = PluginHostConfig {
+        max_instances: 1,
+        breaker_threshold: 1,
+        cache_dir: Some(crate::common::cache_dir()),
+        ..PluginHostConfig::default()
+    };
+    let host = PluginHost::new(config).unwrap();
+    let ok = healthy(&host, "ok");
+    let mut s = settings("spin", "spin");
+    s.deadline = Duration::from_millis(600);
+    let spin = host.load_channel(s).unwrap();
+    let start_spinner = || {
+        let spin = spin.clone();
+        thread::spawn(move || spin.try_deliver(&alert()))
+    };
+    let mut spinner = start_spinner();
+    // The spinning call is in flight (its count says so), then holds the pool's one instance.
+    // Until it has instantiated, a call of `ok` may take the instance and succeed, and the
+    // spinner may then be the one refused: it ends at once, and another is started.
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while host.status("spin").map_or(0, |s| s.in_flight) == 0 && !spinner.is_finished() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the spinning call never started"
+        );
+        thread::yield_now();
+    }
+    let refused = loop {
+        match ok.try_deliver(&alert()) {
+            Ok(Ok(())) => {
+                assert!(
+                    std::time::Instant::now() < deadline,
+                    "the pool never filled"
+                );
+                if spinner.is_finished() {
+                    let lost = spinner.join().unwrap();
+                    assert!(
+                        matches!(lost, Err(PluginError::Instantiate { .. })),
+                        "{lost:?}"
+                    );
+                    spinner = start_spinner();
+                }
+                thread::yield_now();
+            }
+            other => break other,
+        }
+    };
+    match refused {
+        Err(PluginError::Instantiate { plugin, message }) => {
+            assert_eq!(plugin, "ok");
+            assert!(message.contains("limit"), "{message}");
+        }
+        other => panic!("{other:?}"),
+    }
+    assert!(matches!(
+        ok.deliver(&alert()),
+        Err(DeliveryError::Retryable(_))
+    ));
+    assert!(matches!(
+        spinner.join().unwrap(),
+        Err(PluginError::Timeout { .. })
+    ));
+    assert!(
+        !ok.status().quarantined,
+        "a full pool is not the plugin's fault"
+    );
+    assert_healthy(&ok);
+}
