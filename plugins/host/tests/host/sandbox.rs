@@ -391,11 +391,11 @@ fn reload_swaps_in_the_new_file() {
     assert_eq!(host.channel("swap").map(|c| c.status().sha256), Some(first));
 }
 
-#[test]
-fn a_call_finding_no_free_instance_is_refused_at_once_and_is_not_a_fault() {
-    // Two instances, two plugins: each keeps one, none is shared.
+/// A host of `max_instances` (breaker at one fault) with a healthy plugin `ok` and a plugin
+/// `spin` that spins for 600 ms per call.
+fn healthy_and_spinning(max_instances: u32) -> (PluginHost, ChannelPlugin, ChannelPlugin) {
     let config = PluginHostConfig {
-        max_instances: 2,
+        max_instances,
         breaker_threshold: 1,
         cache_dir: Some(crate::common::cache_dir()),
         ..PluginHostConfig::default()
@@ -405,6 +405,13 @@ fn a_call_finding_no_free_instance_is_refused_at_once_and_is_not_a_fault() {
     let mut s = settings("spin", "spin");
     s.deadline = Duration::from_millis(600);
     let spin = host.load_channel(s).unwrap();
+    (host, ok, spin)
+}
+
+#[test]
+fn a_call_finding_no_free_instance_is_refused_at_once_and_is_not_a_fault() {
+    // Two instances, two plugins: each keeps one, none is shared.
+    let (_host, ok, spin) = healthy_and_spinning(2);
     let spinner = {
         let spin = spin.clone();
         thread::spawn(move || spin.try_deliver(&alert()))
@@ -448,17 +455,7 @@ fn a_call_finding_no_free_instance_is_refused_at_once_and_is_not_a_fault() {
 
 #[test]
 fn a_full_instance_pool_is_an_instantiation_error_not_a_fault() {
-    let config = PluginHostConfig {
-        max_instances: 1,
-        breaker_threshold: 1,
-        cache_dir: Some(crate::common::cache_dir()),
-        ..PluginHostConfig::default()
-    };
-    let host = PluginHost::new(config).unwrap();
-    let ok = healthy(&host, "ok");
-    let mut s = settings("spin", "spin");
-    s.deadline = Duration::from_millis(600);
-    let spin = host.load_channel(s).unwrap();
+    let (host, ok, spin) = healthy_and_spinning(1);
     let start_spinner = || {
         let spin = spin.clone();
         thread::spawn(move || spin.try_deliver(&alert()))
