@@ -59,12 +59,18 @@ pub struct PluginSettings {
     /// `call_timeout` bounds that.
     #[serde(default = "default_deadline", with = "serde_duration")]
     pub deadline: Duration,
-    /// How long one call may take in all, wall clock, whatever it does or waits for (default
-    /// 30 s). At this limit the call is ended, its instance freed and its commands killed.
-    #[serde(default = "default_call_timeout", with = "serde_duration")]
+    /// How long one call may take in all, wall clock, whatever it does or waits for (sleeps,
+    /// HTTP, commands, mail). Zero (the default): [`CALL_TIMEOUT_FACTOR`] × `deadline` (8 s
+    /// with the default 2 s deadline), so the wall bound follows the compute deadline the
+    /// operator chose, stretched only to let a granted command or the SMTP exchange run to the
+    /// timeout the operator gave it; see [`call_limit`](Self::call_limit). Any other value
+    /// overrides that. At the limit the call is ended, its instance freed and its commands
+    /// killed.
+    #[serde(default, with = "serde_duration")]
     pub call_timeout: Duration,
     /// Calls of this plugin that may run at once (default 4); one more fails at once with the
-    /// host's `Busy` error, so one plugin cannot take every pooled instance of the host.
+    /// host's `Busy` error. Whatever its value, every loaded plugin keeps one pooled instance of
+    /// the host's `max_instances` for itself, so the calls of one plugin cannot take them all.
     #[serde(default = "default_max_concurrent_calls")]
     pub max_concurrent_calls: u32,
     /// Commands one call may run through `exec` (default 8); further requests are denied.
@@ -99,7 +105,7 @@ impl PluginSettings {
             sha256: None,
             memory_limit: default_memory_limit(),
             deadline: default_deadline(),
-            call_timeout: default_call_timeout(),
+            call_timeout: Duration::ZERO,
             max_concurrent_calls: default_max_concurrent_calls(),
             max_exec_runs: default_max_exec_runs(),
             allowed_hosts: Vec::new(),
@@ -108,6 +114,39 @@ impl PluginSettings {
             smtp: None,
             config: empty_object(),
         }
+    }
+}
+
+/// The default wall-clock bound of a call, as a multiple of its compute `deadline`: a call
+/// ends at `CALL_TIMEOUT_FACTOR × deadline` unless `call_timeout` says otherwise.
+///
+/// Why 4: a call's own compute is bounded by `deadline`; the rest of its wall time is waiting
+/// (HTTP answers, a command, the SMTP server). Four times the deadline (8 s by default) leaves
+/// a plugin three deadlines of waiting, enough for a receiver that answers within seconds,
+/// while a guest that sleeps, re-requests a slow endpoint in a loop or reads a trickled body
+/// is ended within that small multiple of what the operator granted it, not after a fixed
+/// time unrelated to it.
+pub const CALL_TIMEOUT_FACTOR: u32 = 4;
+
+impl PluginSettings {
+    /// The wall-clock bound of one call: `call_timeout` if not zero; else [`CALL_TIMEOUT_FACTOR`] ×
+    /// `deadline`, or `deadline` plus the longest timeout the operator granted a wait of the
+    /// plugin (an exec grant's `timeout`, the SMTP server's `timeout`) if that is longer, so a
+    /// granted command or a mail is not cut short by a bound meant for the guest itself.
+    pub fn call_limit(&self) -> Duration {
+        if !self.call_timeout.is_zero() {
+            return self.call_timeout;
+        }
+        let granted = self
+            .exec_grants
+            .iter()
+            .map(|g| g.timeout)
+            .chain(self.smtp.as_ref().map(|s| s.timeout))
+            .max()
+            .unwrap_or(Duration::ZERO);
+        self.deadline
+            .saturating_mul(CALL_TIMEOUT_FACTOR)
+            .max(self.deadline.saturating_add(granted))
     }
 }
 
@@ -225,7 +264,10 @@ impl std::fmt::Debug for SmtpCredentials {
 #[serde(deny_unknown_fields, default)]
 pub struct PluginHostConfig {
     /// How many plugin instances may be alive at once, across all plugins (the size of the
-    /// pooling allocator; a call beyond it fails with the plugin host's `Instantiate` error).
+    /// pooling allocator). Each loaded plugin keeps one for itself, so the calls of one plugin
+    /// can never take them all; its further concurrent calls share the rest (`max_instances`
+    /// − loaded plugins) and fail at once (`NoInstance`) when none is free. Load no more
+    /// plugins than this: beyond it not every plugin can keep one (a warning says so at load).
     ///
     /// Each pooled instance reserves address space up front (wasmtime's default of about 4 GiB
     /// of virtual memory per linear memory, two memories per instance), not resident memory.
@@ -253,9 +295,12 @@ pub struct PluginHostConfig {
     /// Bytes of a call's stdout and of its stderr kept for the log (the last ones).
     #[serde(deserialize_with = "de_bytes")]
     pub output_capacity: usize,
-    /// An absolute directory where wasmtime caches compiled plugins across runs (keyed by the
-    /// component's bytes and the engine's settings); `None` (the default) compiles at every
-    /// load.
+    /// An absolute directory where the plugin host keeps compiled plugins across runs, one
+    /// entry per component and engine configuration, each with an HMAC-SHA256 tag under a key
+    /// kept in the directory (owner-only): an entry that does not verify as this host's own
+    /// compilation is never run, but compiled again and replaced. The directory must be owned
+    /// by the host's user and writable by no one else (else the host refuses to start); it is
+    /// created (0700) if missing. `None` (the default) compiles at every load.
     pub cache_dir: Option<PathBuf>,
     /// Where a `plugin = "webhook"` entry of the configuration finds its component:
     /// `<dir>/vigilo_webhook.wasm` (the bundled plugins as `cargo build --release --target
@@ -287,9 +332,6 @@ pub(crate) fn default_memory_limit() -> usize {
 }
 pub(crate) fn default_deadline() -> Duration {
     Duration::from_secs(2)
-}
-pub(crate) fn default_call_timeout() -> Duration {
-    Duration::from_secs(30)
 }
 pub(crate) fn default_max_concurrent_calls() -> u32 {
     4
@@ -379,7 +421,33 @@ mod tests {
         assert_eq!(s.memory_limit, 1 << 20);
         assert_eq!(s.deadline, Duration::from_secs(2));
         assert_eq!(s.http_timeout, Duration::from_secs(5));
+        assert_eq!(
+            s.call_timeout,
+            Duration::ZERO,
+            "the default: derived from the deadline"
+        );
+        assert_eq!(
+            s.call_limit(),
+            Duration::from_secs(8),
+            "4 × the 2 s deadline"
+        );
         assert!(s.config.is_object());
+        let s: PluginSettings =
+            toml::from_str("name = \"x\"\ndeadline = \"250ms\"\ncall_timeout = \"3s\"").unwrap();
+        assert_eq!(
+            s.call_limit(),
+            Duration::from_secs(3),
+            "an explicit override"
+        );
+        let mut s = PluginSettings::new("restart", "/p.wasm");
+        s.deadline = Duration::from_millis(500);
+        assert_eq!(s.call_limit(), Duration::from_secs(2));
+        s.exec_grants = vec![ExecGrant::new("/usr/bin/systemctl", &[])];
+        assert_eq!(
+            s.call_limit(),
+            Duration::from_millis(30_500),
+            "a granted command may run to its own timeout"
+        );
         let err =
             toml::from_str::<PluginSettings>("name = \"x\"\ndeadline = \"soon\"").unwrap_err();
         assert!(err.to_string().contains("soon"), "{err}");

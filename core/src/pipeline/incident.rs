@@ -171,7 +171,8 @@ pub struct ActionRun {
 }
 
 impl ActionRun {
-    /// One line for notifications: `restart-nginx #1 succeeded (exit 0): restarted`.
+    /// One line for notifications: `restart-nginx #1 succeeded (exit 0): restarted`, the
+    /// output's tail after ` | output: ` with its line breaks shown as `\n`.
     pub fn summary(&self) -> String {
         let result = match self.result {
             RunResult::Running => "running",
@@ -197,8 +198,13 @@ impl ActionRun {
         if let Some(tail) = self.outcome.as_ref().map(|o| o.output_tail.trim())
             && !tail.is_empty()
         {
+            // One line: the output's own line breaks shown as `\n` (a plugin's output reaches
+            // here already inert otherwise; its lines must not read as lines of their own).
             s.push_str(" | output: ");
-            s.push_str(&crate::pipeline::truncate_start(tail, 300));
+            let tail = crate::pipeline::truncate_start(tail, 300)
+                .replace('\r', "\\r")
+                .replace('\n', "\\n");
+            s.push_str(&tail);
         }
         s
     }
@@ -287,5 +293,32 @@ impl Incident {
             .rev()
             .find(|r| r.result != RunResult::Running)
             .map(ActionRun::summary)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_run_summary_is_one_line_whatever_the_output() {
+        let run = ActionRun {
+            action: "restart".into(),
+            attempt: 1,
+            started_at: Timestamp::from_secs(1),
+            finished_at: Some(Timestamp::from_secs(2)),
+            result: RunResult::Succeeded,
+            outcome: Some(ActionOutcome {
+                success: true,
+                message: "done".into(),
+                exit_code: Some(0),
+                output_tail: "ok\n[CRITICAL] forged line\r\n".into(),
+                elapsed: std::time::Duration::from_secs(1),
+            }),
+            error: None,
+        };
+        let s = run.summary();
+        assert!(!s.contains(['\n', '\r']), "{s:?}");
+        assert!(s.ends_with(r"| output: ok\n[CRITICAL] forged line"), "{s}");
     }
 }

@@ -130,12 +130,15 @@ pub enum PluginError {
         deadline: Duration,
     },
     /// The call as a whole (the guest and everything it waited for) ran past the plugin's
-    /// `call_timeout` and was ended: its instance freed, its commands killed.
-    #[error("plugin {plugin}: the call ran past its {limit:?} call_timeout and was ended")]
+    /// wall-clock bound (`call_timeout`, by default a multiple of its deadline) and was ended:
+    /// its instance freed, its commands killed.
+    #[error(
+        "plugin {plugin}: the call ran past its {limit:?} wall-clock bound (call_timeout) and was ended"
+    )]
     CallTimeout {
         /// The plugin.
         plugin: String,
-        /// Its `call_timeout`.
+        /// Its wall-clock bound (`PluginSettings::call_limit`).
         limit: Duration,
     },
     /// The plugin already has `max_concurrent_calls` calls running.
@@ -175,6 +178,18 @@ pub enum PluginError {
         /// The last of them.
         last: String,
     },
+    /// Every instance this call could use is busy: the plugin's own one (every loaded plugin
+    /// keeps one of the host's `max_instances`) runs another of its calls, and the shared rest
+    /// are all in use. Not a fault of the plugin; retrying later may succeed.
+    #[error(
+        "plugin {plugin}: no pooled instance free (its own one is busy and the shared rest of max_instances = {max_instances} are in use)"
+    )]
+    NoInstance {
+        /// The plugin.
+        plugin: String,
+        /// The host's `max_instances`.
+        max_instances: u32,
+    },
     /// A fresh instance could not be created (the instance pool is full, say).
     #[error("plugin {plugin}: cannot instantiate: {message}")]
     Instantiate {
@@ -208,6 +223,7 @@ impl PluginError {
             | PluginError::MemoryExhausted { plugin, .. }
             | PluginError::Denied { plugin, .. }
             | PluginError::Quarantined { plugin, .. }
+            | PluginError::NoInstance { plugin, .. }
             | PluginError::Instantiate { plugin, .. } => plugin,
         }
     }
@@ -215,8 +231,8 @@ impl PluginError {
 
 /// How a sandbox failure reaches the delivery pipeline:
 ///
-/// * trap, timeout (compute or call), exhausted memory, a full pool, a busy plugin →
-///   [`DeliveryError::Retryable`]: the fault
+/// * trap, timeout (compute or call), exhausted memory, a full pool, no free instance, a busy
+///   plugin → [`DeliveryError::Retryable`]: the fault
 ///   may be passing (a starved CPU, an input that will not recur), retrying with backoff is
 ///   cheap, and the breaker quarantines a plugin that keeps failing;
 /// * denied, quarantined → [`DeliveryError::Permanent`]: retrying cannot help until the
@@ -228,13 +244,19 @@ impl From<PluginError> for DeliveryError {
             PluginError::Denied { .. } | PluginError::Quarantined { .. } => {
                 DeliveryError::Permanent(e.to_string())
             }
-            _ => DeliveryError::Retryable(e.to_string()),
+            PluginError::Trap { .. }
+            | PluginError::Timeout { .. }
+            | PluginError::CallTimeout { .. }
+            | PluginError::Busy { .. }
+            | PluginError::MemoryExhausted { .. }
+            | PluginError::NoInstance { .. }
+            | PluginError::Instantiate { .. } => DeliveryError::Retryable(e.to_string()),
         }
     }
 }
 
 /// Timeout (compute or call) → [`ActionError::Timeout`], denied → [`ActionError::Denied`],
-/// anything else (trap, exhausted memory, quarantine, a full pool, busy) →
+/// anything else (trap, exhausted memory, quarantine, a full pool, no free instance, busy) →
 /// [`ActionError::Failed`].
 impl From<PluginError> for ActionError {
     fn from(e: PluginError) -> Self {
@@ -242,7 +264,12 @@ impl From<PluginError> for ActionError {
             PluginError::Timeout { deadline, .. } => ActionError::Timeout(deadline),
             PluginError::CallTimeout { limit, .. } => ActionError::Timeout(limit),
             PluginError::Denied { .. } => ActionError::Denied(e.to_string()),
-            _ => ActionError::Failed(e.to_string()),
+            PluginError::Trap { .. }
+            | PluginError::Busy { .. }
+            | PluginError::MemoryExhausted { .. }
+            | PluginError::Quarantined { .. }
+            | PluginError::NoInstance { .. }
+            | PluginError::Instantiate { .. } => ActionError::Failed(e.to_string()),
         }
     }
 }

@@ -90,8 +90,11 @@ impl CompiledGrant {
     }
 }
 
-/// `s` cut to [`AUDIT_ARG`] bytes, with its length when cut.
+/// `s` made inert (it is the guest's text, see `inert.rs`) and cut to [`AUDIT_ARG`] bytes, with
+/// its length when cut.
 pub(crate) fn shorten(s: &str) -> String {
+    let escaped = crate::inert::line(s);
+    let s = escaped.as_ref();
     if s.len() <= AUDIT_ARG {
         return s.to_owned();
     }

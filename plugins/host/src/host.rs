@@ -10,16 +10,16 @@ use parking_lot::{Mutex, RwLock};
 use sha2::{Digest, Sha256};
 use vigilo::clock::{Clock, SystemClock};
 use wasmtime::component::{Component, Linker};
-use wasmtime::{
-    Cache, CacheConfig, Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig,
-};
+use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig};
 
 use crate::audit::{AuditLog, AuditRecord};
 use crate::bindings::{self, ActionPre, ChannelPre};
+use crate::cache::{CacheStats, Compiler};
 use crate::compiled::Compiled;
 use crate::plugin::{ActionPlugin, Breaker, ChannelPlugin, Loaded, PluginStatus, Pre, Registered};
 use crate::policy::Policy;
 use crate::runtime::IoRuntime;
+use crate::shares::{Own, Shares};
 use crate::state::HostState;
 use crate::ticker::Ticker;
 use crate::{LoadError, PluginHostConfig, PluginKind, PluginSettings, world};
@@ -37,6 +37,15 @@ pub enum PluginHostError {
     /// The runtime that drives calls could not be started.
     #[error("cannot start the plugin runtime: {0}")]
     Runtime(std::io::Error),
+    /// The compilation cache directory (`[plugins] cache_dir`) is unsafe or unusable: writable
+    /// by other users, owned by another user, or its key file readable by others.
+    #[error("[plugins] cache_dir {}: {message}", path.display())]
+    Cache {
+        /// The directory.
+        path: PathBuf,
+        /// What is wrong, and what to do about it.
+        message: String,
+    },
 }
 
 /// Runs channel and action plugins, each call in a fresh sandbox.
@@ -50,9 +59,10 @@ pub enum PluginHostError {
 /// and the caller's thread drives it to completion on a current-thread tokio runtime of the
 /// call's own (the guest, its HTTP requests and their timers on that one thread; commands and
 /// mail on the host's shared runtime). A call ends at the first of: its answer; its compute
-/// deadline (the guest's own running time, see `runtime.rs`); its wall-clock `call_timeout`
-/// (whatever it waits for: the call's future is dropped, which frees its pooled instance and
-/// kills its commands). Each plugin runs at most `max_concurrent_calls` calls at once.
+/// deadline (the guest's own running time, see `runtime.rs`); its wall-clock bound
+/// (`call_timeout`, by default 4 × the deadline), whatever it waits for: the call's future is
+/// dropped, which frees its pooled instance and kills its commands. Each plugin runs at most
+/// `max_concurrent_calls` calls at once, and keeps one pooled instance for itself (`shares.rs`).
 #[derive(Clone)]
 pub struct PluginHost {
     inner: Arc<Shared>,
@@ -73,6 +83,10 @@ struct Shared {
     /// Compiled components by the SHA-256 of their bytes: loading the same file again (a
     /// reload that did not change it, a second plugin from one component) costs a lookup.
     compiled: Mutex<Compiled<Component>>,
+    /// Compiles, through the verified on-disk cache when `cache_dir` is set (`cache.rs`).
+    compiler: Compiler,
+    /// The pooled instances, one kept by each loaded plugin (`shares.rs`).
+    shares: Arc<Shares>,
 }
 
 impl PluginHost {
@@ -87,12 +101,14 @@ impl PluginHost {
         config: PluginHostConfig,
         clock: Arc<dyn Clock>,
     ) -> Result<PluginHost, PluginHostError> {
-        let engine = Engine::new(&engine_config(&config)?)
+        let engine = Engine::new(&engine_config(&config))
             .map_err(|e| PluginHostError::Engine(format!("{e:#}")))?;
+        let compiler = Compiler::new(&engine, config.cache_dir.as_deref())?;
         let linker = |add: fn(&mut Linker<HostState>) -> wasmtime::Result<()>| {
             let mut l = Linker::new(&engine);
             wasmtime_wasi::p2::add_to_linker_async(&mut l)?;
             wasmtime_wasi_http::p2::add_only_http_to_linker_async(&mut l)?;
+            crate::io_error::add(&mut l)?;
             add(&mut l)?;
             Ok::<_, wasmtime::Error>(l)
         };
@@ -104,8 +120,11 @@ impl PluginHost {
             config.epoch_tick.max(Duration::from_millis(1)),
         )?);
         let runtime = Arc::new(IoRuntime::new()?);
+        let shares = Arc::new(Shares::new(config.max_instances));
         Ok(PluginHost {
             inner: Arc::new(Shared {
+                shares,
+                compiler,
                 audit: Arc::new(AuditLog::new(config.audit_capacity)),
                 engine,
                 channel_linker,
@@ -127,6 +146,14 @@ impl PluginHost {
     /// file, costs a lookup. The most recently used 32 components are kept.
     pub fn compilations(&self) -> u64 {
         self.inner.compiled.lock().compilations()
+    }
+
+    /// What the compilation cache did since the host started: components loaded from verified
+    /// entries of `[plugins] cache_dir`, compiled for want of one, and entries **refused**
+    /// (tampered with, swapped between components, of another engine configuration): those
+    /// were never run, and each was replaced by a fresh compilation, with a warning in the log.
+    pub fn cache_stats(&self) -> CacheStats {
+        self.inner.compiler.stats()
     }
 
     /// The shared engine (to compare a raw wasmtime call with a plugin call, say).
@@ -191,9 +218,14 @@ impl PluginHost {
         Ok(())
     }
 
-    /// Forgets the plugin; handles already given out keep working on its last generation.
+    /// Forgets the plugin, giving back the pooled instance it kept; handles already given out
+    /// keep working on its last generation (their calls then use shared instances only).
     pub fn unload(&self, name: &str) -> bool {
-        self.inner.plugins.write().remove(name).is_some()
+        let removed = self.inner.plugins.write().remove(name);
+        if let Some(r) = &removed {
+            self.inner.shares.release(&r.own);
+        }
+        removed.is_some()
     }
 
     /// The channel plugin called `name`, if one is loaded.
@@ -242,7 +274,12 @@ impl PluginHost {
             kind,
             current: RwLock::new(Arc::new(loaded)),
             in_flight: std::sync::atomic::AtomicU32::new(0),
+            shares: Arc::clone(&self.inner.shares),
+            own: Own::default(),
         });
+        if let Some(over) = self.inner.shares.reserve(&registered.own) {
+            log::warn!(target: crate::state::LOG_TARGET, "plugin {name}: {over}");
+        }
         self.inner
             .plugins
             .write()
@@ -295,15 +332,16 @@ impl PluginHost {
         let component = match cached {
             Some(c) => c,
             None => {
-                // Compiled outside the lock (seconds, for a large component); on disk too when
-                // `[plugins] cache_dir` is set (wasmtime's cache checks the engine's settings).
-                let c = Component::from_binary(&s.engine, &bytes).map_err(|e| {
-                    LoadError::Malformed {
+                // Compiled outside the lock (seconds, for a large component), or read from a
+                // verified entry of `[plugins] cache_dir` (see `cache.rs`).
+                let c = s
+                    .compiler
+                    .component(&s.engine, &sha256, &bytes)
+                    .map_err(|e| LoadError::Malformed {
                         name: name.clone(),
                         path: path.clone(),
                         message: format!("{e:#}"),
-                    }
-                })?;
+                    })?;
                 s.compiled.lock().insert(sha256.clone(), c.clone());
                 c
             }
@@ -334,17 +372,29 @@ impl PluginHost {
     }
 }
 
-fn engine_config(c: &PluginHostConfig) -> Result<Config, PluginHostError> {
+/// Core instances one component instance may use (a Rust `wasm32-wasip2` component has a few:
+/// its module, the WASI adapter, their shims).
+const PER_COMPONENT_CORE_INSTANCES: u32 = 16;
+/// Linear memories one component instance may use (such a component has one).
+const PER_COMPONENT_MEMORIES: u32 = 2;
+/// Tables one component instance may use.
+const PER_COMPONENT_TABLES: u32 = 8;
+
+fn engine_config(c: &PluginHostConfig) -> Config {
+    // Every total is `max_instances` times what one component instance may use, so that
+    // `max_instances` calls can always instantiate: the instances are shared out per plugin
+    // (`shares.rs`), and no component can exhaust the pool's memories, tables or core
+    // instances with fewer component instances.
     let n = c.max_instances.max(1);
     let mut pool = PoolingAllocationConfig::default();
     pool.total_component_instances(n)
         .total_stacks(n)
-        .total_core_instances(n.saturating_mul(8))
-        .total_memories(n.saturating_mul(2))
-        .total_tables(n.saturating_mul(4))
-        .max_core_instances_per_component(32)
-        .max_memories_per_component(4)
-        .max_tables_per_component(16)
+        .total_core_instances(n.saturating_mul(PER_COMPONENT_CORE_INSTANCES))
+        .total_memories(n.saturating_mul(PER_COMPONENT_MEMORIES))
+        .total_tables(n.saturating_mul(PER_COMPONENT_TABLES))
+        .max_core_instances_per_component(PER_COMPONENT_CORE_INSTANCES)
+        .max_memories_per_component(PER_COMPONENT_MEMORIES)
+        .max_tables_per_component(PER_COMPONENT_TABLES)
         .max_memory_size(c.max_memory);
     let mut cfg = Config::new();
     cfg.wasm_component_model(true)
@@ -352,20 +402,7 @@ fn engine_config(c: &PluginHostConfig) -> Result<Config, PluginHostError> {
         .async_stack_size(c.call_stack)
         .max_wasm_stack(c.call_stack / 2)
         .allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
-    if let Some(dir) = &c.cache_dir {
-        let mut cache = CacheConfig::new();
-        // Never recompress entries in the background: wasmtime's cache worker would otherwise
-        // rerun zstd at level 20 on entries used 256 times, a memory spike of tens of MiB in
-        // the embedding process for a few KiB of disk.
-        cache
-            .with_directory(dir)
-            .with_optimized_compression_usage_counter_threshold(u64::MAX);
-        let cache = Cache::new(cache).map_err(|e| {
-            PluginHostError::Engine(format!("compilation cache {}: {e:#}", dir.display()))
-        })?;
-        cfg.cache(Some(cache));
-    }
-    Ok(cfg)
+    cfg
 }
 
 fn display_path(p: &Path) -> PathBuf {

@@ -12,8 +12,9 @@
 //! roots, as `wasmtime-wasi-http` does it).
 //!
 //! Every request carries connect, first-byte and between-bytes timeouts no longer than the
-//! plugin's `http_timeout` (the guest may ask for shorter), and the wait for the response head
-//! is bounded as a whole. The call's `call_timeout` bounds everything.
+//! plugin's `http_timeout` (the guest may ask for shorter), the wait for the response head is
+//! bounded as a whole (twice `http_timeout`), and the body by a total time and a size shared by
+//! the call (`budget.rs`), never past the call's own wall-clock bound, which bounds everything.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -23,6 +24,7 @@ use http::uri::Scheme;
 use http_body_util::BodyExt;
 use wasmtime_wasi_http::{Error as HttpError, RequestOptions, WasiBody, WasiHttpHooks};
 
+use crate::budget::CallBudget;
 use crate::policy::Policy;
 use crate::pool::{Pool, Timeouts};
 
@@ -45,6 +47,8 @@ type ResponseFuture = Box<
 /// The per-store `wasi:http` hooks of one plugin call.
 pub(crate) struct HttpPolicy {
     policy: Arc<Policy>,
+    /// The call's end and its response-body budget.
+    budget: Arc<CallBudget>,
     /// The first request refused during this call.
     pub(crate) denied: Option<String>,
 }
@@ -110,9 +114,10 @@ pub(crate) fn target(uri: &http::Uri) -> Result<Target, String> {
 }
 
 impl HttpPolicy {
-    pub(crate) fn new(policy: Arc<Policy>) -> Self {
+    pub(crate) fn new(policy: Arc<Policy>, budget: Arc<CallBudget>) -> Self {
         HttpPolicy {
             policy,
+            budget,
             denied: None,
         }
     }
@@ -215,16 +220,22 @@ impl WasiHttpHooks for HttpPolicy {
         let name = self.policy.name.clone();
         let what = format!("{} {}", request.method(), request.uri());
         let pool = Arc::clone(&self.policy.http_pool);
+        let budget = Arc::clone(&self.budget);
         Box::new(async move {
             let started = std::time::Instant::now();
-            // Connect and first byte each have `cap`; the head as a whole gets both.
-            let sent = tokio::time::timeout(
-                cap.saturating_mul(2),
-                dispatch(pool, request, &target, options, cap),
-            )
-            .await
-            .map_err(|_| HttpError::ConnectionReadTimeout)
-            .and_then(|r| r);
+            // Connect and first byte each have `cap`; the head as a whole gets both, and never
+            // more than the call has left.
+            let head_ends = (tokio::time::Instant::now() + cap.saturating_mul(2)).min(budget.ends);
+            let sent =
+                tokio::time::timeout_at(head_ends, dispatch(pool, request, &target, options, cap))
+                    .await
+                    .map_err(|_| HttpError::ConnectionReadTimeout)
+                    .and_then(|r| r)
+                    // The body: within `cap` of the head, and within the call's byte budget.
+                    .map(|(response, io)| {
+                        let body_ends = tokio::time::Instant::now() + cap;
+                        (response.map(|b| budget.limit(b, body_ends)), io)
+                    });
             // Each request the plugin makes, for whoever traces plugins (`host-agent
             // try-plugin` prints these).
             let ms = started.elapsed().as_secs_f64() * 1000.0;

@@ -14,9 +14,13 @@
 //! * a memory cap (`memory_limit`) and a compute deadline (`deadline`: the time the guest
 //!   actually runs, by epoch interruption); exceeding either stops the call with
 //!   [`PluginError::MemoryExhausted`] or [`PluginError::Timeout`];
-//! * a hard wall-clock limit on the whole call (`call_timeout`), whatever it waits for: the call
-//!   ends with [`PluginError::CallTimeout`], its instance is freed and its commands killed;
-//! * at most `max_concurrent_calls` calls at once ([`PluginError::Busy`] beyond);
+//! * a hard wall-clock limit on the whole call, whatever it waits for: by default
+//!   [`vigilo::plugin::CALL_TIMEOUT_FACTOR`] × `deadline` ([`PluginSettings::call_limit`]),
+//!   `call_timeout` when set; the call ends with [`PluginError::CallTimeout`], its instance is
+//!   freed and its commands killed;
+//! * at most `max_concurrent_calls` calls at once ([`PluginError::Busy`] beyond), and one of
+//!   the host's pooled instances kept for each loaded plugin, so the calls of one plugin never
+//!   take them all ([`PluginError::NoInstance`] when its own and the shared ones are busy);
 //! * a stack of its own: the guest runs on a fiber of [`PluginHostConfig::call_stack`] bytes,
 //!   so a caller needs no particular stack size (any thread, a tokio task included);
 //! * bounds on what crosses the boundary: alert fields are cut before they enter the guest,
@@ -32,7 +36,12 @@
 //! * `log` (capped per message and per call) and `clock` (the host's [`vigilo::clock::Clock`]).
 //!
 //! Everything a plugin says goes to the [`log`] facade: target `vigilo::plugin` (its log
-//! import, stdout, stderr, faults) and `vigilo::plugin::audit` (exec requests).
+//! import, stdout, stderr, faults) and `vigilo::plugin::audit` (exec requests), made inert
+//! first (control characters shown as escapes, one record per log call), as is every string it
+//! returns. A host error it can read carries no backtrace or host path.
+//!
+//! With `[plugins] cache_dir`, compiled components are kept on disk and run again only if they
+//! verify as this host's own compilation ([`PluginHost::cache_stats`]).
 //!
 //! # Faults
 //!
@@ -56,12 +65,16 @@
 
 mod audit;
 mod bindings;
+mod budget;
+mod cache;
 mod compiled;
 mod error;
 mod exec;
 mod grant;
 mod host;
 mod http;
+mod inert;
+mod io_error;
 mod limits;
 mod loader;
 mod mail;
@@ -70,6 +83,7 @@ mod plugin;
 mod policy;
 mod pool;
 mod runtime;
+mod shares;
 mod state;
 mod ticker;
 mod world;
@@ -77,6 +91,7 @@ mod world;
 use std::fmt;
 
 pub use audit::{AuditOutcome, AuditRecord};
+pub use cache::CacheStats;
 pub use error::{LoadError, PluginError};
 pub use host::{PluginHost, PluginHostError};
 pub use http::HTTP_LOG_TARGET;

@@ -7,6 +7,8 @@ use std::collections::BTreeMap;
 
 use vigilo::alert::Alert;
 
+use crate::inert;
+
 /// The longest string a guest returns to the host (errors, messages, outputs).
 pub(crate) const GUEST_TEXT: usize = 4096;
 /// The longest label or annotation value an alert brings into the guest.
@@ -16,13 +18,18 @@ pub(crate) const NAME: usize = 1024;
 /// The most labels, annotations or recipients brought into the guest.
 pub(crate) const ENTRIES: usize = 256;
 
-/// The first [`GUEST_TEXT`] bytes of `s`, marked when cut.
+/// The first [`GUEST_TEXT`] bytes of `s`, marked when cut, made inert ([`inert::line`]).
 pub(crate) fn head(s: String) -> String {
-    cut_head(s, GUEST_TEXT)
+    inert::line_owned(cut_head(s, GUEST_TEXT))
 }
 
-/// The last [`GUEST_TEXT`] bytes of `s` (for output tails), marked when cut.
+/// The last [`GUEST_TEXT`] bytes of `s` (for output tails), marked when cut, made inert with
+/// its lines kept ([`inert::block`]).
 pub(crate) fn tail(s: String) -> String {
+    let s = match inert::block(&s) {
+        std::borrow::Cow::Borrowed(_) => s,
+        std::borrow::Cow::Owned(escaped) => escaped,
+    };
     if s.len() <= GUEST_TEXT {
         return s;
     }

@@ -10,8 +10,10 @@ use vigilo::alert::{Action, ActionError, ActionOutcome, Alert, Channel, Delivery
 use wasmtime::{Engine, Store};
 
 use crate::bindings::{ActionPre, CallError, ChannelPre};
+use crate::budget::CallBudget;
 use crate::policy::Policy;
 use crate::runtime::{IoRuntime, Meter, Metered};
+use crate::shares::{Own, Shares};
 use crate::state::{self, HostState, LOG_TARGET};
 use crate::ticker::Ticker;
 use crate::{PluginError, PluginKind, PluginSettings, limits};
@@ -44,6 +46,9 @@ pub(crate) struct Registered {
     pub(crate) current: RwLock<Arc<Loaded>>,
     /// Calls running now.
     pub(crate) in_flight: AtomicU32,
+    /// The host's instances, and the one this plugin keeps (`shares.rs`).
+    pub(crate) shares: Arc<Shares>,
+    pub(crate) own: Own,
 }
 
 /// A call's place among the plugin's `max_concurrent_calls`; given back on drop.
@@ -208,7 +213,7 @@ impl Registered {
     }
 
     /// Runs one request in a fresh store of the current generation, on a fiber, under the
-    /// plugin's compute deadline and its wall-clock `call_timeout`; returns the plugin's answer
+    /// plugin's compute deadline and its wall-clock bound; returns the plugin's answer
     /// and the first capability refused during the call.
     fn call(
         &self,
@@ -218,22 +223,33 @@ impl Registered {
         let loaded = self.current.read().clone();
         loaded.breaker.check(self.name())?;
         let _permit = self.permit(loaded.policy.max_concurrent_calls)?;
+        let _instance = self
+            .shares
+            .acquire(&self.own)
+            .ok_or_else(|| PluginError::NoInstance {
+                plugin: self.name().to_owned(),
+                max_instances: self.shares.max(),
+            })?;
         let _ticking = loaded.ticker.enter();
         let meter = Meter::new();
+        let limit = loaded.policy.call_timeout;
+        let ends = tokio::time::Instant::now() + limit;
         let mut store = state::new_store(
             &loaded.engine,
             &loaded.policy,
             loaded.ticker.tick,
             Arc::clone(&meter),
             loaded.runtime.blocking(),
+            CallBudget::new(ends),
         );
-        let limit = loaded.policy.call_timeout;
         let pre = &loaded.pre;
         let name = self.name();
         let outcome = loaded.runtime.block_on(async move {
-            let outcome =
-                tokio::time::timeout(limit, Metered::new(invoke(pre, &mut store, request), meter))
-                    .await;
+            let outcome = tokio::time::timeout_at(
+                ends,
+                Metered::new(invoke(pre, &mut store, request), meter),
+            )
+            .await;
             let result = match outcome {
                 Err(_elapsed) => {
                     store.data_mut().flush_output();

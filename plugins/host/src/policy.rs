@@ -16,6 +16,7 @@ pub(crate) struct Policy {
     pub(crate) name: Arc<str>,
     pub(crate) memory_limit: usize,
     pub(crate) deadline: Duration,
+    /// The call's wall-clock bound: `call_timeout`, or a multiple of `deadline`.
     pub(crate) call_timeout: Duration,
     pub(crate) max_concurrent_calls: u32,
     pub(crate) max_exec_runs: u32,
@@ -57,9 +58,6 @@ impl Policy {
         if settings.deadline.is_zero() {
             return Err(bad("deadline is zero".into()));
         }
-        if settings.call_timeout.is_zero() {
-            return Err(bad("call_timeout is zero".into()));
-        }
         if settings.max_concurrent_calls == 0 {
             return Err(bad("max_concurrent_calls is zero".into()));
         }
@@ -92,7 +90,7 @@ impl Policy {
             name: Arc::from(settings.name.as_str()),
             memory_limit: settings.memory_limit,
             deadline: settings.deadline,
-            call_timeout: settings.call_timeout,
+            call_timeout: settings.call_limit(),
             max_concurrent_calls: settings.max_concurrent_calls,
             max_exec_runs: settings.max_exec_runs,
             allowed_hosts,

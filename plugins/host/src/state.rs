@@ -10,8 +10,10 @@ use wasmtime_wasi::{HostWallClock, I32Exit, WasiCtx, WasiCtxBuilder, WasiCtxView
 use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
 
 use crate::PluginError;
+use crate::budget::CallBudget;
 use crate::exec::{self, ExecFailure, ExecOutput};
 use crate::http::HttpPolicy;
+use crate::inert;
 use crate::mail::MailFailure;
 use crate::output::CappedPipe;
 use crate::policy::Policy;
@@ -105,6 +107,7 @@ pub(crate) fn new_store(
     tick: Duration,
     meter: Arc<Meter>,
     blocking: Option<tokio::runtime::Handle>,
+    budget: Arc<CallBudget>,
 ) -> Store<HostState> {
     let stdout = CappedPipe::new(policy.output_capacity);
     let stderr = CappedPipe::new(policy.output_capacity);
@@ -127,7 +130,7 @@ pub(crate) fn new_store(
         wasi,
         table,
         http_ctx,
-        http: HttpPolicy::new(Arc::clone(policy)),
+        http: HttpPolicy::new(Arc::clone(policy), budget),
         limiter: MemoryCap {
             limit: policy.memory_limit,
             hit: false,
@@ -183,15 +186,19 @@ impl HostState {
             return;
         }
         self.logs += 1;
+        // One call, one record: the message is cut, then made inert (its line breaks and
+        // escape sequences shown as escapes, see `inert.rs`).
         let max = self.policy.log_max_bytes;
         if message.len() > max {
             let mut cut = max;
             while !message.is_char_boundary(cut) {
                 cut -= 1;
             }
-            log::log!(target: LOG_TARGET, level, "plugin {}: {}… ({} bytes cut)", self.policy.name, &message[..cut], message.len() - cut);
+            let shown = inert::line(&message[..cut]);
+            log::log!(target: LOG_TARGET, level, "plugin {}: {shown}… ({} bytes cut)", self.policy.name, message.len() - cut);
         } else {
-            log::log!(target: LOG_TARGET, level, "plugin {}: {message}", self.policy.name);
+            let shown = inert::line(message);
+            log::log!(target: LOG_TARGET, level, "plugin {}: {shown}", self.policy.name);
         }
     }
 
@@ -254,6 +261,14 @@ impl HostState {
         r
     }
 
+    /// What the guest is told of the host error behind `err` (see `io_error.rs`).
+    pub(crate) fn io_error_text(
+        &self,
+        err: &wasmtime::component::Resource<wasmtime::Error>,
+    ) -> wasmtime::Result<String> {
+        Ok(crate::io_error::text(self.table.get(err)?))
+    }
+
     /// The first capability refused during the call, if any.
     pub(crate) fn denial(&self) -> Option<&str> {
         self.denied.as_deref().or(self.http.denied.as_deref())
@@ -265,11 +280,12 @@ impl HostState {
         let name = &self.policy.name;
         let (out, out_dropped) = self.stdout.take();
         let (err, err_dropped) = self.stderr.take();
+        // Each stream is one record, made inert (its lines joined by visible `\n` escapes).
         if !out.is_empty() {
-            log::info!(target: LOG_TARGET, "plugin {name} stdout{}: {}", dropped(out_dropped), out.trim_end());
+            log::info!(target: LOG_TARGET, "plugin {name} stdout{}: {}", dropped(out_dropped), inert::line(out.trim_end()));
         }
         if !err.is_empty() {
-            log::warn!(target: LOG_TARGET, "plugin {name} stderr{}: {}", dropped(err_dropped), err.trim_end());
+            log::warn!(target: LOG_TARGET, "plugin {name} stderr{}: {}", dropped(err_dropped), inert::line(err.trim_end()));
         }
         if self.logs_dropped > 0 {
             log::warn!(
@@ -280,7 +296,8 @@ impl HostState {
             );
         }
         let last: Vec<&str> = err.trim_end().lines().rev().take(3).collect();
-        last.into_iter().rev().collect::<Vec<_>>().join(" | ")
+        let last = last.into_iter().rev().collect::<Vec<_>>().join(" | ");
+        inert::line_owned(last)
     }
 
     /// Turns a wasmtime error from instantiation or a call into a [`PluginError`].
@@ -310,6 +327,7 @@ impl HostState {
                 .unwrap_or_default()
                 .to_owned()
         };
+        let message = inert::line_owned(message);
         let message = if stderr.is_empty() {
             message
         } else {

@@ -30,7 +30,7 @@
 //! | `url` | string | required | Alertmanager's base URL, e.g. `http://alertmanager:9093` |
 //! | `headers` | table of strings | none | extra request headers (basic auth behind a proxy …) |
 //! | `extra_labels` | table of strings | none | labels added to every alert, e.g. `{ source = "vigilo" }` |
-//! | `generator_url` | string | none | a `{{field}}` template for `generatorURL` (a link back to a dashboard) |
+//! | `generator_url` | string | none | a `{{field}}` URL template for `generatorURL` (a link back to a dashboard); each value is encoded for the part of the URL it lands in (the SDK's `template::render_url`) |
 
 use std::collections::BTreeMap;
 
@@ -59,7 +59,11 @@ impl Channel for Alertmanager {
 fn alerts(config: &Config, alert: &Alert) -> Result<Vec<Value>, DeliveryError> {
     let extra_labels: BTreeMap<String, String> = config.get_or("extra_labels", BTreeMap::new())?;
     let generator_url = match config.get_opt::<String>("generator_url")? {
-        Some(tpl) => Some(alert.render(&tpl)?),
+        // A URL: each value encoded for the part of it where it lands.
+        Some(tpl) => Some(vigilo_plugin_sdk::template::render_url(
+            &tpl,
+            &vigilo_plugin_sdk::template::Vars::new(alert),
+        )?),
         None => None,
     };
     let annotations = annotations(alert);

@@ -30,10 +30,16 @@
 //! | `body_template` | string | a text summary of the alert | the body, a `{{field}}` template |
 //! | `message_id_domain` | string | the domain of `from` | the right-hand side of `Message-ID` |
 //!
+//! The subject (and a display name) is encoded as a mail header by the SDK's `encode` module:
+//! as it is when printable ASCII, else RFC 2047 encoded words, so a label value with a line
+//! break cannot end the `Subject` and add a `Bcc`. The envelope's addresses are checked, the
+//! `Message-ID` is a hash, and the host normalises the body's line endings.
+//!
 //! The SMTP server itself (host, port, TLS, credentials) is part of the host's configuration
 //! of this plugin, never of `config`. Server or connection trouble and 4xx replies are retried
 //! by the host; 5xx replies and a plugin granted no mail server fail permanently.
 
+use vigilo_plugin_sdk::encode::{Context, base64, encode};
 use vigilo_plugin_sdk::template::{self, Vars};
 use vigilo_plugin_sdk::{Alert, Channel, Config, DeliveryError, log, mail, time};
 
@@ -121,11 +127,9 @@ fn compose(m: &Message<'_>) -> String {
     let mut out = String::with_capacity(m.body.len() + 512);
     header(&mut out, "From", &mailbox_list(&[m.from.to_owned()]));
     header(&mut out, "To", &mailbox_list(m.to));
-    header(
-        &mut out,
-        "Subject",
-        &encode_word_if_needed(&one_line(m.subject)),
-    );
+    // The subject holds alert data: encoded as a mail header (RFC 2047 when it is not
+    // printable ASCII), so no value can end the header and add another.
+    header(&mut out, "Subject", &mail_header(m.subject));
     header(&mut out, "Date", &time::rfc5322(m.date_ms));
     header(&mut out, "Message-ID", m.message_id);
     header(&mut out, "MIME-Version", "1.0");
@@ -174,7 +178,7 @@ fn mailbox_list(list: &[String]) -> String {
             let m = one_line(m);
             match m.rsplit_once('<') {
                 Some((name, addr)) if !name.trim().is_empty() => {
-                    format!("{} <{}", encode_word_if_needed(name.trim()), addr.trim())
+                    format!("{} <{}", mail_header(name.trim()), addr.trim())
                 }
                 _ => m.trim().to_owned(),
             }
@@ -197,23 +201,10 @@ fn address_of(mailbox: &str) -> Option<&str> {
     ok.then_some(addr)
 }
 
-/// `s` itself if printable ASCII, else RFC 2047 encoded words (`=?UTF-8?B?…?=`), folded.
-fn encode_word_if_needed(s: &str) -> String {
-    if s.bytes().all(|b| (0x20..0x7f).contains(&b)) {
-        return s.to_owned();
-    }
-    // At most 45 bytes of text per word keeps each word within 75 characters.
-    let mut words = Vec::new();
-    let mut start = 0;
-    while start < s.len() {
-        let mut end = (start + 45).min(s.len());
-        while !s.is_char_boundary(end) {
-            end -= 1;
-        }
-        words.push(format!("=?UTF-8?B?{}?=", base64(&s.as_bytes()[start..end])));
-        start = end;
-    }
-    words.join("\r\n ")
+/// `s` as the text of a mail header: the SDK's encoding (itself if printable ASCII, else RFC
+/// 2047 encoded words), which never fails.
+fn mail_header(s: &str) -> String {
+    encode(s, Context::MailHeader).unwrap_or_default()
 }
 
 /// `<vigilo.HASH@domain>`: the same for every attempt at the same alert, valid whatever the key
@@ -239,27 +230,6 @@ fn fnv1a(bytes: &[u8], seed: u64) -> u64 {
     bytes.iter().fold(seed, |h, b| {
         (h ^ u64::from(*b)).wrapping_mul(0x0000_0100_0000_01b3)
     })
-}
-
-fn base64(bytes: &[u8]) -> String {
-    const TABLE: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    let mut out = String::with_capacity(bytes.len().div_ceil(3) * 4);
-    for chunk in bytes.chunks(3) {
-        let b = [
-            chunk[0],
-            *chunk.get(1).unwrap_or(&0),
-            *chunk.get(2).unwrap_or(&0),
-        ];
-        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
-        for i in 0..4 {
-            if i <= chunk.len() {
-                out.push(char::from(TABLE[((n >> (18 - 6 * i)) & 63) as usize]));
-            } else {
-                out.push('=');
-            }
-        }
-    }
-    out
 }
 
 /// The default body: what happened, then every label and annotation.
@@ -315,11 +285,9 @@ mod tests {
 
     #[test]
     fn encodings() {
-        assert_eq!(base64(b"Man"), "TWFu");
-        assert_eq!(base64(b"Ma"), "TWE=");
-        assert_eq!(base64(b"M"), "TQ==");
-        assert_eq!(encode_word_if_needed("plain"), "plain");
-        assert_eq!(encode_word_if_needed("치명"), "=?UTF-8?B?7LmY66qF?=");
+        assert_eq!(mail_header("plain"), "plain");
+        assert_eq!(mail_header("치명"), "=?UTF-8?B?7LmY66qF?=");
+        assert!(!mail_header("x\r\nBcc: all@example.com").contains("Bcc"));
         assert_eq!(address_of("Ops <ops@x.org>"), Some("ops@x.org"));
         assert_eq!(address_of("ops@x.org"), Some("ops@x.org"));
         assert_eq!(address_of("nope"), None);

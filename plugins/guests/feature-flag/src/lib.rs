@@ -13,11 +13,17 @@
 //!
 //! | key | type | default | meaning |
 //! |---|---|---|---|
-//! | `url` | string (template) | required | the flag's endpoint, e.g. `http://flags.internal/api/flags/{{labels.feature}}` |
+//! | `url` | string (template) | required | the flag's endpoint, e.g. `http://flags.internal/api/flags/{{labels.feature}}`; each value is encoded for the part of the URL it lands in (the SDK's `template::render_url`) |
 //! | `method` | string | `PUT` | `PUT`, `PATCH`, `POST`, `DELETE` … |
-//! | `body_template` | string (template) | `{"enabled": false}` | the request body; values are escaped for JSON strings when the content type is JSON, and the rendered body must then be valid JSON |
+//! | `body_template` | string (template) | `{"enabled": false}` | the request body; values are escaped for JSON strings when the content type is JSON (the rendered body must then be valid JSON), form-encoded for `application/x-www-form-urlencoded` |
 //! | `content_type` | string | `application/json` | the body's media type |
 //! | `headers` | table of strings | none | extra headers, e.g. `{ Authorization = "Bearer …" }` |
+//!
+//! Label values come from the monitored service, not the operator: in the URL's path each one
+//! stays a single segment (`?`, `#`, `%` and spaces percent-encoded), and a value that would
+//! still move the request (empty, `.`, `..`, or holding `/` or `\`, such as
+//! `../admin/kill-all`) fails the run with a message naming the field, before any request is
+//! sent. In the query each value stays one parameter's value.
 //!
 //! The request carries `Idempotency-Key` (the alert's key): a flag service that honours it
 //! ignores a repeat. The outcome is a success for a 2xx answer, with the message
@@ -38,20 +44,15 @@ struct FeatureFlag;
 impl Action for FeatureFlag {
     fn run(config: &Config, alert: &Alert) -> Result<ActionOutcome, String> {
         let vars = Vars::new(alert);
-        let url = template::render(&config.get::<String>("url")?, &vars)?;
+        // Each value encoded for the part of the URL it lands in: a label can never move the
+        // request to another path or query (a value that cannot stay in place fails the run).
+        let url = template::render_url(&config.get::<String>("url")?, &vars)?;
         let method: String = config.get_or("method", "PUT".to_owned())?;
         let content_type: String = config.get_or("content_type", "application/json".to_owned())?;
         let extra: BTreeMap<String, String> = config.get_or("headers", BTreeMap::new())?;
         let body_template: String =
             config.get_or("body_template", r#"{"enabled": false}"#.to_owned())?;
-        let body = if content_type.contains("json") {
-            let body = template::render_json(&body_template, &vars)?;
-            vigilo_plugin_sdk::json::from_str::<vigilo_plugin_sdk::json::Value>(&body)
-                .map_err(|e| format!("config: `body_template` does not render valid JSON: {e}"))?;
-            body
-        } else {
-            template::render(&body_template, &vars)?
-        };
+        let body = template::render_body(&body_template, &vars, &content_type)?;
 
         let mut headers: Vec<(&str, &str)> = vec![("Idempotency-Key", &alert.idempotency_key)];
         headers.extend(extra.iter().map(|(k, v)| (k.as_str(), v.as_str())));

@@ -35,7 +35,13 @@
 //! ([`exec`], actions only). The host also caps memory and CPU time: a plugin that loops or
 //! panics is stopped and reported, and the host goes on.
 //!
+//! Alert data is never pasted into a request as it is: [`encode`] encodes a value for where it
+//! lands (a URL path segment, a query value, a header, a JSON string, Slack text …) or refuses
+//! it, and the [`template`] functions apply it to every field ([`template::render_url`] for
+//! URLs).
+//!
 //! Modules: [`config`] (the operator's JSON settings), [`template`] (`{{field}}` bodies),
+//! [`encode`] (values for where they land),
 //! [`http`] (outgoing `wasi:http`), [`log`], [`clock`], [`mail`], [`exec`], [`time`] (date
 //! formatting), and [`json`] (a re-export of `serde_json`).
 
@@ -46,6 +52,7 @@
 extern crate self as vigilo_plugin_sdk;
 
 pub mod config;
+pub mod encode;
 pub mod exec;
 pub mod http;
 pub mod log;

@@ -34,9 +34,19 @@
 //! | `recipient` | the one recipient a message is for, where the channel sends one message per recipient (else the first one, or empty) |
 //!
 //! A channel can add its own fields with [`Vars::set`].
+//!
+//! # Where values land
+//!
+//! Field values are alert data, which the operator does not control: render each template for
+//! where its text goes, so every value is [encoded](crate::encode) for that place.
+//! [`render_url`] for a URL, [`render_json`] for a JSON body, [`render_as`] with a
+//! [`Context`] for anything else (a form body, a header, Slack text); [`render`] inserts values
+//! as they are and is for plain text only. A value that cannot be encoded safely fails the
+//! rendering, naming the field.
 
 use core::fmt;
 
+use crate::encode::{Context, EncodeError, encode};
 use crate::{Alert, DeliveryError};
 
 /// The values a template can use: the alert's fields plus extra ones set by the channel.
@@ -131,24 +141,115 @@ impl<'a> Vars<'a> {
     }
 }
 
-/// Renders `template` with `vars`, inserting values as they are.
+/// Renders `template` with `vars`, inserting values as they are ([`Context::Text`]): for plain
+/// text only, never for a URL, a header or a structured body.
 pub fn render(template: &str, vars: &Vars<'_>) -> Result<String, TemplateError> {
-    render_with(template, vars, |out, v| out.push_str(v))
+    render_as(template, vars, Context::Text)
 }
 
 /// Renders `template` with `vars`, escaping each value for use inside a JSON string literal
-/// (`"text": "{{summary}}"` stays valid JSON whatever the summary holds).
+/// (`"text": "{{summary}}"` stays valid JSON whatever the summary holds):
+/// [`render_as`] with [`Context::JsonString`].
 pub fn render_json(template: &str, vars: &Vars<'_>) -> Result<String, TemplateError> {
-    render_with(template, vars, |out, v| {
-        let quoted = serde_json::Value::String(v.to_owned()).to_string();
-        out.push_str(&quoted[1..quoted.len() - 1]);
+    render_as(template, vars, Context::JsonString)
+}
+
+/// Renders `template` with `vars`, each value [encoded](crate::encode) for `context` (the
+/// template's own text is the operator's and is kept as written). A value that cannot be
+/// encoded safely fails the rendering, naming the field: with `?`, a permanent delivery error.
+///
+/// ```
+/// use vigilo_plugin_sdk::encode::Context;
+/// use vigilo_plugin_sdk::template::{Vars, render_as};
+/// use vigilo_plugin_sdk::{Alert, Severity};
+///
+/// let alert = Alert::builder("deploy", Severity::Major).label("team", "<!channel> & ops").build();
+/// let text = render_as("Team {{labels.team}} paged", &Vars::new(&alert), Context::Markup)?;
+/// assert_eq!(text, "Team &lt;!channel&gt; &amp; ops paged");
+/// # Ok::<(), vigilo_plugin_sdk::template::TemplateError>(())
+/// ```
+pub fn render_as(
+    template: &str,
+    vars: &Vars<'_>,
+    context: Context,
+) -> Result<String, TemplateError> {
+    render_with(template, vars, |_, value| encode(value, context))
+}
+
+/// Renders a request body template for its media type `content_type`: each value encoded by
+/// [`Context::for_body`] (JSON → [`Context::JsonString`], a form →
+/// [`Context::QueryValue`], else as it is); a JSON body must then parse as JSON, else the
+/// rendering fails ("`body_template` does not render valid JSON: …").
+pub fn render_body(
+    template: &str,
+    vars: &Vars<'_>,
+    content_type: &str,
+) -> Result<String, TemplateError> {
+    let context = Context::for_body(content_type);
+    let body = render_as(template, vars, context)?;
+    if context == Context::JsonString
+        && let Err(e) = serde_json::from_str::<serde_json::Value>(&body)
+    {
+        return Err(TemplateError {
+            message: format!("`body_template` does not render valid JSON: {e}"),
+        });
+    }
+    Ok(body)
+}
+
+/// Renders a URL template (`http://flags.internal/api/flags/{{labels.feature}}?by={{rule}}`),
+/// each value encoded for the part of the URL it lands in, as the template's own text places
+/// it: in the scheme or host, [`Context::Host`]; in the path, [`Context::PathSegment`]; in the
+/// query or fragment, [`Context::QueryValue`]. So no value can change where the request goes:
+/// `../admin/kill-all` in the path, or an empty value there, fails the rendering (permanently,
+/// naming the field), and `?`, `#`, `&` or `%2e%2e%2f` stay inside their segment or parameter.
+///
+/// ```
+/// use vigilo_plugin_sdk::template::{Vars, render_url};
+/// use vigilo_plugin_sdk::{Alert, Severity};
+///
+/// let tpl = "http://flags.internal/api/flags/{{labels.feature}}?reason={{summary}}";
+/// let ok = Alert::builder("canary", Severity::Critical)
+///     .label("feature", "new checkout")
+///     .annotation("summary", "p99 > 2s & rising")
+///     .build();
+/// assert_eq!(
+///     render_url(tpl, &Vars::new(&ok))?,
+///     "http://flags.internal/api/flags/new%20checkout?reason=p99%20%3E%202s%20%26%20rising"
+/// );
+/// let hostile = Alert::builder("canary", Severity::Critical)
+///     .label("feature", "../admin/kill-all")
+///     .build();
+/// let refused = render_url(tpl, &Vars::new(&hostile)).unwrap_err();
+/// assert!(refused.to_string().contains("labels.feature"));
+/// # Ok::<(), vigilo_plugin_sdk::template::TemplateError>(())
+/// ```
+pub fn render_url(template: &str, vars: &Vars<'_>) -> Result<String, TemplateError> {
+    render_with(template, vars, |so_far, value| {
+        encode(value, url_context(so_far))
     })
+}
+
+/// Where a value lands in a URL whose text so far is `so_far`. Encoded values never hold `/`,
+/// `?` or `#`, so only the template's own text moves from one part to the next.
+fn url_context(so_far: &str) -> Context {
+    let Some(at) = so_far.find("://") else {
+        return Context::Host;
+    };
+    let rest = &so_far[at + 3..];
+    if rest.contains(['?', '#']) {
+        Context::QueryValue
+    } else if rest.contains('/') {
+        Context::PathSegment
+    } else {
+        Context::Host
+    }
 }
 
 fn render_with(
     template: &str,
     vars: &Vars<'_>,
-    mut push: impl FnMut(&mut String, &str),
+    mut encoded: impl FnMut(&str, &str) -> Result<String, EncodeError>,
 ) -> Result<String, TemplateError> {
     let mut out = String::with_capacity(template.len() + 64);
     let mut rest = template;
@@ -167,7 +268,10 @@ fn render_with(
         let value = vars.get(name).ok_or_else(|| TemplateError {
             message: format!("unknown field `{name}` (see the SDK's template fields)"),
         })?;
-        push(&mut out, &value);
+        let value = encoded(&out, &value).map_err(|e| TemplateError {
+            message: format!("field `{name}`: {e}"),
+        })?;
+        out.push_str(&value);
         rest = &after[end + 2..];
     }
     out.push_str(rest);
@@ -232,6 +336,27 @@ mod tests {
                 .contains("unknown field `nope`")
         );
         assert!(render("x {{rule", &v).is_err());
+        let tpl = "http://h:8080/api/{{labels.host}}/x?q={{summary}}#{{rule}}";
+        assert_eq!(
+            render_url(tpl, &v).unwrap(),
+            "http://h:8080/api/web-1/x?q=CPU%20%22hot%22%20on%20web-1#cpu-high"
+        );
+        let v2 = Vars::new(&a).set("evil", "../admin/kill-all");
+        let e = render_url("http://h/api/{{evil}}", &v2)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("field `evil`") && e.contains("URL path segment"),
+            "{e}"
+        );
+        let e = render_url("http://{{evil}}/x", &v2)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("URL host"), "{e}");
+        assert_eq!(
+            render_url("http://h/api?x={{evil}}", &v2).unwrap(),
+            "http://h/api?x=..%2Fadmin%2Fkill-all"
+        );
         assert_eq!(render("no fields", &v).unwrap(), "no fields");
         assert_eq!(render("{{at}}", &v).unwrap(), "2023-11-14T22:14:20.000Z");
     }

@@ -18,14 +18,20 @@
 //! | `text_template` | string | `{{summary}}` | the attachment's text |
 //! | `mention` | string | none | prepended to `text` when firing, e.g. `<!here>` or `<@U123>` |
 //!
-//! Templates use the SDK's `{{field}}` fields. Statuses follow the contract's retry policy (the
+//! Templates use the SDK's `{{field}}` fields. Alert data (the fields' values, the labels in the
+//! attachment) is escaped for Slack's markup (`&`, `<`, `>` as `&amp;`, `&lt;`, `&gt;`), so a
+//! label value cannot mention `<!channel>`, hide a link or add formatting; the templates' own
+//! text and `mention` are the operator's and are sent as written. The payload is built as JSON,
+//! so every value stays one JSON string. Statuses follow the contract's retry policy (the
 //! SDK's `http` module): 2xx is delivered; 408, 425, 429 and 5xx are retried;
 //! other statuses (Slack answers 400 `invalid_payload`, 403, 404 `no_service` …) fail
 //! permanently.
 //!
 //! [incoming webhook]: https://api.slack.com/messaging/webhooks
 
+use vigilo_plugin_sdk::encode::{Context, encode};
 use vigilo_plugin_sdk::json::{Value, json};
+use vigilo_plugin_sdk::template::{self, Vars};
 use vigilo_plugin_sdk::{Alert, Channel, Config, DeliveryError, http, log};
 
 struct Slack;
@@ -49,26 +55,29 @@ fn payload(config: &Config, alert: &Alert) -> Result<Value, DeliveryError> {
     };
     let title_tpl: String = config.get_or("title_template", default_title.to_owned())?;
     let text_tpl: String = config.get_or("text_template", "{{summary}}".to_owned())?;
-    let title = alert.render(&title_tpl)?;
-    let text = alert.render(&text_tpl)?;
+    // Alert data is text in Slack's markup: `&`, `<` and `>` escaped, so a label cannot ping
+    // `<!channel>`, link elsewhere or add formatting (the templates' own text is kept).
+    let vars = Vars::new(alert);
+    let title = template::render_as(&title_tpl, &vars, Context::Markup)?;
+    let text = template::render_as(&text_tpl, &vars, Context::Markup)?;
 
     let mut fields = vec![
-        field("Severity", alert.severity.label(), true),
-        field("Status", alert.status.name(), true),
-        field("Metric", &alert.metric, true),
+        field("Severity", alert.severity.label(), true)?,
+        field("Status", alert.status.name(), true)?,
+        field("Metric", &alert.metric, true)?,
     ];
     if let Some(v) = alert.value {
         let shown = match alert.threshold {
             Some(t) if !alert.is_resolved() => format!("{v} (threshold {t})"),
             _ => v.to_string(),
         };
-        fields.push(field("Value", &shown, true));
+        fields.push(field("Value", &shown, true)?);
     }
     if alert.is_resolved() {
-        fields.push(field("Was", alert.previous.label(), true));
+        fields.push(field("Was", alert.previous.label(), true)?);
     }
     for (name, value) in &alert.labels {
-        fields.push(field(name, value, true));
+        fields.push(field(name, value, true)?);
     }
 
     let mut headline = format!("{title}: {text}");
@@ -98,8 +107,13 @@ fn payload(config: &Config, alert: &Alert) -> Result<Value, DeliveryError> {
     Ok(payload)
 }
 
-fn field(title: &str, value: &str, short: bool) -> Value {
-    json!({ "title": title, "value": value, "short": short })
+/// An attachment field; its title and value are alert data, escaped for Slack's markup.
+fn field(title: &str, value: &str, short: bool) -> Result<Value, DeliveryError> {
+    Ok(json!({
+        "title": encode(title, Context::Markup)?,
+        "value": encode(value, Context::Markup)?,
+        "short": short,
+    }))
 }
 
 vigilo_plugin_sdk::export_channel!(Slack);

@@ -28,6 +28,11 @@
 //! fields = { to = "{{recipient}}", from = "15881234", text = "[{{severity_ko}}] {{summary}}" }
 //! ```
 //!
+//! Alert data is encoded for where it lands: each `fields` value is one form field
+//! (form-encoded: `&`, `=`, `+`, `%` and line breaks stay inside it) or one JSON string
+//! (the body is built as a JSON object, never pasted), and `body_template` values are escaped
+//! for JSON strings. The URL and headers are the operator's and take no alert data.
+//!
 //! Every recipient is attempted even if an earlier one failed. The delivery then fails as a
 //! whole, retryable if any failure was (under the contract's retry policy: 408, 425, 429, 5xx,
 //! transport), naming the recipients that
@@ -92,7 +97,7 @@ impl Channel for SmsGateway {
                 _ => s,
             };
             let result = if let Some(tpl) = &body_template {
-                let body = template::render_json(tpl, &vars)?;
+                let body = template::render_body(tpl, &vars, "application/json")?;
                 let value: Value = json::from_str(&body).map_err(|e| {
                     DeliveryError::Permanent(format!(
                         "config: `body_template` does not render valid JSON: {e}"

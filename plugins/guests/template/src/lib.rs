@@ -17,7 +17,7 @@
 //! allowed_hosts = ["hooks.example.com"]     # the only hosts this plugin may reach
 //!
 //! [config]                                   # passed to `deliver` as `config`
-//! url = "https://hooks.example.com/vigilo"
+//! url = "https://hooks.example.com/vigilo"  # may hold {{field}}s: each value is URL-encoded
 //! token = "s3cret"                           # optional: sent as `Authorization: Bearer …`
 //! ```
 
@@ -27,6 +27,7 @@
 // - `Config`: the operator's settings for this plugin, read with `config.get("key")`;
 // - `DeliveryError`: `Retryable` (the host tries again later) or `Permanent` (it does not);
 // - `http`: outgoing HTTP to the hosts the operator allowed, `log`: the host's log.
+use vigilo_plugin_sdk::template::{self, Vars};
 use vigilo_plugin_sdk::{Alert, Channel, Config, DeliveryError, http, log};
 
 /// The plugin. It holds no state: each delivery runs in a fresh sandbox, so keep nothing
@@ -37,7 +38,12 @@ impl Channel for TemplateChannel {
     fn deliver(config: &Config, alert: &Alert) -> Result<(), DeliveryError> {
         // 1. Read the settings. `get` fails with a clear `Permanent` error ("config: missing
         //    required setting `url`") when the operator forgot one: `?` passes it to the host.
-        let url: String = config.get("url")?;
+        //    The URL is a `{{field}}` template too: `render_url` encodes each value for the
+        //    part of the URL where it lands (a label value with `/`, `?` or `..` can never move
+        //    the request elsewhere: it is encoded, or the delivery fails permanently). Alert
+        //    data is never pasted into a URL, a header or a body as it is: see the SDK's
+        //    `encode` module for the other places (JSON string, form field, header, markup).
+        let url = template::render_url(&config.get::<String>("url")?, &Vars::new(alert))?;
         // An optional setting: `None` when absent.
         let token: Option<String> = config.get_opt("token")?;
 

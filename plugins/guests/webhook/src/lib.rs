@@ -15,9 +15,11 @@
 //!
 //! Without `body_template` the body is the alert as JSON ([`Alert::to_json`]: rule, metric,
 //! labels, annotations, severity, previous, peak, status, value, threshold, summary, since_ms,
-//! at_ms, at, idempotency_key, fingerprint, incident, recipients). With it, values are escaped for JSON strings when the
-//! content type is JSON, and the rendered body must then be valid JSON (else the delivery fails
-//! permanently, naming the problem), e.g.
+//! at_ms, at, idempotency_key, fingerprint, incident, recipients). With it, each value is
+//! encoded for where it lands (the SDK's `template::render_body`): escaped for JSON strings when
+//! the content type is JSON (the rendered body must then be valid JSON, else the delivery fails
+//! permanently, naming the problem), percent-encoded as a form field for
+//! `application/x-www-form-urlencoded`, as it is for any other type, e.g.
 //!
 //! ```toml
 //! body_template = '{"text": "[{{severity}}] {{summary}}", "host": "{{labels.host}}"}'
@@ -39,24 +41,11 @@ impl Channel for Webhook {
         let url: String = config.get("url")?;
         let extra: BTreeMap<String, String> = config.get_or("headers", BTreeMap::new())?;
         let content_type: String = config.get_or("content_type", "application/json".to_owned())?;
-        let is_json = content_type.contains("json");
 
+        // Each value encoded for the body's media type (JSON string, form field, text).
         let body = match config.get_opt::<String>("body_template")? {
             None => alert.to_json().to_string(),
-            Some(tpl) => {
-                let vars = Vars::new(alert);
-                if is_json {
-                    let body = template::render_json(&tpl, &vars)?;
-                    if let Err(e) = serde_json_check(&body) {
-                        return Err(DeliveryError::Permanent(format!(
-                            "config: `body_template` does not render valid JSON: {e}"
-                        )));
-                    }
-                    body
-                } else {
-                    template::render(&tpl, &vars)?
-                }
-            }
+            Some(tpl) => template::render_body(&tpl, &Vars::new(alert), &content_type)?,
         };
 
         let mut headers: Vec<(&str, &str)> = vec![("Idempotency-Key", &alert.idempotency_key)];
@@ -72,12 +61,6 @@ impl Channel for Webhook {
         );
         Ok(())
     }
-}
-
-fn serde_json_check(body: &str) -> Result<(), String> {
-    vigilo_plugin_sdk::json::from_str::<vigilo_plugin_sdk::json::Value>(body)
-        .map(|_| ())
-        .map_err(|e| e.to_string())
 }
 
 vigilo_plugin_sdk::export_channel!(Webhook);

@@ -314,3 +314,47 @@ fn a_body_with_bare_line_feeds_cannot_smuggle_a_second_message() {
         .count();
     assert_eq!(received, 1, "exactly one message reached the server");
 }
+
+#[test]
+fn a_label_with_a_line_break_cannot_add_a_header_to_the_message() {
+    let smtp = SmtpServer::start();
+    let (_host, email) = load_channel("vigilo-email", |s| {
+        s.smtp = Some(smtp.settings());
+        s.config = json!({
+            "from": "alerts@example.com",
+            "subject_template": "[{{severity_label}}] team {{labels.team}}",
+        });
+    });
+    let mut alert = email_alert();
+    alert.labels.insert(
+        "team".into(),
+        "ops\r\nBcc: attacker@evil.example\r\nX-Injected: 1".into(),
+    );
+    email.deliver(&alert).unwrap();
+    let (envelope, mail) = smtp.message(1);
+    assert_eq!(
+        envelope["rcpt_tos"],
+        json!(["ops@example.com", "dev@example.com"])
+    );
+    for forged in ["Bcc", "X-Injected"] {
+        assert!(
+            !mail
+                .headers
+                .iter()
+                .any(|(k, _)| k.eq_ignore_ascii_case(forged)),
+            "{forged} was added: {:?}",
+            mail.headers
+        );
+    }
+    let subjects = mail
+        .headers
+        .iter()
+        .filter(|(k, _)| k.eq_ignore_ascii_case("Subject"))
+        .count();
+    assert_eq!(subjects, 1);
+    assert!(
+        mail.header("Subject").starts_with("=?UTF-8?B?"),
+        "{}",
+        mail.header("Subject")
+    );
+}

@@ -57,7 +57,8 @@ fn a_granted_script_runs_with_an_empty_environment() {
         outcome.output_tail,
         format!("wrote {marker_s} HOME=[] env=[]\n")
     );
-    assert_eq!(outcome.message, "stderr: oops\n");
+    // The message is one line of the guest's text: its line break shown as an escape.
+    assert_eq!(outcome.message, "stderr: oops\\n");
     assert_eq!(std::fs::read_to_string(&marker).unwrap(), "cache\n");
 
     let audit = host.audit_log();

@@ -60,10 +60,22 @@ fn silent_server() -> String {
 
 /// A server answering every request `200` after `delay`, each on its own thread.
 fn slow_server(delay: Duration) -> String {
+    answering_server(move |mut c| {
+        thread::sleep(delay);
+        let _ = c.write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\nconnection: close\r\n\r\n");
+    })
+}
+
+/// A server that reads each request's head and then hands the connection to `answer`, each
+/// on its own thread.
+pub(crate) fn answering_server(
+    answer: impl Fn(std::net::TcpStream) + Clone + Send + 'static,
+) -> String {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = listener.local_addr().unwrap().to_string();
     thread::spawn(move || {
         for mut c in listener.incoming().flatten() {
+            let answer = answer.clone();
             thread::spawn(move || {
                 let mut buf = [0u8; 4096];
                 let mut seen = Vec::new();
@@ -73,10 +85,7 @@ fn slow_server(delay: Duration) -> String {
                         Ok(n) => seen.extend_from_slice(&buf[..n]),
                     }
                 }
-                thread::sleep(delay);
-                let _ = c.write_all(
-                    b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\nconnection: close\r\n\r\n",
-                );
+                answer(c);
             });
         }
     });

@@ -391,10 +391,11 @@ fn reload_swaps_in_the_new_file() {
     assert_eq!(host.channel("swap").map(|c| c.status().sha256), Some(first));
 }
 
-#[test]
-fn a_full_instance_pool_is_an_instantiation_error_not_a_fault() {
+/// A host of `max_instances` (breaker at one fault) with a healthy plugin `ok` and a plugin
+/// `spin` that spins for 600 ms per call.
+fn healthy_and_spinning(max_instances: u32) -> (PluginHost, ChannelPlugin, ChannelPlugin) {
     let config = PluginHostConfig {
-        max_instances: 1,
+        max_instances,
         breaker_threshold: 1,
         cache_dir: Some(crate::common::cache_dir()),
         ..PluginHostConfig::default()
@@ -404,6 +405,57 @@ fn a_full_instance_pool_is_an_instantiation_error_not_a_fault() {
     let mut s = settings("spin", "spin");
     s.deadline = Duration::from_millis(600);
     let spin = host.load_channel(s).unwrap();
+    (host, ok, spin)
+}
+
+#[test]
+fn a_call_finding_no_free_instance_is_refused_at_once_and_is_not_a_fault() {
+    // Two instances, two plugins: each keeps one, none is shared.
+    let (_host, ok, spin) = healthy_and_spinning(2);
+    let spinner = {
+        let spin = spin.clone();
+        thread::spawn(move || spin.try_deliver(&alert()))
+    };
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while spin.status().in_flight == 0 && !spinner.is_finished() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the spinning call never started"
+        );
+        thread::yield_now();
+    }
+    // A second call of the spinning plugin: its own instance is taken (by whichever of the two
+    // got it first), and there is no shared one. The other plugin still has its own.
+    let (second, took) = timed(|| spin.try_deliver(&alert()));
+    assert_healthy(&ok);
+    let first = spinner.join().unwrap();
+    let (refused, ran) = match (&first, &second) {
+        (_, Err(PluginError::NoInstance { .. })) => (second.clone(), first.clone()),
+        (Err(PluginError::NoInstance { .. }), _) => (first.clone(), second.clone()),
+        _ => panic!("no call was refused: {first:?}, {second:?}"),
+    };
+    assert!(matches!(ran, Err(PluginError::Timeout { .. })), "{ran:?}");
+    match refused {
+        Err(e @ PluginError::NoInstance { .. }) => {
+            assert!(!e.is_fault());
+            assert!(e.to_string().contains("max_instances = 2"), "{e}");
+            assert!(DeliveryError::from(e).is_retryable());
+        }
+        other => panic!("{other:?}"),
+    }
+    if matches!(second, Err(PluginError::NoInstance { .. })) {
+        assert!(
+            took < Duration::from_millis(100),
+            "refused at once: {took:?}"
+        );
+    }
+    assert!(!ok.status().quarantined);
+    assert_healthy(&ok);
+}
+
+#[test]
+fn a_full_instance_pool_is_an_instantiation_error_not_a_fault() {
+    let (host, ok, spin) = healthy_and_spinning(1);
     let start_spinner = || {
         let spin = spin.clone();
         thread::spawn(move || spin.try_deliver(&alert()))

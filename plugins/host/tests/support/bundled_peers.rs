@@ -396,7 +396,13 @@ fn load<P, E: std::fmt::Display>(
 ) -> (PluginHost, P) {
     let wasm = vigilo_plugin_build::build_guest(package)
         .unwrap_or_else(|e| panic!("building {package}: {e}"));
-    let host = PluginHost::new(PluginHostConfig::default()).unwrap();
+    // The tests' compilation cache (see `common::cache_dir`): each bundled component is
+    // compiled once across the tests, not once per test.
+    let host = PluginHost::new(PluginHostConfig {
+        cache_dir: Some(vigilo_plugin_build::guest_target_dir().join("wasmtime-cache")),
+        ..PluginHostConfig::default()
+    })
+    .unwrap();
     let mut s = PluginSettings::new(package, wasm);
     settings(&mut s);
     let plugin = load(&host, s).unwrap_or_else(|e| panic!("loading {package}: {e}"));

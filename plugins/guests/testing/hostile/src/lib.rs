@@ -9,6 +9,9 @@
 //! | `burst-then-spin` | sends `count` requests to `url` at once, waits for all, then spins |
 //! | `big-error` | fails with an error message of `mb` MiB |
 //! | `headers` | builds header maps of 8 KiB values until the host refuses, keeping them all |
+//! | `forge` | writes forged log lines (line breaks, CR, ESC sequences) through its log import, stdout and stderr, then fails with such a message |
+//! | `read-body` | GETs `url` and reads the whole response body, however slowly it comes |
+//! | `io-error` | GETs `url`, reads the body until a read fails, and fails with the host's `to-debug-string` of that error |
 
 wit_bindgen::generate!({ path: "../../../wit/0.1.0", world: "channel-plugin" });
 
@@ -76,6 +79,27 @@ impl Guest for Plugin {
                     kept.len()
                 )))
             }
+            "forge" => {
+                let forged = "benign\n2030-01-01T00:00:00Z ERROR vigilo::pipeline: FORGED-LOG-LINE\r\u{1b}[2K\u{1b}[31mred";
+                vigilo::plugin::log::log(vigilo::plugin::log::Level::Warn, forged);
+                println!("stdout {forged}");
+                eprintln!("stderr {forged}");
+                Err(DeliveryError::Permanent(format!("error {forged}")))
+            }
+            "read-body" => {
+                let body = read_body(&url)?;
+                Err(DeliveryError::Permanent(format!(
+                    "read {} bytes",
+                    body.len()
+                )))
+            }
+            "io-error" => match read_body(&url) {
+                Ok(body) => Err(DeliveryError::Permanent(format!(
+                    "the body ended cleanly after {} bytes",
+                    body.len()
+                ))),
+                Err(e) => Err(e),
+            },
             other => Err(DeliveryError::Permanent(format!("unknown mode {other:?}"))),
         }
     }
@@ -87,6 +111,33 @@ fn recurse(n: u64) -> u64 {
         return 0;
     }
     std::hint::black_box(recurse(n + 1)).wrapping_add(n)
+}
+
+/// GETs `url` and reads its body to the end; a failed read is returned with the host's
+/// `to-debug-string` of its error (what a careless guest would show).
+fn read_body(url: &str) -> Result<Vec<u8>, DeliveryError> {
+    let pending = get(url).map_err(DeliveryError::Retryable)?;
+    pending.subscribe().block();
+    let response = match pending.get() {
+        Some(Ok(Ok(r))) => r,
+        other => return Err(DeliveryError::Retryable(format!("no response: {other:?}"))),
+    };
+    let body = response
+        .consume()
+        .map_err(|()| DeliveryError::Permanent("body taken".into()))?;
+    let stream = body
+        .stream()
+        .map_err(|()| DeliveryError::Permanent("stream taken".into()))?;
+    let mut got = Vec::new();
+    loop {
+        match stream.blocking_read(64 * 1024) {
+            Ok(bytes) => got.extend_from_slice(&bytes),
+            Err(wasip2::io::streams::StreamError::Closed) => return Ok(got),
+            Err(wasip2::io::streams::StreamError::LastOperationFailed(e)) => {
+                return Err(DeliveryError::Retryable(e.to_debug_string()));
+            }
+        }
+    }
 }
 
 /// Starts a GET of `url`.
