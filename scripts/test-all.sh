@@ -18,7 +18,8 @@ step "format"
 cargo fmt --all -- --check
 cargo fmt --manifest-path plugins/guests/Cargo.toml --all -- --check
 
-step "module structure: no two files import each other"
+step "module structure: no two files or modules import each other (and the check's own tests)"
+python3 scripts/test_check_imports.py
 python3 scripts/check-imports.py
 
 step "clippy"

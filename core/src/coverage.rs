@@ -7,6 +7,7 @@
 use serde::Serialize;
 
 use crate::config::Expectation;
+use crate::eval::{EvalError, Evaluator, EvaluatorHandle};
 use crate::metrics::{Labels, Registry, SeriesReader};
 use crate::rules::Rule;
 
@@ -168,19 +169,25 @@ impl CoverageReport {
     }
 }
 
-impl crate::eval::Evaluator {
+impl Evaluator {
     /// The coverage of this evaluator's rules against `expect`; a rule counts as reported once
     /// one of its series has had a fresh sample.
     pub fn coverage(&self, expect: &[Expectation]) -> CoverageReport {
-        let rules: Vec<&Rule> = self.rules.iter().map(|b| &*b.rule).collect();
+        let rules: Vec<&Rule> = self.rules_reported().map(|(r, _)| r).collect();
         let reported: std::collections::HashSet<&str> = self
-            .rules
-            .iter()
-            .filter(|b| b.ever_reported)
-            .map(|b| b.rule.name())
+            .rules_reported()
+            .filter(|(_, reported)| *reported)
+            .map(|(r, _)| r.name())
             .collect();
         CoverageReport::compute(self.registry(), &rules, expect, |r| {
             reported.contains(r.name())
         })
+    }
+}
+
+impl EvaluatorHandle {
+    /// The coverage of the running rules against `expect` (see [`Evaluator::coverage`]).
+    pub fn coverage(&self, expect: Vec<Expectation>) -> Result<CoverageReport, EvalError> {
+        self.with(move |ev| ev.coverage(&expect))
     }
 }

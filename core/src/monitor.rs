@@ -315,7 +315,18 @@ impl MonitorBuilder {
         let p = Arc::clone(&pipeline);
         let save = Box::new(move |s| drop(p.save_slo_states(s)));
         let restored = pipeline.take_restored_slo_states()?;
-        let slo = SloRunner::for_config(&self.config, &registry, &self.clock, restored, save)?;
+        let times = (
+            self.config.evaluator.tick,
+            self.config.pipeline.store.checkpoint,
+        );
+        let slo = SloRunner::for_slos(
+            &self.config.slos,
+            times,
+            &registry,
+            &self.clock,
+            restored,
+            save,
+        )?;
         let collector = if self.host_items {
             Some(HostCollector::start(&registry, self.config.host.clone())?)
         } else {

@@ -6,7 +6,7 @@ use serde::Serialize;
 
 use crate::Severity;
 use crate::clock::Timestamp;
-use crate::eval::{Evaluator, EvaluatorStats};
+use crate::eval::{EvalError, Evaluator, EvaluatorHandle, EvaluatorStats};
 use crate::metrics::Labels;
 
 /// One item on the status board.
@@ -85,37 +85,35 @@ pub struct StatusReport {
 }
 
 impl StatusReport {
-    pub(crate) fn build(ev: &Evaluator, now: Timestamp) -> Self {
+    /// The status of every item of `ev` at `now`, worst first.
+    pub fn of(ev: &Evaluator, now: Timestamp) -> Self {
         let mut items = Vec::new();
         let mut counts = SeverityCounts::default();
-        for bound in &ev.rules {
-            let rule = &bound.rule;
+        for item in ev.items() {
+            let rule = item.rule;
             let in_schedule = rule.schedule().is_none_or(|s| s.is_active(now));
-            for item in ev.items.get(bound.span()).unwrap_or_default() {
-                let st = &item.state;
-                let threshold = rule
-                    .level(st.severity)
-                    .or_else(|| rule.levels().first())
-                    .map(|l| l.threshold);
-                let value = if st.no_data { None } else { st.value };
-                let summary =
-                    rule.render_annotation("summary", &item.labels, st.severity, value, threshold);
-                counts.add(st.severity);
-                items.push(StatusItem {
-                    rule: Arc::clone(rule.shared_name()),
-                    metric: Arc::clone(rule.shared_metric()),
-                    labels: item.labels.clone(),
-                    severity: st.severity,
-                    colour: st.severity.colour(),
-                    value,
-                    threshold,
-                    since: st.since,
-                    flapping: st.flapping,
-                    no_data: st.no_data,
-                    in_schedule,
-                    summary,
-                });
-            }
+            let threshold = rule
+                .level(item.severity)
+                .or_else(|| rule.levels().first())
+                .map(|l| l.threshold);
+            let value = if item.no_data { None } else { item.value };
+            let summary =
+                rule.render_annotation("summary", item.labels, item.severity, value, threshold);
+            counts.add(item.severity);
+            items.push(StatusItem {
+                rule: Arc::clone(rule.shared_name()),
+                metric: Arc::clone(rule.shared_metric()),
+                labels: item.labels.clone(),
+                severity: item.severity,
+                colour: item.severity.colour(),
+                value,
+                threshold,
+                since: item.since,
+                flapping: item.flapping,
+                no_data: item.no_data,
+                in_schedule,
+                summary,
+            });
         }
         items.sort_by(|a, b| {
             b.severity
@@ -142,5 +140,19 @@ impl StatusReport {
     /// The report as indented JSON.
     pub fn to_json_pretty(&self) -> String {
         serde_json::to_string_pretty(self).unwrap_or_else(|e| format!("{{\"error\":\"{e}\"}}"))
+    }
+}
+
+impl Evaluator {
+    /// The status of every item, worst first.
+    pub fn status(&self, now: Timestamp) -> StatusReport {
+        StatusReport::of(self, now)
+    }
+}
+
+impl EvaluatorHandle {
+    /// The status of every item, from the running evaluator.
+    pub fn status(&self) -> Result<StatusReport, EvalError> {
+        self.with(|ev| StatusReport::of(ev, ev.clock().now()))
     }
 }

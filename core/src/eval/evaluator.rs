@@ -546,10 +546,50 @@ impl Evaluator {
         self.finish_arming(now);
     }
 
-    /// The status of every item, worst first.
-    pub fn status(&self, now: Timestamp) -> crate::status::StatusReport {
-        crate::status::StatusReport::build(self, now)
+    /// Every item as it stands now, rule by rule, read-only (the status board and the
+    /// coverage report read them through this).
+    pub fn items(&self) -> impl Iterator<Item = ItemView<'_>> {
+        self.rules.iter().flat_map(move |bound| {
+            self.items
+                .get(bound.span())
+                .unwrap_or_default()
+                .iter()
+                .map(move |item| ItemView {
+                    rule: &bound.rule,
+                    labels: &item.labels,
+                    severity: item.state.severity,
+                    value: item.state.value,
+                    since: item.state.since,
+                    flapping: item.state.flapping,
+                    no_data: item.state.no_data,
+                })
+        })
     }
+
+    /// Each rule, and whether some series of it has had a fresh sample.
+    pub fn rules_reported(&self) -> impl Iterator<Item = (&Rule, bool)> {
+        self.rules.iter().map(|b| (&*b.rule, b.ever_reported))
+    }
+}
+
+/// One item (a rule on one series) as the evaluator holds it: read-only.
+#[derive(Debug, Clone, Copy)]
+#[non_exhaustive]
+pub struct ItemView<'a> {
+    /// Its rule.
+    pub rule: &'a Rule,
+    /// Its series' labels.
+    pub labels: &'a Labels,
+    /// Its severity now.
+    pub severity: crate::Severity,
+    /// The last value evaluated (kept while in no data).
+    pub value: Option<f64>,
+    /// When it entered its severity.
+    pub since: Timestamp,
+    /// It is flapping: changes are held until it settles.
+    pub flapping: bool,
+    /// It has had no fresh sample for its rule's no-data time.
+    pub no_data: bool,
 }
 
 /// `i` as an arena index. Saturates at `u32::MAX`, which no arena reaches: 4 billion items

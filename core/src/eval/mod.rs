@@ -19,7 +19,7 @@ mod transition;
 mod window;
 
 pub use config::EvaluatorConfig;
-pub use evaluator::{Evaluator, EvaluatorStats};
+pub use evaluator::{Evaluator, EvaluatorStats, ItemView};
 pub use persist::ItemSnapshot;
 pub use runner::EvaluatorHandle;
 pub use transition::{Told, Transition};

@@ -5,16 +5,15 @@ use std::thread::JoinHandle;
 use crossbeam_channel::{Receiver, Sender, select};
 
 use super::{EvalError, Evaluator, EvaluatorStats};
-use crate::config::Expectation;
-use crate::coverage::CoverageReport;
 use crate::rules::Rule;
-use crate::status::StatusReport;
+
+/// Work to run on the evaluator's thread, with the evaluator.
+type Job = Box<dyn FnOnce(&Evaluator) + Send>;
 
 enum Command {
-    Status(Sender<StatusReport>),
+    With(Job),
     Stats(Sender<EvaluatorStats>),
     Reload(Vec<Rule>, Sender<Result<(), EvalError>>),
-    Coverage(Vec<Expectation>, Sender<CoverageReport>),
     ItemStates(Sender<Vec<super::ItemSnapshot>>),
     Stop,
 }
@@ -64,18 +63,13 @@ fn run(mut ev: Evaluator, commands: Receiver<Command>) -> Evaluator {
                 }
             }
             recv(commands) -> command => match command {
-                Ok(Command::Status(reply)) => {
-                    let _ = reply.send(ev.status(ev.clock().now()));
-                }
+                Ok(Command::With(job)) => job(&ev),
                 Ok(Command::Stats(reply)) => {
                     let _ = reply.send(ev.stats());
                 }
                 Ok(Command::Reload(rules, reply)) => {
                     let now = ev.clock().now();
                     let _ = reply.send(ev.reload(rules, now));
-                }
-                Ok(Command::Coverage(expect, reply)) => {
-                    let _ = reply.send(ev.coverage(&expect));
                 }
                 Ok(Command::ItemStates(reply)) => {
                     let _ = reply.send(ev.item_states());
@@ -96,9 +90,18 @@ impl EvaluatorHandle {
         rx.recv().map_err(|_| EvalError::Stopped)
     }
 
-    /// The status of every item, from the running evaluator.
-    pub fn status(&self) -> Result<StatusReport, EvalError> {
-        self.ask(Command::Status)
+    /// Runs `read` on the evaluator's thread, with the evaluator as it stands between two
+    /// evaluations, and returns what it returns (the status board and the coverage report are
+    /// read this way: `status`, `coverage`).
+    pub fn with<T: Send + 'static>(
+        &self,
+        read: impl FnOnce(&Evaluator) -> T + Send + 'static,
+    ) -> Result<T, EvalError> {
+        self.ask(|tx| {
+            Command::With(Box::new(move |ev| {
+                let _ = tx.send(read(ev));
+            }))
+        })
     }
 
     /// The evaluator's work counters.
@@ -109,11 +112,6 @@ impl EvaluatorHandle {
     /// Replaces the rules (see [`Evaluator::reload`]).
     pub fn reload(&self, rules: Vec<Rule>) -> Result<(), EvalError> {
         self.ask(|tx| Command::Reload(rules, tx))?
-    }
-
-    /// The coverage of the running rules against `expect` (see [`Evaluator::coverage`]).
-    pub fn coverage(&self, expect: Vec<Expectation>) -> Result<CoverageReport, EvalError> {
-        self.ask(|tx| Command::Coverage(expect, tx))
     }
 
     /// The state of every item not at rest (see [`Evaluator::item_states`]).

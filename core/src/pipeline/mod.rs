@@ -85,11 +85,11 @@ pub(crate) use runner::Implementations;
 pub use runner::{Pipeline, PipelineBuilder, StopReport};
 pub use settings::{
     ActionConfig, AddressKind, ChannelConfig, Escalation, InhibitRule, Maintenance, NotifyConfig,
-    OutsideHours, OutsideSchedule, Person, PipelineConfig, PluginSource, RateLimit, Recovery,
-    RetryPolicy, Route, Selector, StoreConfig, Window,
+    OnCorrupt, OutsideHours, OutsideSchedule, Person, PipelineConfig, PluginSource, RateLimit,
+    Recovery, RetryPolicy, Route, Selector, StoreConfig, Window,
 };
 pub use silence::{Silence, SilenceId, SilenceRequest};
-pub use sqlite::{OnCorrupt, SCHEMA_VERSION, SqliteStore};
+pub use sqlite::{SCHEMA_VERSION, SqliteStore};
 pub use stats::PipelineStats;
 pub use store::{Store, StoreChange, StoreError, StoredState};
 

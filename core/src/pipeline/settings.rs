@@ -453,6 +453,17 @@ impl Default for NotifyConfig {
     }
 }
 
+/// What to do when the database file is damaged.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum OnCorrupt {
+    /// Refuse to start, naming the file (default): nothing is lost, an operator decides.
+    #[default]
+    Refuse,
+    /// Move the damaged file aside (`<name>.corrupt-<unix seconds>`) and start with a new one.
+    Recreate,
+}
+
 /// Where the pipeline keeps its state (`[store]`).
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -462,7 +473,7 @@ pub struct StoreConfig {
     pub path: Option<PathBuf>,
     /// What to do with a damaged file: `refuse` to start (default) or `recreate` (the damaged
     /// file is kept beside, renamed).
-    pub on_corrupt: super::OnCorrupt,
+    pub on_corrupt: OnCorrupt,
     /// How often the evaluator's item states (holds in progress, occurrence counts) are saved
     /// (default 5 s); a crash loses at most this much of their progress.
     #[serde(with = "crate::duration::serde_duration")]
@@ -482,7 +493,7 @@ impl Default for StoreConfig {
     fn default() -> Self {
         StoreConfig {
             path: None,
-            on_corrupt: super::OnCorrupt::default(),
+            on_corrupt: OnCorrupt::default(),
             checkpoint: Duration::from_secs(5),
             restore_grace: Duration::from_secs(60),
             hold_limit: 1000,

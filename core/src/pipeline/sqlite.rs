@@ -25,6 +25,7 @@ use super::event::{Event, HistoryQuery};
 use super::incident::Incident;
 use super::notification::Notification;
 use super::request::StoreRequest;
+use super::settings::OnCorrupt;
 use super::silence::Silence;
 use super::store::{Store, StoreChange, StoreError, StoredState};
 use crate::clock::Timestamp;
@@ -58,17 +59,6 @@ const MIGRATIONS: &[&str] = &[
     // 1 → 2
     "CREATE TABLE slo_states (name TEXT PRIMARY KEY, data TEXT NOT NULL);",
 ];
-
-/// What to do when the database file is damaged.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum OnCorrupt {
-    /// Refuse to start, naming the file (default): nothing is lost, an operator decides.
-    #[default]
-    Refuse,
-    /// Move the damaged file aside (`<name>.corrupt-<unix seconds>`) and start with a new one.
-    Recreate,
-}
 
 /// A SQLite database holding the pipeline's state.
 pub struct SqliteStore {

@@ -368,21 +368,28 @@ fn reaches(rate: f64, factor: f64) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::Config;
+    use crate::slo::{Selector, SloSource, SloWindow, default_alerts};
 
     #[test]
     fn the_rings_are_as_long_as_the_docs_say() {
-        let config: Config = r#"
-            [[slo]]
-            name = "a"
-            objective = 0.999
-            window = "28d"
-            bad = { metric = "errors_total" }
-            total = { metric = "requests_total" }
-        "#
-        .parse()
-        .unwrap_or_else(|e| panic!("{e}"));
-        let engine = SloEngine::new(Registry::new(), config.slos).unwrap_or_else(|e| panic!("{e}"));
+        let slo = Slo {
+            name: "a".into(),
+            objective: 0.999,
+            window: SloWindow::Rolling(std::time::Duration::from_secs(28 * 86_400)),
+            source: SloSource::Bad {
+                bad: Selector {
+                    metric: "errors_total".into(),
+                    select: Vec::new(),
+                },
+                total: Selector {
+                    metric: "requests_total".into(),
+                    select: Vec::new(),
+                },
+            },
+            labels: Default::default(),
+            alerts: default_alerts(),
+        };
+        let engine = SloEngine::new(Registry::new(), vec![slo]).unwrap_or_else(|e| panic!("{e}"));
         let s = &engine.states[0];
         let bytes = |r: &Ring| r.slot_count() * std::mem::size_of::<(u64, u64)>();
         assert_eq!((s.fine.slot_count(), s.coarse.slot_count()), (360, 2689));

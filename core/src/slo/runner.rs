@@ -72,21 +72,21 @@ impl SloRunner {
         })
     }
 
-    /// The runner for `config`'s SLOs (none without any), their rings restored from
-    /// `restored`, ticking every `[evaluator] tick` and saving every `[store] checkpoint`.
-    pub(crate) fn for_config(
-        config: &crate::config::Config,
+    /// The runner for the SLOs `slos` (none without any), their rings restored from `restored`,
+    /// ticking every `tick` and saving every `checkpoint`.
+    pub(crate) fn for_slos(
+        slos: &[super::Slo],
+        (tick, checkpoint): (Duration, Duration),
         registry: &crate::metrics::Registry,
         clock: &Arc<dyn Clock>,
         restored: Vec<SloSnapshot>,
         save: Save,
     ) -> Result<Option<SloRunner>, SloError> {
-        if config.slos.is_empty() {
+        if slos.is_empty() {
             return Ok(None);
         }
-        let mut engine = SloEngine::new(registry.clone(), config.slos.clone())?;
+        let mut engine = SloEngine::new(registry.clone(), slos.to_vec())?;
         engine.restore(restored);
-        let (tick, checkpoint) = (config.evaluator.tick, config.pipeline.store.checkpoint);
         SloRunner::start(engine, Arc::clone(clock), tick, checkpoint, save)
             .map(Some)
             .map_err(|e| SloError::Spawn(e.to_string()))

@@ -43,7 +43,7 @@ use sha2::{Digest, Sha256};
 use wasmtime::Engine;
 use wasmtime::component::Component;
 
-use crate::host::PluginHostError;
+use crate::PluginHostError;
 use crate::state::LOG_TARGET;
 
 /// The key file's name inside the cache directory.

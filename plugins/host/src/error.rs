@@ -304,3 +304,27 @@ mod tests {
         );
     }
 }
+
+/// Why a host could not be created.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum PluginHostError {
+    /// Wasmtime refused the engine configuration (or the machine cannot reserve the pool).
+    #[error("cannot create the wasmtime engine: {0}")]
+    Engine(String),
+    /// The epoch ticker thread could not be started.
+    #[error("cannot start the epoch ticker thread: {0}")]
+    Ticker(std::io::Error),
+    /// The runtime that drives calls could not be started.
+    #[error("cannot start the plugin runtime: {0}")]
+    Runtime(std::io::Error),
+    /// The compilation cache directory (`[plugins] cache_dir`) is unsafe or unusable: writable
+    /// by other users, owned by another user, or its key file readable by others.
+    #[error("[plugins] cache_dir {}: {message}", path.display())]
+    Cache {
+        /// The directory.
+        path: PathBuf,
+        /// What is wrong, and what to do about it.
+        message: String,
+    },
+}

@@ -25,8 +25,8 @@ pub(crate) fn add(linker: &mut Linker<HostState>) -> wasmtime::Result<()> {
         TO_DEBUG_STRING,
         |mut cx, (err,): (Resource<wasmtime::Error>,)| {
             let state: &mut HostState = cx.data_mut();
-            let text = state.io_error_text(&err)?;
-            Ok((text,))
+            let e = state.resource_table().get(&err)?;
+            Ok((text(e),))
         },
     )?;
     linker.allow_shadowing(false);

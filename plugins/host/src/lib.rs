@@ -92,8 +92,8 @@ use std::fmt;
 
 pub use audit::{AuditOutcome, AuditRecord};
 pub use cache::CacheStats;
-pub use error::{LoadError, PluginError};
-pub use host::{PluginHost, PluginHostError};
+pub use error::{LoadError, PluginError, PluginHostError};
+pub use host::PluginHost;
 pub use http::HTTP_LOG_TARGET;
 pub use loader::{BundledResolver, WasmLoader, bundled_file, loader, monitor, start};
 pub use plugin::{ActionPlugin, ChannelPlugin, PluginStatus};

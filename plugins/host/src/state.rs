@@ -261,12 +261,9 @@ impl HostState {
         r
     }
 
-    /// What the guest is told of the host error behind `err` (see `io_error.rs`).
-    pub(crate) fn io_error_text(
-        &self,
-        err: &wasmtime::component::Resource<wasmtime::Error>,
-    ) -> wasmtime::Result<String> {
-        Ok(crate::io_error::text(self.table.get(err)?))
+    /// The call's resources (what `io_error.rs` looks an error up in).
+    pub(crate) fn resource_table(&self) -> &wasmtime::component::ResourceTable {
+        &self.table
     }
 
     /// The first capability refused during the call, if any.
