@@ -543,7 +543,7 @@ impl Store for SqliteStore {
         let mut newest = None;
         let bump = |tx: &rusqlite::Transaction<'_>, name: &str, v: u64| {
             exec(
-                &tx,
+                tx,
                 "INSERT INTO counters (name, value) VALUES (?1, ?2)
                  ON CONFLICT(name) DO UPDATE SET value = MAX(value, excluded.value)",
                 params![name, i64::try_from(v).unwrap_or(i64::MAX)],
