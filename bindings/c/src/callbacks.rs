@@ -2,24 +2,29 @@
 //! decision of the pipeline) and channels implemented in C.
 //!
 //! Each event subscription has its own thread, so events reach a callback in order and a slow
-//! callback holds only its own thread. A C channel's `deliver` runs on the pipeline's delivery
-//! threads for that channel. While vigilo runs a callback, the thread is marked, so that a
-//! callback destroying its own monitor (which would wait for itself) is refused instead.
+//! callback holds only its own thread. A C channel's `deliver` is called for the pipeline's
+//! delivery threads for that channel. Either way the C function itself runs on a runner
+//! thread ([`crate::runner`]), marked while it runs, so that a callback destroying its own
+//! monitor (which would wait for itself) is refused instead, and a callback that ends its
+//! thread (`pthread_exit`) ends only that runner.
 
-use std::cell::Cell;
 use std::ffi::{CString, c_char, c_int, c_void};
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::thread::JoinHandle;
+
+use parking_lot::Mutex;
 
 use crossbeam_channel::{Receiver, Sender, select};
 use vigilo::alert::{Alert, AlertStatus, Channel, DeliveryError};
 use vigilo::pipeline::Event;
 
+use crate::runner::{Call, DeliverFn, EventFn, Gone, Runner};
 use crate::strings::{c_string, vigilo_label};
 
 /// Frees the user data given with a callback, once no call of the callback can run any more.
+/// It must return (not end its thread or `longjmp` out).
 #[allow(non_camel_case_types)]
-pub type vigilo_free_fn = Option<unsafe extern "C" fn(user_data: *mut c_void)>;
+pub type vigilo_free_fn = Option<unsafe extern "C-unwind" fn(user_data: *mut c_void)>;
 
 /// What the pipeline decided or observed: the `kind` names it (`"transition"`, `"delivered"`,
 /// `"failed"`, `"action_finished"` …, the same names as in the history), the other fields are
@@ -53,10 +58,10 @@ pub struct vigilo_event {
     pub json: *const c_char,
 }
 
-/// Receives each event of a monitor, on a thread of its own, in order.
+/// Receives each event of a monitor, on a thread of vigilo's, in order.
 #[allow(non_camel_case_types)]
 pub type vigilo_event_callback =
-    Option<unsafe extern "C" fn(user_data: *mut c_void, event: *const vigilo_event)>;
+    Option<unsafe extern "C-unwind" fn(user_data: *mut c_void, event: *const vigilo_event)>;
 
 /// An alert as a C channel receives it. Every pointer is valid only during the call.
 #[repr(C)]
@@ -122,7 +127,7 @@ pub const VIGILO_MESSAGE_CAPACITY: usize = 1024;
 /// NUL-terminated reason into `message` (room for `message_capacity` bytes).
 #[allow(non_camel_case_types)]
 pub type vigilo_deliver_fn = Option<
-    unsafe extern "C" fn(
+    unsafe extern "C-unwind" fn(
         user_data: *mut c_void,
         alert: *const vigilo_alert,
         message: *mut c_char,
@@ -153,27 +158,11 @@ impl Drop for Owned {
         if let Some(free) = self.free {
             let data = self.data.0;
             // SAFETY: the caller gave `free` for `data`; it runs once, after the last callback.
-            let _ = catch_unwind(AssertUnwindSafe(|| unsafe { free(data) }));
+            // Not inside `catch_unwind`: a C function cannot panic, and a forced unwind must
+            // not be caught (the header says `free_user_data` must return).
+            unsafe { free(data) };
         }
     }
-}
-
-thread_local! {
-    /// The monitor whose callback this thread is running now (0: none).
-    static IN_CALLBACK: Cell<usize> = const { Cell::new(0) };
-}
-
-/// True if the calling thread is inside a callback of monitor `token`.
-pub(crate) fn inside_callback_of(token: usize) -> bool {
-    IN_CALLBACK.try_with(Cell::get).is_ok_and(|t| t == token)
-}
-
-/// Marks the thread as running a callback of `token` while `f` runs.
-fn in_callback<R>(token: usize, f: impl FnOnce() -> R) -> R {
-    let before = IN_CALLBACK.try_with(|c| c.replace(token)).unwrap_or(0);
-    let result = f();
-    let _ = IN_CALLBACK.try_with(|c| c.set(before));
-    result
 }
 
 fn opt(s: &Option<CString>) -> *const c_char {
@@ -190,24 +179,37 @@ impl Subscription {
     pub(crate) fn start(
         token: usize,
         events: Receiver<Event>,
-        callback: unsafe extern "C" fn(*mut c_void, *const vigilo_event),
+        callback: EventFn,
         user: Owned,
     ) -> std::io::Result<Subscription> {
         let (stop, stopped) = crossbeam_channel::bounded::<()>(1);
+        let mut runner = Some(Runner::spawn()?);
         let thread = std::thread::Builder::new()
             .name("vigilo-c-events".into())
             .spawn(move || {
-                // `user` moves here and drops (its free function runs) when the loop ends.
+                // `user` moves here and drops (its free function runs) when the loop ends,
+                // after the runner (the callback's thread) has ended.
                 let user = user;
                 loop {
                     let event = select! {
                         recv(events) -> e => match e { Ok(e) => e, Err(_) => break },
                         recv(stopped) -> _ => break,
                     };
-                    let _ = catch_unwind(AssertUnwindSafe(|| {
-                        deliver_event(token, &event, callback, user.data);
+                    // A callback that ended its thread ended only its runner: the next event
+                    // gets a new one.
+                    let Some(r) = runner.take().or_else(|| Runner::spawn().ok()) else {
+                        break;
+                    };
+                    // Rust code only (the C call runs on the runner): a panic in it is a bug,
+                    // which loses this event rather than the subscription.
+                    let ran = catch_unwind(AssertUnwindSafe(|| {
+                        deliver_event(token, &event, callback, user.data, &r)
                     }));
+                    if matches!(ran, Ok(Ok(()))) {
+                        runner = Some(r);
+                    }
                 }
+                drop(runner);
             })?;
         Ok(Subscription {
             stop,
@@ -234,12 +236,14 @@ impl Drop for Subscription {
     }
 }
 
+/// Calls `callback` with `event` on `runner`; `Err(Gone)` if the callback ended the thread.
 fn deliver_event(
     token: usize,
     event: &Event,
-    callback: unsafe extern "C" fn(*mut c_void, *const vigilo_event),
+    callback: EventFn,
     user: UserData,
-) {
+    runner: &Runner,
+) -> Result<(), Gone> {
     let json = serde_json::to_string(event).unwrap_or_default();
     let kind = serde_json::to_value(event.kind)
         .ok()
@@ -270,20 +274,51 @@ fn deliver_event(
         detail: detail.as_ptr(),
         json: json.as_ptr(),
     };
-    in_callback(token, || {
-        // SAFETY: the caller registered `callback` for `user`; `view` and the strings it points
-        // to live until it returns.
-        unsafe { callback(user.0, &view) }
-    });
+    let call = Call::Event {
+        callback,
+        user: user.0,
+        event: &view,
+    };
+    // SAFETY: the caller registered `callback` for `user`; `view` and the strings it points to
+    // live until `run` returns.
+    unsafe { runner.run(token, call) }.map(|_| ())
 }
 
 /// A channel implemented in C.
 pub(crate) struct CChannel {
     pub(crate) name: String,
-    pub(crate) deliver:
-        unsafe extern "C" fn(*mut c_void, *const vigilo_alert, *mut c_char, usize) -> c_int,
+    pub(crate) deliver: DeliverFn,
+    /// Idle runner threads (one per delivery running at once, kept for the next ones). Before
+    /// `user`: fields drop in order, so the threads end before the user data is freed.
+    pub(crate) runners: Mutex<Vec<Runner>>,
     pub(crate) user: Owned,
     pub(crate) token: usize,
+}
+
+impl CChannel {
+    /// Runs `call` on an idle runner (or a new one); the runner goes back to the idle ones
+    /// unless the callback ended its thread.
+    fn run(&self, call: Call) -> Result<c_int, DeliveryError> {
+        let idle = self.runners.lock().pop();
+        let runner = match idle {
+            Some(r) => r,
+            None => Runner::spawn().map_err(|e| {
+                DeliveryError::Retryable(format!("cannot start a thread for the C channel: {e}"))
+            })?,
+        };
+        // SAFETY: `deliver` was registered for this user data; the caller keeps the alert's
+        // view and the message buffer alive until this returns.
+        match unsafe { runner.run(self.token, call) } {
+            Ok(outcome) => {
+                self.runners.lock().push(runner);
+                Ok(outcome)
+            }
+            Err(Gone) => Err(DeliveryError::Retryable(
+                "the C channel's deliver ended its thread (pthread_exit) instead of returning"
+                    .to_owned(),
+            )),
+        }
+    }
 }
 
 impl Channel for CChannel {
@@ -361,11 +396,14 @@ impl Channel for CChannel {
             json: json.as_ptr(),
         };
         let mut message = vec![0 as c_char; VIGILO_MESSAGE_CAPACITY];
-        let outcome = in_callback(self.token, || {
-            // SAFETY: the caller registered `deliver` for this user data; `view`, the strings
-            // and arrays it points to and `message` live until it returns.
-            unsafe { (self.deliver)(self.user.data.0, &view, message.as_mut_ptr(), message.len()) }
-        });
+        // `view`, the strings and arrays it points to and `message` live until `run` returns.
+        let outcome = self.run(Call::Deliver {
+            deliver: self.deliver,
+            user: self.user.data.0,
+            alert: &view,
+            message: message.as_mut_ptr(),
+            capacity: message.len(),
+        })?;
         // Whatever the callback wrote, the last byte ends the string.
         if let Some(last) = message.last_mut() {
             *last = 0;
