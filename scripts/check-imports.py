@@ -10,7 +10,7 @@ import re
 import sys
 from pathlib import Path
 
-CRATES = ["core/src", "plugins/host/src", "plugins/build/src", "benches/src",
+CRATES = ["core/src", "bindings/c/src", "plugins/host/src", "plugins/build/src", "benches/src",
           "examples/host-agent/src", "examples/service/src"]
 
 

@@ -22,8 +22,8 @@
  *  - What a callback may do: return. It must not longjmp out of the call nor throw a C++
  *    exception through it (the process terminates). If it ends its thread (pthread_exit, or
  *    an interpreter ending its threads at exit), only that thread ends and nothing catches
- *    the unwind: the next call of an event callback runs on a new thread, a deliver that ends
- *    its thread counts as a retryable failure. free_user_data must return.
+ *    the unwind; that callback is not called again (a deliver that ended its thread counts
+ *    as a permanent failure, then and for the channel's later alerts). free_user_data must return.
  *  - Lifetimes: when vigilo_monitor_stop or vigilo_monitor_free returns, no callback of that
  *    monitor runs or will run again, and every free_user_data given to it has been called:
  *    the caller may free what the callbacks use and unload their code. Both wait for the
@@ -68,6 +68,11 @@
 #define VIGILO_MAX_MILLIS 316224000000
 
 /**
+ * The most a last-error message holds, in bytes (longer ones keep their start and end).
+ */
+#define VIGILO_ERROR_MAX 4096
+
+/**
  * `deliver` return value: delivered.
  */
 #define VIGILO_DELIVERED 0
@@ -86,11 +91,6 @@
  * Room for the message a failing `deliver` writes into `message` (NUL included).
  */
 #define VIGILO_MESSAGE_CAPACITY 1024
-
-/**
- * The most a last-error message holds, in bytes (longer ones keep their start and end).
- */
-#define VIGILO_ERROR_MAX 4096
 
 /**
  * What a fallible function of the API returns. On anything but `VIGILO_STATUS_OK`,

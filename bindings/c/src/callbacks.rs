@@ -18,122 +18,12 @@ use crossbeam_channel::{Receiver, Sender, select};
 use vigilo::alert::{Alert, AlertStatus, Channel, DeliveryError};
 use vigilo::pipeline::Event;
 
-use crate::runner::{Call, DeliverFn, EventFn, Gone, Runner};
+use crate::runner::{Call, Gone, Runner};
 use crate::strings::{c_string, vigilo_label};
-
-/// Frees the user data given with a callback, once no call of the callback can run any more.
-/// It must return (not end its thread or `longjmp` out).
-#[allow(non_camel_case_types)]
-pub type vigilo_free_fn = Option<unsafe extern "C-unwind" fn(user_data: *mut c_void)>;
-
-/// What the pipeline decided or observed: the `kind` names it (`"transition"`, `"delivered"`,
-/// `"failed"`, `"action_finished"` …, the same names as in the history), the other fields are
-/// NULL (or 0) when they do not apply. Every pointer is valid only during the callback.
-#[repr(C)]
-#[allow(non_camel_case_types)]
-pub struct vigilo_event {
-    /// The event's kind, snake_case.
-    pub kind: *const c_char,
-    /// Increasing number within the monitor's history.
-    pub seq: u64,
-    /// When, in nanoseconds since the Unix epoch.
-    pub at_unix_nanos: i64,
-    /// The incident concerned, or 0.
-    pub incident: u64,
-    /// The rule, or NULL.
-    pub rule: *const c_char,
-    /// The item (`rule{labels}`), or NULL.
-    pub item: *const c_char,
-    /// The severity concerned (`"warning"` …), or NULL.
-    pub severity: *const c_char,
-    /// The route, or NULL.
-    pub route: *const c_char,
-    /// The channel, or NULL.
-    pub channel: *const c_char,
-    /// The action, or NULL.
-    pub action: *const c_char,
-    /// Human-readable detail (an error, a reason, a summary); never NULL.
-    pub detail: *const c_char,
-    /// The whole event as JSON; never NULL.
-    pub json: *const c_char,
-}
-
-/// Receives each event of a monitor, on a thread of vigilo's, in order.
-#[allow(non_camel_case_types)]
-pub type vigilo_event_callback =
-    Option<unsafe extern "C-unwind" fn(user_data: *mut c_void, event: *const vigilo_event)>;
-
-/// An alert as a C channel receives it. Every pointer is valid only during the call.
-#[repr(C)]
-#[allow(non_camel_case_types)]
-pub struct vigilo_alert {
-    /// The rule's name.
-    pub rule: *const c_char,
-    /// The metric watched.
-    pub metric: *const c_char,
-    /// The severity now (`"normal"` when resolved).
-    pub severity: *const c_char,
-    /// The severity before; for a resolve, the severity it resolved from.
-    pub previous: *const c_char,
-    /// The highest severity the item's problem reached.
-    pub peak: *const c_char,
-    /// `"firing"` or `"resolved"`.
-    pub status: *const c_char,
-    /// Whether `value` holds the value that decided it.
-    pub has_value: bool,
-    /// The value, when `has_value`.
-    pub value: f64,
-    /// Whether `threshold` holds the threshold crossed.
-    pub has_threshold: bool,
-    /// The threshold, when `has_threshold`.
-    pub threshold: f64,
-    /// When the item entered its previous state, in nanoseconds since the Unix epoch.
-    pub since_unix_nanos: i64,
-    /// When this change happened, in nanoseconds since the Unix epoch.
-    pub at_unix_nanos: i64,
-    /// The pipeline's incident, or 0 (a digest of several items).
-    pub incident: u64,
-    /// Stable per item and change: deliver each key once.
-    pub idempotency_key: *const c_char,
-    /// Stable per item (empty for a digest).
-    pub fingerprint: *const c_char,
-    /// Item and rule labels, merged.
-    pub labels: *const vigilo_label,
-    /// How many labels.
-    pub labels_len: usize,
-    /// Summary, description, runbook … (name → text).
-    pub annotations: *const vigilo_label,
-    /// How many annotations.
-    pub annotations_len: usize,
-    /// Who should be told.
-    pub recipients: *const *const c_char,
-    /// How many recipients.
-    pub recipients_len: usize,
-    /// The whole alert as JSON.
-    pub json: *const c_char,
-}
-
-/// `deliver` return value: delivered.
-pub const VIGILO_DELIVERED: c_int = 0;
-/// `deliver` return value: failed for now, retry with backoff (a timeout, a 5xx).
-pub const VIGILO_DELIVERY_RETRYABLE: c_int = 1;
-/// `deliver` return value: will never succeed, do not retry (bad address, 4xx).
-pub const VIGILO_DELIVERY_PERMANENT: c_int = 2;
-/// Room for the message a failing `deliver` writes into `message` (NUL included).
-pub const VIGILO_MESSAGE_CAPACITY: usize = 1024;
-
-/// Delivers one alert for a channel implemented in C. Returns [`VIGILO_DELIVERED`],
-/// [`VIGILO_DELIVERY_RETRYABLE`] or [`VIGILO_DELIVERY_PERMANENT`]; on failure it may write a
-/// NUL-terminated reason into `message` (room for `message_capacity` bytes).
-#[allow(non_camel_case_types)]
-pub type vigilo_deliver_fn = Option<
-    unsafe extern "C-unwind" fn(
-        user_data: *mut c_void,
-        alert: *const vigilo_alert,
-        message: *mut c_char,
-        message_capacity: usize,
-    ) -> c_int,
->;
+use crate::views::{
+    DeliverFn, EventFn, VIGILO_DELIVERED, VIGILO_DELIVERY_PERMANENT, VIGILO_DELIVERY_RETRYABLE,
+    VIGILO_MESSAGE_CAPACITY, vigilo_alert, vigilo_event, vigilo_free_fn,
+};
 
 /// The caller's user data: the API's contract makes the caller responsible for it being usable
 /// from the threads that run the callbacks.
@@ -183,7 +73,7 @@ impl Subscription {
         user: Owned,
     ) -> std::io::Result<Subscription> {
         let (stop, stopped) = crossbeam_channel::bounded::<()>(1);
-        let mut runner = Some(Runner::spawn()?);
+        let runner = Runner::spawn()?;
         let thread = std::thread::Builder::new()
             .name("vigilo-c-events".into())
             .spawn(move || {
@@ -195,18 +85,15 @@ impl Subscription {
                         recv(events) -> e => match e { Ok(e) => e, Err(_) => break },
                         recv(stopped) -> _ => break,
                     };
-                    // A callback that ended its thread ended only its runner: the next event
-                    // gets a new one.
-                    let Some(r) = runner.take().or_else(|| Runner::spawn().ok()) else {
-                        break;
-                    };
                     // Rust code only (the C call runs on the runner): a panic in it is a bug,
                     // which loses this event rather than the subscription.
                     let ran = catch_unwind(AssertUnwindSafe(|| {
-                        deliver_event(token, &event, callback, user.data, &r)
+                        deliver_event(token, &event, callback, user.data, &runner)
                     }));
-                    if matches!(ran, Ok(Ok(()))) {
-                        runner = Some(r);
+                    // A callback that ended its thread (pthread_exit, an interpreter ending its
+                    // threads at exit) is not called again: the subscription ends here.
+                    if matches!(ran, Ok(Err(Gone))) {
+                        break;
                     }
                 }
                 drop(runner);
@@ -284,6 +171,9 @@ fn deliver_event(
     unsafe { runner.run(token, call) }.map(|_| ())
 }
 
+/// Why a C channel is not called any more.
+const ENDED: &str = "the C channel's deliver ended its thread (pthread_exit) instead of returning: not called again";
+
 /// A channel implemented in C.
 pub(crate) struct CChannel {
     pub(crate) name: String,
@@ -291,6 +181,8 @@ pub(crate) struct CChannel {
     /// Idle runner threads (one per delivery running at once, kept for the next ones). Before
     /// `user`: fields drop in order, so the threads end before the user data is freed.
     pub(crate) runners: Mutex<Vec<Runner>>,
+    /// Set once a `deliver` ended its thread: it is not called again.
+    pub(crate) ended: std::sync::atomic::AtomicBool,
     pub(crate) user: Owned,
     pub(crate) token: usize,
 }
@@ -299,6 +191,10 @@ impl CChannel {
     /// Runs `call` on an idle runner (or a new one); the runner goes back to the idle ones
     /// unless the callback ended its thread.
     fn run(&self, call: Call) -> Result<c_int, DeliveryError> {
+        // Relaxed: a flag with nothing to publish; a call racing the first end is still made.
+        if self.ended.load(std::sync::atomic::Ordering::Relaxed) {
+            return Err(DeliveryError::Permanent(ENDED.to_owned()));
+        }
         let idle = self.runners.lock().pop();
         let runner = match idle {
             Some(r) => r,
@@ -313,10 +209,11 @@ impl CChannel {
                 self.runners.lock().push(runner);
                 Ok(outcome)
             }
-            Err(Gone) => Err(DeliveryError::Retryable(
-                "the C channel's deliver ended its thread (pthread_exit) instead of returning"
-                    .to_owned(),
-            )),
+            Err(Gone) => {
+                // Relaxed: as above.
+                self.ended.store(true, std::sync::atomic::Ordering::Relaxed);
+                Err(DeliveryError::Permanent(ENDED.to_owned()))
+            }
         }
     }
 }

@@ -24,18 +24,19 @@ mod monitor;
 mod queries;
 mod runner;
 mod strings;
+mod views;
 
 pub use args::VIGILO_MAX_MILLIS;
-pub use callbacks::{
-    VIGILO_DELIVERED, VIGILO_DELIVERY_PERMANENT, VIGILO_DELIVERY_RETRYABLE,
-    VIGILO_MESSAGE_CAPACITY, vigilo_alert, vigilo_deliver_fn, vigilo_event, vigilo_event_callback,
-    vigilo_free_fn,
-};
 pub use error::{VIGILO_ERROR_MAX, vigilo_last_error, vigilo_status, vigilo_status_name};
 pub use metrics::*;
 pub use monitor::*;
 pub use queries::*;
 pub use strings::{vigilo_label, vigilo_string_free};
+pub use views::{
+    VIGILO_DELIVERED, VIGILO_DELIVERY_PERMANENT, VIGILO_DELIVERY_RETRYABLE,
+    VIGILO_MESSAGE_CAPACITY, vigilo_alert, vigilo_deliver_fn, vigilo_event, vigilo_event_callback,
+    vigilo_free_fn,
+};
 
 use std::ffi::c_char;
 

@@ -18,13 +18,11 @@ use vigilo::monitor::{Monitor, MonitorError};
 use vigilo::pipeline::{PipelineError, PluginSource};
 
 use crate::args::{millis, non_null};
-use crate::callbacks::{
-    CChannel, Owned, Subscription, UserData, vigilo_deliver_fn, vigilo_event_callback,
-    vigilo_free_fn,
-};
+use crate::callbacks::{CChannel, Owned, Subscription, UserData};
 use crate::error::{Failure, fail, guard, vigilo_status};
-use crate::runner::{EventFn, inside_callback_of};
+use crate::runner::inside_callback_of;
 use crate::strings::{c_str, c_text};
+use crate::views::{EventFn, vigilo_deliver_fn, vigilo_event_callback, vigilo_free_fn};
 
 /// A monitor: registry, host items, evaluator, alert pipeline, channels and actions, from one
 /// TOML configuration. Opaque.
@@ -265,6 +263,7 @@ pub unsafe extern "C" fn vigilo_monitor_add_channel(
             name,
             deliver,
             runners: parking_lot::Mutex::new(Vec::new()),
+            ended: std::sync::atomic::AtomicBool::new(false),
             user,
             token: token(monitor),
         }));
@@ -364,7 +363,7 @@ pub unsafe extern "C" fn vigilo_monitor_start(monitor: *mut vigilo_monitor) -> v
             .any(|s| *s != PluginSource::Native);
         // The plugin host (wasmtime) is only started when a plugin is configured.
         let mut builder = if plugins {
-            vigilo_plugin_host::monitor(config).map_err(monitor_failure)?
+            with_plugins(config)?
         } else {
             Monitor::builder(config)
         };
@@ -387,6 +386,18 @@ pub unsafe extern "C" fn vigilo_monitor_start(monitor: *mut vigilo_monitor) -> v
         };
         Ok(())
     })
+}
+
+/// A builder whose plugins the Wasm plugin host loads.
+#[cfg(feature = "plugins")]
+fn with_plugins(config: Config) -> Result<vigilo::monitor::MonitorBuilder, Failure> {
+    vigilo_plugin_host::monitor(config).map_err(monitor_failure)
+}
+
+/// Built without the plugin host: the start refuses the plugins (no loader).
+#[cfg(not(feature = "plugins"))]
+fn with_plugins(config: Config) -> Result<vigilo::monitor::MonitorBuilder, Failure> {
+    Ok(Monitor::builder(config))
 }
 
 /// Stops a running monitor: the host collector and the evaluator (judging what was recorded up

@@ -18,13 +18,7 @@ use std::sync::Arc;
 
 use parking_lot::{Condvar, Mutex};
 
-use crate::callbacks::{vigilo_alert, vigilo_event};
-
-/// An event callback, as the caller gave it.
-pub(crate) type EventFn = unsafe extern "C-unwind" fn(*mut c_void, *const vigilo_event);
-/// A C channel's deliver function, as the caller gave it.
-pub(crate) type DeliverFn =
-    unsafe extern "C-unwind" fn(*mut c_void, *const vigilo_alert, *mut c_char, usize) -> c_int;
+use crate::views::{DeliverFn, EventFn, vigilo_alert, vigilo_event};
 
 /// One call into C, with its arguments (every pointer valid until the call returns: the caller
 /// of [`Runner::run`] keeps them alive while it waits).

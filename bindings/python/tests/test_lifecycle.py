@@ -157,15 +157,27 @@ print("leaving", flush=True)
 
 
 def test_exiting_without_the_orderly_close_does_not_abort():
-    # Without the exit handler, interpreter finalisation ends the thread that waits to run the
-    # callback (a forced unwind): the process must still exit cleanly.
-    child = run_child(CHILD_HEAD + """
+    # Without the exit handler, interpreter finalisation ends the threads that wait to run a
+    # callback (a forced unwind): with events and deliveries flowing all the time, some do.
+    # The process must still exit cleanly.
+    child = run_child(CHILD_HEAD.replace('tick = "50ms"', 'tick = "10ms"') + """
 import atexit
-atexit.unregister(vigilo._close_at_exit)
-m = vigilo.Monitor(SLOW, channels={"slow": slow})
+if hasattr(vigilo, "_close_at_exit"):
+    atexit.unregister(vigilo._close_at_exit)
+def quick(alert):
+    started.set()
+    time.sleep(0.01)
+m = vigilo.Monitor(SLOW, channels={"slow": quick}, on_event=lambda e: events.append(e.kind))
 m.start()
-m.set_gauge("queue_depth", 500)
+def flap():
+    value = 0
+    while True:
+        value = 500 - value
+        m.set_gauge("queue_depth", value)
+        time.sleep(0.001)
+threading.Thread(target=flap, daemon=True).start()
 assert started.wait(10)
+time.sleep(0.2)
 print("leaving", flush=True)
 """)
     assert child.returncode == 0, (child.returncode, child.stderr)
