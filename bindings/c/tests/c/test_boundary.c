@@ -126,13 +126,21 @@ static void wait_started(slow_user *u) {
     CHECK(atomic_load(&u->started) == 1);
 }
 
-static void test_stop_waits_for_a_running_deliver(void) {
+/* A started monitor whose channel is `chan`'s and, if `ev`, whose events go to `ev`; the
+ * rule fires at once. */
+static vigilo_monitor *firing(slow_user *chan, slow_user *ev) {
     vigilo_monitor *m = new_monitor();
-    slow_user *u = calloc(1, sizeof *u);
-    u->sleep_ms = 1500;
-    OK(vigilo_monitor_add_channel(m, "slow", slow_deliver, u, slow_free));
+    OK(vigilo_monitor_add_channel(m, "slow", slow_deliver, chan, slow_free));
+    if (ev) OK(vigilo_monitor_on_event(m, slow_event, ev, slow_free));
     OK(vigilo_monitor_start(m));
     OK(vigilo_monitor_set_gauge(m, "queue_depth", NULL, 0, 500.0));
+    return m;
+}
+
+static void test_stop_waits_for_a_running_deliver(void) {
+    slow_user *u = calloc(1, sizeof *u);
+    u->sleep_ms = 1500;
+    vigilo_monitor *m = firing(u, NULL);
     wait_started(u);
     /* A 100 ms deadline: the delivery running past it is waited for all the same. */
     double t0 = now_ms();
@@ -151,14 +159,10 @@ static void *stop_now(void *m) {
 }
 
 static void test_free_racing_a_stop_waits_for_running_callbacks(void) {
-    vigilo_monitor *m = new_monitor();
     slow_user *chan = calloc(1, sizeof *chan);
     slow_user *ev = calloc(1, sizeof *ev);
     chan->sleep_ms = 1000;
-    OK(vigilo_monitor_add_channel(m, "slow", slow_deliver, chan, slow_free));
-    OK(vigilo_monitor_on_event(m, slow_event, ev, slow_free));
-    OK(vigilo_monitor_start(m));
-    OK(vigilo_monitor_set_gauge(m, "queue_depth", NULL, 0, 500.0));
+    vigilo_monitor *m = firing(chan, ev);
     wait_started(chan);
     pthread_t t;
     pthread_create(&t, NULL, stop_now, m);
@@ -187,12 +191,9 @@ static void *stop_too(void *arg) {
 }
 
 static void test_two_stops_both_wait(void) {
-    vigilo_monitor *m = new_monitor();
     slow_user *u = calloc(1, sizeof *u);
     u->sleep_ms = 800;
-    OK(vigilo_monitor_add_channel(m, "slow", slow_deliver, u, slow_free));
-    OK(vigilo_monitor_start(m));
-    OK(vigilo_monitor_set_gauge(m, "queue_depth", NULL, 0, 500.0));
+    vigilo_monitor *m = firing(u, NULL);
     wait_started(u);
     pthread_t t[2];
     stopper s[2] = {{m, u, 0}, {m, u, 0}};
@@ -263,15 +264,11 @@ static void test_a_huge_line_gives_a_short_error(void) {
 /* ---------------------------------------------------------------- 6. ending the thread */
 
 static void test_callbacks_that_end_their_thread(void) {
-    vigilo_monitor *m = new_monitor();
     slow_user *chan = calloc(1, sizeof *chan);
     slow_user *ev = calloc(1, sizeof *ev);
     atomic_store(&chan->end_thread, 1); /* the first delivery calls pthread_exit */
     atomic_store(&ev->end_thread, 1);   /* so does the first event callback */
-    OK(vigilo_monitor_add_channel(m, "slow", slow_deliver, chan, slow_free));
-    OK(vigilo_monitor_on_event(m, slow_event, ev, slow_free));
-    OK(vigilo_monitor_start(m));
-    OK(vigilo_monitor_set_gauge(m, "queue_depth", NULL, 0, 500.0));
+    vigilo_monitor *m = firing(chan, ev);
     /* The process lives on and the monitor answers; the delivery failed (not retried: the
      * channel is not called again), and so does the history say. */
     int failed = 0;
