@@ -171,11 +171,8 @@ unsafe fn finish(shared: *const Shared, result: c_int) {
 /// callback passes through it to the thread's start, which ends the thread.
 extern "C-unwind" fn runner_main(arg: *mut c_void) -> *mut c_void {
     let shared = arg.cast_const().cast::<Shared>();
-    loop {
-        // SAFETY: the owner keeps `shared` alive until it has joined this thread.
-        let Some(call) = (unsafe { next(shared) }) else {
-            break;
-        };
+    // SAFETY: the owner keeps `shared` alive until it has joined this thread.
+    while let Some(call) = unsafe { next(shared) } {
         // SAFETY: the posting thread keeps the call's pointers alive until it has the result
         // (or learnt that this thread ended).
         let result = unsafe { call.invoke() };
