@@ -672,7 +672,10 @@ impl Monitor {
 
     /// Stops the host collector and the evaluator (judging what was recorded up to now), then
     /// the pipeline: transitions already made are handled, waiting groups notify now,
-    /// deliveries get until `deadline`.
+    /// deliveries get until `deadline`; those not started by then are not started (they stay in
+    /// the outbox). A channel or action call still running at the deadline is waited for, as
+    /// long as it takes: when this returns, no channel or action of this monitor runs, and the
+    /// monitor's references to them are gone once it is dropped (which this does).
     pub fn stop(mut self, deadline: Duration) -> Result<StopReport, MonitorError> {
         self.shutdown(deadline)
     }

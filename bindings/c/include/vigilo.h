@@ -6,11 +6,31 @@
  *    matching *_free function. Freeing NULL is a no-op.
  *  - Every fallible function returns a vigilo_status; on failure vigilo_last_error() gives
  *    the message (on the calling thread, until its next failing call).
- *  - Every pointer argument is checked for NULL, every string for UTF-8. Strings are
- *    NUL-terminated, except where a length is taken (vigilo_monitor_new's TOML).
+ *  - Every pointer argument is checked for NULL before anything else is done
+ *    (VIGILO_STATUS_NULL_ARGUMENT; the message names the argument), every string for UTF-8.
+ *    Enums and flags are taken as int and checked: an unknown value is refused with
+ *    VIGILO_STATUS_INVALID_ARGUMENT (vigilo_status_name says "unknown status"). Strings are
+ *    NUL-terminated, except where a length is taken (vigilo_monitor_new's TOML). A duration
+ *    in milliseconds above VIGILO_MAX_MILLIS is taken as VIGILO_MAX_MILLIS.
+ *  - Error messages are at most VIGILO_ERROR_MAX bytes; a configuration error says
+ *    name:line:column and quotes at most a few hundred characters around the place.
  *  - No panic crosses into C: one is returned as VIGILO_STATUS_PANIC.
- *  - Every function may be called from any thread. Callbacks run on vigilo's threads and may
- *    call back into the API, except to stop or destroy their own monitor (refused).
+ *  - Threads: every function may be called from any thread. Callbacks (event callbacks, C
+ *    channels' deliver) run on threads vigilo creates for them, never on the caller's; they
+ *    may call back into the API, except to stop or destroy their own monitor (refused with
+ *    VIGILO_STATUS_STATE: that would wait for themselves).
+ *  - What a callback may do: return. It must not longjmp out of the call nor throw a C++
+ *    exception through it (the process terminates). If it ends its thread (pthread_exit, or
+ *    an interpreter ending its threads at exit), only that thread ends and nothing catches
+ *    the unwind; that callback is not called again (a deliver that ended its thread counts
+ *    as a permanent failure, then and for the channel's later alerts). free_user_data must return.
+ *  - Lifetimes: when vigilo_monitor_stop or vigilo_monitor_free returns, no callback of that
+ *    monitor runs or will run again, and every free_user_data given to it has been called:
+ *    the caller may free what the callbacks use and unload their code. Both wait for the
+ *    callbacks running now for as long as they take (a callback that never returns makes
+ *    them wait forever), and for calls other threads are making with the monitor. Do not
+ *    let two monitors' callbacks stop or destroy each other's monitor: each would wait for
+ *    the other.
  *  - Strings vigilo returns (*_json) are freed with vigilo_string_free().
  *
  * Link: pkg-config --cflags --libs vigilo (see bindings/c/README.md).
@@ -39,6 +59,18 @@
  * The patch version.
  */
 #define VIGILO_VERSION_PATCH 0
+
+/**
+ * The longest duration taken from C: 3660 days (about ten years). Longer ones are taken as this (a
+ * timeout or deadline of `UINT64_MAX` means "as long as it takes" without overflowing a
+ * clock).
+ */
+#define VIGILO_MAX_MILLIS 316224000000
+
+/**
+ * The most a last-error message holds, in bytes (longer ones keep their start and end).
+ */
+#define VIGILO_ERROR_MAX 4096
 
 /**
  * `deliver` return value: delivered.
@@ -254,6 +286,7 @@ typedef int (*vigilo_deliver_fn)(void *user_data,
 
 /**
  * Frees the user data given with a callback, once no call of the callback can run any more.
+ * It must return (not end its thread or `longjmp` out).
  */
 typedef void (*vigilo_free_fn)(void *user_data);
 
@@ -314,7 +347,7 @@ typedef struct vigilo_event {
 } vigilo_event;
 
 /**
- * Receives each event of a monitor, on a thread of its own, in order.
+ * Receives each event of a monitor, on a thread of vigilo's, in order.
  */
 typedef void (*vigilo_event_callback)(void *user_data, const struct vigilo_event *event);
 
@@ -329,7 +362,8 @@ extern "C" {
 const char *vigilo_version(void);
 
 /**
- * The message of the last failed call on the calling thread (an empty string if none failed).
+ * The message of the last failed call on the calling thread (an empty string if none failed),
+ * at most `VIGILO_ERROR_MAX` bytes.
  *
  * The string belongs to vigilo and stays valid until the next failing call on this thread;
  * copy it to keep it. Never NULL. Thread safety: each thread has its own.
@@ -337,9 +371,12 @@ const char *vigilo_version(void);
 const char *vigilo_last_error(void);
 
 /**
- * A short, static description of a status code (`"null argument"`, …). Never NULL.
+ * A short, static description of a status code (`"null argument"`, …); `"unknown status"`
+ * for a value that is not a `vigilo_status`. Never NULL.
+ *
+ * Takes an `int`, not the enum: any integer a C caller passes is defined here.
  */
-const char *vigilo_status_name(enum vigilo_status status);
+const char *vigilo_status_name(int status);
 
 /**
  * The counter `name{labels}` of the monitor's registry, created if new (before or after the
@@ -531,11 +568,11 @@ enum vigilo_status vigilo_monitor_new_from_file(const char *path, struct vigilo_
 
 /**
  * Implements the configured channel `name` (a `[[channel]]` without `plugin` or `path`) in C:
- * `deliver` is called for each alert routed to it, on the pipeline's delivery threads for that
- * channel (several at once if its `workers` allow), and may call back into this API (but not
+ * `deliver` is called for each alert routed to it, on threads vigilo starts for it (several
+ * at once if the channel's `workers` allow), and may call back into this API (but not stop or
  * destroy this monitor). `free_user_data` (may be NULL) is called once, when no `deliver` can
- * run any more; it is also called if this function fails. Only before
- * [`vigilo_monitor_start`].
+ * run any more: before [`vigilo_monitor_stop`] or [`vigilo_monitor_free`] returns; also if
+ * this function fails. Only before [`vigilo_monitor_start`].
  *
  * # Safety
  * `monitor` is a handle from `vigilo_monitor_new*`; `name` is a NUL-terminated string;
@@ -551,9 +588,10 @@ enum vigilo_status vigilo_monitor_add_channel(struct vigilo_monitor *monitor,
  * Calls `callback` for every event of the monitor: each transition from the evaluator, each
  * delivery (`"delivered"`, `"retrying"`, `"failed"`), each recovery action's outcome
  * (`"action_finished"`) and every other decision of the pipeline, in order, on a thread of its
- * own. The callback may call back into this API (but not destroy this monitor: that is
- * refused with `VIGILO_STATUS_STATE`). `free_user_data` (may be NULL) runs once after the last
- * call, when the monitor stops; also if this function fails. Before or after the start.
+ * own. The callback may call back into this API (but not stop or destroy this monitor: that
+ * is refused with `VIGILO_STATUS_STATE`). `free_user_data` (may be NULL) runs once after the
+ * last call: before [`vigilo_monitor_stop`] or [`vigilo_monitor_free`] returns; also if this
+ * function fails. Before or after the start.
  *
  * # Safety
  * `monitor` is a handle from `vigilo_monitor_new*`; `callback` and `free_user_data` are valid
@@ -577,10 +615,17 @@ enum vigilo_status vigilo_monitor_start(struct vigilo_monitor *monitor);
 
 /**
  * Stops a running monitor: the host collector and the evaluator (judging what was recorded up
- * to now), then the pipeline, giving deliveries up to `deadline_ms` milliseconds; then the
- * event callbacks, after the call running now (if any) returns. Metric handles keep working
- * (recording into a registry nothing reads any more). Refused from inside one of this
- * monitor's callbacks.
+ * to now), then the pipeline, giving deliveries up to `deadline_ms` milliseconds to finish
+ * (deliveries not started by then are not started: they stay in the outbox); then the event
+ * callbacks. Metric handles keep working (recording into a registry nothing reads any more).
+ * Refused (`VIGILO_STATUS_STATE`, nothing done) from inside one of this monitor's callbacks.
+ *
+ * When it returns (with any status but `NULL_ARGUMENT`, `STALE_HANDLE` or that refusal), no
+ * callback of this monitor (event callback, C channel `deliver`) runs or will run again,
+ * and every `free_user_data` given to it was called: the caller may free what they use and
+ * unload their code. A callback running past the deadline is waited for, as long as it
+ * takes; so is a concurrent `vigilo_monitor_stop` or `vigilo_monitor_free` of this monitor
+ * on another thread, and every call other threads are making with it.
  *
  * # Safety
  * `monitor` is a handle from `vigilo_monitor_new*`.
@@ -588,12 +633,18 @@ enum vigilo_status vigilo_monitor_start(struct vigilo_monitor *monitor);
 enum vigilo_status vigilo_monitor_stop(struct vigilo_monitor *monitor, uint64_t deadline_ms);
 
 /**
- * Destroys a monitor: stops it if it runs (deliveries get 5 seconds), waits for the event
- * callbacks and C channels running now to return, frees every callback's user data, and makes
- * the handle stale: a later call with it is refused with `VIGILO_STATUS_STALE_HANDLE` (as long
- * as the memory is not reused by a new monitor). Metric handles stay valid until freed. NULL
- * is a no-op. Refused (`VIGILO_STATUS_STATE`, nothing done) from inside one of this monitor's
- * callbacks.
+ * Destroys a monitor: stops it if it runs (as [`vigilo_monitor_stop`], deliveries get 5
+ * seconds), waits for the event callbacks and C channels running now to return (as long as
+ * they take), frees every callback's user data, and makes the handle stale: a later call with
+ * it is refused with `VIGILO_STATUS_STALE_HANDLE` (as long as the memory is not reused by a
+ * new monitor). Metric handles stay valid until freed. NULL is a no-op. Refused
+ * (`VIGILO_STATUS_STATE`, nothing done, the handle still valid) from inside one of this
+ * monitor's callbacks.
+ *
+ * When it returns `VIGILO_STATUS_OK` or `VIGILO_STATUS_MONITOR` (the stop reported a
+ * problem), the monitor is gone: no callback of it runs or will run again, every
+ * `free_user_data` given to it was called, and the caller may free what the callbacks use
+ * and unload their code.
  *
  * # Safety
  * `monitor` is NULL or a handle from `vigilo_monitor_new*`.
@@ -664,7 +715,8 @@ enum vigilo_status vigilo_monitor_history_json(const struct vigilo_monitor *moni
 /**
  * Acknowledges open incident `incident` as `by` (required) with `comment` (NULL for none):
  * its repeats and escalations stop. It lapses after `expires_after_ms` milliseconds (0:
- * when the incident resolves); unless `sticky`, a rise in severity clears it.
+ * when the incident resolves); unless `sticky` (0 or 1; any other value is refused with
+ * `VIGILO_STATUS_INVALID_ARGUMENT`), a rise in severity clears it.
  * `VIGILO_STATUS_NOT_FOUND` if no open incident has that number.
  *
  * # Safety
@@ -676,7 +728,7 @@ enum vigilo_status vigilo_monitor_ack(const struct vigilo_monitor *monitor,
                                       const char *by,
                                       const char *comment,
                                       uint64_t expires_after_ms,
-                                      bool sticky);
+                                      int sticky);
 
 /**
  * Removes incident `incident`'s acknowledgement. `VIGILO_STATUS_NOT_FOUND` if no open

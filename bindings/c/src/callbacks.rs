@@ -2,133 +2,28 @@
 //! decision of the pipeline) and channels implemented in C.
 //!
 //! Each event subscription has its own thread, so events reach a callback in order and a slow
-//! callback holds only its own thread. A C channel's `deliver` runs on the pipeline's delivery
-//! threads for that channel. While vigilo runs a callback, the thread is marked, so that a
-//! callback destroying its own monitor (which would wait for itself) is refused instead.
+//! callback holds only its own thread. A C channel's `deliver` is called for the pipeline's
+//! delivery threads for that channel. Either way the C function itself runs on a runner
+//! thread ([`crate::runner`]), marked while it runs, so that a callback destroying its own
+//! monitor (which would wait for itself) is refused instead, and a callback that ends its
+//! thread (`pthread_exit`) ends only that runner.
 
-use std::cell::Cell;
 use std::ffi::{CString, c_char, c_int, c_void};
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::thread::JoinHandle;
+
+use parking_lot::Mutex;
 
 use crossbeam_channel::{Receiver, Sender, select};
 use vigilo::alert::{Alert, AlertStatus, Channel, DeliveryError};
 use vigilo::pipeline::Event;
 
+use crate::runner::{Call, Gone, Runner};
 use crate::strings::{c_string, vigilo_label};
-
-/// Frees the user data given with a callback, once no call of the callback can run any more.
-#[allow(non_camel_case_types)]
-pub type vigilo_free_fn = Option<unsafe extern "C" fn(user_data: *mut c_void)>;
-
-/// What the pipeline decided or observed: the `kind` names it (`"transition"`, `"delivered"`,
-/// `"failed"`, `"action_finished"` …, the same names as in the history), the other fields are
-/// NULL (or 0) when they do not apply. Every pointer is valid only during the callback.
-#[repr(C)]
-#[allow(non_camel_case_types)]
-pub struct vigilo_event {
-    /// The event's kind, snake_case.
-    pub kind: *const c_char,
-    /// Increasing number within the monitor's history.
-    pub seq: u64,
-    /// When, in nanoseconds since the Unix epoch.
-    pub at_unix_nanos: i64,
-    /// The incident concerned, or 0.
-    pub incident: u64,
-    /// The rule, or NULL.
-    pub rule: *const c_char,
-    /// The item (`rule{labels}`), or NULL.
-    pub item: *const c_char,
-    /// The severity concerned (`"warning"` …), or NULL.
-    pub severity: *const c_char,
-    /// The route, or NULL.
-    pub route: *const c_char,
-    /// The channel, or NULL.
-    pub channel: *const c_char,
-    /// The action, or NULL.
-    pub action: *const c_char,
-    /// Human-readable detail (an error, a reason, a summary); never NULL.
-    pub detail: *const c_char,
-    /// The whole event as JSON; never NULL.
-    pub json: *const c_char,
-}
-
-/// Receives each event of a monitor, on a thread of its own, in order.
-#[allow(non_camel_case_types)]
-pub type vigilo_event_callback =
-    Option<unsafe extern "C" fn(user_data: *mut c_void, event: *const vigilo_event)>;
-
-/// An alert as a C channel receives it. Every pointer is valid only during the call.
-#[repr(C)]
-#[allow(non_camel_case_types)]
-pub struct vigilo_alert {
-    /// The rule's name.
-    pub rule: *const c_char,
-    /// The metric watched.
-    pub metric: *const c_char,
-    /// The severity now (`"normal"` when resolved).
-    pub severity: *const c_char,
-    /// The severity before; for a resolve, the severity it resolved from.
-    pub previous: *const c_char,
-    /// The highest severity the item's problem reached.
-    pub peak: *const c_char,
-    /// `"firing"` or `"resolved"`.
-    pub status: *const c_char,
-    /// Whether `value` holds the value that decided it.
-    pub has_value: bool,
-    /// The value, when `has_value`.
-    pub value: f64,
-    /// Whether `threshold` holds the threshold crossed.
-    pub has_threshold: bool,
-    /// The threshold, when `has_threshold`.
-    pub threshold: f64,
-    /// When the item entered its previous state, in nanoseconds since the Unix epoch.
-    pub since_unix_nanos: i64,
-    /// When this change happened, in nanoseconds since the Unix epoch.
-    pub at_unix_nanos: i64,
-    /// The pipeline's incident, or 0 (a digest of several items).
-    pub incident: u64,
-    /// Stable per item and change: deliver each key once.
-    pub idempotency_key: *const c_char,
-    /// Stable per item (empty for a digest).
-    pub fingerprint: *const c_char,
-    /// Item and rule labels, merged.
-    pub labels: *const vigilo_label,
-    /// How many labels.
-    pub labels_len: usize,
-    /// Summary, description, runbook … (name → text).
-    pub annotations: *const vigilo_label,
-    /// How many annotations.
-    pub annotations_len: usize,
-    /// Who should be told.
-    pub recipients: *const *const c_char,
-    /// How many recipients.
-    pub recipients_len: usize,
-    /// The whole alert as JSON.
-    pub json: *const c_char,
-}
-
-/// `deliver` return value: delivered.
-pub const VIGILO_DELIVERED: c_int = 0;
-/// `deliver` return value: failed for now, retry with backoff (a timeout, a 5xx).
-pub const VIGILO_DELIVERY_RETRYABLE: c_int = 1;
-/// `deliver` return value: will never succeed, do not retry (bad address, 4xx).
-pub const VIGILO_DELIVERY_PERMANENT: c_int = 2;
-/// Room for the message a failing `deliver` writes into `message` (NUL included).
-pub const VIGILO_MESSAGE_CAPACITY: usize = 1024;
-
-/// Delivers one alert for a channel implemented in C. Returns [`VIGILO_DELIVERED`],
-/// [`VIGILO_DELIVERY_RETRYABLE`] or [`VIGILO_DELIVERY_PERMANENT`]; on failure it may write a
-/// NUL-terminated reason into `message` (room for `message_capacity` bytes).
-#[allow(non_camel_case_types)]
-pub type vigilo_deliver_fn = Option<
-    unsafe extern "C" fn(
-        user_data: *mut c_void,
-        alert: *const vigilo_alert,
-        message: *mut c_char,
-        message_capacity: usize,
-    ) -> c_int,
->;
+use crate::views::{
+    DeliverFn, EventFn, VIGILO_DELIVERED, VIGILO_DELIVERY_PERMANENT, VIGILO_DELIVERY_RETRYABLE,
+    VIGILO_MESSAGE_CAPACITY, vigilo_alert, vigilo_event, vigilo_free_fn,
+};
 
 /// The caller's user data: the API's contract makes the caller responsible for it being usable
 /// from the threads that run the callbacks.
@@ -153,27 +48,11 @@ impl Drop for Owned {
         if let Some(free) = self.free {
             let data = self.data.0;
             // SAFETY: the caller gave `free` for `data`; it runs once, after the last callback.
-            let _ = catch_unwind(AssertUnwindSafe(|| unsafe { free(data) }));
+            // Not inside `catch_unwind`: a C function cannot panic, and a forced unwind must
+            // not be caught (the header says `free_user_data` must return).
+            unsafe { free(data) };
         }
     }
-}
-
-thread_local! {
-    /// The monitor whose callback this thread is running now (0: none).
-    static IN_CALLBACK: Cell<usize> = const { Cell::new(0) };
-}
-
-/// True if the calling thread is inside a callback of monitor `token`.
-pub(crate) fn inside_callback_of(token: usize) -> bool {
-    IN_CALLBACK.try_with(Cell::get).is_ok_and(|t| t == token)
-}
-
-/// Marks the thread as running a callback of `token` while `f` runs.
-fn in_callback<R>(token: usize, f: impl FnOnce() -> R) -> R {
-    let before = IN_CALLBACK.try_with(|c| c.replace(token)).unwrap_or(0);
-    let result = f();
-    let _ = IN_CALLBACK.try_with(|c| c.set(before));
-    result
 }
 
 fn opt(s: &Option<CString>) -> *const c_char {
@@ -190,24 +69,34 @@ impl Subscription {
     pub(crate) fn start(
         token: usize,
         events: Receiver<Event>,
-        callback: unsafe extern "C" fn(*mut c_void, *const vigilo_event),
+        callback: EventFn,
         user: Owned,
     ) -> std::io::Result<Subscription> {
         let (stop, stopped) = crossbeam_channel::bounded::<()>(1);
+        let runner = Runner::spawn()?;
         let thread = std::thread::Builder::new()
             .name("vigilo-c-events".into())
             .spawn(move || {
-                // `user` moves here and drops (its free function runs) when the loop ends.
+                // `user` moves here and drops (its free function runs) when the loop ends,
+                // after the runner (the callback's thread) has ended.
                 let user = user;
                 loop {
                     let event = select! {
                         recv(events) -> e => match e { Ok(e) => e, Err(_) => break },
                         recv(stopped) -> _ => break,
                     };
-                    let _ = catch_unwind(AssertUnwindSafe(|| {
-                        deliver_event(token, &event, callback, user.data);
+                    // Rust code only (the C call runs on the runner): a panic in it is a bug,
+                    // which loses this event rather than the subscription.
+                    let ran = catch_unwind(AssertUnwindSafe(|| {
+                        deliver_event(token, &event, callback, user.data, &runner)
                     }));
+                    // A callback that ended its thread (pthread_exit, an interpreter ending its
+                    // threads at exit) is not called again: the subscription ends here.
+                    if matches!(ran, Ok(Err(Gone))) {
+                        break;
+                    }
                 }
+                drop(runner);
             })?;
         Ok(Subscription {
             stop,
@@ -234,12 +123,14 @@ impl Drop for Subscription {
     }
 }
 
+/// Calls `callback` with `event` on `runner`; `Err(Gone)` if the callback ended the thread.
 fn deliver_event(
     token: usize,
     event: &Event,
-    callback: unsafe extern "C" fn(*mut c_void, *const vigilo_event),
+    callback: EventFn,
     user: UserData,
-) {
+    runner: &Runner,
+) -> Result<(), Gone> {
     let json = serde_json::to_string(event).unwrap_or_default();
     let kind = serde_json::to_value(event.kind)
         .ok()
@@ -270,20 +161,61 @@ fn deliver_event(
         detail: detail.as_ptr(),
         json: json.as_ptr(),
     };
-    in_callback(token, || {
-        // SAFETY: the caller registered `callback` for `user`; `view` and the strings it points
-        // to live until it returns.
-        unsafe { callback(user.0, &view) }
-    });
+    let call = Call::Event {
+        callback,
+        user: user.0,
+        event: &view,
+    };
+    // SAFETY: the caller registered `callback` for `user`; `view` and the strings it points to
+    // live until `run` returns.
+    unsafe { runner.run(token, call) }.map(|_| ())
 }
+
+/// Why a C channel is not called any more.
+const ENDED: &str = "the C channel's deliver ended its thread (pthread_exit) instead of returning: not called again";
 
 /// A channel implemented in C.
 pub(crate) struct CChannel {
     pub(crate) name: String,
-    pub(crate) deliver:
-        unsafe extern "C" fn(*mut c_void, *const vigilo_alert, *mut c_char, usize) -> c_int,
+    pub(crate) deliver: DeliverFn,
+    /// Idle runner threads (one per delivery running at once, kept for the next ones). Before
+    /// `user`: fields drop in order, so the threads end before the user data is freed.
+    pub(crate) runners: Mutex<Vec<Runner>>,
+    /// Set once a `deliver` ended its thread: it is not called again.
+    pub(crate) ended: std::sync::atomic::AtomicBool,
     pub(crate) user: Owned,
     pub(crate) token: usize,
+}
+
+impl CChannel {
+    /// Runs `call` on an idle runner (or a new one); the runner goes back to the idle ones
+    /// unless the callback ended its thread.
+    fn run(&self, call: Call) -> Result<c_int, DeliveryError> {
+        // Relaxed: a flag with nothing to publish; a call racing the first end is still made.
+        if self.ended.load(std::sync::atomic::Ordering::Relaxed) {
+            return Err(DeliveryError::Permanent(ENDED.to_owned()));
+        }
+        let idle = self.runners.lock().pop();
+        let runner = match idle {
+            Some(r) => r,
+            None => Runner::spawn().map_err(|e| {
+                DeliveryError::Retryable(format!("cannot start a thread for the C channel: {e}"))
+            })?,
+        };
+        // SAFETY: `deliver` was registered for this user data; the caller keeps the alert's
+        // view and the message buffer alive until this returns.
+        match unsafe { runner.run(self.token, call) } {
+            Ok(outcome) => {
+                self.runners.lock().push(runner);
+                Ok(outcome)
+            }
+            Err(Gone) => {
+                // Relaxed: as above.
+                self.ended.store(true, std::sync::atomic::Ordering::Relaxed);
+                Err(DeliveryError::Permanent(ENDED.to_owned()))
+            }
+        }
+    }
 }
 
 impl Channel for CChannel {
@@ -361,11 +293,14 @@ impl Channel for CChannel {
             json: json.as_ptr(),
         };
         let mut message = vec![0 as c_char; VIGILO_MESSAGE_CAPACITY];
-        let outcome = in_callback(self.token, || {
-            // SAFETY: the caller registered `deliver` for this user data; `view`, the strings
-            // and arrays it points to and `message` live until it returns.
-            unsafe { (self.deliver)(self.user.data.0, &view, message.as_mut_ptr(), message.len()) }
-        });
+        // `view`, the strings and arrays it points to and `message` live until `run` returns.
+        let outcome = self.run(Call::Deliver {
+            deliver: self.deliver,
+            user: self.user.data.0,
+            alert: &view,
+            message: message.as_mut_ptr(),
+            capacity: message.len(),
+        })?;
         // Whatever the callback wrote, the last byte ends the string.
         if let Some(last) = message.last_mut() {
             *last = 0;

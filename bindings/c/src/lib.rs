@@ -16,23 +16,27 @@
 
 #![allow(non_camel_case_types)] // the C names of the API (`vigilo_monitor` …) are the Rust names
 
+mod args;
 mod callbacks;
 mod error;
 mod metrics;
 mod monitor;
 mod queries;
+mod runner;
 mod strings;
+mod views;
 
-pub use callbacks::{
-    VIGILO_DELIVERED, VIGILO_DELIVERY_PERMANENT, VIGILO_DELIVERY_RETRYABLE,
-    VIGILO_MESSAGE_CAPACITY, vigilo_alert, vigilo_deliver_fn, vigilo_event, vigilo_event_callback,
-    vigilo_free_fn,
-};
-pub use error::{vigilo_last_error, vigilo_status, vigilo_status_name};
+pub use args::VIGILO_MAX_MILLIS;
+pub use error::{VIGILO_ERROR_MAX, vigilo_last_error, vigilo_status, vigilo_status_name};
 pub use metrics::*;
 pub use monitor::*;
 pub use queries::*;
 pub use strings::{vigilo_label, vigilo_string_free};
+pub use views::{
+    VIGILO_DELIVERED, VIGILO_DELIVERY_PERMANENT, VIGILO_DELIVERY_RETRYABLE,
+    VIGILO_MESSAGE_CAPACITY, vigilo_alert, vigilo_deliver_fn, vigilo_event, vigilo_event_callback,
+    vigilo_free_fn,
+};
 
 use std::ffi::c_char;
 

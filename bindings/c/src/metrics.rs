@@ -10,6 +10,7 @@ use std::ffi::c_char;
 
 use vigilo::{Counter, Gauge, Histogram, MetricError};
 
+use crate::args::non_null;
 use crate::error::{Failure, fail, guard, quietly, vigilo_status};
 use crate::monitor::{lookup, vigilo_monitor};
 use crate::strings::{c_labels, c_str, vigilo_label};
@@ -20,6 +21,21 @@ pub struct vigilo_counter(Counter);
 pub struct vigilo_gauge(Gauge);
 /// A histogram series. Opaque.
 pub struct vigilo_histogram(Histogram);
+
+/// The pointer arguments of a series lookup, before any other work.
+fn check_pointers(
+    monitor: *const vigilo_monitor,
+    name: *const c_char,
+    labels: *const vigilo_label,
+    labels_len: usize,
+) -> Result<(), Failure> {
+    non_null(monitor, "monitor")?;
+    non_null(name, "name")?;
+    if labels_len > 0 {
+        non_null(labels, "labels")?;
+    }
+    Ok(())
+}
 
 fn metric_failure(e: MetricError) -> Failure {
     fail(vigilo_status::InvalidArgument, e.to_string())
@@ -38,14 +54,13 @@ unsafe fn handle<T>(
     make: impl FnOnce(&vigilo::Registry, &str, &[(&str, &str)]) -> Result<T, MetricError>,
 ) -> vigilo_status {
     guard(|| {
-        if out.is_null() {
-            return Err(fail(vigilo_status::NullArgument, "out is NULL"));
-        }
+        check_pointers(monitor, name, labels, labels_len)?;
+        non_null(out, "out")?;
         let m = lookup(monitor)?;
         // SAFETY: per the caller's contract.
         let name = unsafe { c_str(name, "name") }?;
         // SAFETY: per the caller's contract.
-        let labels = unsafe { c_labels(labels, labels_len) }?;
+        let labels = unsafe { c_labels(labels, labels_len, "labels") }?;
         let h = make(m.registry(), name, &labels).map_err(metric_failure)?;
         // SAFETY: non-null and writable per the caller's contract.
         unsafe { out.write(Box::into_raw(Box::new(h))) };
@@ -245,11 +260,12 @@ unsafe fn by_name(
     record: impl FnOnce(&vigilo::Registry, &str, &[(&str, &str)]) -> Result<(), MetricError>,
 ) -> vigilo_status {
     guard(|| {
+        check_pointers(monitor, name, labels, labels_len)?;
         let m = lookup(monitor)?;
         // SAFETY: per the caller's contract.
         let name = unsafe { c_str(name, "name") }?;
         // SAFETY: per the caller's contract.
-        let labels = unsafe { c_labels(labels, labels_len) }?;
+        let labels = unsafe { c_labels(labels, labels_len, "labels") }?;
         record(m.registry(), name, &labels).map_err(metric_failure)
     })
 }

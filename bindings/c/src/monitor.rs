@@ -8,7 +8,7 @@
 use std::collections::HashMap;
 use std::ffi::{c_char, c_void};
 use std::sync::{Arc, LazyLock};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use parking_lot::Mutex;
 use vigilo::Registry;
@@ -17,18 +17,21 @@ use vigilo::config::{Config, ConfigError};
 use vigilo::monitor::{Monitor, MonitorError};
 use vigilo::pipeline::{PipelineError, PluginSource};
 
-use crate::callbacks::{
-    CChannel, Owned, Subscription, UserData, inside_callback_of, vigilo_deliver_fn, vigilo_event,
-    vigilo_event_callback, vigilo_free_fn,
-};
+use crate::args::{millis, non_null};
+use crate::callbacks::{CChannel, Owned, Subscription, UserData};
 use crate::error::{Failure, fail, guard, vigilo_status};
+use crate::runner::inside_callback_of;
 use crate::strings::{c_str, c_text};
+use crate::views::{EventFn, vigilo_deliver_fn, vigilo_event_callback, vigilo_free_fn};
 
 /// A monitor: registry, host items, evaluator, alert pipeline, channels and actions, from one
 /// TOML configuration. Opaque.
 pub struct vigilo_monitor {
     registry: Registry,
     state: Mutex<State>,
+    /// Held for the whole of a stop, so that a second `stop` or `free` racing the first
+    /// returns only once the first has finished (callbacks ended, user data freed).
+    stopping: Mutex<()>,
 }
 
 enum State {
@@ -36,10 +39,7 @@ enum State {
     Configured {
         config: Box<Config>,
         channels: Vec<Arc<dyn Channel>>,
-        subscribers: Vec<(
-            unsafe extern "C" fn(*mut c_void, *const vigilo_event),
-            Owned,
-        )>,
+        subscribers: Vec<(EventFn, Owned)>,
     },
     Running {
         monitor: Arc<Monitor>,
@@ -123,11 +123,10 @@ fn config_failure(e: ConfigError) -> Failure {
 /// # Safety
 /// `out` is NULL or valid for a write.
 unsafe fn publish(config: Config, out: *mut *mut vigilo_monitor) -> Result<(), Failure> {
-    if out.is_null() {
-        return Err(fail(vigilo_status::NullArgument, "out is NULL"));
-    }
+    non_null(out, "out")?;
     let monitor = Arc::new(vigilo_monitor {
         registry: Registry::with_config(config.registry.clone()),
+        stopping: Mutex::new(()),
         state: Mutex::new(State::Configured {
             config: Box::new(config),
             channels: Vec::new(),
@@ -160,6 +159,7 @@ pub unsafe extern "C" fn vigilo_monitor_new(
     out: *mut *mut vigilo_monitor,
 ) -> vigilo_status {
     guard(|| {
+        non_null(out, "out")?;
         // SAFETY: per this function's contract.
         let text = unsafe { c_text(toml, len, "toml") }?;
         let name = if name.is_null() {
@@ -185,6 +185,8 @@ pub unsafe extern "C" fn vigilo_monitor_new_from_file(
     out: *mut *mut vigilo_monitor,
 ) -> vigilo_status {
     guard(|| {
+        non_null(path, "path")?;
+        non_null(out, "out")?;
         // SAFETY: per this function's contract.
         let path = unsafe { c_str(path, "path") }?;
         let config = Config::from_file(path).map_err(config_failure)?;
@@ -194,11 +196,11 @@ pub unsafe extern "C" fn vigilo_monitor_new_from_file(
 }
 
 /// Implements the configured channel `name` (a `[[channel]]` without `plugin` or `path`) in C:
-/// `deliver` is called for each alert routed to it, on the pipeline's delivery threads for that
-/// channel (several at once if its `workers` allow), and may call back into this API (but not
+/// `deliver` is called for each alert routed to it, on threads vigilo starts for it (several
+/// at once if the channel's `workers` allow), and may call back into this API (but not stop or
 /// destroy this monitor). `free_user_data` (may be NULL) is called once, when no `deliver` can
-/// run any more; it is also called if this function fails. Only before
-/// [`vigilo_monitor_start`].
+/// run any more: before [`vigilo_monitor_stop`] or [`vigilo_monitor_free`] returns; also if
+/// this function fails. Only before [`vigilo_monitor_start`].
 ///
 /// # Safety
 /// `monitor` is a handle from `vigilo_monitor_new*`; `name` is a NUL-terminated string;
@@ -216,11 +218,13 @@ pub unsafe extern "C" fn vigilo_monitor_add_channel(
         free: free_user_data,
     };
     guard(move || {
+        non_null(monitor, "monitor")?;
+        non_null(name, "name")?;
+        let deliver =
+            deliver.ok_or_else(|| fail(vigilo_status::NullArgument, "deliver is NULL"))?;
         let m = lookup(monitor)?;
         // SAFETY: per this function's contract.
         let name = unsafe { c_str(name, "name") }?.to_owned();
-        let deliver =
-            deliver.ok_or_else(|| fail(vigilo_status::NullArgument, "deliver is NULL"))?;
         let mut state = m.state.lock();
         let State::Configured {
             config, channels, ..
@@ -258,6 +262,8 @@ pub unsafe extern "C" fn vigilo_monitor_add_channel(
         channels.push(Arc::new(CChannel {
             name,
             deliver,
+            runners: parking_lot::Mutex::new(Vec::new()),
+            ended: std::sync::atomic::AtomicBool::new(false),
             user,
             token: token(monitor),
         }));
@@ -268,9 +274,10 @@ pub unsafe extern "C" fn vigilo_monitor_add_channel(
 /// Calls `callback` for every event of the monitor: each transition from the evaluator, each
 /// delivery (`"delivered"`, `"retrying"`, `"failed"`), each recovery action's outcome
 /// (`"action_finished"`) and every other decision of the pipeline, in order, on a thread of its
-/// own. The callback may call back into this API (but not destroy this monitor: that is
-/// refused with `VIGILO_STATUS_STATE`). `free_user_data` (may be NULL) runs once after the last
-/// call, when the monitor stops; also if this function fails. Before or after the start.
+/// own. The callback may call back into this API (but not stop or destroy this monitor: that
+/// is refused with `VIGILO_STATUS_STATE`). `free_user_data` (may be NULL) runs once after the
+/// last call: before [`vigilo_monitor_stop`] or [`vigilo_monitor_free`] returns; also if this
+/// function fails. Before or after the start.
 ///
 /// # Safety
 /// `monitor` is a handle from `vigilo_monitor_new*`; `callback` and `free_user_data` are valid
@@ -287,9 +294,10 @@ pub unsafe extern "C" fn vigilo_monitor_on_event(
         free: free_user_data,
     };
     guard(move || {
-        let m = lookup(monitor)?;
+        non_null(monitor, "monitor")?;
         let callback =
             callback.ok_or_else(|| fail(vigilo_status::NullArgument, "callback is NULL"))?;
+        let m = lookup(monitor)?;
         let mut state = m.state.lock();
         match &mut *state {
             State::Configured { subscribers, .. } => {
@@ -312,7 +320,7 @@ pub unsafe extern "C" fn vigilo_monitor_on_event(
 fn subscribe(
     running: &Monitor,
     token: usize,
-    callback: unsafe extern "C" fn(*mut c_void, *const vigilo_event),
+    callback: EventFn,
     user: Owned,
 ) -> Result<Subscription, Failure> {
     let events = running.subscribe().map_err(monitor_failure)?;
@@ -355,7 +363,7 @@ pub unsafe extern "C" fn vigilo_monitor_start(monitor: *mut vigilo_monitor) -> v
             .any(|s| *s != PluginSource::Native);
         // The plugin host (wasmtime) is only started when a plugin is configured.
         let mut builder = if plugins {
-            vigilo_plugin_host::monitor(config).map_err(monitor_failure)?
+            with_plugins(config)?
         } else {
             Monitor::builder(config)
         };
@@ -380,11 +388,30 @@ pub unsafe extern "C" fn vigilo_monitor_start(monitor: *mut vigilo_monitor) -> v
     })
 }
 
+/// A builder whose plugins the Wasm plugin host loads.
+#[cfg(feature = "plugins")]
+fn with_plugins(config: Config) -> Result<vigilo::monitor::MonitorBuilder, Failure> {
+    vigilo_plugin_host::monitor(config).map_err(monitor_failure)
+}
+
+/// Built without the plugin host: the start refuses the plugins (no loader).
+#[cfg(not(feature = "plugins"))]
+fn with_plugins(config: Config) -> Result<vigilo::monitor::MonitorBuilder, Failure> {
+    Ok(Monitor::builder(config))
+}
+
 /// Stops a running monitor: the host collector and the evaluator (judging what was recorded up
-/// to now), then the pipeline, giving deliveries up to `deadline_ms` milliseconds; then the
-/// event callbacks, after the call running now (if any) returns. Metric handles keep working
-/// (recording into a registry nothing reads any more). Refused from inside one of this
-/// monitor's callbacks.
+/// to now), then the pipeline, giving deliveries up to `deadline_ms` milliseconds to finish
+/// (deliveries not started by then are not started: they stay in the outbox); then the event
+/// callbacks. Metric handles keep working (recording into a registry nothing reads any more).
+/// Refused (`VIGILO_STATUS_STATE`, nothing done) from inside one of this monitor's callbacks.
+///
+/// When it returns (with any status but `NULL_ARGUMENT`, `STALE_HANDLE` or that refusal), no
+/// callback of this monitor (event callback, C channel `deliver`) runs or will run again,
+/// and every `free_user_data` given to it was called: the caller may free what they use and
+/// unload their code. A callback running past the deadline is waited for, as long as it
+/// takes; so is a concurrent `vigilo_monitor_stop` or `vigilo_monitor_free` of this monitor
+/// on another thread, and every call other threads are making with it.
 ///
 /// # Safety
 /// `monitor` is a handle from `vigilo_monitor_new*`.
@@ -401,11 +428,14 @@ pub unsafe extern "C" fn vigilo_monitor_stop(
                 "a monitor cannot be stopped from inside its own callback: return first",
             ));
         }
-        stop(&m, Duration::from_millis(deadline_ms))
+        stop(&m, millis(deadline_ms))
     })
 }
 
+/// Stops `m` and returns once none of its callbacks runs or can run again and every user data
+/// was freed (whoever started the stop).
 fn stop(m: &vigilo_monitor, deadline: Duration) -> Result<(), Failure> {
+    let _stopping = m.stopping.lock();
     let previous = std::mem::replace(&mut *m.state.lock(), State::Stopped);
     match previous {
         State::Running {
@@ -413,45 +443,49 @@ fn stop(m: &vigilo_monitor, deadline: Duration) -> Result<(), Failure> {
             subscriptions,
         } => {
             // Another thread may be in a call holding the monitor: it returns soon.
-            let monitor = wait_for_sole_owner(monitor)?;
+            let monitor = wait_for_sole_owner(monitor);
+            // Returns once every delivery running has returned, and drops the monitor with its
+            // C channels (their user data is freed here).
             let report = monitor.stop(deadline).map_err(monitor_failure);
             // The pipeline has stopped: the subscriptions see their channel end, and stop after
-            // the callback running now returns.
+            // the callback running now returns (their user data is freed then).
             for s in subscriptions {
                 s.stop();
             }
             report.map(|_| ())
         }
+        // An unstarted monitor's channels and subscriptions (and their user data) go here.
         State::Configured { .. } | State::Stopped => Ok(()),
     }
 }
 
-fn wait_for_sole_owner(mut monitor: Arc<Monitor>) -> Result<Monitor, Failure> {
-    let give_up = Instant::now() + Duration::from_secs(60);
+/// Waits until no other thread is inside a call holding the monitor (each such call is short
+/// or has a timeout of its own, like `vigilo_monitor_settle`). The state is `Stopped` by now,
+/// so no new call can take it.
+fn wait_for_sole_owner(mut monitor: Arc<Monitor>) -> Monitor {
     loop {
         match Arc::try_unwrap(monitor) {
-            Ok(m) => return Ok(m),
-            Err(shared) if Instant::now() < give_up => {
+            Ok(m) => return m,
+            Err(shared) => {
                 monitor = shared;
                 std::thread::sleep(Duration::from_millis(1));
-            }
-            Err(_) => {
-                return Err(fail(
-                    vigilo_status::Monitor,
-                    "another thread kept using the monitor for a minute; it stops when that call \
-                     returns",
-                ));
             }
         }
     }
 }
 
-/// Destroys a monitor: stops it if it runs (deliveries get 5 seconds), waits for the event
-/// callbacks and C channels running now to return, frees every callback's user data, and makes
-/// the handle stale: a later call with it is refused with `VIGILO_STATUS_STALE_HANDLE` (as long
-/// as the memory is not reused by a new monitor). Metric handles stay valid until freed. NULL
-/// is a no-op. Refused (`VIGILO_STATUS_STATE`, nothing done) from inside one of this monitor's
-/// callbacks.
+/// Destroys a monitor: stops it if it runs (as [`vigilo_monitor_stop`], deliveries get 5
+/// seconds), waits for the event callbacks and C channels running now to return (as long as
+/// they take), frees every callback's user data, and makes the handle stale: a later call with
+/// it is refused with `VIGILO_STATUS_STALE_HANDLE` (as long as the memory is not reused by a
+/// new monitor). Metric handles stay valid until freed. NULL is a no-op. Refused
+/// (`VIGILO_STATUS_STATE`, nothing done, the handle still valid) from inside one of this
+/// monitor's callbacks.
+///
+/// When it returns `VIGILO_STATUS_OK` or `VIGILO_STATUS_MONITOR` (the stop reported a
+/// problem), the monitor is gone: no callback of it runs or will run again, every
+/// `free_user_data` given to it was called, and the caller may free what the callbacks use
+/// and unload their code.
 ///
 /// # Safety
 /// `monitor` is NULL or a handle from `vigilo_monitor_new*`.
@@ -489,8 +523,6 @@ pub unsafe extern "C" fn vigilo_monitor_settle(
 ) -> vigilo_status {
     guard(|| {
         let running = lookup(monitor)?.running()?;
-        running
-            .settle(Duration::from_millis(timeout_ms))
-            .map_err(monitor_failure)
+        running.settle(millis(timeout_ms)).map_err(monitor_failure)
     })
 }

@@ -1,11 +1,11 @@
 //! Asking a running monitor: the status board, coverage, incidents and history as JSON, and
 //! acting on incidents: acknowledge, silence.
 
-use std::ffi::c_char;
-use std::time::Duration;
+use std::ffi::{c_char, c_int};
 
 use vigilo::pipeline::{AckRequest, HistoryQuery, IncidentId, SilenceId, SilenceRequest};
 
+use crate::args::{flag, millis, non_null};
 use crate::error::{Failure, fail, guard, vigilo_status};
 use crate::monitor::{lookup, monitor_failure, vigilo_monitor};
 use crate::strings::{c_labels, c_str, give_string, vigilo_label};
@@ -34,6 +34,8 @@ pub unsafe extern "C" fn vigilo_monitor_status_json(
     out: *mut *mut c_char,
 ) -> vigilo_status {
     guard(|| {
+        non_null(monitor, "monitor")?;
+        non_null(out, "out")?;
         let status = status(monitor)?;
         // SAFETY: per this function's contract.
         unsafe { give_string(out, &status.to_json()) }
@@ -53,6 +55,8 @@ pub unsafe extern "C" fn vigilo_monitor_http_address(
     out: *mut *mut c_char,
 ) -> vigilo_status {
     guard(|| {
+        non_null(monitor, "monitor")?;
+        non_null(out, "out")?;
         let address = lookup(monitor)?.running()?.http_address().ok_or_else(|| {
             fail(
                 vigilo_status::NotFound,
@@ -75,6 +79,8 @@ pub unsafe extern "C" fn vigilo_monitor_coverage_json(
     out: *mut *mut c_char,
 ) -> vigilo_status {
     guard(|| {
+        non_null(monitor, "monitor")?;
+        non_null(out, "out")?;
         let status = status(monitor)?;
         // SAFETY: per this function's contract.
         unsafe { give_string(out, &json(&status.coverage)) }
@@ -91,6 +97,8 @@ pub unsafe extern "C" fn vigilo_monitor_incidents_json(
     out: *mut *mut c_char,
 ) -> vigilo_status {
     guard(|| {
+        non_null(monitor, "monitor")?;
+        non_null(out, "out")?;
         let incidents = lookup(monitor)?
             .running()?
             .incidents()
@@ -115,6 +123,8 @@ pub unsafe extern "C" fn vigilo_monitor_history_json(
     out: *mut *mut c_char,
 ) -> vigilo_status {
     guard(|| {
+        non_null(monitor, "monitor")?;
+        non_null(out, "out")?;
         let running = lookup(monitor)?.running()?;
         let mut query = HistoryQuery::latest(limit);
         if incident != 0 {
@@ -132,7 +142,8 @@ pub unsafe extern "C" fn vigilo_monitor_history_json(
 
 /// Acknowledges open incident `incident` as `by` (required) with `comment` (NULL for none):
 /// its repeats and escalations stop. It lapses after `expires_after_ms` milliseconds (0:
-/// when the incident resolves); unless `sticky`, a rise in severity clears it.
+/// when the incident resolves); unless `sticky` (0 or 1; any other value is refused with
+/// `VIGILO_STATUS_INVALID_ARGUMENT`), a rise in severity clears it.
 /// `VIGILO_STATUS_NOT_FOUND` if no open incident has that number.
 ///
 /// # Safety
@@ -145,9 +156,12 @@ pub unsafe extern "C" fn vigilo_monitor_ack(
     by: *const c_char,
     comment: *const c_char,
     expires_after_ms: u64,
-    sticky: bool,
+    sticky: c_int,
 ) -> vigilo_status {
     guard(|| {
+        non_null(monitor, "monitor")?;
+        non_null(by, "by")?;
+        let sticky = flag(sticky, "sticky")?;
         let running = lookup(monitor)?.running()?;
         // SAFETY: per this function's contract.
         let by = unsafe { c_str(by, "by") }?.to_owned();
@@ -160,7 +174,7 @@ pub unsafe extern "C" fn vigilo_monitor_ack(
         let request = AckRequest {
             by,
             comment,
-            expires_after: (expires_after_ms > 0).then(|| Duration::from_millis(expires_after_ms)),
+            expires_after: (expires_after_ms > 0).then(|| millis(expires_after_ms)),
             sticky,
         };
         running
@@ -180,6 +194,7 @@ pub unsafe extern "C" fn vigilo_monitor_unack(
     incident: u64,
 ) -> vigilo_status {
     guard(|| {
+        non_null(monitor, "monitor")?;
         let running = lookup(monitor)?.running()?;
         running.unack(IncidentId(incident)).map_err(monitor_failure)
     })
@@ -207,6 +222,11 @@ pub unsafe extern "C" fn vigilo_monitor_silence(
     out_id: *mut u64,
 ) -> vigilo_status {
     guard(|| {
+        non_null(monitor, "monitor")?;
+        non_null(by, "by")?;
+        if matchers_len > 0 {
+            non_null(matchers, "matchers")?;
+        }
         let running = lookup(monitor)?.running()?;
         if duration_ms == 0 {
             return Err(fail(
@@ -222,13 +242,13 @@ pub unsafe extern "C" fn vigilo_monitor_silence(
             // SAFETY: per this function's contract.
             unsafe { c_str(comment, "comment") }?
         };
-        let mut request = SilenceRequest::new(by, comment, Duration::from_millis(duration_ms));
+        let mut request = SilenceRequest::new(by, comment, millis(duration_ms));
         if !rule.is_null() {
             // SAFETY: per this function's contract.
             request = request.rule(unsafe { c_str(rule, "rule") }?);
         }
         // SAFETY: per this function's contract.
-        for (label, spec) in unsafe { c_labels(matchers, matchers_len) }? {
+        for (label, spec) in unsafe { c_labels(matchers, matchers_len, "matchers") }? {
             request = request.matcher(label, spec);
         }
         let id = running.silence(request).map_err(monitor_failure)?;
@@ -250,6 +270,7 @@ pub unsafe extern "C" fn vigilo_monitor_expire_silence(
     id: u64,
 ) -> vigilo_status {
     guard(|| {
+        non_null(monitor, "monitor")?;
         let running = lookup(monitor)?.running()?;
         running
             .expire_silence(SilenceId(id))

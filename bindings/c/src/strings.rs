@@ -2,6 +2,7 @@
 
 use std::ffi::{CStr, CString, c_char};
 
+use crate::args::array;
 use crate::error::{Failure, fail, quietly, vigilo_status};
 
 /// One label: a name and a value, both NUL-terminated UTF-8.
@@ -49,7 +50,9 @@ pub(crate) unsafe fn c_text<'a>(
         }
         return Err(fail(vigilo_status::NullArgument, format!("{what} is NULL")));
     }
-    // SAFETY: non-null, `len` readable bytes by the caller's contract.
+    array(ptr, len, what)?;
+    // SAFETY: non-null, `len` readable bytes by the caller's contract (and a length that fits
+    // one object).
     let bytes = unsafe { std::slice::from_raw_parts(ptr.cast::<u8>(), len) };
     std::str::from_utf8(bytes).map_err(|e| {
         fail(
@@ -67,6 +70,7 @@ pub(crate) unsafe fn c_text<'a>(
 pub(crate) unsafe fn c_labels<'a>(
     labels: *const vigilo_label,
     n: usize,
+    what: &str,
 ) -> Result<Vec<(&'a str, &'a str)>, Failure> {
     if n == 0 {
         return Ok(Vec::new());
@@ -74,19 +78,21 @@ pub(crate) unsafe fn c_labels<'a>(
     if labels.is_null() {
         return Err(fail(
             vigilo_status::NullArgument,
-            format!("labels is NULL but its length is {n}"),
+            format!("{what} is NULL but its length is {n}"),
         ));
     }
-    // SAFETY: non-null, `n` labels by the caller's contract.
+    array(labels, n, what)?;
+    // SAFETY: non-null, aligned, `n` labels by the caller's contract (a length that fits one
+    // object).
     let labels = unsafe { std::slice::from_raw_parts(labels, n) };
     labels
         .iter()
         .enumerate()
         .map(|(i, l)| {
             // SAFETY: each label's strings are valid by the caller's contract.
-            let name = unsafe { c_str(l.name, &format!("labels[{i}].name")) }?;
+            let name = unsafe { c_str(l.name, &format!("{what}[{i}].name")) }?;
             // SAFETY: as above.
-            let value = unsafe { c_str(l.value, &format!("labels[{i}].value")) }?;
+            let value = unsafe { c_str(l.value, &format!("{what}[{i}].value")) }?;
             Ok((name, value))
         })
         .collect()

@@ -3,15 +3,24 @@
 A :class:`Monitor` is created from TOML, given channels (Python callables) and an event
 callback, and started (``with Monitor(...) as m:`` starts it and closes it). Metric handles
 (:class:`Counter`, :class:`Gauge`, :class:`Histogram`) record from any thread without locking.
+
+Callbacks run on threads of the library's. :meth:`Monitor.close` returns once none of the
+monitor's callbacks runs or can run again (it waits for those running, as long as they take);
+from inside one of the monitor's own callbacks it is refused (:class:`StateError`) and the
+monitor stays usable. Monitors still open when the interpreter exits are closed by an
+``atexit`` handler, before the interpreter tears its threads down; a callback the library
+would call after that is skipped.
 """
 
 from __future__ import annotations
 
+import atexit
 import ctypes
 import ctypes.util
 import json
 import os
 import threading
+import weakref
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Dict, List, Mapping, Optional
@@ -19,6 +28,7 @@ from typing import Any, Callable, Dict, List, Mapping, Optional
 __all__ = [
     "Alert", "ConfigError", "Counter", "Event", "Gauge", "Histogram", "Monitor",
     "NotFoundError", "Permanent", "Retry", "StateError", "VigiloError", "library_version",
+    "status_name",
 ]
 
 # --------------------------------------------------------------------------- the library
@@ -95,6 +105,7 @@ def _fn(name: str, restype: Any, *argtypes: Any) -> Any:
 
 
 _last_error = _fn("vigilo_last_error", _str)
+_status_name = _fn("vigilo_status_name", _str, ctypes.c_int)
 _version = _fn("vigilo_version", _str)
 _string_free = _fn("vigilo_string_free", None, _p)
 _monitor_new = _fn("vigilo_monitor_new", _status, _str, ctypes.c_size_t, _str, ctypes.POINTER(_p))
@@ -135,7 +146,7 @@ _monitor_history_json = _fn(
     ctypes.POINTER(ctypes.c_void_p),
 )
 _monitor_ack = _fn(
-    "vigilo_monitor_ack", _status, _p, ctypes.c_uint64, _str, _str, ctypes.c_uint64, ctypes.c_bool
+    "vigilo_monitor_ack", _status, _p, ctypes.c_uint64, _str, _str, ctypes.c_uint64, ctypes.c_int
 )
 _monitor_unack = _fn("vigilo_monitor_unack", _status, _p, ctypes.c_uint64)
 _monitor_silence = _fn(
@@ -145,6 +156,7 @@ _monitor_silence = _fn(
 _monitor_expire_silence = _fn("vigilo_monitor_expire_silence", _status, _p, ctypes.c_uint64)
 
 _DELIVERED, _RETRYABLE, _PERMANENT = 0, 1, 2
+_STATE, _STALE_HANDLE, _MONITOR = 6, 7, 9
 
 
 def library_version() -> str:
@@ -183,6 +195,11 @@ def _check(status: int) -> None:
     if status != 0:
         message = (_last_error() or b"").decode("utf-8", "replace")
         raise _ERRORS.get(status, VigiloError)(status, message)
+
+
+def status_name(status: int) -> str:
+    """The library's short name of a status code (``"unknown status"`` for any other value)."""
+    return (_status_name(status) or b"").decode()
 
 
 def _encode(s: str) -> bytes:
@@ -347,6 +364,48 @@ class Histogram(_Handle):
 ChannelFn = Callable[[Alert], Any]
 EventFn = Callable[[Event], Any]
 
+# The monitors not closed yet (closed at exit), the C callbacks of monitors whose close was
+# refused when they were collected (kept alive, and their monitors closed at exit), and whether
+# the exit handler has run (a callback after that is skipped).
+_open: "weakref.WeakSet[Monitor]" = weakref.WeakSet()
+_orphans: List[Any] = []
+_exiting = False
+# Per thread: the monitors (by id) whose callback this thread is running now.
+_inside = threading.local()
+
+
+class _InCallback:
+    """Marks the thread as running a callback of one monitor while the block runs."""
+
+    def __init__(self, key: int) -> None:
+        self.key = key
+
+    def __enter__(self) -> None:
+        stack = getattr(_inside, "keys", None)
+        if stack is None:
+            stack = _inside.keys = []
+        stack.append(self.key)
+
+    def __exit__(self, *exc: Any) -> None:
+        _inside.keys.pop()
+
+
+def _close_at_exit() -> None:
+    """Closes the monitors still open, while the interpreter can still run their callbacks."""
+    global _exiting
+    for m in list(_open):
+        try:
+            m.close()
+        except Exception:  # noqa: BLE001 (nothing to report to at exit)
+            pass
+    while _orphans:
+        ptr, _callbacks = _orphans.pop()
+        _monitor_free(ptr)
+    _exiting = True
+
+
+atexit.register(_close_at_exit)
+
 
 class Monitor:
     """A monitor from TOML: rules, host items, channels, routes, actions.
@@ -371,13 +430,16 @@ class Monitor:
         self._ptr = ctypes.c_void_p()
         # The C callbacks must stay alive while the library may call them.
         self._callbacks: List[Any] = []
-        self._lock = threading.Lock()
+        # Guards `_ptr` and `_closing` (a close under way on some thread).
+        self._cond = threading.Condition()
+        self._closing = False
         if _handle is None:
             text = _encode(toml)
             handle = ctypes.c_void_p()
             _check(_monitor_new(text, len(text), _encode(name), ctypes.byref(handle)))
             _handle = handle
         self._ptr: ctypes.c_void_p = _handle
+        _open.add(self)
         for channel, fn in (channels or {}).items():
             self.add_channel(channel, fn)
         if on_event is not None:
@@ -395,11 +457,14 @@ class Monitor:
 
         def call(_user: Any, alert: Any, message: Any, capacity: int) -> int:
             try:
-                deliver(Alert._from_c(alert.contents))
+                if _exiting:
+                    raise Retry("the interpreter is exiting")
+                with _InCallback(id(self)):
+                    deliver(Alert._from_c(alert.contents))
                 return _DELIVERED
             except Permanent as e:
                 code, text = _PERMANENT, str(e) or "permanent failure"
-            except Exception as e:  # noqa: BLE001 (any failure of user code is a retry)
+            except BaseException as e:  # noqa: BLE001 (any failure of user code is a retry)
                 code, text = _RETRYABLE, f"{type(e).__name__}: {e}" if str(e) else type(e).__name__
             data = text.encode("utf-8", "replace")[: max(capacity - 1, 0)]
             ctypes.memmove(message, data + b"\0", len(data) + 1)
@@ -413,9 +478,12 @@ class Monitor:
         """Calls ``callback`` with every event, in order, on a thread of its own."""
 
         def call(_user: Any, event: Any) -> None:
+            if _exiting:
+                return
             try:
-                callback(Event._from_c(event.contents))
-            except Exception:  # noqa: BLE001 (a callback's error must not reach C)
+                with _InCallback(id(self)):
+                    callback(Event._from_c(event.contents))
+            except BaseException:  # noqa: BLE001 (a callback's error must not reach C)
                 import traceback
 
                 traceback.print_exc()
@@ -430,15 +498,48 @@ class Monitor:
         return self
 
     def stop(self, deadline: float = 5.0) -> None:
-        """Stops it, giving deliveries up to ``deadline`` seconds."""
-        _check(_monitor_stop(self._ptr, int(deadline * 1000)))
+        """Stops it, giving deliveries up to ``deadline`` seconds to finish; a callback still
+        running then is waited for (as long as it takes). When it returns, none of the
+        monitor's callbacks runs or will run again. Refused (:class:`StateError`) from inside
+        one of its own callbacks."""
+        _check(_monitor_stop(self._live(), max(0, int(deadline * 1000))))
+
+    def _inside_own_callback(self) -> bool:
+        return id(self) in getattr(_inside, "keys", ())
 
     def close(self) -> None:
-        """Stops it if running and frees it; later calls raise :class:`StateError`."""
-        with self._lock:
-            ptr, self._ptr = self._ptr, ctypes.c_void_p()
-        if ptr:
-            _check(_monitor_free(ptr))
+        """Stops it if running (deliveries get 5 seconds) and frees it, once none of its
+        callbacks runs or can run again: a callback running is waited for, as long as it takes,
+        and so is a close under way on another thread. Later calls raise
+        :class:`StateError`; closing again does nothing.
+
+        From inside one of this monitor's own callbacks it is refused with
+        :class:`StateError` (it would wait for itself) and the monitor stays as it was.
+        """
+        if self._inside_own_callback():
+            raise StateError(
+                _STATE,
+                "a monitor cannot be closed from inside its own callback: return first",
+            )
+        with self._cond:
+            while self._closing:
+                self._cond.wait()
+            ptr = self._ptr
+            if not ptr:
+                return
+            self._closing = True
+        status = _STATE
+        try:
+            status = _monitor_free(ptr)
+        finally:
+            with self._cond:
+                self._closing = False
+                # Freed (a stop that reported a problem frees too), or already gone.
+                if status in (0, _MONITOR, _STALE_HANDLE):
+                    self._ptr = ctypes.c_void_p()
+                    _open.discard(self)
+                self._cond.notify_all()
+        _check(status)
 
     def __enter__(self) -> "Monitor":
         return self.start()
@@ -449,6 +550,11 @@ class Monitor:
     def __del__(self) -> None:
         try:
             self.close()
+        except StateError:
+            # Collected inside one of its own callbacks: the library may still call them, so
+            # they stay alive, and the monitor is closed at exit.
+            if getattr(self, "_ptr", None):
+                _orphans.append((self._ptr, self._callbacks))
         except (VigiloError, AttributeError):
             pass
 
@@ -539,7 +645,8 @@ class Monitor:
     ) -> None:
         """Acknowledges an open incident."""
         ms = 0 if expires_after is None else max(1, int(expires_after * 1000))
-        _check(_monitor_ack(self._live(), incident, _encode(by), _encode(comment), ms, sticky))
+        _check(_monitor_ack(self._live(), incident, _encode(by), _encode(comment), ms,
+                            1 if sticky else 0))
 
     def unack(self, incident: int) -> None:
         """Removes an incident's acknowledgement."""

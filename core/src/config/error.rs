@@ -52,8 +52,29 @@ impl Location {
 
 impl fmt::Display for Location {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}:{}:{}", self.file, self.line, self.column)
+        write!(f, "{}:{}:{}", clip(&self.file), self.line, self.column)
     }
+}
+
+/// The most characters of one piece of text from the configuration (a name, a key, a parser's
+/// message) that an error quotes; longer ones keep their start and end.
+const CLIP: usize = 200;
+/// How many characters of the offending line an excerpt shows before the column …
+const EXCERPT_BEFORE: usize = 60;
+/// … and from the column on.
+const EXCERPT_AFTER: usize = 100;
+
+/// `text`, at most [`CLIP`] characters of it: so that an error about a 10 MB name or line is
+/// not itself 10 MB long.
+fn clip(text: &str) -> std::borrow::Cow<'_, str> {
+    let n = text.chars().count();
+    if n <= CLIP {
+        return text.into();
+    }
+    let keep = CLIP / 2;
+    let head: String = text.chars().take(keep).collect();
+    let tail: String = text.chars().skip(n - keep).collect();
+    format!("{head}[… {} characters left out …]{tail}", n - 2 * keep).into()
 }
 
 /// Why a configuration could not be loaded. Every variant but [`ConfigError::Read`] carries a
@@ -75,7 +96,7 @@ pub enum ConfigError {
         source: std::io::Error,
     },
     /// The text is not valid TOML.
-    #[error("{location}: TOML syntax error: {message}")]
+    #[error("{location}: TOML syntax error: {}", clip(message))]
     Syntax {
         /// Where.
         location: Box<Location>,
@@ -84,7 +105,7 @@ pub enum ConfigError {
     },
     /// Valid TOML that is not a valid configuration: an unknown key, a missing key, a value of the
     /// wrong type or form (duration, percentage, severity, aggregation, time zone…).
-    #[error("{location}: {}{message}", context(within.as_deref(), key.as_deref()))]
+    #[error("{location}: {}{}", context(within.as_deref(), key.as_deref()), clip(message))]
     Invalid {
         /// Where.
         location: Box<Location>,
@@ -98,7 +119,7 @@ pub enum ConfigError {
         message: String,
     },
     /// A rule that the rule builder refused (thresholds out of order, clear on the wrong side…).
-    #[error("{location}: {}{}", context(Some(&format!("rule {rule:?}")), key.as_deref()), reason(rule, error))]
+    #[error("{location}: {}{}", context(Some(&format!("rule {:?}", clip(rule))), key.as_deref()), reason(rule, error))]
     Rule {
         /// Where.
         location: Box<Location>,
@@ -111,8 +132,8 @@ pub enum ConfigError {
     },
     /// Two rules have the same name.
     #[error(
-        "{location}: rule {name:?}: duplicate rule name (first defined at line {}); rule names must be unique",
-        first.line
+        "{location}: rule {:?}: duplicate rule name (first defined at line {}); rule names must be unique",
+        clip(name), first.line
     )]
     DuplicateRule {
         /// Where the second one is named.
@@ -125,6 +146,7 @@ pub enum ConfigError {
 }
 
 fn context(rule: Option<&str>, key: Option<&str>) -> String {
+    let (rule, key) = (rule.map(clip), key.map(clip));
     match (rule, key) {
         (Some(r), Some(k)) => format!("{r}, key `{k}`: "),
         (Some(r), None) => format!("{r}: "),
@@ -136,8 +158,10 @@ fn context(rule: Option<&str>, key: Option<&str>) -> String {
 /// The builder's message without its own `rule <name>: ` prefix (the context already names it).
 fn reason(rule: &str, error: &RuleError) -> String {
     let text = error.to_string();
-    text.strip_prefix(&format!("rule {rule}: "))
-        .map_or_else(|| text.clone(), str::to_owned)
+    let text = text
+        .strip_prefix(&format!("rule {rule}: "))
+        .unwrap_or(&text);
+    clip(text).into_owned()
 }
 
 impl ConfigError {
@@ -161,17 +185,36 @@ impl ConfigError {
     /// 14 | threshold = 0.7
     ///    |             ^^^
     /// ```
+    ///
+    /// Bounded, however long the line: the excerpt shows at most 60 characters before the
+    /// column and 100 from it (`…` marks the cut), and every piece of the configuration the
+    /// message quotes is cut to 200 characters; the line and column stay exact.
     pub fn with_excerpt(&self) -> String {
         let Some(at) = self.location() else {
             return self.to_string();
         };
         let gutter = " ".repeat(at.line.to_string().len());
+        let total = at.line_text.chars().count();
+        let column = (at.column - 1).min(total);
+        let first = column.saturating_sub(EXCERPT_BEFORE);
+        let last = (column + EXCERPT_AFTER).min(total);
+        let shown: String = at
+            .line_text
+            .chars()
+            .skip(first)
+            .take(last - first)
+            .collect();
+        let (open, close) = (
+            if first > 0 { "…" } else { "" },
+            if last < total { "…" } else { "" },
+        );
+        let caret = column - first + open.chars().count();
+        let width = at.width.clamp(1, (last - column).max(1));
         format!(
-            "{self}\n{gutter} |\n{} | {}\n{gutter} | {}{}",
+            "{self}\n{gutter} |\n{} | {open}{shown}{close}\n{gutter} | {}{}",
             at.line,
-            at.line_text,
-            " ".repeat(at.column - 1),
-            "^".repeat(at.width)
+            " ".repeat(caret),
+            "^".repeat(width)
         )
     }
 }
@@ -326,5 +369,45 @@ fn collect_in_value(value: &Spanned<DeValue<'_>>, names: &[&str], found: &mut Ve
         DeValue::Table(t) => collect_duplicates(t, value.span(), names, found),
         DeValue::Array(a) => a.iter().for_each(|v| collect_in_value(v, names, found)),
         _ => {}
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn an_error_on_a_huge_line_is_short_and_still_exact() {
+        // One 10 MB line, the problem in its middle: a stray `;` after a long value.
+        let long = "x".repeat(5_000_000);
+        let before = format!("interval = \"{long}\" ");
+        let text = format!("[host]\n{before}; {}", "y".repeat(5_000_000));
+        let err = text.parse::<crate::config::Config>().err().unwrap();
+        let shown = err.with_excerpt();
+        assert!(shown.len() < 1_000, "{} bytes", shown.len());
+        let at = err.location().unwrap();
+        let column = before.chars().count() + 1;
+        assert_eq!((at.line, at.column), (2, column));
+        assert!(shown.contains(&format!("<string>:2:{column}")), "{shown}");
+        // The caret is under the column, in the excerpt.
+        let lines: Vec<&str> = shown.lines().collect();
+        let (code, marks) = (lines[lines.len() - 2], lines[lines.len() - 1]);
+        let caret = marks.find('^').unwrap();
+        assert_eq!(code.chars().nth(caret), Some(';'), "{code}\n{marks}");
+    }
+
+    #[test]
+    fn a_huge_name_is_cut_in_the_message() {
+        let name = "n".repeat(1_000_000);
+        let text = format!(
+            "[[rule]]\nname = \"{name}\"\nmetric = \"m\"\n[[rule]]\nname = \"{name}\"\nmetric = \"m\"\n"
+        );
+        let err = text.parse::<crate::config::Config>().err().unwrap();
+        let shown = err.with_excerpt();
+        assert!(
+            shown.len() < 2_000,
+            "{} bytes: {}",
+            shown.len(),
+            &shown[..200]
+        );
+        assert!(shown.contains("characters left out"), "{shown}");
     }
 }

@@ -582,9 +582,9 @@ impl Dispatcher {
     }
 
     /// At stop: closes every pool and waits for its threads to let go of the channel or action.
-    pub(crate) fn close_pools(&mut self, until: std::time::Instant) {
-        self.delivery.close(until);
-        self.recovery.close(until);
+    pub(crate) fn close_pools(&mut self) {
+        self.delivery.close();
+        self.recovery.close();
     }
 }
 

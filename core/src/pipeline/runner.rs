@@ -316,7 +316,8 @@ impl Pipeline {
 
     /// Stops the thread: transitions already sent are handled, groups waiting notify now, and
     /// deliveries are given until `deadline` (real time) to finish. What is left stays in the
-    /// store's outbox.
+    /// store's outbox. Calls still running at the deadline are waited for (as long as they
+    /// take); queued ones are not started.
     pub fn stop(mut self, deadline: Duration) -> Result<StopReport, PipelineError> {
         let report = self.ask(|tx| Command::Stop(deadline, tx));
         if let Some(t) = self.thread.take() {
@@ -523,15 +524,12 @@ fn stop(
         took: started.elapsed(),
     };
     // The workers end before the pipeline says it stopped, so a channel's or action's last
-    // reference (and with it a C caller's free callback) goes before `stop` returns. Idle
-    // workers end at once: they get a moment even when the deadline is spent.
-    let until = give_up.max(Instant::now() + WORKERS_GRACE);
-    d.close_pools(until);
+    // reference (and with it a C caller's free callback) goes before `stop` returns: jobs not
+    // started are dropped (they stay in the outbox), calls running are waited for, however
+    // long they take.
+    d.close_pools();
     report
 }
-
-/// How long `stop` waits for idle worker threads after its deadline has passed.
-const WORKERS_GRACE: Duration = Duration::from_millis(200);
 
 /// How long `stop` waited and what it left.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]

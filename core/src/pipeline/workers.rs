@@ -5,6 +5,7 @@
 
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -39,12 +40,14 @@ pub(crate) enum Done {
 }
 
 /// A pool of threads reading one queue. Dropping it closes the queue: idle threads exit, busy
-/// ones exit after their call (they are not waited for, so a hung call never blocks the
-/// pipeline). [`close`](Self::close) also waits for them, for a while.
+/// ones exit after their call (they are not waited for). [`close`](Self::close) also waits
+/// for them, as long as their calls take.
 pub(crate) struct Pool<J> {
     tx: Sender<J>,
     /// Disconnected once every thread has ended (each holds a sender it drops last).
     ended: Receiver<()>,
+    /// Set by `close`: jobs still queued are dropped, not started.
+    closed: Arc<AtomicBool>,
 }
 
 impl<J> Pool<J> {
@@ -53,14 +56,17 @@ impl<J> Pool<J> {
         self.tx.send(job).is_ok()
     }
 
-    /// Closes the queue and waits until `until` for the threads to end, which drops their
-    /// reference to the channel or action: idle threads end at once; one inside a hung call is
-    /// left to end on its own.
-    pub(crate) fn close(self, until: Instant) {
-        let Pool { tx, ended } = self;
+    /// Closes the queue and waits for the threads to end, which drops their reference to the
+    /// channel or action: jobs not started yet are dropped (what they were for stays in the
+    /// outbox), idle threads end at once, a thread inside a call ends when the call returns,
+    /// however long that takes. So once this returns, no call of the channel or action runs.
+    pub(crate) fn close(self) {
+        let Pool { tx, ended, closed } = self;
+        // Release: a worker that reads it (Acquire) before its next job sees the close.
+        closed.store(true, Ordering::Release);
         drop(tx);
-        // Nothing is ever sent: this returns when the last thread's sender goes (or at `until`).
-        let _ = ended.recv_deadline(until);
+        // Nothing is ever sent: this returns when the last thread's sender goes.
+        let _ = ended.recv();
     }
 }
 
@@ -71,15 +77,21 @@ fn spawn<J: Send + 'static>(
 ) -> std::io::Result<Pool<J>> {
     let (tx, rx): (Sender<J>, Receiver<J>) = crossbeam_channel::unbounded();
     let (end_tx, ended) = crossbeam_channel::bounded::<()>(0);
+    let closed = Arc::new(AtomicBool::new(false));
     let work = Arc::new(work);
     for i in 0..workers.max(1) {
         let rx = rx.clone();
         let work = Arc::clone(&work);
         let end = end_tx.clone();
+        let closed = Arc::clone(&closed);
         thread::Builder::new()
             .name(format!("vigilo-{name}-{i}"))
             .spawn(move || {
                 for job in rx {
+                    // Acquire: pairs with `close`'s Release store.
+                    if closed.load(Ordering::Acquire) {
+                        break;
+                    }
                     work(job);
                 }
                 // The channel's (or action's) reference first, then the sign that this
@@ -88,7 +100,7 @@ fn spawn<J: Send + 'static>(
                 drop(end);
             })?;
     }
-    Ok(Pool { tx, ended })
+    Ok(Pool { tx, ended, closed })
 }
 
 /// Threads delivering to `channel`.
@@ -140,7 +152,6 @@ pub(crate) fn action_pool(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::sync::atomic::{AtomicBool, Ordering};
 
     /// Set when dropped, after a delay: a channel whose last reference takes a while to go.
     struct SlowDrop(Arc<AtomicBool>);
@@ -162,7 +173,7 @@ mod tests {
         })
         .unwrap();
         assert!(pool.send(()));
-        pool.close(Instant::now() + Duration::from_secs(10));
+        pool.close();
         assert!(
             dropped.load(Ordering::Relaxed),
             "close returned before the work was dropped"
@@ -170,19 +181,39 @@ mod tests {
     }
 
     #[test]
-    fn close_gives_up_on_a_hung_call_at_its_deadline() {
+    fn close_waits_for_the_call_running_and_starts_no_queued_job() {
         let (release_tx, release_rx) = crossbeam_channel::bounded::<()>(0);
-        let (started_tx, started_rx) = crossbeam_channel::bounded::<()>(1);
+        let (started_tx, started_rx) = crossbeam_channel::unbounded::<()>();
+        let returned = Arc::new(AtomicBool::new(false));
+        let seen = Arc::clone(&returned);
         let pool = spawn("t", 1, move |()| {
             let _ = started_tx.send(());
             let _ = release_rx.recv();
+            // Relaxed: read after `close` returned, which waited for this thread to end.
+            seen.store(true, Ordering::Relaxed);
         })
         .unwrap();
         assert!(pool.send(()));
+        assert!(pool.send(())); // queued behind the running call: never started
         started_rx.recv().unwrap();
-        let t0 = Instant::now();
-        pool.close(t0 + Duration::from_millis(50));
-        assert!(t0.elapsed() < Duration::from_secs(5));
-        drop(release_tx);
+        let closing = Arc::clone(&pool.closed);
+        let releaser = thread::spawn(move || {
+            // The call is held until `close` is under way.
+            while !closing.load(Ordering::Acquire) {
+                thread::yield_now();
+            }
+            release_tx.send(()).unwrap();
+        });
+        pool.close();
+        assert!(
+            returned.load(Ordering::Relaxed),
+            "close returned while the call was still running"
+        );
+        assert_eq!(
+            started_rx.try_iter().count(),
+            0,
+            "a queued job was started after close"
+        );
+        releaser.join().unwrap();
     }
 }

@@ -12,26 +12,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "vigilo.h"
-
-static int failures = 0;
-
-#define CHECK(cond)                                                              \
-    do {                                                                         \
-        if (!(cond)) {                                                           \
-            fprintf(stderr, "%s:%d: CHECK failed: %s (last error: %s)\n",       \
-                    __FILE__, __LINE__, #cond, vigilo_last_error());             \
-            failures++;                                                          \
-        }                                                                        \
-    } while (0)
-
-#define CHECK_STATUS(call, expected) CHECK((call) == (expected))
-#define OK(call) CHECK_STATUS(call, VIGILO_STATUS_OK)
-
-static void sleep_ms(long ms) {
-    struct timespec t = {ms / 1000, (ms % 1000) * 1000000L};
-    nanosleep(&t, NULL);
-}
+#include "check.h"
 
 /* ---------------------------------------------------------------- configuration */
 
@@ -527,10 +508,5 @@ int main(void) {
     test_pipeline();
     test_destroy_while_a_callback_runs();
     test_unstarted_frees();
-    if (failures) {
-        fprintf(stderr, "%d check(s) failed\n", failures);
-        return 1;
-    }
-    printf("vigilo C API: all checks passed\n");
-    return 0;
+    return summary("vigilo C API");
 }

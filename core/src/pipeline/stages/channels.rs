@@ -280,10 +280,10 @@ impl Channels {
         Some(alert)
     }
 
-    /// At stop: closes every pool and waits until `until` for its threads.
-    pub(crate) fn close(&mut self, until: std::time::Instant) {
+    /// At stop: closes every pool and waits for its threads (however long a call takes).
+    pub(crate) fn close(&mut self) {
         for c in std::mem::take(&mut self.map).into_values() {
-            c.pool.close(until);
+            c.pool.close();
         }
     }
 }

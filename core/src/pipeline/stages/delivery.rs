@@ -597,9 +597,9 @@ impl Delivery {
         }
     }
 
-    /// At stop: closes every pool and waits until `until` for its threads.
-    pub(crate) fn close(&mut self, until: std::time::Instant) {
-        self.channels.close(until);
+    /// At stop: closes every pool and waits for its threads (however long a call takes).
+    pub(crate) fn close(&mut self) {
+        self.channels.close();
     }
 
     /// A meta-alert no route takes goes straight to the failing channel's fallback.

@@ -364,10 +364,10 @@ impl Recoveries {
         })
     }
 
-    /// At stop: closes every pool and waits until `until` for its threads.
-    pub(crate) fn close(&mut self, until: std::time::Instant) {
+    /// At stop: closes every pool and waits for its threads (however long a run takes).
+    pub(crate) fn close(&mut self) {
         for a in std::mem::take(&mut self.actions).into_values() {
-            a.pool.close(until);
+            a.pool.close();
         }
     }
 }
