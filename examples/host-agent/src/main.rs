@@ -254,7 +254,7 @@ fn run(args: &Args) -> Result<(), Box<dyn std::error::Error>> {
                     board::notifications(&inbox.latest(), inbox.addr()),
                     board::coverage(&status.coverage),
                     board::transitions(&recent),
-                ) + &table::render("HOST ITEMS", &table::rows(&monitor.registry().snapshot()));
+                ) + &table::render("HOST ITEMS", &table::rows(monitor.registry()));
                 match screen.draw(&text) {
                     Ok(()) => {}
                     // The reader went away (`host-agent | head`): stop quietly.
