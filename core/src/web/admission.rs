@@ -251,7 +251,10 @@ mod tests {
             a.admit(ip("10.0.0.3"), later).is_some(),
             "others are not refused"
         );
+        // It holds 4 (one let in over its limit while the others were young): two must end.
         drop(newest);
+        assert!(a.admit(ip("10.0.0.1"), later).is_none());
+        drop(young);
         assert!(
             a.admit(ip("10.0.0.1"), later).is_some(),
             "a place freed is taken again"

@@ -18,8 +18,8 @@
 //! Bearer <token>`; Prometheus: `authorization: { credentials: … }` in the scrape config; the
 //! board asks for it), unless `public_read = true` says that every item, label, annotation,
 //! ack comment and history entry may be read by the network. A non-loopback address with
-//! neither a token nor `public_read` is refused at start ([`HttpConfig::access`] is the line
-//! to print at start).
+//! neither a token nor `public_read` is refused at start. At start the monitor logs what is
+//! exposed to whom ([`HttpConfig::access`]; a warning when reads are public).
 //!
 //! **Who may write.** Writes need the operator token of `[http] token` as `Authorization:
 //! Bearer <token>`, a JSON body, and, when the browser sends an `Origin` (or
@@ -278,6 +278,12 @@ impl Server {
         let listener = std::net::TcpListener::bind(address).map_err(bind)?;
         listener.set_nonblocking(true).map_err(bind)?;
         let address = listener.local_addr().map_err(bind)?;
+        // The start-up line: what is exposed, to whom.
+        if config.public_read && !address.ip().is_loopback() {
+            log::warn!("HTTP endpoint on http://{address}/: {}", config.access());
+        } else {
+            log::info!("HTTP endpoint on http://{address}/: {}", config.access());
+        }
         let events = events::Fanout::start(source.subscribe()).map_err(HttpError::Start)?;
         let charts = sampler::Charts::new(Arc::clone(&source));
         let sampler = sampler::Sampler::start(Arc::clone(&charts)).map_err(HttpError::Start)?;
