@@ -384,24 +384,9 @@ fn raw(address: std::net::SocketAddr, request: &str) -> String {
 /// the same at full resolution with the item's transitions and incidents.
 #[test]
 fn charts_keep_each_items_recent_values_thresholds_and_changes() {
-    let rules = r#"
-[[rule]]
-name = "cpu"
-metric = "cpu_usage_ratio"
-[rule.warning]
-threshold = "70%"
-[rule.critical]
-threshold = "95%"
-
-[[channel]]
-name = "ops"
-
-[[route]]
-name = "all"
-channels = ["ops"]
-"#;
+    let rules = format!("{}{}", web_support::CPU_RULE, web_support::ROUTE_ALL);
     let clock = vigilo::clock::ManualClock::new(web_support::start_time());
-    let r = Running::start_with_clock(rules, "", &clock);
+    let r = Running::start_with_clock(&rules, "", &clock);
     let cpu = r
         .monitor
         .registry()

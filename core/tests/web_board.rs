@@ -18,7 +18,7 @@ use serde_json::{Value, json};
 use tungstenite::{Message, WebSocket};
 use vigilo::Severity;
 use vigilo::clock::ManualClock;
-use web_support::{Running, get, which};
+use web_support::{CPU_RULE, ROUTE_ALL, Running, get, which};
 
 /// The seed scenario: a host's CPU, memory and disk, beside the job queue of
 /// [`web_support::CONFIG`].
@@ -46,9 +46,6 @@ threshold = 0.8
 
 #[test]
 fn the_board_shows_the_items_updates_live_and_refuses_an_ack_without_the_token() {
-    let chromium = which("chromium")
-        .or_else(|| which("chromium-browser"))
-        .expect("chromium is not installed: run scripts/install-test-peers.sh (Debian package chromium)");
     let rules = format!("{HOST_RULES}{}", web_support::CONFIG);
     let r = Running::start_with(&rules, "token = \"s3cret\"");
     let reg = r.monitor.registry();
@@ -65,10 +62,7 @@ fn the_board_shows_the_items_updates_live_and_refuses_an_ack_without_the_token()
     queue.set(150.0);
     web_support::incident(&r.monitor);
 
-    let browser = Browser::start(&chromium);
-    let mut page = browser.page();
-    page.call("Page.enable", json!({}));
-    page.call("Page.navigate", json!({ "url": r.url("/") }));
+    let (_browser, mut page) = open_board(&r);
     page.wait_for(
         "document.querySelectorAll('#items tbody tr').length === 4 && document.querySelector('#live').className === 'on'",
         Duration::from_secs(20),
@@ -149,18 +143,9 @@ fn the_board_shows_the_items_updates_live_and_refuses_an_ack_without_the_token()
     eprintln!("screenshot: {}", path.display());
 }
 
-/// A host's items over a minute, on the test's clock: CPU climbing past its warning line,
-/// memory in bytes, a disk ratio, a job queue (a plain number).
+/// Beside [`CPU_RULE`], a host's items over a minute on the test's clock: memory in bytes, a
+/// disk ratio, a job queue (a plain number).
 const CHART_RULES: &str = r#"
-[[rule]]
-name = "cpu"
-metric = "cpu_usage_ratio"
-annotations = { summary = "CPU at {{value_human}} (threshold {{threshold_human}})" }
-[rule.warning]
-threshold = "70%"
-[rule.critical]
-threshold = "95%"
-
 [[rule]]
 name = "memory"
 metric = "memory_used_bytes"
@@ -181,13 +166,6 @@ name = "queue"
 metric = "queue_depth"
 [rule.major]
 threshold = 100
-
-[[channel]]
-name = "ops"
-
-[[route]]
-name = "all"
-channels = ["ops"]
 "#;
 
 /// Each row has a small chart of the item's recent values with its thresholds; a severity
@@ -196,11 +174,9 @@ channels = ["ops"]
 /// page runs under its Content-Security-Policy (an injected inline script does not run).
 #[test]
 fn each_item_has_a_chart_with_its_thresholds_live_changes_and_units() {
-    let chromium = which("chromium")
-        .or_else(|| which("chromium-browser"))
-        .expect("chromium is not installed: run scripts/install-test-peers.sh (Debian package chromium)");
     let clock = ManualClock::new(web_support::start_time());
-    let r = Running::start_with_clock(CHART_RULES, "", &clock);
+    let rules = format!("{CPU_RULE}{CHART_RULES}{ROUTE_ALL}");
+    let r = Running::start_with_clock(&rules, "", &clock);
     let reg = r.monitor.registry();
     let host = [("host", "web-1")];
     let cpu = reg.gauge("cpu_usage_ratio", &host).unwrap();
@@ -223,10 +199,7 @@ fn each_item_has_a_chart_with_its_thresholds_live_changes_and_units() {
         assert_eq!(get(&r.url("/api/charts"), None).0, 200);
     }
 
-    let browser = Browser::start(&chromium);
-    let mut page = browser.page();
-    page.call("Page.enable", json!({}));
-    page.call("Page.navigate", json!({ "url": r.url("/") }));
+    let (_browser, mut page) = open_board(&r);
     page.wait_for(
         "document.querySelectorAll('#items tbody tr svg.spark').length === 4 && document.querySelector('#live').className === 'on'",
         Duration::from_secs(20),
@@ -364,9 +337,6 @@ fn screenshot(page: &mut Page) -> Vec<u8> {
 /// in the critical colour.
 #[test]
 fn the_board_shows_slos_and_canaries() {
-    let chromium = which("chromium")
-        .or_else(|| which("chromium-browser"))
-        .expect("chromium is not installed: run scripts/install-test-peers.sh (Debian package chromium)");
     let slo = r#"
 [[slo]]
 name = "checkout"
@@ -388,10 +358,7 @@ total = { metric = "http_requests_total" }
         .unwrap()
         .set(2.0);
 
-    let browser = Browser::start(&chromium);
-    let mut page = browser.page();
-    page.call("Page.enable", json!({}));
-    page.call("Page.navigate", json!({ "url": r.url("/") }));
+    let (_browser, mut page) = open_board(&r);
     page.wait_for(
         "document.querySelector('#slos tbody tr[data-slo]') && document.querySelector('#canaries tbody tr[data-canary]')",
         Duration::from_secs(20),
@@ -418,6 +385,18 @@ total = { metric = "http_requests_total" }
             &rgb(Severity::Critical.colour())
         ]
     );
+}
+
+/// A headless Chromium showing `r`'s board (the browser ends when the first is dropped).
+fn open_board(r: &Running) -> (Browser, Page) {
+    let chromium = which("chromium")
+        .or_else(|| which("chromium-browser"))
+        .expect("chromium is not installed: run scripts/install-test-peers.sh (Debian package chromium)");
+    let browser = Browser::start(&chromium);
+    let mut page = browser.page();
+    page.call("Page.enable", json!({}));
+    page.call("Page.navigate", json!({ "url": r.url("/") }));
+    (browser, page)
 }
 
 /// `#rrggbb` as the browser reports a computed colour.

@@ -31,7 +31,25 @@ pub struct Running {
     pub address: SocketAddr,
 }
 
-pub const CONFIG: &str = r#"
+/// A channel `ops` (the test's, taking every alert) and a route `all` to it.
+macro_rules! route_all {
+    () => {
+        r#"
+[[channel]]
+name = "ops"
+
+[[route]]
+name = "all"
+channels = ["ops"]
+"#
+    };
+}
+
+/// [`CONFIG`]'s channel and route, to put after other rules.
+pub const ROUTE_ALL: &str = route_all!();
+
+pub const CONFIG: &str = concat!(
+    r#"
 [[rule]]
 name = "queue"
 metric = "queue_depth"
@@ -40,13 +58,21 @@ annotations = { summary = "{{value}} jobs waiting" }
 threshold = 100
 [rule.critical]
 threshold = 1000
+"#,
+    route_all!()
+);
 
-[[channel]]
-name = "ops"
-
-[[route]]
-name = "all"
-channels = ["ops"]
+/// CPU usage (a ratio) with a warning at 70 % and a critical level at 95 %, its summary with
+/// units.
+pub const CPU_RULE: &str = r#"
+[[rule]]
+name = "cpu"
+metric = "cpu_usage_ratio"
+annotations = { summary = "CPU at {{value_human}} (threshold {{threshold_human}})" }
+[rule.warning]
+threshold = "70%"
+[rule.critical]
+threshold = "95%"
 "#;
 
 impl Running {
