@@ -2,7 +2,8 @@
 //! `scripts/install-test-peers.sh`), driven over the DevTools protocol: it loads under its
 //! Content-Security-Policy, shows the items with their severity colours, values with their
 //! units and a chart of each, updates live when an item goes Critical (a change marked on its
-//! chart too), and refuses an ack without the operator token. Screenshots are saved for review
+//! chart too), refuses an ack without the operator token, and, off loopback, reads only once
+//! the operator has typed the token. Screenshots are saved for review
 //! (`target/tmp/vigilo-board.png`, `target/tmp/vigilo-board-charts.png`; with
 //! `VIGILO_UPDATE_SCREENSHOT=1` the second also replaces `docs/board.png`, the README's).
 
@@ -547,4 +548,37 @@ impl Page {
             std::thread::sleep(Duration::from_millis(20));
         }
     }
+}
+
+/// Off loopback with a token, the page loads but reads nothing until the operator types the
+/// token; then it reads the status, the charts and the event stream with it (fetch sends the
+/// token, which EventSource could not).
+#[test]
+fn off_loopback_the_board_reads_only_with_the_token() {
+    let clock = std::sync::Arc::new(vigilo::clock::SystemClock);
+    let rules = format!("{CPU_RULE}{ROUTE_ALL}");
+    let r = Running::start_on(&rules, "0.0.0.0:0", "token = \"s3cret\"", clock);
+    let cpu = r.monitor.registry().gauge("cpu_usage_ratio", &[]).unwrap();
+    cpu.set(0.8);
+    let (_browser, mut page) = open_board(&r);
+    page.wait_for(
+        "document.querySelector('#message').textContent.includes('type the operator token')",
+        Duration::from_secs(10),
+    );
+    assert_eq!(
+        page.eval("document.querySelectorAll('#items tbody tr').length"),
+        json!(0)
+    );
+    page.eval("const t = document.querySelector('#token'); t.value = 's3cret'; t.dispatchEvent(new Event('input')); 1");
+    page.wait_for(
+        "document.querySelectorAll('#items tbody tr svg.spark').length === 1 && document.querySelector('#live').className === 'on' && document.querySelector('#message').textContent === ''",
+        Duration::from_secs(10),
+    );
+    // Live through the token-carrying event stream.
+    page.eval("clearInterval(window.vigiloPoller); 1");
+    cpu.set(0.99);
+    page.wait_for(
+        "document.querySelector('#items tbody tr').dataset.severity === 'critical'",
+        Duration::from_secs(10),
+    );
 }

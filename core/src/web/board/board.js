@@ -212,14 +212,15 @@ async function read(path) {
   return r.json();
 }
 
-let pending = null;
+let pending = null, unread = false;
 async function refresh() {
   try {
     const [status, history, sparks] = await Promise.all([read("/api/status"), read("/api/history?limit=200"), read("/api/charts")]);
     charts = new Map(sparks.items.map(c => [key(c.rule, c.labels), c]));
     render(status); renderHistory(history); renderDetail();
+    if (unread) { unread = false; say(""); }
     document.body.dataset.updated = String(Date.now());
-  } catch (e) { say("cannot read the status: " + e.message); }
+  } catch (e) { unread = true; say("cannot read the status: " + e.message); }
 }
 function soon() { if (!pending) pending = setTimeout(() => { pending = null; refresh(); }, 100); }
 
