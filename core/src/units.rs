@@ -149,6 +149,8 @@ const KNOWN: &[Known] = &[
 
 /// Index of the ratio entry in [`KNOWN`] (what seconds per second become).
 const RATIO: usize = 0;
+/// Index of the percent entry in [`KNOWN`] (what `%` names).
+const PERCENT: usize = 1;
 
 /// Metric-name suffixes read as a unit, longest first where one ends another.
 const SUFFIXES: [(&str, &str); 7] = [
@@ -203,7 +205,7 @@ impl Unit {
         };
         let kind = match stem {
             "" | "count" | "1" => Kind::None,
-            "%" => Kind::Known(1),
+            "%" => Kind::Known(PERCENT),
             s => match KNOWN.iter().position(|k| k.word == s) {
                 Some(i) => Kind::Known(i),
                 None => Kind::Other(Arc::from(word.as_str())),
@@ -528,6 +530,8 @@ mod tests {
         assert_eq!(show("jobs", Some("count_per_second"), 3.0), "3/s");
         assert_eq!(show("volts", Some("volts"), 3.3), "3.3 volts");
         assert_eq!(Unit::parse("Bytes_Per_Second").name(), "bytes/s");
+        assert_eq!(Unit::parse("%").name(), "percent");
+        assert_eq!(KNOWN.get(RATIO).map(|k| k.word), Some("ratio"));
     }
 
     #[test]

@@ -132,6 +132,7 @@ async fn connection(
         .timer(TokioTimer::new())
         .keep_alive(false)
         .header_read_timeout(limits.header_timeout)
+        // hyper refuses a buffer under 8 KiB (it panics); the head is at most MAX_HEAD anyway.
         .max_buf_size(MAX_HEAD.max(8192));
     let io = TokioIo::new(Prefixed::new(head.bytes, stream));
     let connection = builder.serve_connection(io, service);
