@@ -50,7 +50,7 @@
 //!
 //! **Charts.** Each item keeps one value per slot (the evaluator's tick, at least 5 s) in a
 //! fixed ring of 720 (an hour at the default tick; the worst value sampled in the slot) and
-//! its last 16 severity changes: about 3.2 KiB per item, for at most 10,000 items. Items are
+//! its last 16 severity changes: about 3.4 KiB per item, for at most 10,000 items. Items are
 //! read once per tick (at most once a second), and again before a chart is answered.
 
 mod admission;
