@@ -32,6 +32,7 @@ pub mod slo;
 pub mod status;
 mod sync;
 pub mod testing;
+pub mod units;
 pub mod web;
 
 pub use metrics::{

@@ -52,6 +52,7 @@ use std::time::Duration;
 use parking_lot::Mutex;
 use serde::Serialize;
 
+use crate::Severity;
 use crate::alert::{Action, Channel};
 use crate::clock::{Clock, SystemClock};
 use crate::config::{Config, ConfigError};
@@ -66,9 +67,10 @@ use crate::pipeline::{
     SilenceRequest, SqliteStore, StopReport, Store,
 };
 use crate::plugin::PluginSettings;
+use crate::rules::Comparison;
 use crate::slo::{SloBoard, SloReport, SloRunner};
 use crate::status::StatusReport;
-use crate::web::{HttpError, Server, Source};
+use crate::web::{HttpError, Reading, Readings, Server, Source};
 
 /// Loads channel and action plugins for a [`Monitor`] (`vigilo-plugin-host` implements it with
 /// its wasmtime sandbox).
@@ -344,6 +346,7 @@ impl MonitorBuilder {
                     registry: registry.clone(),
                     evaluator: Arc::clone(&evaluator),
                     pipeline: Arc::clone(&pipeline),
+                    resolution: state.lock().config.evaluator.tick,
                     state: Arc::clone(&state),
                 };
                 Some(Server::start(&c, Arc::new(board))?)
@@ -746,6 +749,8 @@ struct Board {
     evaluator: Arc<EvaluatorHandle>,
     pipeline: Arc<Pipeline>,
     state: Arc<Mutex<State>>,
+    /// The evaluator's tick.
+    resolution: Duration,
 }
 
 impl Source for Board {
@@ -861,6 +866,64 @@ impl Source for Board {
             .silence(request)
             .map(|id| id.0)
             .map_err(|e| e.to_string())
+    }
+
+    fn readings(&self) -> Result<Readings, String> {
+        let status = self.evaluator.status().map_err(|e| e.to_string())?;
+        // Each rule's levels and direction, by name (names are unique).
+        let rules: HashMap<String, (Vec<(Severity, f64)>, bool)> = self
+            .state
+            .lock()
+            .config
+            .rules
+            .iter()
+            .map(|r| {
+                let levels = r
+                    .levels()
+                    .iter()
+                    .map(|l| (l.severity, l.threshold))
+                    .collect();
+                (
+                    r.name().to_owned(),
+                    (levels, r.comparison() == Comparison::Below),
+                )
+            })
+            .collect();
+        let items = status
+            .items
+            .into_iter()
+            .map(|item| {
+                let (levels, below) = rules.get(&*item.rule).cloned().unwrap_or_default();
+                Reading {
+                    rule: item.rule,
+                    labels: item.labels,
+                    value: item.value,
+                    severity: item.severity,
+                    since: item.since,
+                    unit: item.unit,
+                    below,
+                    levels,
+                    value_text: item.value_text,
+                }
+            })
+            .collect();
+        Ok(Readings {
+            at: status.at,
+            items,
+        })
+    }
+
+    fn item_events(&self, item: &str, limit: usize) -> Result<Vec<Event>, String> {
+        let query = HistoryQuery {
+            limit,
+            item: Some(item.to_owned()),
+            ..HistoryQuery::default()
+        };
+        self.pipeline.history(query).map_err(|e| e.to_string())
+    }
+
+    fn resolution(&self) -> Duration {
+        self.resolution
     }
 }
 

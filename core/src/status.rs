@@ -8,6 +8,7 @@ use crate::Severity;
 use crate::clock::Timestamp;
 use crate::eval::{EvalError, Evaluator, EvaluatorHandle, EvaluatorStats};
 use crate::metrics::Labels;
+use crate::units::Unit;
 
 /// One item on the status board.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -26,6 +27,13 @@ pub struct StatusItem {
     pub value: Option<f64>,
     /// The threshold of the current level, or of the lowest level when Normal.
     pub threshold: Option<f64>,
+    /// The unit of `value` and `threshold` (serialized as its name: `bytes`, `ratio`, `/s`, or
+    /// empty for a plain number).
+    pub unit: Unit,
+    /// `value` with its unit, as people read it (`92.3 %`, `23.5 GiB`), or `no data`.
+    pub value_text: String,
+    /// `threshold` with its unit, if there is a threshold.
+    pub threshold_text: Option<String>,
     /// Since when the item has had this severity.
     pub since: Timestamp,
     /// Held notifications: the item changes too often.
@@ -92,13 +100,20 @@ impl StatusReport {
         for item in ev.items() {
             let rule = item.rule;
             let in_schedule = rule.schedule().is_none_or(|s| s.is_active(now));
+            let unit = ev.unit_of(rule);
             let threshold = rule
                 .level(item.severity)
                 .or_else(|| rule.levels().first())
                 .map(|l| l.threshold);
             let value = if item.no_data { None } else { item.value };
-            let summary =
-                rule.render_annotation("summary", item.labels, item.severity, value, threshold);
+            let summary = rule.render_annotation(
+                "summary",
+                item.labels,
+                item.severity,
+                value,
+                threshold,
+                &unit,
+            );
             counts.add(item.severity);
             items.push(StatusItem {
                 rule: Arc::clone(rule.shared_name()),
@@ -108,6 +123,9 @@ impl StatusReport {
                 colour: item.severity.colour(),
                 value,
                 threshold,
+                value_text: unit.format_or_no_data(value),
+                threshold_text: threshold.map(|t| unit.format(t)),
+                unit: unit.clone(),
                 since: item.since,
                 flapping: item.flapping,
                 no_data: item.no_data,

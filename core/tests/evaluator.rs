@@ -614,6 +614,40 @@ fn transitions_carry_value_threshold_and_annotations() {
     assert_eq!((t[1].since, t[1].threshold), (h.t(5.0), Some(0.8)));
 }
 
+/// `{{value_human}}` and `{{threshold_human}}` carry the unit the metric is described with, in
+/// the transition's annotations and on the status board, beside the plain `{{value}}`.
+#[test]
+fn annotations_and_status_show_values_with_the_metrics_unit() {
+    let rule = Rule::builder("cpu", "m")
+        .level(Level::new(Major, 0.8))
+        .annotation(
+            "summary",
+            "CPU at {{value_human}} (threshold {{threshold_human}}, raw {{value}})",
+        )
+        .build()
+        .unwrap();
+    let mut h = Harness::new(vec![rule]);
+    h.registry
+        .describe("m", Some("ratio"), "CPU in use")
+        .unwrap();
+    h.gauge.set(0.1);
+    h.tick(0.0);
+    h.set(5.0, 0.9225);
+    let t: Vec<Transition> = h.rx.try_iter().collect();
+    assert_eq!(
+        t[0].annotations["summary"],
+        "CPU at 92.3 % (threshold 80.0 %, raw 0.9225)"
+    );
+    let status = h.ev.status(h.t(5.0));
+    let item = &status.items[0];
+    assert_eq!(item.value_text, "92.3 %");
+    assert_eq!(item.threshold_text.as_deref(), Some("80.0 %"));
+    assert_eq!(item.unit.name(), "ratio");
+    let json: serde_json::Value = serde_json::from_str(&status.to_json()).unwrap();
+    assert_eq!(json["items"][0]["unit"], "ratio");
+    assert_eq!(json["items"][0]["value_text"], "92.3 %");
+}
+
 #[test]
 fn duplicate_rule_names_are_refused() {
     let registry = Registry::new();

@@ -378,3 +378,100 @@ fn raw(address: std::net::SocketAddr, request: &str) -> String {
     }
     String::from_utf8_lossy(&out).into_owned()
 }
+
+/// `/api/charts`: each item's recent values, one per slot (5 s here), with its thresholds and
+/// the severity changes, every number also written with the item's unit; `/api/charts/{id}`:
+/// the same at full resolution with the item's transitions and incidents.
+#[test]
+fn charts_keep_each_items_recent_values_thresholds_and_changes() {
+    let rules = format!("{}{}", web_support::CPU_RULE, web_support::ROUTE_ALL);
+    let clock = vigilo::clock::ManualClock::new(web_support::start_time());
+    let r = Running::start_with_clock(&rules, "", &clock);
+    let cpu = r
+        .monitor
+        .registry()
+        .gauge("cpu_usage_ratio", &[("host", "web-1")])
+        .unwrap();
+    let values = [0.41, 0.45, 0.52, 0.58, 0.61, 0.66, 0.74];
+    for (i, v) in values.into_iter().enumerate() {
+        // The first in the slot the series appeared in (1 s on, so the evaluator sweeps), then
+        // one slot (5 s) each.
+        let after = Duration::from_secs(if i == 0 { 1 } else { 5 });
+        web_support::step(&r, &clock, &cpu, "cpu", v, after);
+        // A chart request reads the items first: one value per slot.
+        assert_eq!(get(&r.url("/api/charts"), None).0, 200);
+    }
+    let (status, _, text) = get(&r.url("/api/charts"), None);
+    assert_eq!(status, 200);
+    let charts: serde_json::Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(charts["slot"], 5000);
+    let chart = &charts["items"][0];
+    assert_eq!(chart["rule"], "cpu");
+    assert_eq!(chart["labels"]["host"], "web-1");
+    assert_eq!(chart["unit"], "ratio");
+    assert_eq!(chart["severity"], "warning");
+    assert_eq!(chart["value_text"], "74.0 %");
+    let shown: Vec<f64> = chart["values"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(serde_json::Value::as_f64)
+        .collect();
+    assert_eq!(shown.len(), values.len(), "{shown:?}");
+    for (got, want) in shown.iter().zip(values) {
+        assert!((got - want).abs() < 1e-6, "{shown:?}");
+    }
+    let thresholds: Vec<(String, String)> = chart["thresholds"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| {
+            (
+                t["severity"].as_str().unwrap().to_owned(),
+                t["label"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        thresholds,
+        [
+            ("warning".to_owned(), "70.0 %".to_owned()),
+            ("critical".to_owned(), "95.0 %".to_owned())
+        ]
+    );
+    // The y axis covers the values and the thresholds, its ticks written as percentages.
+    assert!(chart["low"].as_f64().unwrap() <= 0.41 && chart["high"].as_f64().unwrap() >= 0.95);
+    let ticks = chart["ticks"].as_array().unwrap();
+    assert!(ticks.len() >= 3);
+    assert!(
+        ticks
+            .iter()
+            .all(|t| t["label"].as_str().unwrap().ends_with(" %"))
+    );
+    // The crossing of 70 % at the last step is a change to warning, at the clock's time.
+    let changes = chart["changes"].as_array().unwrap();
+    assert_eq!(changes.len(), 1, "{changes:?}");
+    assert_eq!(changes[0]["from"], "normal");
+    assert_eq!(changes[0]["to"], "warning");
+    assert_eq!(changes[0]["label"], "normal → warning");
+    let when = web_support::start_time() + Duration::from_secs(31);
+    assert_eq!(changes[0]["at"], when.as_millis());
+
+    // Full resolution, with the transition from the history.
+    web_support::incident(&r.monitor);
+    let id = chart["id"].as_str().unwrap();
+    let (status, _, text) = get(&r.url(&format!("/api/charts/{id}")), None);
+    assert_eq!(status, 200, "{text}");
+    let full: serde_json::Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(full["step"], 5000);
+    let events = full["events"].as_array().unwrap();
+    assert!(
+        events
+            .iter()
+            .any(|e| e["kind"] == "transition" && e["severity"] == "warning"),
+        "{events:?}"
+    );
+    assert!(events.iter().any(|e| e["kind"] == "opened"), "{events:?}");
+    assert_eq!(get(&r.url("/api/charts/0123456789abcdef"), None).0, 404);
+    assert_eq!(get(&r.url("/api/charts/%3Cscript%3E"), None).0, 404);
+}

@@ -1,8 +1,11 @@
 //! The status board in a real headless Chromium (Debian's `chromium`, installed by
-//! `scripts/install-test-peers.sh`), driven over the DevTools protocol: it loads, shows the
-//! items with their severity colours, updates live when an item goes Critical, and refuses an
-//! ack without the operator token. A screenshot is saved for review
-//! (`target/tmp/vigilo-board.png`).
+//! `scripts/install-test-peers.sh`), driven over the DevTools protocol: it loads under its
+//! Content-Security-Policy, shows the items with their severity colours, values with their
+//! units and a chart of each, updates live when an item goes Critical (a change marked on its
+//! chart too), refuses an ack without the operator token, and, off loopback, reads only once
+//! the operator has typed the token. Screenshots are saved for review
+//! (`target/tmp/vigilo-board.png`, `target/tmp/vigilo-board-charts.png`; with
+//! `VIGILO_UPDATE_SCREENSHOT=1` the second also replaces `docs/board.png`, the README's).
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -15,7 +18,8 @@ use base64::Engine as _;
 use serde_json::{Value, json};
 use tungstenite::{Message, WebSocket};
 use vigilo::Severity;
-use web_support::{Running, which};
+use vigilo::clock::ManualClock;
+use web_support::{CPU_RULE, ROUTE_ALL, Running, get, which};
 
 /// The seed scenario: a host's CPU, memory and disk, beside the job queue of
 /// [`web_support::CONFIG`].
@@ -43,9 +47,6 @@ threshold = 0.8
 
 #[test]
 fn the_board_shows_the_items_updates_live_and_refuses_an_ack_without_the_token() {
-    let chromium = which("chromium")
-        .or_else(|| which("chromium-browser"))
-        .expect("chromium is not installed: run scripts/install-test-peers.sh (Debian package chromium)");
     let rules = format!("{HOST_RULES}{}", web_support::CONFIG);
     let r = Running::start_with(&rules, "token = \"s3cret\"");
     let reg = r.monitor.registry();
@@ -62,10 +63,7 @@ fn the_board_shows_the_items_updates_live_and_refuses_an_ack_without_the_token()
     queue.set(150.0);
     web_support::incident(&r.monitor);
 
-    let browser = Browser::start(&chromium);
-    let mut page = browser.page();
-    page.call("Page.enable", json!({}));
-    page.call("Page.navigate", json!({ "url": r.url("/") }));
+    let (_browser, mut page) = open_board(&r);
     page.wait_for(
         "document.querySelectorAll('#items tbody tr').length === 4 && document.querySelector('#live').className === 'on'",
         Duration::from_secs(20),
@@ -140,22 +138,206 @@ fn the_board_shows_the_items_updates_live_and_refuses_an_ack_without_the_token()
             .any(|i| i.ack.is_some())
     );
 
-    let shot = page.call("Page.captureScreenshot", json!({ "format": "png" }));
-    let png = base64::engine::general_purpose::STANDARD
-        .decode(shot["data"].as_str().unwrap())
-        .unwrap();
+    let png = screenshot(&mut page);
     let path = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("vigilo-board.png");
     std::fs::write(&path, png).unwrap();
     eprintln!("screenshot: {}", path.display());
+}
+
+/// Beside [`CPU_RULE`], a host's items over a minute on the test's clock: memory in bytes, a
+/// disk ratio, a job queue (a plain number).
+const CHART_RULES: &str = r#"
+[[rule]]
+name = "memory"
+metric = "memory_used_bytes"
+annotations = { summary = "{{value_human}} in use" }
+[rule.major]
+threshold = 21474836480
+
+[[rule]]
+name = "disk"
+metric = "disk_usage_ratio"
+[rule.minor]
+threshold = "80%"
+[rule.major]
+threshold = "90%"
+
+[[rule]]
+name = "queue"
+metric = "queue_depth"
+[rule.major]
+threshold = 100
+"#;
+
+/// Each row has a small chart of the item's recent values with its thresholds; a severity
+/// change shows on it live; clicking the row opens a large chart with labelled thresholds,
+/// ticks and changes, and the item's events; values, thresholds and summaries carry units. The
+/// page runs under its Content-Security-Policy (an injected inline script does not run).
+#[test]
+fn each_item_has_a_chart_with_its_thresholds_live_changes_and_units() {
+    let clock = ManualClock::new(web_support::start_time());
+    let rules = format!("{CPU_RULE}{CHART_RULES}{ROUTE_ALL}");
+    let r = Running::start_with_clock(&rules, "", &clock);
+    let reg = r.monitor.registry();
+    let host = [("host", "web-1")];
+    let cpu = reg.gauge("cpu_usage_ratio", &host).unwrap();
+    let memory = reg.gauge("memory_used_bytes", &host).unwrap();
+    let disk = reg.gauge("disk_usage_ratio", &[("mount", "/var")]).unwrap();
+    let queue = reg.gauge("queue_depth", &[]).unwrap();
+    const STEPS: usize = 12;
+    for i in 0..STEPS {
+        let f = i as f64;
+        let c = 0.42 + 0.03 * f + if i % 3 == 1 { 0.04 } else { 0.0 };
+        let m = (18.0 + 0.12 * f) * 1073741824.0;
+        memory.set(m);
+        disk.set(0.83 + 0.002 * f);
+        queue.set(20.0 + (f * 7.0) % 13.0);
+        // The first in the slot the series appeared in (1 s on, so the evaluator sweeps), then
+        // one slot (5 s) each.
+        let after = Duration::from_secs(if i == 0 { 1 } else { 5 });
+        web_support::step(&r, &clock, &cpu, "cpu", c, after);
+        // Each step is read into its own slot.
+        assert_eq!(get(&r.url("/api/charts"), None).0, 200);
+    }
+
+    let (_browser, mut page) = open_board(&r);
+    page.wait_for(
+        "document.querySelectorAll('#items tbody tr svg.spark').length === 4 && document.querySelector('#live').className === 'on'",
+        Duration::from_secs(20),
+    );
+
+    // The Content-Security-Policy holds: an inline script put into the page does not run.
+    let ran = page.eval(
+        "(() => { const s = document.createElement('script'); s.textContent = 'window.injected = 1'; document.body.append(s); return window.injected === 1; })()",
+    );
+    assert_eq!(ran, json!(false), "inline script ran despite the policy");
+
+    // Units on the board: the same text the API and the terminal board show.
+    let row = |rule: &str| {
+        format!(
+            "[...document.querySelectorAll('#items tbody tr')].find(tr => tr.children[1].textContent === '{rule}')"
+        )
+    };
+    let cells = |page: &mut Page, rule: &str| -> Vec<String> {
+        let v = page.eval(&format!(
+            "[...{}.children].map(td => td.textContent)",
+            row(rule)
+        ));
+        serde_json::from_value(v).unwrap()
+    };
+    let cpu_row = cells(&mut page, "cpu");
+    assert_eq!(
+        (cpu_row[3].as_str(), cpu_row[4].as_str()),
+        ("75.0 %", "70.0 %"),
+        "{cpu_row:?}"
+    );
+    assert_eq!(
+        cpu_row[8], "CPU at 75.0 % (threshold 70.0 %)",
+        "{cpu_row:?}"
+    );
+    let memory_row = cells(&mut page, "memory");
+    assert_eq!(
+        (memory_row[3].as_str(), memory_row[4].as_str()),
+        ("19.3 GiB", "20.0 GiB"),
+        "{memory_row:?}"
+    );
+    assert_eq!(cells(&mut page, "queue")[3], "32");
+
+    // The small chart: a point per step, the two threshold lines in their colours, critical
+    // drawn above warning.
+    let spark = page.eval(&format!(
+        "(() => {{ const s = {}.querySelector('svg.spark'); return {{ points: Number(s.querySelector('path.values').dataset.points), lines: [...s.querySelectorAll('line.threshold')].map(l => [l.dataset.severity, l.dataset.label, l.getAttribute('stroke'), Number(l.getAttribute('y1'))]) }}; }})()",
+        row("cpu")
+    ));
+    assert_eq!(spark["points"], json!(STEPS), "{spark}");
+    let lines = spark["lines"].as_array().unwrap();
+    assert_eq!(lines.len(), 2, "{spark}");
+    assert_eq!(lines[0][0], "warning");
+    assert_eq!(lines[0][1], "70.0 %");
+    assert_eq!(lines[0][2], Severity::Warning.colour());
+    assert_eq!(lines[1][1], "95.0 %");
+    assert!(lines[1][3].as_f64() < lines[0][3].as_f64(), "{spark}");
+
+    // Live: with the fallback poll off, the event stream brings the change, marked on the chart.
+    page.eval("clearInterval(window.vigiloPoller); 1");
+    let t0 = Instant::now();
+    clock.advance(Duration::from_secs(5));
+    cpu.set(0.97);
+    page.wait_for(
+        &format!(
+            "{}.querySelector('svg.spark line.change[data-to=\"critical\"]')",
+            row("cpu")
+        ),
+        Duration::from_secs(10),
+    );
+    eprintln!(
+        "the change was on the chart {:?} after the record",
+        t0.elapsed()
+    );
+    assert_eq!(cells(&mut page, "cpu")[3], "97.0 %");
+
+    // Clicking the row opens the large chart: labelled thresholds, ticks, the change, events.
+    page.eval(&format!("{}.click(); 1", row("cpu")));
+    page.wait_for(
+        "document.querySelector('#detail svg.chart text.change-label') && document.querySelectorAll('#detail-events tbody tr[data-kind]').length > 0",
+        Duration::from_secs(10),
+    );
+    let detail = page.eval(
+        "(() => { const s = document.querySelector('#detail svg.chart'); const t = sel => [...s.querySelectorAll(sel)].map(e => e.textContent); return { title: document.querySelector('#detail-title').textContent, thresholds: t('text.threshold-label'), ticks: t('text.tick'), changes: t('text.change-label'), points: Number(s.querySelector('path.values').dataset.points), events: [...document.querySelectorAll('#detail-events tbody tr')].map(tr => tr.dataset.kind) }; })()",
+    );
+    assert_eq!(
+        detail["thresholds"],
+        json!(["warning 70.0 %", "critical 95.0 %"]),
+        "{detail}"
+    );
+    assert!(
+        detail["ticks"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|t| t.as_str().unwrap().ends_with(" %")),
+        "{detail}"
+    );
+    assert!(
+        detail["changes"]
+            .as_array()
+            .unwrap()
+            .contains(&json!("warning → critical")),
+        "{detail}"
+    );
+    assert_eq!(detail["points"], json!(STEPS + 1), "{detail}");
+    assert!(
+        detail["title"].as_str().unwrap().contains("97.0 %"),
+        "{detail}"
+    );
+    let events: Vec<String> = serde_json::from_value(detail["events"].clone()).unwrap();
+    assert!(events.iter().any(|k| k == "transition"), "{events:?}");
+    assert!(events.iter().any(|k| k == "opened"), "{events:?}");
+
+    page.eval("window.scrollTo(0, 0); 1");
+    let png = screenshot(&mut page);
+    let path = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("vigilo-board-charts.png");
+    std::fs::write(&path, &png).unwrap();
+    eprintln!("screenshot: {} ({} bytes)", path.display(), png.len());
+    if std::env::var_os("VIGILO_UPDATE_SCREENSHOT").is_some() {
+        let docs = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs/board.png");
+        std::fs::write(&docs, &png).unwrap();
+        eprintln!("updated {}", docs.display());
+    }
+}
+
+/// A PNG of the page as it is.
+fn screenshot(page: &mut Page) -> Vec<u8> {
+    let shot = page.call("Page.captureScreenshot", json!({ "format": "png" }));
+    base64::engine::general_purpose::STANDARD
+        .decode(shot["data"].as_str().unwrap())
+        .unwrap()
 }
 
 /// The SLO and canary panel: an SLO's budget and burn rates, a failed canary's score and verdict
 /// in the critical colour.
 #[test]
 fn the_board_shows_slos_and_canaries() {
-    let chromium = which("chromium")
-        .or_else(|| which("chromium-browser"))
-        .expect("chromium is not installed: run scripts/install-test-peers.sh (Debian package chromium)");
     let slo = r#"
 [[slo]]
 name = "checkout"
@@ -177,10 +359,7 @@ total = { metric = "http_requests_total" }
         .unwrap()
         .set(2.0);
 
-    let browser = Browser::start(&chromium);
-    let mut page = browser.page();
-    page.call("Page.enable", json!({}));
-    page.call("Page.navigate", json!({ "url": r.url("/") }));
+    let (_browser, mut page) = open_board(&r);
     page.wait_for(
         "document.querySelector('#slos tbody tr[data-slo]') && document.querySelector('#canaries tbody tr[data-canary]')",
         Duration::from_secs(20),
@@ -207,6 +386,18 @@ total = { metric = "http_requests_total" }
             &rgb(Severity::Critical.colour())
         ]
     );
+}
+
+/// A headless Chromium showing `r`'s board (the browser ends when the first is dropped).
+fn open_board(r: &Running) -> (Browser, Page) {
+    let chromium = which("chromium")
+        .or_else(|| which("chromium-browser"))
+        .expect("chromium is not installed: run scripts/install-test-peers.sh (Debian package chromium)");
+    let browser = Browser::start(&chromium);
+    let mut page = browser.page();
+    page.call("Page.enable", json!({}));
+    page.call("Page.navigate", json!({ "url": r.url("/") }));
+    (browser, page)
 }
 
 /// `#rrggbb` as the browser reports a computed colour.
@@ -357,4 +548,37 @@ impl Page {
             std::thread::sleep(Duration::from_millis(20));
         }
     }
+}
+
+/// Off loopback with a token, the page loads but reads nothing until the operator types the
+/// token; then it reads the status, the charts and the event stream with it (fetch sends the
+/// token, which EventSource could not).
+#[test]
+fn off_loopback_the_board_reads_only_with_the_token() {
+    let clock = std::sync::Arc::new(vigilo::clock::SystemClock);
+    let rules = format!("{CPU_RULE}{ROUTE_ALL}");
+    let r = Running::start_on(&rules, "0.0.0.0:0", "token = \"s3cret\"", clock);
+    let cpu = r.monitor.registry().gauge("cpu_usage_ratio", &[]).unwrap();
+    cpu.set(0.8);
+    let (_browser, mut page) = open_board(&r);
+    page.wait_for(
+        "document.querySelector('#message').textContent.includes('type the operator token')",
+        Duration::from_secs(10),
+    );
+    assert_eq!(
+        page.eval("document.querySelectorAll('#items tbody tr').length"),
+        json!(0)
+    );
+    page.eval("const t = document.querySelector('#token'); t.value = 's3cret'; t.dispatchEvent(new Event('input')); 1");
+    page.wait_for(
+        "document.querySelectorAll('#items tbody tr svg.spark').length === 1 && document.querySelector('#live').className === 'on' && document.querySelector('#message').textContent === ''",
+        Duration::from_secs(10),
+    );
+    // Live through the token-carrying event stream.
+    page.eval("clearInterval(window.vigiloPoller); 1");
+    cpu.set(0.99);
+    page.wait_for(
+        "document.querySelector('#items tbody tr').dataset.severity === 'critical'",
+        Duration::from_secs(10),
+    );
 }

@@ -191,7 +191,8 @@ impl Evaluator {
                 if item.placeholder && matched {
                     // Series match now: the stand-in goes, reported resolved if it had fired.
                     if let Some(change) = item.state.resolve(now) {
-                        self.outbox.emit(bound.transition(&item, change));
+                        self.outbox
+                            .emit(bound.transition(&item, change, &self.registry));
                     }
                 } else if bound.rule.no_data().is_some() {
                     // Keep waiting: no data will set in after its time.
@@ -201,7 +202,8 @@ impl Evaluator {
                     arena.push(item);
                 } else if let Some(change) = item.state.resolve(now) {
                     // The series is gone and nothing waits for it: report it resolved.
-                    self.outbox.emit(bound.transition(&item, change));
+                    self.outbox
+                        .emit(bound.transition(&item, change, &self.registry));
                 }
             }
             if arena.len() == first && bound.rule.no_data().is_some() {

@@ -134,18 +134,24 @@ impl Bound {
         self.items_end = u32::try_from(span.end).unwrap_or(u32::MAX);
     }
 
-    /// Builds the transition for a change of `item`.
-    pub(super) fn transition(&self, item: &Item, change: Change) -> Transition {
-        make_transition(&self.rule, item, change)
+    /// Builds the transition for a change of `item` (`registry` tells the metric's unit).
+    pub(super) fn transition(
+        &self,
+        item: &Item,
+        change: Change,
+        registry: &Registry,
+    ) -> Transition {
+        make_transition(&self.rule, item, change, registry)
     }
 }
 
-fn make_transition(rule: &Rule, item: &Item, change: Change) -> Transition {
+fn make_transition(rule: &Rule, item: &Item, change: Change, registry: &Registry) -> Transition {
     let value = if change.no_data {
         None
     } else {
         item.state.value
     };
+    let unit = rule_unit(rule, registry);
     Transition {
         rule: Arc::clone(rule.shared_name()),
         metric: Arc::clone(rule.shared_metric()),
@@ -159,8 +165,22 @@ fn make_transition(rule: &Rule, item: &Item, change: Change) -> Transition {
         at: change.at,
         no_data: change.no_data,
         flapping: change.flapping,
-        annotations: rule.render_annotations(&item.labels, change.to, value, change.threshold),
+        annotations: rule.render_annotations(
+            &item.labels,
+            change.to,
+            value,
+            change.threshold,
+            &unit,
+        ),
     }
+}
+
+/// The unit of `rule`'s values: its metric's described unit, or what the names say.
+fn rule_unit(rule: &Rule, registry: &Registry) -> crate::units::Unit {
+    let described = registry
+        .description(rule.shared_metric())
+        .and_then(|d| d.unit);
+    rule.unit(described.as_deref())
 }
 
 /// A sampled series.
@@ -322,6 +342,12 @@ impl Evaluator {
         self.rules.iter().map(|b| &*b.rule)
     }
 
+    /// The unit of `rule`'s values and thresholds (its metric's described unit, or what the
+    /// names say; see [`crate::units`]).
+    pub(crate) fn unit_of(&self, rule: &Rule) -> crate::units::Unit {
+        rule_unit(rule, &self.registry)
+    }
+
     /// Work counters.
     pub fn stats(&self) -> EvaluatorStats {
         let mut s = self.stats.clone();
@@ -423,7 +449,8 @@ impl Evaluator {
         for (_, (bound, items)) in old {
             for mut item in items {
                 if let Some(change) = item.state.resolve(now) {
-                    self.outbox.emit(bound.transition(&item, change));
+                    self.outbox
+                        .emit(bound.transition(&item, change, &self.registry));
                 }
             }
         }
@@ -509,7 +536,8 @@ impl Evaluator {
             *ever_reported = true;
         }
         if let Some(change) = change {
-            self.outbox.emit(make_transition(rule, item, change));
+            self.outbox
+                .emit(make_transition(rule, item, change, &self.registry));
         }
     }
 

@@ -170,7 +170,7 @@ impl Evaluator {
             let mut item = Item::new(labels, super::evaluator::index_u32(r), now);
             item.state = state;
             if let Some(change) = item.state.resolve(now) {
-                let mut t = self.rules[r].transition(&item, change);
+                let mut t = self.rules[r].transition(&item, change, &self.registry);
                 t.annotations.insert(
                     "resolved_because".to_owned(),
                     "its series was not recorded again after the restart".to_owned(),

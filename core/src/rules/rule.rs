@@ -11,6 +11,7 @@ use serde::{Deserialize, Serialize};
 use super::{RuleError, Schedule, template};
 use crate::Severity;
 use crate::metrics::Labels;
+use crate::units::Unit;
 
 /// How a window of samples becomes the one value compared against thresholds.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -461,18 +462,32 @@ impl Rule {
         self.levels.iter().find(|l| l.severity == severity)
     }
 
-    /// Renders the annotations for a transition.
+    /// The unit of the rule's values and thresholds, given the unit its metric is described
+    /// with (if any): the metric's unit, per second for a `rate` (see [`crate::units`]).
+    pub fn unit(&self, described: Option<&str>) -> Unit {
+        match self.aggregation {
+            Aggregation::Rate => Unit::of_rate(&self.metric, described),
+            Aggregation::Last
+            | Aggregation::Avg
+            | Aggregation::Min
+            | Aggregation::Max
+            | Aggregation::Percentile(_) => Unit::of_metric(&self.metric, described),
+        }
+    }
+
+    /// Renders the annotations for a transition; `unit` is [`unit`](Self::unit)'s.
     pub(crate) fn render_annotations(
         &self,
         labels: &Labels,
         severity: Severity,
         value: Option<f64>,
         threshold: Option<f64>,
+        unit: &Unit,
     ) -> BTreeMap<String, String> {
         self.annotations()
             .keys()
             .filter_map(|k| {
-                let text = self.render_annotation(k, labels, severity, value, threshold)?;
+                let text = self.render_annotation(k, labels, severity, value, threshold, unit)?;
                 Some((k.clone(), text))
             })
             .collect()
@@ -486,6 +501,7 @@ impl Rule {
         severity: Severity,
         value: Option<f64>,
         threshold: Option<f64>,
+        unit: &Unit,
     ) -> Option<String> {
         let ctx = template::Context {
             rule: &self.name,
@@ -494,6 +510,7 @@ impl Rule {
             value,
             threshold,
             labels,
+            unit,
         };
         self.annotations()
             .get(key)

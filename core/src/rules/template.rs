@@ -1,7 +1,10 @@
-//! Annotation templates: `{{value}}`, `{{threshold}}`, `{{severity}}`, `{{rule}}`, `{{metric}}`
-//! and `{{labels.NAME}}` filled in when a transition is made.
+//! Annotation templates: `{{value}}`, `{{threshold}}` (plain numbers), `{{value_human}}`,
+//! `{{threshold_human}}` (with the metric's unit: `92.3 %`, `23.5 GiB`, `12.3 ms`; see
+//! [`crate::units`]), `{{severity}}`, `{{rule}}`, `{{metric}}` and `{{labels.NAME}}`, filled in
+//! when a transition is made.
 
 use crate::metrics::Labels;
+use crate::units::{Unit, number};
 
 /// What a template can refer to.
 pub(crate) struct Context<'a> {
@@ -11,9 +14,19 @@ pub(crate) struct Context<'a> {
     pub value: Option<f64>,
     pub threshold: Option<f64>,
     pub labels: &'a Labels,
+    /// The unit of `value` and `threshold` (the rule's, see [`Rule::unit`](super::Rule::unit)).
+    pub unit: &'a Unit,
 }
 
-const VARIABLES: [&str; 5] = ["value", "threshold", "severity", "rule", "metric"];
+const VARIABLES: [&str; 7] = [
+    "value",
+    "threshold",
+    "value_human",
+    "threshold_human",
+    "severity",
+    "rule",
+    "metric",
+];
 
 /// Splits a template into literal text and `{{ name }}` references.
 fn pieces(template: &str) -> Result<Vec<(&str, Option<&str>)>, String> {
@@ -38,34 +51,12 @@ pub(crate) fn check(template: &str) -> Result<(), String> {
             && !(VARIABLES.contains(&v) || v.strip_prefix("labels.").is_some_and(|l| !l.is_empty()))
         {
             return Err(format!(
-                "unknown variable {{{{{v}}}}}: use value, threshold, severity, rule, metric or labels.NAME"
+                "unknown variable {{{{{v}}}}}: use value, threshold, value_human, threshold_human, \
+                 severity, rule, metric or labels.NAME"
             ));
         }
     }
     Ok(())
-}
-
-/// A number as people read it: up to 4 significant digits, no exponent for everyday sizes.
-pub(crate) fn format_number(v: f64) -> String {
-    if v == v.trunc() && v.abs() < 1e15 {
-        return format!("{v:.0}");
-    }
-    let digits = if v.abs() >= 1.0 {
-        4usize.saturating_sub(v.abs().log10() as usize + 1)
-    } else {
-        4
-    };
-    let s = format!("{v:.digits$}");
-    let s = if s.contains('.') {
-        s.trim_end_matches('0').trim_end_matches('.').to_owned()
-    } else {
-        s
-    };
-    if s == "0" || s == "-0" {
-        format!("{v:.3e}")
-    } else {
-        s
-    }
 }
 
 /// Fills a checked template in. Unknown labels render as empty.
@@ -78,14 +69,16 @@ pub(crate) fn render(template: &str, ctx: &Context<'_>) -> String {
         out.push_str(text);
         match var {
             None => {}
-            Some("value") => out.push_str(
-                &ctx.value
-                    .map(format_number)
-                    .unwrap_or_else(|| "no data".into()),
-            ),
-            Some("threshold") => {
-                out.push_str(&ctx.threshold.map(format_number).unwrap_or_default())
+            Some("value") => {
+                out.push_str(&ctx.value.map(number).unwrap_or_else(|| "no data".into()))
             }
+            Some("threshold") => out.push_str(&ctx.threshold.map(number).unwrap_or_default()),
+            Some("value_human") => out.push_str(&ctx.unit.format_or_no_data(ctx.value)),
+            Some("threshold_human") => out.push_str(
+                &ctx.threshold
+                    .map(|t| ctx.unit.format(t))
+                    .unwrap_or_default(),
+            ),
             Some("severity") => out.push_str(ctx.severity.name()),
             Some("rule") => out.push_str(ctx.rule),
             Some("metric") => out.push_str(ctx.metric),
@@ -113,6 +106,7 @@ mod tests {
             value: Some(0.8312),
             threshold: Some(0.8),
             labels: &labels,
+            unit: &Unit::of_metric("host_disk_usage_ratio", None),
         };
         assert_eq!(
             render(
@@ -121,9 +115,15 @@ mod tests {
             ),
             "disk: /data at 0.8312 > 0.8 (major)"
         );
-        assert_eq!(format_number(1234.5678), "1235");
-        assert_eq!(format_number(2.0), "2");
-        assert_eq!(format_number(0.000012), "1.200e-5");
+        assert_eq!(
+            render("{{value_human}} > {{ threshold_human }}", &ctx),
+            "83.1 % > 80.0 %"
+        );
+        let no_data = Context { value: None, ..ctx };
+        assert_eq!(render("{{value_human}}", &no_data), "no data");
+        assert_eq!(number(1234.5678), "1235");
+        assert_eq!(number(2.0), "2");
+        assert_eq!(number(0.000012), "1.200e-5");
     }
 
     #[test]

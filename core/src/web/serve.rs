@@ -1,51 +1,55 @@
-//! Accepting connections (bounded), routing requests, the write checks.
+//! Routing requests, the read and write checks, the board's files and the charts' answers.
 
 use std::collections::BTreeMap;
-use std::convert::Infallible;
 use std::sync::Arc;
 use std::time::Duration;
 
-use bytes::Bytes;
 use http::{HeaderMap, Method, Request, Response, StatusCode, header};
-use http_body_util::combinators::BoxBody;
-use http_body_util::{BodyExt, Full};
+use http_body_util::BodyExt;
 use hyper::body::Incoming;
-use hyper_util::rt::{TokioIo, TokioTimer};
 use serde::Deserialize;
-use tokio::io::AsyncWriteExt;
-use tokio::sync::Semaphore;
 
 use super::events::Clients;
-use super::{HttpConfig, Source};
+use super::respond::{Body, error, json_result, respond, secure};
+use super::sampler::Charts;
+use super::{HttpConfig, Source, chart};
 use crate::exposition::{Exposition, Format};
 use crate::pipeline::{AckRequest, SilenceRequest};
 
-/// The board: one page, its style and script inline.
-const BOARD: &str = include_str!("board.html");
-/// Largest request head (request line and headers).
-const MAX_HEAD: usize = 16 * 1024;
+/// The board: a page, its script and its style (no inline script or style, so the
+/// Content-Security-Policy can forbid them).
+const BOARD_HTML: &str = include_str!("board/board.html");
+const BOARD_JS: &str = include_str!("board/board.js");
+const BOARD_CSS: &str = include_str!("board/board.css");
 /// Largest request body.
 const MAX_BODY: usize = 64 * 1024;
 /// What is read and dropped past [`MAX_BODY`] before answering 413.
 const DRAIN: usize = 1024 * 1024;
+/// Events of an item in its large chart.
+const ITEM_EVENTS: usize = 50;
 
-type Body = BoxBody<Bytes, Infallible>;
-
-/// What every connection shares.
+/// What every request shares.
 pub(super) struct Context {
     source: Arc<dyn Source>,
     token: Option<String>,
+    /// Reads need the token too (a non-loopback address without `public_read`).
+    reads_need_token: bool,
     buckets: Vec<f64>,
     header_timeout: Duration,
-    connections: Arc<Semaphore>,
     streams: Clients,
+    charts: Arc<Charts>,
     /// Listening on a loopback address: only loopback names are accepted in `Host`, so a web
     /// page that rebinds its own name to 127.0.0.1 (DNS rebinding) cannot read the endpoint.
     loopback: bool,
 }
 
 impl Context {
-    pub(super) fn new(config: &HttpConfig, source: Arc<dyn Source>, streams: Clients) -> Self {
+    pub(super) fn new(
+        config: &HttpConfig,
+        source: Arc<dyn Source>,
+        streams: Clients,
+        charts: Arc<Charts>,
+    ) -> Self {
         let loopback = config
             .listen
             .parse::<std::net::SocketAddr>()
@@ -54,69 +58,28 @@ impl Context {
             loopback,
             source,
             token: config.token.clone(),
+            reads_need_token: config.reads_need_token(),
             buckets: config.buckets.clone(),
             header_timeout: config.header_timeout,
-            connections: Arc::new(Semaphore::new(config.max_connections.max(1))),
             streams,
+            charts,
         }
     }
-}
 
-pub(super) async fn accept_loop(
-    listener: std::net::TcpListener,
-    context: Arc<Context>,
-    mut stopped: tokio::sync::watch::Receiver<bool>,
-) {
-    let Ok(listener) = tokio::net::TcpListener::from_std(listener) else {
-        return;
-    };
-    loop {
-        let accepted = tokio::select! {
-            a = listener.accept() => a,
-            _ = stopped.changed() => return,
+    /// The request carries the operator token.
+    fn authorized(&self, headers: &HeaderMap) -> bool {
+        let Some(token) = &self.token else {
+            return false;
         };
-        let Ok((mut stream, _)) = accepted else {
-            // Out of descriptors, say: wait a little rather than spin.
-            tokio::time::sleep(Duration::from_millis(10)).await;
-            continue;
-        };
-        let Ok(permit) = Arc::clone(&context.connections).try_acquire_owned() else {
-            tokio::spawn(async move {
-                let _ = stream
-                    .write_all(
-                        b"HTTP/1.1 503 Service Unavailable\r\ncontent-length: 0\r\n\
-                          retry-after: 1\r\nconnection: close\r\n\r\n",
-                    )
-                    .await;
-                let _ = stream.shutdown().await;
-            });
-            continue;
-        };
-        let context = Arc::clone(&context);
-        let mut stopped = stopped.clone();
-        tokio::spawn(async move {
-            let service_context = Arc::clone(&context);
-            let service = hyper::service::service_fn(move |req| {
-                let context = Arc::clone(&service_context);
-                async move { Ok::<_, Infallible>(handle(&context, req).await) }
-            });
-            let mut builder = hyper::server::conn::http1::Builder::new();
-            builder
-                .timer(TokioTimer::new())
-                .header_read_timeout(context.header_timeout)
-                .max_buf_size(MAX_HEAD);
-            let connection = builder.serve_connection(TokioIo::new(stream), service);
-            tokio::pin!(connection);
-            tokio::select! {
-                _ = connection.as_mut() => {}
-                _ = stopped.changed() => {}
-            }
-            drop(permit);
-        });
+        headers
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "))
+            .is_some_and(|g| constant_time_eq(g.trim().as_bytes(), token.as_bytes()))
     }
 }
 
-async fn handle(context: &Context, req: Request<Incoming>) -> Response<Body> {
+pub(super) async fn handle(context: &Context, req: Request<Incoming>) -> Response<Body> {
     if context.loopback && !loopback_host(req.headers()) {
         return error(
             StatusCode::MISDIRECTED_REQUEST,
@@ -126,9 +89,33 @@ async fn handle(context: &Context, req: Request<Incoming>) -> Response<Body> {
     let path = req.uri().path().to_owned();
     let method = req.method().clone();
     let segments: Vec<&str> = path.trim_matches('/').split('/').collect();
+    // The board's files hold no data: served to anyone, so the page can ask for the token.
+    match (&method, segments.as_slice()) {
+        (&Method::GET, [""]) => {
+            return respond(StatusCode::OK, "text/html; charset=utf-8", BOARD_HTML);
+        }
+        (&Method::GET, ["board.js"]) => {
+            return respond(StatusCode::OK, "text/javascript; charset=utf-8", BOARD_JS);
+        }
+        (&Method::GET, ["board.css"]) => {
+            return respond(StatusCode::OK, "text/css; charset=utf-8", BOARD_CSS);
+        }
+        _ => {}
+    }
+    if context.reads_need_token && !context.authorized(req.headers()) {
+        let mut answer = error(
+            StatusCode::UNAUTHORIZED,
+            "this endpoint is not on loopback: reads need the operator token \
+             (Authorization: Bearer <token>)",
+        );
+        answer.headers_mut().insert(
+            header::WWW_AUTHENTICATE,
+            http::HeaderValue::from_static("Bearer realm=\"vigilo\""),
+        );
+        return answer;
+    }
     match (&method, segments.as_slice()) {
         (&Method::GET, ["metrics"]) => metrics(context, req.headers()),
-        (&Method::GET, [""]) => respond(StatusCode::OK, "text/html; charset=utf-8", BOARD),
         (&Method::GET, ["api", "status"]) => json_result(context.source.status_json()),
         (&Method::GET, ["api", "history"]) => {
             let limit = query(req.uri().query(), "limit")
@@ -138,13 +125,19 @@ async fn handle(context: &Context, req: Request<Incoming>) -> Response<Body> {
             json_result(context.source.history_json(limit))
         }
         (&Method::GET, ["api", "events"]) => match context.streams.open() {
-            Some(stream) => Response::builder()
-                .header(header::CONTENT_TYPE, "text/event-stream")
-                .header(header::CACHE_CONTROL, "no-store")
-                .body(stream.boxed())
-                .unwrap_or_else(|_| error(StatusCode::INTERNAL_SERVER_ERROR, "response")),
+            Some(stream) => {
+                let mut answer = Response::new(stream.boxed());
+                answer.headers_mut().insert(
+                    header::CONTENT_TYPE,
+                    http::HeaderValue::from_static("text/event-stream"),
+                );
+                secure(answer.headers_mut());
+                answer
+            }
             None => error(StatusCode::SERVICE_UNAVAILABLE, "too many event streams"),
         },
+        (&Method::GET, ["api", "charts"]) => charts(context),
+        (&Method::GET, ["api", "charts", id]) => item_chart(context, id),
         (&Method::POST, ["api", "incidents", id, "ack"]) => {
             let Ok(id) = id.parse::<u64>() else {
                 return error(StatusCode::NOT_FOUND, "no such incident");
@@ -175,8 +168,17 @@ async fn handle(context: &Context, req: Request<Incoming>) -> Response<Body> {
             },
             Err(response) => response,
         },
-        (_, ["metrics"] | [""] | ["api", "status" | "history" | "events" | "silences"])
-        | (_, ["api", "incidents", _, "ack"]) => {
+        (
+            _,
+            ["metrics"]
+            | [""]
+            | ["board.js" | "board.css"]
+            | [
+                "api",
+                "status" | "history" | "events" | "silences" | "charts",
+            ],
+        )
+        | (_, ["api", "incidents", _, "ack"] | ["api", "charts", _]) => {
             error(StatusCode::METHOD_NOT_ALLOWED, "method not allowed")
         }
         _ => error(StatusCode::NOT_FOUND, "not found"),
@@ -192,27 +194,60 @@ fn metrics(context: &Context, headers: &HeaderMap) -> Response<Body> {
     respond(StatusCode::OK, format.content_type(), out.finish())
 }
 
+/// Every item's small chart.
+fn charts(context: &Context) -> Response<Body> {
+    context.charts.sample();
+    json_result(
+        context
+            .charts
+            .with(|t| serde_json::to_string(&chart::sparklines(t)))
+            .map_err(|e| e.to_string()),
+    )
+}
+
+/// One item's large chart, with its events.
+fn item_chart(context: &Context, id: &str) -> Response<Body> {
+    context.charts.sample();
+    let Some(item) = context
+        .charts
+        .with(|t| t.get(id).map(super::trends::Trend::item))
+    else {
+        return error(StatusCode::NOT_FOUND, "no such item");
+    };
+    let events = context.charts.source().item_events(&item, ITEM_EVENTS).ok();
+    let json = context.charts.with(|t| {
+        t.get(id).map(|trend| {
+            serde_json::to_string(&chart::chart(t, trend, super::trends::SLOTS, events))
+        })
+    });
+    match json {
+        Some(r) => json_result(r.map_err(|e| e.to_string())),
+        None => error(StatusCode::NOT_FOUND, "no such item"),
+    }
+}
+
 /// The checks of a write request, then its JSON body.
 async fn write_body<T: serde::de::DeserializeOwned>(
     context: &Context,
     req: Request<Incoming>,
 ) -> Result<T, Response<Body>> {
-    let Some(token) = &context.token else {
+    if context.token.is_none() {
         return Err(error(
             StatusCode::FORBIDDEN,
             "this endpoint is read-only: set [http] token to allow acks and silences",
         ));
-    };
+    }
     let headers = req.headers();
-    let given = headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "));
-    if !given.is_some_and(|g| constant_time_eq(g.trim().as_bytes(), token.as_bytes())) {
+    if !context.authorized(headers) {
         return Err(error(
             StatusCode::UNAUTHORIZED,
             "missing or wrong operator token (Authorization: Bearer <token>)",
         ));
+    }
+    // A browser says where a request comes from: only the board's own page may write.
+    let fetch_site = headers.get("sec-fetch-site").and_then(|v| v.to_str().ok());
+    if fetch_site.is_some_and(|s| s != "same-origin" && s != "none") {
+        return Err(error(StatusCode::FORBIDDEN, "cross-origin write refused"));
     }
     if let Some(origin) = headers.get(header::ORIGIN) {
         let host = headers.get(header::HOST).and_then(|h| h.to_str().ok());
@@ -363,29 +398,4 @@ fn query<'q>(query: Option<&'q str>, key: &str) -> Option<&'q str> {
     query?
         .split('&')
         .find_map(|kv| kv.strip_prefix(key)?.strip_prefix('='))
-}
-
-fn json_result(result: Result<String, String>) -> Response<Body> {
-    match result {
-        Ok(json) => respond(StatusCode::OK, "application/json", json),
-        Err(e) => error(StatusCode::SERVICE_UNAVAILABLE, &e),
-    }
-}
-
-fn error(status: StatusCode, message: &str) -> Response<Body> {
-    let body = serde_json::json!({ "error": message }).to_string();
-    respond(status, "application/json", body)
-}
-
-fn respond(status: StatusCode, content_type: &str, body: impl Into<Bytes>) -> Response<Body> {
-    let mut response = Response::new(Full::new(body.into()).boxed());
-    *response.status_mut() = status;
-    if let Ok(v) = http::HeaderValue::from_str(content_type) {
-        response.headers_mut().insert(header::CONTENT_TYPE, v);
-    }
-    response.headers_mut().insert(
-        header::X_CONTENT_TYPE_OPTIONS,
-        http::HeaderValue::from_static("nosniff"),
-    );
-    response
 }

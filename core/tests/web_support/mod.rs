@@ -8,6 +8,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use vigilo::alert::{Alert, Channel, DeliveryError};
+use vigilo::clock::{Clock, ManualClock, Timestamp};
 use vigilo::config::Config;
 use vigilo::monitor::Monitor;
 
@@ -30,7 +31,25 @@ pub struct Running {
     pub address: SocketAddr,
 }
 
-pub const CONFIG: &str = r#"
+/// A channel `ops` (the test's, taking every alert) and a route `all` to it.
+macro_rules! route_all {
+    () => {
+        r#"
+[[channel]]
+name = "ops"
+
+[[route]]
+name = "all"
+channels = ["ops"]
+"#
+    };
+}
+
+/// [`CONFIG`]'s channel and route, to put after other rules.
+pub const ROUTE_ALL: &str = route_all!();
+
+pub const CONFIG: &str = concat!(
+    r#"
 [[rule]]
 name = "queue"
 metric = "queue_depth"
@@ -39,13 +58,21 @@ annotations = { summary = "{{value}} jobs waiting" }
 threshold = 100
 [rule.critical]
 threshold = 1000
+"#,
+    route_all!()
+);
 
-[[channel]]
-name = "ops"
-
-[[route]]
-name = "all"
-channels = ["ops"]
+/// CPU usage (a ratio) with a warning at 70 % and a critical level at 95 %, its summary with
+/// units.
+pub const CPU_RULE: &str = r#"
+[[rule]]
+name = "cpu"
+metric = "cpu_usage_ratio"
+annotations = { summary = "CPU at {{value_human}} (threshold {{threshold_human}})" }
+[rule.warning]
+threshold = "70%"
+[rule.critical]
+threshold = "95%"
 "#;
 
 impl Running {
@@ -55,14 +82,35 @@ impl Running {
 
     /// The same with other rules, channel `ops` and routes.
     pub fn start_with(rules: &str, http: &str) -> Running {
-        let text = format!("{rules}\n[http]\nlisten = \"127.0.0.1:0\"\n{http}\n");
+        Running::start_on(
+            rules,
+            "127.0.0.1:0",
+            http,
+            Arc::new(vigilo::clock::SystemClock),
+        )
+    }
+
+    /// The same on a clock of the test's, the evaluator sweeping every 50 ms (so a value set
+    /// is on the board within that).
+    pub fn start_with_clock(rules: &str, http: &str, clock: &ManualClock) -> Running {
+        let rules = format!("[evaluator]\ntick = \"50ms\"\n{rules}");
+        Running::start_on(&rules, "127.0.0.1:0", http, Arc::new(clock.clone()))
+    }
+
+    /// Listening on `listen`.
+    pub fn start_on(rules: &str, listen: &str, http: &str, clock: Arc<dyn Clock>) -> Running {
+        let text = format!("{rules}\n[http]\nlisten = \"{listen}\"\n{http}\n");
         let config: Config = text.parse().unwrap_or_else(|e| panic!("{e}"));
         let monitor = Monitor::builder(config)
             .without_host_items()
             .channel(Arc::new(Accept))
+            .clock(clock)
             .start()
             .unwrap_or_else(|e| panic!("{e}"));
-        let address = monitor.http_address().expect("the endpoint runs");
+        let mut address = monitor.http_address().expect("the endpoint runs");
+        if address.ip().is_unspecified() {
+            address.set_ip(std::net::Ipv4Addr::LOCALHOST.into());
+        }
         Running { monitor, address }
     }
 
@@ -82,6 +130,73 @@ pub fn incident(monitor: &Monitor) -> u64 {
         assert!(Instant::now() < deadline, "no incident opened");
         std::thread::sleep(Duration::from_millis(20));
     }
+}
+
+/// Moves `clock` on by `step`, sets `gauge` to `value`, and waits until the board shows the
+/// item of `rule` at that value.
+pub fn step(
+    r: &Running,
+    clock: &ManualClock,
+    gauge: &vigilo::metrics::Gauge,
+    rule: &str,
+    value: f64,
+    step: Duration,
+) {
+    clock.advance(step);
+    gauge.set(value);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let status = r.monitor.status().unwrap().status;
+        if status
+            .items
+            .iter()
+            .any(|i| &*i.rule == rule && i.value == Some(value))
+        {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{rule} never showed {value}: {:?}",
+            status
+                .items
+                .iter()
+                .map(|i| (i.rule.to_string(), i.value))
+                .collect::<Vec<_>>()
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+/// A fixed start for the tests' clocks (2027-01-15T08:00:00Z).
+pub fn start_time() -> Timestamp {
+    Timestamp::from_secs(1_800_000_000)
+}
+
+/// GET with `headers`: status, the answer's headers (names in lower case), body.
+pub fn get_with(
+    url: &str,
+    headers: &[(&str, &str)],
+) -> (u16, std::collections::BTreeMap<String, String>, String) {
+    let mut req = ureq::get(url).timeout(Duration::from_secs(30));
+    for (k, v) in headers {
+        req = req.set(k, v);
+    }
+    let response = match req.call() {
+        Ok(r) => r,
+        Err(ureq::Error::Status(_, r)) => r,
+        Err(e) => panic!("GET {url}: {e}"),
+    };
+    let status = response.status();
+    let names = response.headers_names();
+    let answer_headers = names
+        .iter()
+        .filter_map(|n| Some((n.to_ascii_lowercase(), response.header(n)?.to_owned())))
+        .collect();
+    (
+        status,
+        answer_headers,
+        response.into_string().unwrap_or_default(),
+    )
 }
 
 /// GET: status, content type, body (error statuses too).

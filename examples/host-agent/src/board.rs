@@ -8,12 +8,10 @@ use std::net::SocketAddr;
 
 use vigilo::Severity;
 use vigilo::coverage::CoverageReport;
-use vigilo::metrics::Value;
 use vigilo::pipeline::{Event, Incident};
 use vigilo::status::StatusReport;
 
 use crate::inbox::Received;
-use crate::table::format_value;
 
 /// Colours text as the severity's colour when `colour` is on (24-bit ANSI).
 pub fn paint(text: &str, severity: Severity, colour: bool) -> String {
@@ -27,13 +25,6 @@ pub fn paint(text: &str, severity: Severity, colour: bool) -> String {
 fn badge(severity: Severity, colour: bool) -> String {
     let label = format!("● {:<8}", severity.name().to_uppercase());
     paint(&label, severity, colour)
-}
-
-fn value_text(metric: &str, v: Option<f64>) -> String {
-    v.map_or_else(
-        || "no data".to_owned(),
-        |v| format_value(metric, &Value::Gauge(v)),
-    )
 }
 
 /// The status section.
@@ -57,11 +48,9 @@ pub fn status(report: &StatusReport, colour: bool) -> String {
         .unwrap_or(0);
     for item in &report.items {
         let name = format!("{}{}", item.rule, item.labels);
-        let value = value_text(&item.metric, item.value);
-        let threshold = item
-            .threshold
-            .map(|t| format_value(&item.metric, &Value::Gauge(t)))
-            .unwrap_or_default();
+        // Formatted with the item's unit by vigilo, as on the web board.
+        let value = &item.value_text;
+        let threshold = item.threshold_text.as_deref().unwrap_or_default();
         let mut flags = String::new();
         if item.flapping {
             flags.push_str(" [flapping]");

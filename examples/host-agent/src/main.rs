@@ -73,9 +73,15 @@ struct Args {
     watch: Vec<String>,
     /// Serve the Prometheus exposition (`/metrics`), the live status board (`/`) and the
     /// status API on ADDR, e.g. 127.0.0.1:9187 (the config's `[http]` section does the same;
-    /// this overrides its address).
+    /// this overrides its address). An address other than loopback needs the config's
+    /// `[http] token` (reads and writes then need it) or --public-read.
     #[arg(long, value_name = "ADDR")]
     listen: Option<String>,
+    /// With --listen on an address other than loopback: let the network read the board, the
+    /// status, the history and /metrics without the token (every item, label, annotation, ack
+    /// comment and history entry). Same as `[http] public_read = true`.
+    #[arg(long)]
+    public_read: bool,
     /// Show the whole path on a synthetic item: Warning, Major, Critical delivered through the
     /// webhook plugin, a recovery script run by the exec-recovery plugin, the resolve, the
     /// incident's history. Ends by itself in under a minute; needs no root.
@@ -198,16 +204,30 @@ fn run(args: &Args) -> Result<(), Box<dyn std::error::Error>> {
         .host
         .processes_watched
         .extend(args.watch.iter().cloned());
-    if let Some(listen) = &args.listen {
+    if args.listen.is_some() || args.public_read {
         let mut http = config.http.take().unwrap_or_default();
-        http.listen = listen.clone();
+        if let Some(listen) = &args.listen {
+            http.listen = listen.clone();
+        }
+        http.public_read |= args.public_read;
+        // Refused here, before anything starts: a public address needs a token or the opt-in.
+        http.validate().map_err(|e| {
+            format!(
+                "--listen {}: {e} (with this agent: --public-read)",
+                http.listen
+            )
+        })?;
         config.http = Some(http);
     }
     let interval = config.host.interval;
     let store_path = config.pipeline.store.path.clone();
+    let http = config.http.clone();
     let monitor = start(config, true)?;
-    if let Some(address) = monitor.http_address() {
-        eprintln!("host-agent: status board on http://{address}/ (metrics at /metrics)");
+    if let (Some(address), Some(http)) = (monitor.http_address(), &http) {
+        eprintln!(
+            "host-agent: status board on http://{address}/ (metrics at /metrics); {}",
+            http.access()
+        );
     }
     let events = monitor.subscribe()?;
     let notices = monitor
@@ -254,7 +274,7 @@ fn run(args: &Args) -> Result<(), Box<dyn std::error::Error>> {
                     board::notifications(&inbox.latest(), inbox.addr()),
                     board::coverage(&status.coverage),
                     board::transitions(&recent),
-                ) + &table::render("HOST ITEMS", &table::rows(&monitor.registry().snapshot()));
+                ) + &table::render("HOST ITEMS", &table::rows(monitor.registry()));
                 match screen.draw(&text) {
                     Ok(()) => {}
                     // The reader went away (`host-agent | head`): stop quietly.

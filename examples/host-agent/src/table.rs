@@ -1,11 +1,13 @@
-//! Renders a registry snapshot as an aligned table with human units, and draws it on a terminal
-//! (redrawn in place) or on a pipe (appended).
+//! Renders a registry's series as an aligned table with human units (`vigilo::units`, as the
+//! web board shows them), and draws it on a terminal (redrawn in place) or on a pipe
+//! (appended).
 
 use std::cmp::Ordering;
 use std::io::{self, Write};
 
-use vigilo::Labels;
-use vigilo::metrics::{Snapshot, Value};
+use vigilo::metrics::Value;
+use vigilo::units::Unit;
+use vigilo::{Labels, Registry};
 
 /// One line of the table.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -18,9 +20,10 @@ pub struct Row {
     pub value: String,
 }
 
-/// The rows of `snapshot`, sorted by item then labels, numbers in labels compared as numbers
-/// (`core=2` before `core=10`).
-pub fn rows(snapshot: &Snapshot) -> Vec<Row> {
+/// The rows of every series of `registry`, sorted by item then labels, numbers in labels
+/// compared as numbers (`core=2` before `core=10`).
+pub fn rows(registry: &Registry) -> Vec<Row> {
+    let snapshot = registry.snapshot();
     let mut series: Vec<_> = snapshot.series.iter().collect();
     series.sort_by(|a, b| {
         a.name
@@ -37,7 +40,17 @@ pub fn rows(snapshot: &Snapshot) -> Vec<Row> {
                 .map(|(k, v)| format!("{k}={v}"))
                 .collect::<Vec<_>>()
                 .join(" "),
-            value: format_value(&s.name, &s.value),
+            value: format_value(
+                &s.name,
+                &Unit::of_metric(
+                    &s.name,
+                    registry
+                        .description(&s.name)
+                        .and_then(|d| d.unit)
+                        .as_deref(),
+                ),
+                &s.value,
+            ),
         })
         .collect()
 }
@@ -68,48 +81,17 @@ fn natural(a: &str, b: &str) -> Ordering {
     }
 }
 
-/// A value with the unit its metric name implies: `_ratio` as a percentage, `_bytes` and
-/// `_bytes_per_second` in binary units, `host_process_up` as up/down.
-pub fn format_value(name: &str, value: &Value) -> String {
+/// A value with its metric's unit; `host_process_up` as up/down, a histogram as its count.
+pub fn format_value(name: &str, unit: &Unit, value: &Value) -> String {
     let v = match value {
-        Value::Counter(n) => return n.to_string(),
+        Value::Counter(n) => *n as f64,
         Value::Gauge(v) => *v,
         Value::Histogram(h) => return format!("{} observations", h.count()),
     };
     if name == "host_process_up" {
         return if v >= 1.0 { "up" } else { "DOWN" }.to_owned();
     }
-    if name.ends_with("_ratio") {
-        format!("{:.1} %", v * 100.0)
-    } else if name.ends_with("_bytes_per_second") {
-        format!("{}/s", bytes(v))
-    } else if name.ends_with("_bytes") {
-        bytes(v)
-    } else if name.starts_with("host_load") {
-        format!("{v:.2}")
-    } else if v.fract() == 0.0 && v.abs() < 1e15 {
-        format!("{v:.0}")
-    } else {
-        format!("{v:.3}")
-    }
-}
-
-/// Bytes in binary units: `512 B`, `1.5 KiB`, `23.4 GiB`.
-pub fn bytes(v: f64) -> String {
-    const UNITS: [&str; 6] = ["KiB", "MiB", "GiB", "TiB", "PiB", "EiB"];
-    if v.abs() < 1024.0 {
-        return format!("{v:.0} B");
-    }
-    let mut scaled = v / 1024.0;
-    let mut unit = UNITS[0];
-    for next in &UNITS[1..] {
-        if scaled.abs() < 1024.0 {
-            break;
-        }
-        scaled /= 1024.0;
-        unit = next;
-    }
-    format!("{scaled:.1} {unit}")
+    unit.format(v)
 }
 
 /// The table: a header line, column titles, then one aligned line per row (values
@@ -187,7 +169,7 @@ mod tests {
     use super::*;
 
     fn gauge(name: &str, v: f64) -> String {
-        format_value(name, &Value::Gauge(v))
+        format_value(name, &Unit::of_metric(name, None), &Value::Gauge(v))
     }
 
     #[test]
@@ -206,9 +188,12 @@ mod tests {
         );
         assert_eq!(gauge("host_process_up", 1.0), "up");
         assert_eq!(gauge("host_process_up", 0.0), "DOWN");
-        assert_eq!(gauge("host_load1", 0.5), "0.50");
+        assert_eq!(gauge("host_load1", 0.5), "0.5");
         assert_eq!(gauge("host_processes", 86.0), "86");
-        assert_eq!(format_value("x_total", &Value::Counter(3)), "3");
+        assert_eq!(
+            format_value("x_total", &Unit::NONE, &Value::Counter(3)),
+            "3"
+        );
     }
 
     #[test]
@@ -218,9 +203,12 @@ mod tests {
             registry.set_gauge("host_cpu_core_usage_ratio", &[("core", core)], 0.5)?;
         }
         registry.set_gauge("host_load1", &[], 1.25)?;
-        let rows = rows(&registry.snapshot());
+        registry.describe("host_load1", Some("percent"), "test")?;
+        let rows = rows(&registry);
         let labels: Vec<&str> = rows.iter().map(|r| r.labels.as_str()).collect();
         assert_eq!(labels, ["core=0", "core=2", "core=10", ""]);
+        // The described unit is the one shown.
+        assert!(rows[3].value.ends_with(" %"), "{:?}", rows[3]);
         let table = render("header", &rows);
         let lines: Vec<&str> = table.lines().collect();
         assert_eq!(lines.len(), 6);

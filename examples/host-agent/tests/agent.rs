@@ -228,6 +228,13 @@ fn with_listen_the_agent_serves_its_metrics_and_the_board() {
             .trim()
             .strip_prefix("host-agent: status board on http://")
         {
+            // The start-up line says who may read and write.
+            assert!(
+                rest.contains(
+                    "reads open to this machine only (loopback); writes refused (no token)"
+                ),
+                "{line}"
+            );
             break rest.split('/').next().unwrap().to_owned();
         }
     };
@@ -268,4 +275,26 @@ fn with_listen_the_agent_serves_its_metrics_and_the_board() {
         "{metrics}"
     );
     assert!(metrics.contains("vigilo_incidents_open "));
+}
+
+/// `--listen` on an address other than loopback, with no token in the configuration, is refused
+/// before anything starts, and the message names the opt-in; `--public-read` is that opt-in.
+#[test]
+fn a_public_listen_address_without_a_token_is_refused_unless_public_read() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = agent()
+        .args(["--listen", "0.0.0.0:0", "--once"])
+        .arg("--db")
+        .arg(dir.path().join("agent.db"))
+        .env("XDG_STATE_HOME", dir.path())
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("--listen 0.0.0.0:0") && stderr.contains("not a loopback address"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("--public-read"), "{stderr}");
+    assert!(stderr.contains("token"), "{stderr}");
 }

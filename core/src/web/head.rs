@@ -1,0 +1,160 @@
+//! Reading a request head before hyper sees the connection, so the endpoint knows when a
+//! connection stops *waiting* (see [`super::admission`]) and what it asks for (a scrape or a
+//! status read may use the reserved capacity), then handing hyper the bytes already read.
+
+use std::io;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, ReadBuf};
+use tokio::net::TcpStream;
+
+/// Largest request head (request line and headers).
+pub(super) const MAX_HEAD: usize = 16 * 1024;
+
+/// A complete head (and whatever followed it in the same reads).
+pub(super) struct Head {
+    /// Everything read so far, the head first.
+    pub(super) bytes: Vec<u8>,
+    /// `GET /metrics` or `GET /api/status`: may use the reserved capacity.
+    pub(super) scrape_or_status: bool,
+    /// `GET /api/events`: an event stream, answered for as long as it stays open.
+    pub(super) event_stream: bool,
+}
+
+/// Why no head came.
+#[derive(Debug)]
+pub(super) enum NoHead {
+    /// Over [`MAX_HEAD`] without its end (431).
+    TooLarge,
+    /// The client closed, or the connection failed.
+    Closed,
+}
+
+/// Reads until the end of the head (an empty line). The caller bounds the time.
+pub(super) async fn read(stream: &mut TcpStream) -> Result<Head, NoHead> {
+    let mut bytes = Vec::with_capacity(1024);
+    let mut chunk = [0u8; 4096];
+    loop {
+        let n = stream.read(&mut chunk).await.map_err(|_| NoHead::Closed)?;
+        if n == 0 {
+            return Err(NoHead::Closed);
+        }
+        let searched = bytes.len().saturating_sub(3);
+        bytes.extend_from_slice(chunk.get(..n).unwrap_or_default());
+        let end = bytes
+            .get(searched..)
+            .and_then(|tail| tail.windows(4).position(|w| w == b"\r\n\r\n"))
+            .map(|p| searched + p + 4);
+        match end {
+            Some(end) if end <= MAX_HEAD => {
+                let (scrape_or_status, event_stream) = classify(&bytes);
+                return Ok(Head {
+                    bytes,
+                    scrape_or_status,
+                    event_stream,
+                });
+            }
+            Some(_) => return Err(NoHead::TooLarge),
+            None if bytes.len() > MAX_HEAD => return Err(NoHead::TooLarge),
+            None => {}
+        }
+    }
+}
+
+/// From the request line: (a scrape or a status read, an event stream).
+fn classify(head: &[u8]) -> (bool, bool) {
+    let line = head.split(|b| *b == b'\n').next().unwrap_or_default();
+    let mut parts = line.split(|b| *b == b' ');
+    let method = parts.next().unwrap_or_default();
+    let target = parts.next().unwrap_or_default();
+    let path = target.split(|b| *b == b'?').next().unwrap_or_default();
+    let get = method == b"GET";
+    (
+        get && (path == b"/metrics" || path == b"/api/status"),
+        get && path == b"/api/events",
+    )
+}
+
+/// A stream that first gives back bytes already read from it.
+pub(super) struct Prefixed {
+    prefix: Vec<u8>,
+    at: usize,
+    inner: TcpStream,
+}
+
+impl Prefixed {
+    pub(super) fn new(prefix: Vec<u8>, inner: TcpStream) -> Self {
+        Prefixed {
+            prefix,
+            at: 0,
+            inner,
+        }
+    }
+}
+
+impl AsyncRead for Prefixed {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        let this = &mut *self;
+        if let Some(rest) = this.prefix.get(this.at..).filter(|r| !r.is_empty()) {
+            let n = rest.len().min(buf.remaining());
+            buf.put_slice(rest.get(..n).unwrap_or_default());
+            this.at += n;
+            if this.at == this.prefix.len() {
+                this.prefix = Vec::new();
+                this.at = 0;
+            }
+            return Poll::Ready(Ok(()));
+        }
+        Pin::new(&mut this.inner).poll_read(cx, buf)
+    }
+}
+
+impl AsyncWrite for Prefixed {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.inner).poll_write(cx, buf)
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.inner).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.inner).poll_shutdown(cx)
+    }
+
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.inner).poll_write_vectored(cx, bufs)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.inner.is_write_vectored()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_request_line_says_what_is_asked() {
+        assert_eq!(classify(b"GET /metrics HTTP/1.1\r\n\r\n"), (true, false));
+        assert_eq!(classify(b"GET /api/status?x=1 HTTP/1.1\r\n"), (true, false));
+        assert_eq!(classify(b"GET /api/events HTTP/1.1\r\n"), (false, true));
+        assert_eq!(classify(b"POST /metrics HTTP/1.1\r\n"), (false, false));
+        assert_eq!(classify(b"GET / HTTP/1.1\r\n"), (false, false));
+        assert_eq!(classify(b""), (false, false));
+    }
+}
