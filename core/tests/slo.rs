@@ -22,11 +22,17 @@ const HOUR: Duration = Duration::from_secs(3600);
 const START: i64 = 1_793_577_600;
 
 /// A 30-day SLO at 99.9 %, with the default tiers, routed to one channel.
+///
+/// The evaluator's (and the SLO thread's) tick is an hour of real time, so neither runs while a
+/// test moves the manual clock: a tick between a step's clock move and its `tick_slos` read the
+/// new time with the old alert factor, and a tick straddling several steps stamped a later value
+/// with an earlier time (a flap: fired, resolved, fired again). The generated rule is still
+/// evaluated at once when its factor crosses a threshold (the armed watch), at the clock's time.
 fn config(extra: &str) -> String {
     format!(
         r#"
         [evaluator]
-        tick = "1s"
+        tick = "1h"
         [notify]
         group_wait = "0s"
         {extra}
