@@ -144,9 +144,11 @@ impl RemoteWriteConfig {
     /// Checks what serde cannot; the message names the key.
     pub(crate) fn validate(&self) -> Result<(), String> {
         if !cfg!(feature = "remote-write") {
-            return Err("this build of vigilo has no remote-write export: enable the crate's \
+            return Err(
+                "this build of vigilo has no remote-write export: enable the crate's \
                         `remote-write` feature"
-                .to_owned());
+                    .to_owned(),
+            );
         }
         check_url("url", &self.url)?;
         check_interval(self.interval)?;

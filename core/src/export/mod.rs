@@ -57,6 +57,52 @@ pub enum ExportError {
     },
 }
 
+/// The request bodies one reading of `registry` at `at` makes for `[export.remote_write]`
+/// (protobuf `WriteRequest`s, snappy-compressed), exactly as the export sends them: for
+/// inspection, tests and benchmarks.
+#[cfg(feature = "remote-write")]
+pub fn remote_write_bodies(
+    registry: &Registry,
+    config: &RemoteWriteConfig,
+    at: crate::clock::Timestamp,
+) -> Vec<Vec<u8>> {
+    use queue::Encoder as _;
+    let (mut encoder, target) = remote_write::prepare(config);
+    encoder
+        .encode(
+            registry,
+            &registry.snapshot(),
+            at,
+            target.queue.max_samples_per_send,
+        )
+        .into_iter()
+        .map(|r| r.body)
+        .collect()
+}
+
+/// The request bodies one reading of `registry` at `at` makes for `[export.otlp]` (protobuf
+/// `ExportMetricsServiceRequest`s; cumulative points start at `at`), exactly as the export
+/// sends them: for inspection, tests and benchmarks.
+#[cfg(feature = "otlp")]
+pub fn otlp_bodies(
+    registry: &Registry,
+    config: &OtlpConfig,
+    at: crate::clock::Timestamp,
+) -> Vec<Vec<u8>> {
+    use queue::Encoder as _;
+    let (mut encoder, target) = otlp::prepare(config, at);
+    encoder
+        .encode(
+            registry,
+            &registry.snapshot(),
+            at,
+            target.queue.max_samples_per_send,
+        )
+        .into_iter()
+        .map(|r| r.body)
+        .collect()
+}
+
 /// What one export did since it started (read from its `vigilo_export_*` counters).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 #[non_exhaustive]

@@ -227,10 +227,7 @@ fn points(m: &Metric) -> usize {
         Some(metric::Data::Sum(s)) => s.data_points.len(),
         Some(metric::Data::Gauge(g)) => g.data_points.len(),
         Some(metric::Data::Histogram(h)) => h.data_points.len(),
-        Some(
-            metric::Data::ExponentialHistogram(_) | metric::Data::Summary(_),
-        )
-        | None => 0,
+        Some(metric::Data::ExponentialHistogram(_) | metric::Data::Summary(_)) | None => 0,
     }
 }
 

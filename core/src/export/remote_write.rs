@@ -59,7 +59,10 @@ pub(crate) struct Sample {
 /// The encoder and the target of `[export.remote_write]`.
 pub(crate) fn prepare(c: &RemoteWriteConfig) -> (RemoteWrite, Target) {
     let mut headers = vec![
-        ("Content-Type".to_owned(), "application/x-protobuf".to_owned()),
+        (
+            "Content-Type".to_owned(),
+            "application/x-protobuf".to_owned(),
+        ),
         ("Content-Encoding".to_owned(), "snappy".to_owned()),
         (
             "X-Prometheus-Remote-Write-Version".to_owned(),
@@ -116,11 +119,8 @@ impl RemoteWrite {
     /// The remote-write series of one registry series (one sample each).
     fn series(&self, s: &SeriesSnapshot, ms: i64) -> Vec<TimeSeries> {
         let one = |suffix: &str, le: Option<String>, value: f64| {
-            let mut labels: BTreeMap<&str, String> = s
-                .labels
-                .iter()
-                .map(|(k, v)| (k, v.to_owned()))
-                .collect();
+            let mut labels: BTreeMap<&str, String> =
+                s.labels.iter().map(|(k, v)| (k, v.to_owned())).collect();
             for (k, v) in &self.external {
                 labels.entry(k.as_str()).or_insert_with(|| v.clone());
             }

@@ -120,7 +120,10 @@ impl HistogramSnapshot {
     pub fn counts_at(&self, bounds: &[f64]) -> Vec<u64> {
         let mut counts = vec![0u64; bounds.len() + 1];
         for (lo, _, n) in self.buckets() {
-            let i = bounds.iter().position(|&le| lo <= le).unwrap_or(bounds.len());
+            let i = bounds
+                .iter()
+                .position(|&le| lo <= le)
+                .unwrap_or(bounds.len());
             counts[i] += n;
         }
         counts
