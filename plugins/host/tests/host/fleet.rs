@@ -174,13 +174,22 @@ impl Inbox<'_> {
     }
 }
 
-/// The alerts of `alertname` on both peers, which must agree on their label sets.
+/// The alerts of `alertname` on both peers, once they agree on the label sets (each request
+/// goes to one peer, then the other: a look in between may see them differ).
 fn on_both(peers: [&Alertmanager; 2], alertname: &str) -> Vec<Value> {
-    let (a, b) = (peers[0].alerts(alertname), peers[1].alerts(alertname));
     let labels =
         |v: &[Value]| -> BTreeSet<String> { v.iter().map(|a| a["labels"].to_string()).collect() };
-    assert_eq!(labels(&a), labels(&b), "{a:#?}\n{b:#?}");
-    a
+    let agreed = wait_for(WAIT, || {
+        let (a, b) = (peers[0].alerts(alertname), peers[1].alerts(alertname));
+        (labels(&a) == labels(&b)).then_some(a)
+    });
+    agreed.unwrap_or_else(|| {
+        panic!(
+            "the peers disagree on {alertname}: {:#?}\n{:#?}",
+            peers[0].alerts(alertname),
+            peers[1].alerts(alertname)
+        )
+    })
 }
 
 #[test]
