@@ -5,7 +5,6 @@
 #![allow(missing_docs)]
 
 use std::hint::black_box;
-use std::io::Read;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;

@@ -188,6 +188,8 @@ impl Exports {
         registry: &Registry,
         clock: &Arc<dyn Clock>,
     ) -> Result<Exports, ExportError> {
+        // Without either feature nothing is started (the configuration refused the sections).
+        #[cfg_attr(not(any(feature = "remote-write", feature = "otlp")), allow(unused_mut))]
         let mut exports = Exports::default();
         #[cfg(feature = "remote-write")]
         if let Some(c) = &config.remote_write {
@@ -199,7 +201,6 @@ impl Exports {
             let (encoder, target) = otlp::prepare(c, clock.now());
             exports.spawn("otlp", encoder, target, registry, clock)?;
         }
-        // Without the features, the configuration refused these sections already.
         let _ = (config, registry, clock);
         Ok(exports)
     }
