@@ -66,18 +66,8 @@ pub fn remote_write_bodies(
     config: &RemoteWriteConfig,
     at: crate::clock::Timestamp,
 ) -> Vec<Vec<u8>> {
-    use queue::Encoder as _;
-    let (mut encoder, target) = remote_write::prepare(config);
-    encoder
-        .encode(
-            registry,
-            &registry.snapshot(),
-            at,
-            target.queue.max_samples_per_send,
-        )
-        .into_iter()
-        .map(|r| r.body)
-        .collect()
+    let (encoder, target) = remote_write::prepare(config);
+    bodies(encoder, &target, registry, at)
 }
 
 /// The request bodies one reading of `registry` at `at` makes for `[export.otlp]` (protobuf
@@ -89,8 +79,18 @@ pub fn otlp_bodies(
     config: &OtlpConfig,
     at: crate::clock::Timestamp,
 ) -> Vec<Vec<u8>> {
-    use queue::Encoder as _;
-    let (mut encoder, target) = otlp::prepare(config, at);
+    let (encoder, target) = otlp::prepare(config, at);
+    bodies(encoder, &target, registry, at)
+}
+
+/// The bodies of one reading, as the export's thread makes them.
+#[cfg(any(feature = "remote-write", feature = "otlp"))]
+fn bodies(
+    mut encoder: impl queue::Encoder,
+    target: &queue::Target,
+    registry: &Registry,
+    at: crate::clock::Timestamp,
+) -> Vec<Vec<u8>> {
     encoder
         .encode(
             registry,
@@ -241,8 +241,9 @@ impl Exports {
             .collect()
     }
 
-    /// Stops every export: each takes a last reading and tries each waiting request once
-    /// (each within its `queue.timeout`), then its thread ends.
+    /// Stops every export: each takes a last reading and tries each waiting request once, all
+    /// within its `queue.timeout` (10 s by default; what is left then is dropped, counted),
+    /// then its thread ends.
     pub fn stop(&mut self) {
         for r in &self.running {
             let _ = r.stop.try_send(());

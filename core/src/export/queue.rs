@@ -17,7 +17,7 @@ use std::io::Read;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crossbeam_channel::{Receiver, RecvTimeoutError};
+use crossbeam_channel::{Receiver, RecvTimeoutError, TryRecvError};
 
 use super::{ExportCounters, QueueConfig};
 use crate::Registry;
@@ -58,7 +58,7 @@ enum Sent {
 }
 
 /// The export's loop, until `stop` says so (or is dropped); then one last reading, each
-/// waiting request tried once.
+/// waiting request tried once, all within one `queue.timeout`.
 pub(crate) fn run(
     name: &str,
     mut encoder: impl Encoder,
@@ -85,6 +85,10 @@ pub(crate) fn run(
         )
     };
     loop {
+        match stop.try_recv() {
+            Err(TryRecvError::Empty) => {}
+            Ok(()) | Err(TryRecvError::Disconnected) => break,
+        }
         let now = Instant::now();
         if now >= next_read {
             for r in read() {
@@ -123,11 +127,17 @@ pub(crate) fn run(
             Ok(()) | Err(RecvTimeoutError::Disconnected) => break,
         }
     }
-    // Stopping: what was recorded up to now, each request tried once.
+    // Stopping: what was recorded up to now, each request tried once, all within one
+    // `timeout` (what is left then is dropped, counted).
     for r in read() {
         pending.push(r, target.queue.capacity, counters);
     }
+    let until = Instant::now() + target.queue.timeout;
     for r in pending.requests {
+        if Instant::now() >= until {
+            counters.dropped.add(r.samples as u64);
+            continue;
+        }
         match send(&agent, target, &r) {
             Sent::Ok => {
                 counters.sent.add(r.samples as u64);
