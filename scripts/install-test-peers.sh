@@ -8,7 +8,10 @@
 #   - for the C API's tests (bindings/c/test.sh): a C compiler, pkg-config and valgrind (Debian
 #     packages gcc, pkg-config, valgrind); for the Python bindings' tests: pytest (PyPI);
 #   - for the [http] endpoint's tests: Prometheus and promtool (Debian package prometheus) and
-#     a headless Chromium (Debian package chromium).
+#     a headless Chromium (Debian package chromium); the remote-write export's tests use the
+#     same Prometheus, as a remote-write receiver;
+#   - for the OTLP export's tests: opentelemetry-proto (PyPI), the OpenTelemetry project's
+#     protobuf schema, for the `python3` on PATH.
 set -euo pipefail
 
 say() { printf '== %s\n' "$*"; }
@@ -69,8 +72,17 @@ if ! python3 -c 'import aiosmtpd' >/dev/null 2>&1; then
 fi
 python3 -c 'import aiosmtpd' >/dev/null
 
+# The OTLP export's test receiver (core/tests/export_support/otlp_receiver.py) decodes with the
+# OpenTelemetry project's published protobuf schema: opentelemetry-proto (PyPI).
+if ! python3 -c 'import opentelemetry.proto.collector.metrics.v1.metrics_service_pb2' >/dev/null 2>&1; then
+    say "pip install opentelemetry-proto"
+    python3 -m pip install -q opentelemetry-proto \
+        || python3 -m pip install -q --break-system-packages opentelemetry-proto
+fi
+python3 -c 'import opentelemetry.proto.collector.metrics.v1.metrics_service_pb2' >/dev/null
+
 # The prometheus package starts a server where an init system runs; the tests start their own.
 if command -v systemctl >/dev/null 2>&1 && systemctl is-active --quiet prometheus 2>/dev/null; then
     $SUDO systemctl stop prometheus || true
 fi
-say "test peers ready: $(prometheus-alertmanager --version 2>&1 | head -n1); $(prometheus --version 2>&1 | head -n1); $(chromium --version 2>/dev/null); aiosmtpd $(python3 -c 'import aiosmtpd; print(aiosmtpd.__version__)'); pytest $(python3 -c 'import pytest; print(pytest.__version__)'); $(valgrind --version)"
+say "test peers ready: $(prometheus-alertmanager --version 2>&1 | head -n1); $(prometheus --version 2>&1 | head -n1); $(chromium --version 2>/dev/null); aiosmtpd $(python3 -c 'import aiosmtpd; print(aiosmtpd.__version__)'); opentelemetry-proto $(python3 -m pip show opentelemetry-proto 2>/dev/null | sed -n 's/^Version: //p'); pytest $(python3 -c 'import pytest; print(pytest.__version__)'); $(valgrind --version)"

@@ -41,6 +41,7 @@
 mod canary_raw;
 mod channels_raw;
 mod error;
+mod export_raw;
 mod fields;
 mod pipeline_raw;
 mod raw;
@@ -124,6 +125,8 @@ pub struct Config {
     pub slos: Vec<crate::slo::Slo>,
     /// `[[canary]]`: canary analyses ([`crate::canary`]), in file order, names unique.
     pub canaries: Vec<crate::canary::CanarySpec>,
+    /// `[export.remote_write]`, `[export.otlp]`: push export ([`crate::export`]).
+    pub export: crate::export::ExportConfig,
 }
 
 impl Config {
@@ -330,6 +333,7 @@ impl Config {
         };
 
         let canaries = canary_raw::build(&raw.canary).map_err(section_error)?;
+        let export = export_raw::build(raw.export).map_err(section_error)?;
 
         Ok(Config {
             canaries,
@@ -342,6 +346,7 @@ impl Config {
             plugins: raw.plugins,
             http,
             slos,
+            export,
         })
     }
 }

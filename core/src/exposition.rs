@@ -180,12 +180,7 @@ impl<'a> Exposition<'a> {
     }
 
     fn histogram(&mut self, name: &str, s: &SeriesSnapshot, h: &HistogramSnapshot) {
-        let mut counts = vec![0u64; self.buckets.len()];
-        for (lo, _, n) in h.buckets() {
-            if let Some(i) = self.buckets.iter().position(|&le| lo <= le) {
-                counts[i] += n;
-            }
-        }
+        let counts = h.counts_at(self.buckets);
         let mut cumulative = 0;
         for (le, n) in self.buckets.iter().zip(&counts) {
             cumulative += n;

@@ -19,6 +19,7 @@ pub mod config;
 pub mod coverage;
 pub mod duration;
 pub mod eval;
+pub mod export;
 pub mod exposition;
 pub mod facade;
 pub mod host;
@@ -32,6 +33,8 @@ pub mod slo;
 pub mod status;
 mod sync;
 pub mod testing;
+#[cfg(feature = "tracing")]
+pub mod tracing_layer;
 pub mod units;
 pub mod web;
 

@@ -111,6 +111,9 @@ pub enum MonitorError {
     /// The `[http]` endpoint could not start.
     #[error(transparent)]
     Http(#[from] HttpError),
+    /// An `[export.*]` section could not start.
+    #[error(transparent)]
+    Export(#[from] crate::export::ExportError),
     /// A plugin could not be loaded.
     #[error("{kind} {name:?}: {message}")]
     Plugin {
@@ -334,6 +337,8 @@ impl MonitorBuilder {
         } else {
             None
         };
+        // The exports read the registry on threads of their own (`[export.*]`).
+        let exports = crate::export::Exports::start(&self.config.export, &registry, &self.clock)?;
         let http_config = self.config.http.clone();
         let state = Arc::new(Mutex::new(State {
             config: self.config,
@@ -362,6 +367,7 @@ impl MonitorBuilder {
             slo,
             collector,
             http,
+            exports,
             state,
         })
     }
@@ -500,6 +506,7 @@ pub struct Monitor {
     slo: Option<SloRunner>,
     collector: Option<HostCollector>,
     http: Option<Server>,
+    exports: crate::export::Exports,
     state: Arc<Mutex<State>>,
 }
 
@@ -550,6 +557,11 @@ impl Monitor {
             &self.state,
             &self.registry,
         )
+    }
+
+    /// What each `[export.*]` section did so far, by name (`remote_write`, `otlp`).
+    pub fn export_stats(&self) -> Vec<(&'static str, crate::export::ExportStats)> {
+        self.exports.stats()
     }
 
     /// Where the `[http]` endpoint listens (the port chosen when configured as 0), if it runs.
@@ -610,7 +622,7 @@ impl Monitor {
 
     /// Replaces rules, routes, policy, channels and actions. Channels and actions whose
     /// configuration did not change keep running; open incidents and what was already
-    /// notified are kept. `[registry]`, `[host]`, `[evaluator]`, `[plugins]`, `[http]` and the
+    /// notified are kept. `[registry]`, `[host]`, `[evaluator]`, `[plugins]`, `[http]`, `[export.*]` and the
     /// `[[slo]]` tables take effect at the next start (the SLO's generated rules reload with the
     /// rules). On any error nothing changes.
     ///
@@ -691,6 +703,8 @@ impl Monitor {
         if let Some(c) = self.collector.take() {
             c.stop()?;
         }
+        // Each export sends what was recorded up to now, once.
+        self.exports.stop();
         if let Some(c) = self.checkpoint.take() {
             c.stop();
         }

@@ -63,6 +63,7 @@ pub(super) struct RawConfig {
     pub slo: Vec<Spanned<super::slo_raw::RawSlo>>,
     #[serde(default)]
     pub canary: Vec<Spanned<super::canary_raw::RawCanary>>,
+    pub export: Option<super::export_raw::RawExport>,
 }
 
 /// An aggregation name (`last`, `avg`, `p99`…).

@@ -111,6 +111,24 @@ impl HistogramSnapshot {
         out
     }
 
+    /// The observations counted at explicit bucket `bounds` (increasing): element `i` counts
+    /// those under `bounds[i]` and above `bounds[i - 1]`, the last element those above every
+    /// bound (so `bounds.len() + 1` elements, not cumulative). Each fine bucket is counted under
+    /// the first bound at or above its lower edge, so an observation on a bound is counted
+    /// under it (as Prometheus's `le` means), and a count is exact for every observation more
+    /// than 0.78 % away from a bound. The exposition and every export use this.
+    pub fn counts_at(&self, bounds: &[f64]) -> Vec<u64> {
+        let mut counts = vec![0u64; bounds.len() + 1];
+        for (lo, _, n) in self.buckets() {
+            let i = bounds
+                .iter()
+                .position(|&le| lo <= le)
+                .unwrap_or(bounds.len());
+            counts[i] += n;
+        }
+        counts
+    }
+
     /// The non-empty buckets as `(lower bound, upper bound, count)`, in increasing order.
     pub fn buckets(&self) -> impl Iterator<Item = (f64, f64, u64)> + '_ {
         self.buckets.iter().map(|&(key, n)| {

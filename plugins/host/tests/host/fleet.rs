@@ -1,16 +1,19 @@
-//! A fleet (`docs/fleet.md`): two replicas of a service, each embedding its own vigilo monitor
+//! A fleet (`docs/fleet.md`): three replicas of a service, each embedding its own vigilo monitor
 //! started from its own configuration, see the same problem and send it through the bundled
-//! Alertmanager plugin to one REAL Alertmanager, which deduplicates by labels: one alert, one
-//! notification to the receiver (a loopback server this test starts). A problem of each
-//! replica alone (its name is a label) stays one alert per replica. The first replica to
-//! recover ends the shared alert; the second's resolve changes nothing.
+//! Alertmanager plugin in fleet mode to a REAL cluster of two Alertmanagers (gossiping on
+//! loopback), which deduplicate by labels: one alert, one notification to the receiver (a
+//! loopback server this test starts). A problem of each replica alone (its name is a label)
+//! stays one alert per replica and ends at that replica's resolve. The shared alert stays
+//! active until the LAST replica recovers, then ends within `ends_after`. With one
+//! Alertmanager stopped, alerts still arrive through the other.
 //!
 //! The replica configuration and `alertmanager.yml` are read from `docs/fleet.md` (blocks
 //! marked `<!-- fleet-test: NAME -->`), so the page cannot drift from what is tested. The test
-//! substitutes the loopback addresses and the replica's name, shortens Alertmanager's
-//! `group_wait` and `group_interval` to 1 s, and gives both replicas one `[plugins] cache_dir`
-//! (the second loads the plugin the first compiled). Alertmanager is a real process on the
-//! wall clock: the waits are bounded, and the whole test takes about 7 s.
+//! substitutes the loopback addresses and the replica's name, shortens the resend interval to
+//! 1 s (so `ends_after` is 4 s) and Alertmanager's `group_wait` and `group_interval` to 1 s,
+//! and gives the replicas one `[plugins] cache_dir` (the others load the plugin the first
+//! compiled). Alertmanager is a real process on the wall clock: the waits are bounded, and the
+//! whole test takes about 20 s.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -26,7 +29,7 @@ use vigilo::metrics::Gauge;
 use vigilo::monitor::Monitor;
 use vigilo::pipeline::{Event, EventKind};
 
-use crate::peers::{Alertmanager, HttpSink, WAIT, wait_for};
+use crate::peers::{Alertmanager, HttpSink, WAIT, free_port, wait_for};
 
 /// Longer than Alertmanager's `group_interval` here (1 s): a second notification of a group
 /// would have come by then.
@@ -64,10 +67,16 @@ struct Replica {
 }
 
 impl Replica {
-    fn start(replica_toml: &str, am: &Alertmanager, name: &str, cache: &Path) -> Replica {
-        let text = substitute(replica_toml, "alertmanager:9093", &am.addr.to_string());
+    fn start(replica_toml: &str, peers: [&Alertmanager; 2], name: &str, cache: &Path) -> Replica {
+        let text = substitute(
+            replica_toml,
+            "alertmanager-0:9093",
+            &peers[0].addr.to_string(),
+        );
+        let text = substitute(&text, "alertmanager-1:9093", &peers[1].addr.to_string());
         let text = substitute(&text, "orders-api-1", name);
-        // Not part of the page: the second replica reuses the first one's compiled plugin.
+        let text = substitute(&text, "\"1m\"", "\"1s\"");
+        // Not part of the page: the replicas reuse the first one's compiled plugin.
         let text = format!(
             "[plugins]\ncache_dir = {:?}\n{text}",
             cache.display().to_string()
@@ -101,7 +110,7 @@ impl Replica {
         }
     }
 
-    /// Waits until the channel delivered a notification of each of `rules`.
+    /// Waits until the channel delivered a notification of each of `rules` (a repeat counts).
     fn delivered(&self, rules: &[&str]) {
         let mut left: BTreeSet<&str> = rules.iter().copied().collect();
         while !left.is_empty() {
@@ -115,6 +124,20 @@ impl Replica {
                 left.remove(e.rule.as_deref().unwrap_or_default());
             }
         }
+    }
+
+    /// Forgets the events so far (deliveries of earlier changes and repeats).
+    fn drain(&self) {
+        while (self.next_event)(Duration::ZERO).is_some() {}
+    }
+
+    /// Waits until the item of `rule` is resolved here (its incident closed).
+    fn recovered(&self, rule: &str) {
+        let open = wait_for(WAIT, || {
+            let s = self.monitor.status().unwrap();
+            (!s.incidents.iter().any(|i| &*i.item.rule == rule)).then_some(())
+        });
+        assert!(open.is_some(), "{rule} still open after {WAIT:?}");
     }
 }
 
@@ -151,8 +174,26 @@ impl Inbox<'_> {
     }
 }
 
+/// The alerts of `alertname` on both peers, once they agree on the label sets (each request
+/// goes to one peer, then the other: a look in between may see them differ).
+fn on_both(peers: [&Alertmanager; 2], alertname: &str) -> Vec<Value> {
+    let labels =
+        |v: &[Value]| -> BTreeSet<String> { v.iter().map(|a| a["labels"].to_string()).collect() };
+    let agreed = wait_for(WAIT, || {
+        let (a, b) = (peers[0].alerts(alertname), peers[1].alerts(alertname));
+        (labels(&a) == labels(&b)).then_some(a)
+    });
+    agreed.unwrap_or_else(|| {
+        panic!(
+            "the peers disagree on {alertname}: {:#?}\n{:#?}",
+            peers[0].alerts(alertname),
+            peers[1].alerts(alertname)
+        )
+    })
+}
+
 #[test]
-fn two_replicas_one_alert_one_notification() {
+fn three_replicas_one_alert_until_the_last_recovers() {
     let t0 = Instant::now();
     let page =
         std::fs::read_to_string(vigilo_plugin_build::repo_root().join("docs/fleet.md")).unwrap();
@@ -162,25 +203,30 @@ fn two_replicas_one_alert_one_notification() {
     let yml = substitute(&yml, "http://pager.example/hook", &sink.url("/hook"));
     let yml = substitute(&yml, "group_wait: 30s", "group_wait: 1s");
     let yml = substitute(&yml, "group_interval: 5m", "group_interval: 1s");
-    let am = Alertmanager::start(&yml);
+    let (g0, g1) = (free_port(), free_port());
+    let am0 = Alertmanager::start_peer(&yml, g0, &[g1]);
+    let am1 = Alertmanager::start_peer(&yml, g1, &[g0]);
+    let peers = [&am0, &am1];
 
     let replica_toml = block(&page, "replica.toml");
     let cache = tempfile::tempdir().unwrap();
-    let one = Replica::start(&replica_toml, &am, "orders-api-1", cache.path());
-    let two = Replica::start(&replica_toml, &am, "orders-api-2", cache.path());
+    let names = ["orders-api-1", "orders-api-2", "orders-api-3"];
+    let replicas: Vec<Replica> = names
+        .iter()
+        .map(|n| Replica::start(&replica_toml, peers, n, cache.path()))
+        .collect();
     let started = t0.elapsed();
 
-    // Both replicas see the backlog and their own memory use, replica 1 first.
-    one.queue.set(5000.0);
-    one.memory.set(3e9);
-    one.delivered(&["queue-backlog", "memory-high"]);
-    two.queue.set(4200.0);
-    two.memory.set(3e9);
-    two.delivered(&["queue-backlog", "memory-high"]);
+    // Every replica sees the backlog and its own memory use.
+    for (r, depth) in replicas.iter().zip([5000.0, 4200.0, 4600.0]) {
+        r.queue.set(depth);
+        r.memory.set(3e9);
+        r.delivered(&["queue-backlog", "memory-high"]);
+    }
 
-    // Alertmanager holds one alert for the shared problem: the same labels from both replicas.
-    let backlog = am.alerts("queue-backlog");
-    assert_eq!(backlog.len(), 1, "{backlog:#?}\n{}", am.log());
+    // Each Alertmanager holds one alert for the shared problem, promised to end ahead.
+    let backlog = on_both(peers, "queue-backlog");
+    assert_eq!(backlog.len(), 1, "{backlog:#?}\n{}", am0.log());
     let shared_labels = json!({
         "alertname": "queue-backlog",
         "severity": "critical",
@@ -189,84 +235,106 @@ fn two_replicas_one_alert_one_notification() {
         "service": "orders-api",
     });
     assert_eq!(backlog[0]["labels"], shared_labels);
-    // Its annotations are those of the replica that sent last.
-    assert_eq!(backlog[0]["annotations"]["replica"], "orders-api-2");
-    assert_eq!(backlog[0]["annotations"]["summary"], "queue orders at 4200");
+    assert!(
+        backlog[0]["annotations"]["summary"]
+            .as_str()
+            .unwrap()
+            .starts_with("queue orders at ")
+    );
+    assert_eq!(
+        backlog[0]["annotations"]["fingerprint"]
+            .as_str()
+            .unwrap()
+            .len(),
+        16
+    );
     // The replica's own problem: one alert per replica.
-    let memory = am.alerts("memory-high");
-    let replicas: BTreeSet<_> = memory
+    let memory = on_both(peers, "memory-high");
+    let owners: BTreeSet<_> = memory
         .iter()
         .map(|a| a["labels"]["replica"].as_str().unwrap().to_owned())
         .collect();
-    assert_eq!(memory.len(), 2, "{memory:#?}");
-    assert_eq!(
-        replicas,
-        BTreeSet::from(["orders-api-1".into(), "orders-api-2".into()])
-    );
+    assert_eq!(owners, names.iter().map(|n| n.to_string()).collect());
 
-    // The receiver: one notification of the shared problem, with one alert, after group_wait;
-    // the memory alerts are one group, notified together.
+    // The receiver: one notification of the shared problem, with one alert, from the cluster.
     let mut inbox = Inbox {
         sink: &sink,
         received: Vec::new(),
     };
     let first = inbox.wait("queue-backlog", |_| true);
     assert_eq!(first["status"], "firing");
-    assert_eq!(
-        first["groupLabels"],
-        json!({ "alertname": "queue-backlog", "service": "orders-api" })
-    );
     assert_eq!(first["alerts"].as_array().unwrap().len(), 1, "{first:#}");
     assert_eq!(first["alerts"][0]["labels"], shared_labels);
     inbox.wait("memory-high", |n| {
-        n["alerts"].as_array().unwrap().len() == 2
+        n["alerts"].as_array().unwrap().len() == 3
     });
-    thread::sleep(QUIET);
-    let backlog_notes = inbox.of("queue-backlog");
-    assert_eq!(
-        backlog_notes.len(),
-        1,
-        "one notification of the shared problem: {backlog_notes:#?}"
-    );
     let fired = t0.elapsed();
 
-    // Replica 1 recovers: its resolve ends the shared alert in Alertmanager, although replica
-    // 2 still sees the backlog, and the receiver is told it is resolved.
-    one.queue.set(10.0);
-    one.delivered(&["queue-backlog"]);
-    assert!(
-        am.alerts("queue-backlog").is_empty(),
-        "{:#?}",
-        am.alerts("queue-backlog")
-    );
-    let open: Vec<_> = two
-        .monitor
-        .status()
-        .unwrap()
-        .incidents
-        .into_iter()
-        .filter(|i| &*i.item.rule == "queue-backlog")
-        .collect();
-    assert_eq!(open.len(), 1, "replica 2 still has its incident open");
-    let resolved = inbox.wait("queue-backlog", |n| n["status"] == "resolved");
-    assert_eq!(resolved["alerts"].as_array().unwrap().len(), 1);
-    assert_eq!(resolved["alerts"][0]["labels"], shared_labels);
+    // Replica 1 recovers. Its own memory alert ends at once; the shared alert outlives the end
+    // replica 1 had promised (4 s), since the others keep re-sending it.
+    replicas[0].queue.set(10.0);
+    replicas[0].memory.set(1e9);
+    replicas[0].recovered("queue-backlog");
+    replicas[0].recovered("memory-high");
+    let memory_left = wait_for(WAIT, || {
+        let m = on_both(peers, "memory-high");
+        (m.len() == 2).then_some(m)
+    });
+    assert!(memory_left.is_some(), "{:#?}", am0.alerts("memory-high"));
+    thread::sleep(Duration::from_secs(5));
+    assert_eq!(on_both(peers, "queue-backlog").len(), 1);
 
-    // Replica 2 recovers: nothing new for the receiver.
-    two.queue.set(10.0);
-    two.delivered(&["queue-backlog"]);
+    // Replica 2 recovers: still active.
+    replicas[1].queue.set(10.0);
+    replicas[1].recovered("queue-backlog");
     thread::sleep(QUIET);
-    let backlog_notes = inbox.of("queue-backlog");
+    assert_eq!(on_both(peers, "queue-backlog").len(), 1);
+    let notes = inbox.of("queue-backlog");
     assert_eq!(
-        backlog_notes.len(),
-        2,
-        "one firing, one resolved: {backlog_notes:#?}"
+        notes.len(),
+        1,
+        "nothing new while replica 3 fires: {notes:#?}"
     );
 
-    one.monitor.stop(Duration::from_secs(5)).unwrap();
-    two.monitor.stop(Duration::from_secs(5)).unwrap();
+    // The last recovers: the alert ends within `ends_after` (4 s), and the receiver is told.
+    replicas[2].queue.set(10.0);
+    replicas[2].recovered("queue-backlog");
+    let last_recovered = Instant::now();
+    let resolved = inbox.wait("queue-backlog", |n| n["status"] == "resolved");
+    assert_eq!(resolved["alerts"][0]["labels"], shared_labels);
+    assert!(on_both(peers, "queue-backlog").is_empty());
+    let took = last_recovered.elapsed();
+    assert!(took < Duration::from_secs(8), "resolved after {took:?}");
+    let resolved_at = t0.elapsed();
+
+    // One peer down: a new alert still arrives through the other, and the delivery succeeds.
+    drop(am1);
+    replicas[0].drain();
+    replicas[0].memory.set(3e9);
+    replicas[0].delivered(&["memory-high"]);
+    let again = am0.alerts("memory-high");
+    assert!(
+        again
+            .iter()
+            .any(|a| a["labels"]["replica"] == "orders-api-1"),
+        "{again:#?}"
+    );
+    inbox.wait("memory-high", |n| {
+        n["alerts"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|a| a["status"] == "firing")
+            .count()
+            == 3
+    });
+
+    for r in replicas {
+        r.monitor.stop(Duration::from_secs(5)).unwrap();
+    }
     eprintln!(
-        "fleet: started in {started:?}, fired and quiet at {fired:?}, done in {:?}",
+        "fleet: started in {started:?}, fired at {fired:?}, resolved at {resolved_at:?} \
+         (ends_after after the last recovery: {took:?}), done in {:?}",
         t0.elapsed()
     );
 }

@@ -299,7 +299,7 @@ pub fn which(program: &str) -> Option<PathBuf> {
 
 /// A REAL Prometheus Alertmanager (Debian's `prometheus-alertmanager`, installed by
 /// `scripts/install-test-peers.sh`) on a free loopback port, with the given `alertmanager.yml`,
-/// throw-away storage and no clustering; killed when dropped.
+/// throw-away storage and no clustering (or as one peer of a loopback cluster); killed when dropped.
 pub struct Alertmanager {
     pub addr: SocketAddr,
     dir: tempfile::TempDir,
@@ -309,6 +309,26 @@ pub struct Alertmanager {
 impl Alertmanager {
     /// Starts it with `config` (the text of `alertmanager.yml`) and waits until it is ready.
     pub fn start(config: &str) -> Alertmanager {
+        Alertmanager::start_with(config, &["--cluster.listen-address=".to_owned()])
+    }
+
+    /// Starts one peer of a cluster on loopback: gossip on `cluster_port`, joining the peers
+    /// gossiping on `peers` (short gossip and settle times, as a test wants).
+    pub fn start_peer(config: &str, cluster_port: u16, peers: &[u16]) -> Alertmanager {
+        let mut args = vec![
+            format!("--cluster.listen-address=127.0.0.1:{cluster_port}"),
+            "--cluster.gossip-interval=50ms".to_owned(),
+            "--cluster.settle-timeout=2s".to_owned(),
+        ];
+        args.extend(
+            peers
+                .iter()
+                .map(|p| format!("--cluster.peer=127.0.0.1:{p}")),
+        );
+        Alertmanager::start_with(config, &args)
+    }
+
+    fn start_with(config: &str, cluster_args: &[String]) -> Alertmanager {
         let bin = which("prometheus-alertmanager")
             .or_else(|| which("alertmanager"))
             .unwrap_or_else(|| {
@@ -329,7 +349,7 @@ impl Alertmanager {
             .arg(format!("--config.file={}", file.display()))
             .arg(format!("--storage.path={}", storage.display()))
             .arg(format!("--web.listen-address={addr}"))
-            .arg("--cluster.listen-address=")
+            .args(cluster_args)
             .arg("--log.level=warn")
             .stdin(Stdio::null())
             .stdout(Stdio::null())
