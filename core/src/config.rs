@@ -38,6 +38,7 @@
 //! be named by the seed product's Korean names, quoted as TOML requires for non-ASCII keys:
 //! `[rule."긴급"]` is `[rule.major]`. Unknown keys are errors everywhere.
 
+mod aggregation_raw;
 mod canary_raw;
 mod channels_raw;
 mod error;
@@ -46,6 +47,7 @@ mod pipeline_raw;
 mod raw;
 mod routes_raw;
 mod slo_raw;
+mod threshold;
 
 use std::collections::HashMap;
 use std::path::Path;

@@ -11,6 +11,7 @@ mod arming;
 mod bind;
 mod config;
 mod evaluator;
+mod learning;
 mod outbox;
 mod persist;
 mod runner;
@@ -20,6 +21,7 @@ mod window;
 
 pub use config::EvaluatorConfig;
 pub use evaluator::{Evaluator, EvaluatorStats};
+pub use crate::rules::aggregation::LearnedSnapshot;
 pub use persist::ItemSnapshot;
 pub use runner::EvaluatorHandle;
 pub use transition::{Told, Transition};
