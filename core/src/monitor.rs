@@ -305,6 +305,7 @@ impl MonitorBuilder {
             told,
             self.config.pipeline.store.restore_grace,
         );
+        evaluator.restore_learned(pipeline.take_restored_learned());
         let evaluator = Arc::new(evaluator.spawn()?);
         let checkpoint = Checkpoint::start(
             Arc::clone(&evaluator),
@@ -689,6 +690,7 @@ impl Monitor {
             evaluator.tick(self.clock.now());
             if let Some(p) = &pipeline {
                 p.save_item_states(evaluator.item_states())?;
+                p.save_learned(evaluator.learned_states());
             }
         }
         match pipeline {
@@ -875,6 +877,9 @@ impl Checkpoint {
                     };
                     if pipeline.save_item_states(states).is_err() {
                         break;
+                    }
+                    if let Ok(learned) = evaluator.learned_states() {
+                        pipeline.save_learned(learned);
                     }
                 }
             })?;

@@ -29,6 +29,7 @@ mod collector;
 mod config;
 mod disks;
 mod error;
+pub mod logs;
 pub mod names;
 mod network;
 mod process;
