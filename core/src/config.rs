@@ -43,6 +43,7 @@ mod canary_raw;
 mod channels_raw;
 mod error;
 mod fields;
+mod log_raw;
 mod pipeline_raw;
 mod raw;
 mod routes_raw;
@@ -126,6 +127,8 @@ pub struct Config {
     pub slos: Vec<crate::slo::Slo>,
     /// `[[canary]]`: canary analyses ([`crate::canary`]), in file order, names unique.
     pub canaries: Vec<crate::canary::CanarySpec>,
+    /// `[[log]]`: log files followed ([`crate::host::logs`]), in file order, names unique.
+    pub logs: Vec<crate::host::logs::LogSpec>,
 }
 
 impl Config {
@@ -332,9 +335,11 @@ impl Config {
         };
 
         let canaries = canary_raw::build(&raw.canary).map_err(section_error)?;
+        let logs = log_raw::build(&raw.log).map_err(section_error)?;
 
         Ok(Config {
             canaries,
+            logs,
             registry: raw.registry,
             host,
             evaluator,

@@ -62,6 +62,8 @@ pub(super) struct RawConfig {
     pub slo: Vec<Spanned<super::slo_raw::RawSlo>>,
     #[serde(default)]
     pub canary: Vec<Spanned<super::canary_raw::RawCanary>>,
+    #[serde(default)]
+    pub log: Vec<Spanned<super::log_raw::RawLog>>,
 }
 
 /// One level table: `[rule.major]`.

@@ -36,6 +36,7 @@ mod process;
 mod sampler;
 mod series;
 mod tally;
+mod watchers;
 
 pub use collector::{HostCollector, RefreshNotice};
 pub use config::{
@@ -44,3 +45,4 @@ pub use config::{
 pub use error::HostError;
 pub use sampler::{HostSampler, RefreshStats};
 pub use tally::MIN_RATE_WINDOW;
+pub use watchers::Watchers;

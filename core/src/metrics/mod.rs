@@ -30,7 +30,7 @@ pub use error::MetricError;
 pub use gauge::Gauge;
 pub use histogram::Histogram;
 pub use key::Labels;
-pub(crate) use name::validate_metric_name;
+pub(crate) use name::{validate_labels, validate_metric_name};
 pub(crate) use registry::SeriesReader;
 pub use registry::{DROPPED_VALUES_TOTAL, Registry, RegistryConfig, SeriesInfo};
 pub use series::{MetricKind, SeriesId};

@@ -16,8 +16,8 @@ pub struct LogCheckpoint {
     pub log: String,
     /// Each file followed, with the offset of the first byte not counted yet.
     pub files: Vec<FilePosition>,
-    /// The total of each series of the log's counter (its full labels).
-    pub counts: Vec<(Labels, u64)>,
+    /// The total of each of the log's series: `(metric, its full labels, total)`.
+    pub counts: Vec<(String, Labels, u64)>,
 }
 
 /// Where reading stopped in one file, and how the file is recognised again.
@@ -38,4 +38,8 @@ pub struct FilePosition {
     pub head: u64,
     /// How many bytes `head` covers.
     pub head_len: u32,
+    /// The offset is inside a line already counted (cut at the line bound): the rest of that
+    /// line is skipped.
+    #[serde(default)]
+    pub cut: bool,
 }
