@@ -310,6 +310,7 @@ impl MonitorBuilder {
         // `[[log]]` and `[[probe]]` run whenever configured, host items or not.
         let watchers = Arc::new(Watchers::start(
             &self.config.logs,
+            &self.config.probes,
             &registry,
             pipeline.take_restored_log_offsets(),
         )?);
@@ -554,6 +555,14 @@ impl Monitor {
     pub fn poll_logs(&self) {
         if let Some(w) = &self.watchers {
             w.poll_logs();
+        }
+    }
+
+    /// Runs every `[[probe]]` once now, on the caller's thread, and records the results (the
+    /// probes' thread runs each every `interval`).
+    pub fn run_probes(&self) {
+        if let Some(w) = &self.watchers {
+            w.run_probes();
         }
     }
 

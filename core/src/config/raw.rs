@@ -64,6 +64,8 @@ pub(super) struct RawConfig {
     pub canary: Vec<Spanned<super::canary_raw::RawCanary>>,
     #[serde(default)]
     pub log: Vec<Spanned<super::log_raw::RawLog>>,
+    #[serde(default)]
+    pub probe: Vec<Spanned<super::probe_raw::RawProbe>>,
 }
 
 /// One level table: `[rule.major]`.

@@ -31,6 +31,7 @@ mod disks;
 mod error;
 pub mod logs;
 pub mod names;
+pub mod probes;
 mod network;
 mod process;
 mod sampler;

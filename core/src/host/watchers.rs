@@ -5,6 +5,7 @@
 
 use super::HostError;
 use super::logs::{LogCheckpoint, LogSpec};
+use super::probes::ProbeSpec;
 use crate::metrics::Registry;
 
 /// The running `[[log]]` watchers and `[[probe]]`s of one configuration.
@@ -12,19 +13,34 @@ use crate::metrics::Registry;
 pub struct Watchers {
     #[cfg(feature = "logs")]
     logs: Option<super::logs::LogRunner>,
+    #[cfg(feature = "probes")]
+    probes: Option<super::probes::ProbeRunner>,
 }
 
 impl Watchers {
-    /// Starts following `logs` (each resuming from its checkpoint in `restored`), recording
-    /// into `registry`. Nothing runs for an empty list.
+    /// Starts following `logs` (each resuming from its checkpoint in `restored`) and running
+    /// `probes`, recording into `registry`. Nothing runs for an empty list.
     pub fn start(
         logs: &[LogSpec],
+        probes: &[ProbeSpec],
         registry: &Registry,
         restored: Vec<LogCheckpoint>,
     ) -> Result<Watchers, HostError> {
         #[cfg(not(feature = "logs"))]
-        let _ = (logs, registry, restored);
+        let _ = (logs, &restored);
+        #[cfg(not(feature = "probes"))]
+        let _ = probes;
+        let _ = registry;
         Ok(Watchers {
+            #[cfg(feature = "probes")]
+            probes: if probes.is_empty() {
+                None
+            } else {
+                Some(
+                    super::probes::ProbeRunner::start(probes, registry)
+                        .map_err(|reason| HostError::InvalidConfig { reason })?,
+                )
+            },
             #[cfg(feature = "logs")]
             logs: if logs.is_empty() {
                 None
@@ -59,10 +75,23 @@ impl Watchers {
         Vec::new()
     }
 
+    /// Runs every probe once now, on the caller's thread, and records the results (the
+    /// probes' thread runs each every `interval`).
+    pub fn run_probes(&self) {
+        #[cfg(feature = "probes")]
+        if let Some(p) = &self.probes {
+            p.run_now();
+        }
+    }
+
     /// True if some log or probe runs.
     pub fn is_empty(&self) -> bool {
         #[cfg(feature = "logs")]
         if self.logs.is_some() {
+            return false;
+        }
+        #[cfg(feature = "probes")]
+        if self.probes.is_some() {
             return false;
         }
         true
@@ -70,6 +99,10 @@ impl Watchers {
 
     /// Stops every thread; returns the logs' last checkpoints.
     pub fn stop(self) -> Vec<LogCheckpoint> {
+        #[cfg(feature = "probes")]
+        if let Some(p) = self.probes {
+            p.stop();
+        }
         #[cfg(feature = "logs")]
         if let Some(l) = self.logs {
             return l.stop();

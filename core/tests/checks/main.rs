@@ -2,3 +2,4 @@
 //! temporary directory, loopback HTTP, HTTPS and TCP servers.
 
 mod logs;
+mod probes;
