@@ -3,6 +3,8 @@
 //! Prometheus's `predict_linear` and Zabbix's `timeleft`); `anomaly` on a daily sine, its cold
 //! start, a shift, and its learning carried over a restart.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // in a test, a failed unwrap is the test failing
+
 use std::time::Duration;
 
 use vigilo::Severity::{self, *};
@@ -67,7 +69,10 @@ fn stddev_delta_increase_and_change_by_hand() {
     );
     // Samples are taken at sweeps (every second): the value set at t is sampled at t + 1.
     // 2, 4, 4, 4, 5, 5, 7, 9 sampled at 1..=8 s: mean 5, population standard deviation 2.
-    for (i, v) in [2.0, 4.0, 4.0, 4.0, 5.0, 5.0, 7.0, 9.0].into_iter().enumerate() {
+    for (i, v) in [2.0, 4.0, 4.0, 4.0, 5.0, 5.0, 7.0, 9.0]
+        .into_iter()
+        .enumerate()
+    {
         t.gauge(s(i as u64), "g", &[], v).unwrap();
     }
     t.advance_to(s(8));
@@ -171,7 +176,8 @@ fn timeleft_on_a_linear_fill_by_hand() {
     let mut reference = Vec::new();
     for tick in (60..=25_200u64).step_by(60) {
         let at = tick as f64;
-        t.gauge(s(tick - 1), "disk_used_ratio", &[], level(at)).unwrap();
+        t.gauge(s(tick - 1), "disk_used_ratio", &[], level(at))
+            .unwrap();
         t.advance_to(s(tick));
         samples.push((at, level(at)));
         let want = reference_time_left(&samples, at, 3600.0, 1.0);
@@ -180,8 +186,7 @@ fn timeleft_on_a_linear_fill_by_hand() {
             // leave a slope of rounding noise where the two-pass fit finds exactly 0).
             let never = |v: f64| v > 1e12;
             assert!(
-                (never(got) && never(want)) ||
-                (got - want).abs() <= 1e-6 * want.max(1.0),
+                (never(got) && never(want)) || (got - want).abs() <= 1e-6 * want.max(1.0),
                 "at {tick} s: {got} vs the reference {want}"
             );
         }
@@ -199,7 +204,10 @@ fn timeleft_on_a_linear_fill_by_hand() {
     assert_eq!(changes.first(), Some(&(s(120), Warning)));
     assert_eq!(changes.get(1), Some(&(s(15_600), Major)));
     let major = &all[1];
-    assert_eq!(major.annotations.get("time_left").map(String::as_str), Some("3h59m"));
+    assert_eq!(
+        major.annotations.get("time_left").map(String::as_str),
+        Some("3h59m")
+    );
     // 15600 + 14355 s after the start (2026-01-01T00:00:00Z): 08:19:15.
     assert!(
         major.annotations["reaches_target_at"].contains("T08:19:15"),
@@ -263,7 +271,8 @@ fn traffic(t: u64) -> f64 {
 /// a second before the sweep that samples it.
 fn feed(t: &mut RuleTest, from: u64, to: u64, f: impl Fn(u64) -> f64) {
     for tick in (from..to).step_by(60) {
-        t.gauge(s(tick.max(1) - 1), "requests_per_second", &[], f(tick)).unwrap();
+        t.gauge(s(tick.max(1) - 1), "requests_per_second", &[], f(tick))
+            .unwrap();
     }
 }
 
@@ -285,17 +294,26 @@ fn anomaly_is_quiet_on_a_daily_sine_for_a_week_and_sees_a_shift_within_its_windo
     let all = t.transitions();
     let changes: Vec<(Duration, Severity)> = all.iter().map(|x| (t.offset(x.at), x.to)).collect();
     assert!(
-        changes.iter().any(|&(at, sev)| sev == Warning && at <= s(shift + 300)),
+        changes
+            .iter()
+            .any(|&(at, sev)| sev == Warning && at <= s(shift + 300)),
         "{changes:?}"
     );
     let critical = changes
         .iter()
         .find(|c| c.1 == Critical)
         .unwrap_or_else(|| panic!("{changes:?}"));
-    assert!(critical.0 > s(shift) && critical.0 <= s(shift + 300), "{changes:?}");
+    assert!(
+        critical.0 > s(shift) && critical.0 <= s(shift + 300),
+        "{changes:?}"
+    );
     let alert = all.iter().find(|x| x.to == Critical).unwrap();
     for key in ["deviations", "expected", "spread", "observed"] {
-        assert!(alert.annotations.contains_key(key), "{:?}", alert.annotations);
+        assert!(
+            alert.annotations.contains_key(key),
+            "{:?}",
+            alert.annotations
+        );
     }
 }
 
@@ -303,7 +321,9 @@ fn anomaly_is_quiet_on_a_daily_sine_for_a_week_and_sees_a_shift_within_its_windo
 fn anomaly_has_no_value_while_cold() {
     let mut t = test_of(ANOMALY_RULES);
     // Wild swings in the first hours: nothing to compare with yet.
-    feed(&mut t, 0, DAY - 3600, |x| if (x / 3600) % 2 == 0 { 10.0 } else { 1000.0 });
+    feed(&mut t, 0, DAY - 3600, |x| {
+        if (x / 3600) % 2 == 0 { 10.0 } else { 1000.0 }
+    });
     assert_eq!(t.transitions(), []);
     assert_eq!(value(&t, "traffic"), None);
 }
@@ -317,7 +337,10 @@ fn anomaly_learning_survives_a_restart() {
     first.advance_to(s(2 * DAY));
     let learned = first.evaluator_mut().learned_states();
     assert_eq!(learned.len(), 1);
-    assert!(first.evaluator_mut().learned_states().is_empty(), "handed out once per change");
+    assert!(
+        first.evaluator_mut().learned_states().is_empty(),
+        "handed out once per change"
+    );
 
     // Through the store and back, as the monitor's checkpoint does.
     let dir = tempfile::tempdir().unwrap();

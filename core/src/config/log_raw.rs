@@ -49,7 +49,11 @@ impl RawLog {
             ));
         }
         if self.path.get_ref().trim().is_empty() {
-            return Err(fail(self.path.span(), "path", "a log needs a path or a glob"));
+            return Err(fail(
+                self.path.span(),
+                "path",
+                "a log needs a path or a glob",
+            ));
         }
         #[cfg(feature = "logs")]
         if let Err(e) = glob::Pattern::new(self.path.get_ref()) {
@@ -99,7 +103,11 @@ impl RawLog {
         }
         if let Some(n) = &self.max_series {
             if *n.get_ref() == 0 {
-                return Err(fail(n.span(), "max_series", "max_series must be at least 1"));
+                return Err(fail(
+                    n.span(),
+                    "max_series",
+                    "max_series must be at least 1",
+                ));
             }
             spec.max_series = *n.get_ref();
         }
@@ -141,7 +149,10 @@ pub(super) fn build(raw: &[Spanned<RawLog>]) -> Result<Vec<LogSpec>, (Failure, S
     for l in raw {
         let name = l.get_ref().name.get_ref();
         let context = format!("log {name:?}");
-        let spec = l.get_ref().build(l.span()).map_err(|f| (f, context.clone()))?;
+        let spec = l
+            .get_ref()
+            .build(l.span())
+            .map_err(|f| (f, context.clone()))?;
         if specs.iter().any(|s| s.name == spec.name) {
             return Err((
                 fail(l.get_ref().name.span(), "name", "two logs have this name"),

@@ -38,7 +38,11 @@ pub(super) struct RawProbe {
 impl RawProbe {
     fn target(&self, whole: Range<usize>) -> Result<ProbeTarget, Failure> {
         let http_only = |key: &'static str, span: Option<Range<usize>>| match span {
-            Some(span) => Err(fail(span, key, format!("`{key}` applies to an http probe only"))),
+            Some(span) => Err(fail(
+                span,
+                key,
+                format!("`{key}` applies to an http probe only"),
+            )),
             None => Ok(()),
         };
         match (&self.http, &self.tcp, &self.dns) {
@@ -157,7 +161,11 @@ impl RawProbe {
         }
         if let Some(t) = &self.timeout {
             if t.get_ref().0.is_zero() {
-                return Err(fail(t.span(), "timeout", "timeout must be greater than zero"));
+                return Err(fail(
+                    t.span(),
+                    "timeout",
+                    "timeout must be greater than zero",
+                ));
             }
             spec.timeout = t.get_ref().0;
         }
@@ -192,7 +200,10 @@ pub(super) fn build(raw: &[Spanned<RawProbe>]) -> Result<Vec<ProbeSpec>, (Failur
     for p in raw {
         let name = p.get_ref().name.get_ref();
         let context = format!("probe {name:?}");
-        let spec = p.get_ref().build(p.span()).map_err(|f| (f, context.clone()))?;
+        let spec = p
+            .get_ref()
+            .build(p.span())
+            .map_err(|f| (f, context.clone()))?;
         if specs.iter().any(|s| s.name == spec.name) {
             return Err((
                 fail(p.get_ref().name.span(), "name", "two probes have this name"),

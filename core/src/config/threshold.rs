@@ -42,7 +42,9 @@ impl<'de> Deserialize<'de> for Threshold {
         impl Visitor<'_> for V {
             type Value = Threshold;
             fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str("a number, a percentage string such as \"70%\" or a duration such as \"4h\"")
+                f.write_str(
+                    "a number, a percentage string such as \"70%\" or a duration such as \"4h\"",
+                )
             }
             fn visit_i64<E: de::Error>(self, v: i64) -> Result<Threshold, E> {
                 Ok(Threshold(v as f64))
@@ -64,4 +66,3 @@ impl<'de> Deserialize<'de> for Threshold {
         d.deserialize_any(V)
     }
 }
-

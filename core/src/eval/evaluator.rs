@@ -150,8 +150,7 @@ fn make_transition(rule: &Rule, item: &Item, change: Change) -> Transition {
     } else {
         item.state.value
     };
-    let mut annotations =
-        rule.render_annotations(&item.labels, change.to, value, change.threshold);
+    let mut annotations = rule.render_annotations(&item.labels, change.to, value, change.threshold);
     if let Some(v) = value {
         // What the aggregation says of the value (a time left, a band); the rule's own wins.
         for (k, text) in rule
@@ -503,10 +502,11 @@ impl Evaluator {
         let value = window.and_then(|w| w.aggregate(rule.aggregation(), rule.window(), now));
         // An anomaly rule's item learns from the window's mean and judges it against its band.
         let value = match rule.aggregation().learns() {
-            Some(a) => item
-                .learned
-                .get_or_insert_with(Box::default)
-                .observe(&a, rule.window(), now, value),
+            Some(a) => {
+                item.learned
+                    .get_or_insert_with(Box::default)
+                    .observe(&a, rule.window(), now, value)
+            }
             None => value,
         };
         // A series gone from the registry keeps its last sample time: no data is timed from it.

@@ -19,9 +19,9 @@ pub(crate) mod state;
 mod transition;
 mod window;
 
+pub use crate::rules::aggregation::LearnedSnapshot;
 pub use config::EvaluatorConfig;
 pub use evaluator::{Evaluator, EvaluatorStats};
-pub use crate::rules::aggregation::LearnedSnapshot;
 pub use persist::ItemSnapshot;
 pub use runner::EvaluatorHandle;
 pub use transition::{Told, Transition};

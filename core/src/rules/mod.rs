@@ -10,8 +10,7 @@ pub use aggregation::{Aggregation, Anomaly, Direction, Season, TimeLeft};
 pub use error::RuleError;
 pub(crate) use rule::RESERVED_NAMES;
 pub use rule::{
-    Comparison, EmptyWindow, Flap, Level, Matcher, NoData, Rule, RuleBuilder,
-    WhenClosed,
+    Comparison, EmptyWindow, Flap, Level, Matcher, NoData, Rule, RuleBuilder, WhenClosed,
 };
 pub use schedule::Schedule;
 

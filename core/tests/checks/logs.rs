@@ -22,7 +22,11 @@ fn spec(dir: &Path, glob: &str, pattern: &str) -> LogSpec {
 }
 
 fn append(path: &Path, lines: &[&str]) {
-    let mut f = OpenOptions::new().create(true).append(true).open(path).unwrap();
+    let mut f = OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+        .unwrap();
     for l in lines {
         writeln!(f, "{l}").unwrap();
     }
@@ -50,7 +54,10 @@ fn lines_read(registry: &Registry) -> u64 {
 fn starts_at_the_end_then_counts_matching_lines_by_captured_label() {
     let dir = tempfile::tempdir().unwrap();
     let log = dir.path().join("app.log");
-    append(&log, &["level=error old", "level=error old", "level=info old"]);
+    append(
+        &log,
+        &["level=error old", "level=error old", "level=info old"],
+    );
     let registry = Registry::new();
     let mut w = LogWatcher::new(
         spec(dir.path(), "app.log", r"level=(?P<level>error|warn)"),
@@ -58,8 +65,20 @@ fn starts_at_the_end_then_counts_matching_lines_by_captured_label() {
         None,
     );
     w.poll();
-    assert_eq!(matched(&registry, Some("error")), 0, "history is not counted");
-    append(&log, &["level=error a", "level=warn b", "level=info c", "level=error d"]);
+    assert_eq!(
+        matched(&registry, Some("error")),
+        0,
+        "history is not counted"
+    );
+    append(
+        &log,
+        &[
+            "level=error a",
+            "level=warn b",
+            "level=info c",
+            "level=error d",
+        ],
+    );
     // A line still being written waits for its end.
     let mut f = OpenOptions::new().append(true).open(&log).unwrap();
     write!(f, "level=warn half").unwrap();
@@ -89,7 +108,10 @@ fn rename_rotation_and_files_that_appear_later() {
     fs::rename(&log, dir.path().join("app.log.1")).unwrap();
     writeln!(writer, "ERROR 3 (written to the rotated file)").unwrap();
     append(&log, &["ERROR 4 (the new file)", "fine"]);
-    append(&dir.path().join("other.log"), &["ERROR 5 (a file that appeared later)"]);
+    append(
+        &dir.path().join("other.log"),
+        &["ERROR 5 (a file that appeared later)"],
+    );
     w.poll();
     assert_eq!(matched(&registry, None), 5);
     // The rotated file is let go after a poll with nothing new.
@@ -104,7 +126,10 @@ fn rename_rotation_and_files_that_appear_later() {
 fn copy_truncate_rotation_reads_the_copy_then_the_file_again() {
     let dir = tempfile::tempdir().unwrap();
     let log = dir.path().join("app.log");
-    append(&log, &["header line that identifies this file's first bytes ......"]);
+    append(
+        &log,
+        &["header line that identifies this file's first bytes ......"],
+    );
     let registry = Registry::new();
     let mut w = LogWatcher::new(spec(dir.path(), "app.log", "ERROR"), &registry, None);
     w.poll();
@@ -114,7 +139,11 @@ fn copy_truncate_rotation_reads_the_copy_then_the_file_again() {
     // Written after the last poll, then copied away and truncated (logrotate copytruncate).
     append(&log, &["ERROR 3 (only in the copy by the next poll)"]);
     fs::copy(&log, dir.path().join("app.log.1")).unwrap();
-    OpenOptions::new().write(true).truncate(true).open(&log).unwrap();
+    OpenOptions::new()
+        .write(true)
+        .truncate(true)
+        .open(&log)
+        .unwrap();
     append(&log, &["ERROR 4 (after the truncation)"]);
     w.poll();
     assert_eq!(matched(&registry, None), 4);
@@ -182,7 +211,8 @@ fn a_line_longer_than_the_bound_is_cut() {
     for _ in 0..8 {
         f.write_all(&vec![b'y'; 1 << 20]).unwrap();
     }
-    f.write_all(b" ERROR not a line start\nERROR next\n").unwrap();
+    f.write_all(b" ERROR not a line start\nERROR next\n")
+        .unwrap();
     // Read over several polls (1 MiB each at most): the rest of the long line is skipped.
     let mut polls = 0;
     while lines_read(&registry) < 2 && polls < 20 {
@@ -225,7 +255,10 @@ fn the_monitor_keeps_offsets_and_counts_in_its_store() {
         .start()
         .unwrap();
     monitor.poll_logs();
-    append(&log, &["ERROR 1", "ERROR 2", "ERROR 3 over the bound", "ERROR 1"]);
+    append(
+        &log,
+        &["ERROR 1", "ERROR 2", "ERROR 3 over the bound", "ERROR 1"],
+    );
     monitor.poll_logs();
     let count = |r: &Registry, code: &str| {
         r.snapshot()
@@ -243,7 +276,10 @@ fn the_monitor_keeps_offsets_and_counts_in_its_store() {
         .unwrap();
     monitor.poll_logs();
     let r = monitor.registry();
-    assert_eq!((count(r, "1"), count(r, "2"), count(r, "_other")), (2, 2, 2));
+    assert_eq!(
+        (count(r, "1"), count(r, "2"), count(r, "_other")),
+        (2, 2, 2)
+    );
     monitor.stop(Duration::from_secs(5)).unwrap();
 }
 

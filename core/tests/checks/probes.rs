@@ -132,8 +132,13 @@ fn http_status_latency_and_body() {
         "[[probe]]\nname = \"p\"\nhttp = \"http://{ok}/\"\nbody = \"healthy\"\n"
     )));
     assert!(!r.success);
-    assert!(r.error.as_deref().is_some_and(|e| e.contains("body")), "{r:?}");
-    let r = check_once(&one(&format!("[[probe]]\nname = \"p\"\nhttp = \"http://{broken}/\"\n")));
+    assert!(
+        r.error.as_deref().is_some_and(|e| e.contains("body")),
+        "{r:?}"
+    );
+    let r = check_once(&one(&format!(
+        "[[probe]]\nname = \"p\"\nhttp = \"http://{broken}/\"\n"
+    )));
     assert_eq!((r.success, r.status), (false, Some(503)));
     let r = check_once(&one(&format!(
         "[[probe]]\nname = \"p\"\nhttp = \"http://{broken}/\"\nstatus = [503]\n"
@@ -157,9 +162,17 @@ fn https_reports_the_days_left_of_the_certificate() {
     let ten_days = 10.0 * 86_400.0;
     assert!((left - ten_days).abs() < 120.0, "{left} s, not 10 days");
     // Not trusted: the check fails (unknown issuer) ...
-    let untrusted = check_once(&one(&format!("[[probe]]\nname = \"tls\"\nhttp = \"{url}\"\n")));
+    let untrusted = check_once(&one(&format!(
+        "[[probe]]\nname = \"tls\"\nhttp = \"{url}\"\n"
+    )));
     assert!(!untrusted.success);
-    assert!(untrusted.error.as_deref().is_some_and(|e| e.contains("TLS")), "{untrusted:?}");
+    assert!(
+        untrusted
+            .error
+            .as_deref()
+            .is_some_and(|e| e.contains("TLS")),
+        "{untrusted:?}"
+    );
     // ... unless told not to verify: then its expiry is still read.
     let unverified = check_once(&one(&format!(
         "[[probe]]\nname = \"tls\"\nhttp = \"{url}\"\nverify = false\n"
@@ -171,13 +184,21 @@ fn https_reports_the_days_left_of_the_certificate() {
 #[test]
 fn tcp_dns_a_refusal_and_a_hung_server() {
     let listening = http_server(200, "");
-    assert!(check_once(&one(&format!("[[probe]]\nname = \"t\"\ntcp = \"{listening}\"\n"))).success);
+    assert!(
+        check_once(&one(&format!(
+            "[[probe]]\nname = \"t\"\ntcp = \"{listening}\"\n"
+        )))
+        .success
+    );
     let refused = check_once(&one(&format!(
         "[[probe]]\nname = \"t\"\ntcp = \"{}\"\n",
         refusing_port()
     )));
     assert!(!refused.success);
-    assert!(refused.duration < Duration::from_secs(1), "a refusal is quick: {refused:?}");
+    assert!(
+        refused.duration < Duration::from_secs(1),
+        "a refusal is quick: {refused:?}"
+    );
     assert!(check_once(&one("[[probe]]\nname = \"d\"\ndns = \"localhost\"\n")).success);
     let hung = check_once(&one(&format!(
         "[[probe]]\nname = \"h\"\nhttp = \"http://{}/\"\ntimeout = \"300ms\"\ninterval = \"1s\"\n",
@@ -188,7 +209,11 @@ fn tcp_dns_a_refusal_and_a_hung_server() {
         hung.duration >= Duration::from_millis(300) && hung.duration < Duration::from_secs(2),
         "given up at its timeout: {hung:?}"
     );
-    assert!(hung.error.as_deref().is_some_and(|e| e.contains("no answer within 300ms")));
+    assert!(
+        hung.error
+            .as_deref()
+            .is_some_and(|e| e.contains("no answer within 300ms"))
+    );
 }
 
 #[test]
@@ -243,10 +268,22 @@ fn ordinary_rules_alert_on_probe_series() {
     evaluator.tick(Timestamp::from_secs(0));
     let got: Vec<(String, Option<String>, Severity)> = transitions
         .try_iter()
-        .map(|t| (t.rule.to_string(), t.labels.get("probe").map(str::to_owned), t.to))
+        .map(|t| {
+            (
+                t.rule.to_string(),
+                t.labels.get("probe").map(str::to_owned),
+                t.to,
+            )
+        })
         .collect();
-    assert!(got.contains(&("down".into(), Some("api".into()), Critical)), "{got:?}");
-    assert!(got.contains(&("cert-expiry".into(), Some("cert".into()), Major)), "{got:?}");
+    assert!(
+        got.contains(&("down".into(), Some("api".into()), Critical)),
+        "{got:?}"
+    );
+    assert!(
+        got.contains(&("cert-expiry".into(), Some("cert".into()), Major)),
+        "{got:?}"
+    );
     let snap = registry.snapshot();
     let api = snap
         .get("probe_success", &[("probe", "api"), ("team", "web")])
@@ -261,7 +298,9 @@ fn config_errors() {
     assert!(bad("[[probe]]\nname = \"x\"\n").contains("exactly one of"));
     assert!(bad("[[probe]]\nname = \"x\"\nhttp = \"ftp://a/\"\n").contains("http://"));
     assert!(bad("[[probe]]\nname = \"x\"\ntcp = \"nohost\"\n").contains("host:port"));
-    assert!(bad("[[probe]]\nname = \"x\"\ntcp = \"a:1\"\nbody = \"x\"\n").contains("http probe only"));
+    assert!(
+        bad("[[probe]]\nname = \"x\"\ntcp = \"a:1\"\nbody = \"x\"\n").contains("http probe only")
+    );
     assert!(
         bad("[[probe]]\nname = \"x\"\ntcp = \"a:1\"\ninterval = \"1s\"\ntimeout = \"2s\"\n")
             .contains("at most the interval")

@@ -103,8 +103,10 @@ impl Counts {
 
     fn add_series(&mut self, key: Vec<u8>, values: &[String], total: u64) -> usize {
         let pairs = self.labels_of(values);
-        let borrowed: Vec<(&str, &str)> =
-            pairs.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+        let borrowed: Vec<(&str, &str)> = pairs
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .collect();
         let counter = self
             .registry
             .counter(&self.metric, &borrowed)
@@ -191,7 +193,11 @@ impl Counts {
 
     /// Adds what was counted since the last call to the registry's counters.
     pub(super) fn publish(&mut self) {
-        for s in self.series.iter_mut().chain(std::iter::once(&mut self.lines)) {
+        for s in self
+            .series
+            .iter_mut()
+            .chain(std::iter::once(&mut self.lines))
+        {
             if let Some(c) = &s.counter {
                 c.add(s.total - s.published);
             }

@@ -46,7 +46,11 @@ pub struct LogSpec {
 impl LogSpec {
     /// A log named `name` following `path`, counting lines that match `pattern`, with the
     /// defaults.
-    pub fn new(name: impl Into<String>, path: impl Into<String>, pattern: regex::bytes::Regex) -> Self {
+    pub fn new(
+        name: impl Into<String>,
+        path: impl Into<String>,
+        pattern: regex::bytes::Regex,
+    ) -> Self {
         LogSpec {
             name: name.into(),
             path: path.into(),

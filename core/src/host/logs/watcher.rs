@@ -138,7 +138,10 @@ impl LogWatcher {
     fn start_of(&self, device: u64, inode: u64) -> Start {
         match &self.restored {
             Some(saved) if !self.polled => {
-                match saved.iter().find(|p| (p.device, p.inode) == (device, inode)) {
+                match saved
+                    .iter()
+                    .find(|p| (p.device, p.inode) == (device, inode))
+                {
                     Some(p) => Start::At {
                         offset: p.offset,
                         cut: p.cut,

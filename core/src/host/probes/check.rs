@@ -49,9 +49,9 @@ impl Prober {
     /// Prepares `spec` (reads its CA file, builds its TLS settings).
     pub(super) fn new(spec: ProbeSpec) -> Result<Prober, String> {
         let tls = match &spec.target {
-            ProbeTarget::Http(h) if h.url.scheme_str() == Some("https") => Some(
-                super::tls::client_config(h.ca_file.as_deref(), h.verify)?,
-            ),
+            ProbeTarget::Http(h) if h.url.scheme_str() == Some("https") => {
+                Some(super::tls::client_config(h.ca_file.as_deref(), h.verify)?)
+            }
             ProbeTarget::Http(_) | ProbeTarget::Tcp(_) | ProbeTarget::Dns(_) => None,
         };
         Ok(Prober { spec, tls })

@@ -80,7 +80,8 @@ impl ProbeRunner {
     pub fn start(specs: &[ProbeSpec], registry: &Registry) -> Result<ProbeRunner, String> {
         let mut probes = Vec::with_capacity(specs.len());
         for spec in specs {
-            let prober = Prober::new(spec.clone()).map_err(|e| format!("probe {}: {e}", spec.name))?;
+            let prober =
+                Prober::new(spec.clone()).map_err(|e| format!("probe {}: {e}", spec.name))?;
             let recorder =
                 Recorder::new(spec, registry).map_err(|e| format!("probe {}: {e}", spec.name))?;
             probes.push((prober, recorder));

@@ -13,7 +13,10 @@ use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
 use rustls::{ClientConfig, DigitallySignedStruct, RootCertStore, SignatureScheme};
 
 /// The client configuration of one probe: built once, at start.
-pub(super) fn client_config(ca_file: Option<&Path>, verify: bool) -> Result<Arc<ClientConfig>, String> {
+pub(super) fn client_config(
+    ca_file: Option<&Path>,
+    verify: bool,
+) -> Result<Arc<ClientConfig>, String> {
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let builder = ClientConfig::builder_with_provider(Arc::clone(&provider))
         .with_safe_default_protocol_versions()

@@ -164,7 +164,9 @@ impl Anomaly {
 
     pub(super) fn validate(&self, window: Duration) -> Result<(), String> {
         if window < Duration::from_secs(1) {
-            return Err("anomaly needs a window of at least 1s (one learned point per window)".into());
+            return Err(
+                "anomaly needs a window of at least 1s (one learned point per window)".into(),
+            );
         }
         let steps = self.history.as_nanos() / window.as_nanos().max(1);
         if steps > MAX_POINTS as u128 {
@@ -340,7 +342,9 @@ impl Learned {
         let m = median(&mut values)?;
         let mut deviations: Vec<f64> = values.iter().map(|v| (v - m).abs()).collect();
         let mad = median(&mut deviations)?;
-        let spread = (MAD_TO_SIGMA * mad).max(a.min_spread).max(f64::MIN_POSITIVE);
+        let spread = (MAD_TO_SIGMA * mad)
+            .max(a.min_spread)
+            .max(f64::MIN_POSITIVE);
         Some(Band {
             median: m,
             spread,
@@ -371,8 +375,7 @@ impl Learned {
             labels,
             since: self.since.map_or(0, Timestamp::as_nanos),
             points: self.points.iter().copied().collect(),
-            expires: newest
-                .saturating_add(i64::try_from(a.history.as_nanos()).unwrap_or(i64::MAX)),
+            expires: newest.saturating_add(i64::try_from(a.history.as_nanos()).unwrap_or(i64::MAX)),
         }
     }
 

@@ -28,7 +28,7 @@ pub(super) fn parse(name: &str, _: &Params) -> Option<Result<Aggregation, String
 
 /// Consecutive pairs of samples from the baseline on.
 fn pairs<'a>(s: &Scalars<'a>) -> impl Iterator<Item = (&'a Sample, &'a Sample)> + use<'a> {
-    s.from_baseline().zip(s.from_baseline().skip(1))
+    s.since_baseline().zip(s.since_baseline().skip(1))
 }
 
 /// The increase from the baseline to the newest sample, counter resets handled, and the
@@ -57,7 +57,7 @@ pub(super) fn increase(s: &Scalars<'_>) -> Option<f64> {
 }
 
 pub(super) fn delta(s: &Scalars<'_>) -> Option<f64> {
-    let mut samples = s.from_baseline();
+    let mut samples = s.since_baseline();
     let base = samples.next()?;
     let newest = samples.last()?;
     Some(newest.1 - base.1)

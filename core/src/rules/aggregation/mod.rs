@@ -32,9 +32,9 @@ use std::fmt;
 use std::str::FromStr;
 use std::time::Duration;
 
-pub use anomaly::{Anomaly, Direction, Season};
 pub(crate) use anomaly::Learned;
 pub use anomaly::LearnedSnapshot;
+pub use anomaly::{Anomaly, Direction, Season};
 pub use timeleft::TimeLeft;
 
 use super::Comparison;
@@ -120,7 +120,7 @@ impl<'a> Scalars<'a> {
 
     /// The samples from the window's baseline (the newest at or before its start, else the
     /// oldest) to the newest, oldest first.
-    pub(crate) fn from_baseline(&self) -> std::collections::vec_deque::Iter<'a, Sample> {
+    pub(crate) fn since_baseline(&self) -> std::collections::vec_deque::Iter<'a, Sample> {
         let start = self.start();
         let after = self.history.partition_point(|s| s.0 <= start);
         self.history.range(after.saturating_sub(1)..)
@@ -333,8 +333,7 @@ const PARSERS: &[Parser] = &[
 ];
 
 /// The names [`FromStr`] knows, for error messages.
-pub(crate) const NAMES: &str =
-    "last, avg, min, max, rate, increase, delta, change, stddev, timeleft, anomaly or a percentile like p99";
+pub(crate) const NAMES: &str = "last, avg, min, max, rate, increase, delta, change, stddev, timeleft, anomaly or a percentile like p99";
 
 impl Aggregation {
     /// Reads a configured name with the parameters of its table, if it takes some.
@@ -384,15 +383,32 @@ mod tests {
             "p99.9".parse::<Aggregation>().map(|a| a.to_string()),
             Ok("p99.9".to_owned())
         );
-        for name in ["last", "avg", "min", "max", "rate", "increase", "delta", "change", "stddev"] {
+        for name in [
+            "last", "avg", "min", "max", "rate", "increase", "delta", "change", "stddev",
+        ] {
             let a: Aggregation = name.parse().unwrap();
             assert_eq!(a.to_string(), name);
             assert_eq!(a.needs_window(), name != "last");
         }
         assert!(matches!("anomaly".parse(), Ok(Aggregation::Anomaly(_))));
-        assert!("median".parse::<Aggregation>().unwrap_err().contains("unknown aggregation"));
-        assert!("p101".parse::<Aggregation>().unwrap_err().contains("bad percentile"));
-        assert!("timeleft".parse::<Aggregation>().unwrap_err().contains("needs a target"));
+        assert!(
+            "median"
+                .parse::<Aggregation>()
+                .unwrap_err()
+                .contains("unknown aggregation")
+        );
+        assert!(
+            "p101"
+                .parse::<Aggregation>()
+                .unwrap_err()
+                .contains("bad percentile")
+        );
+        assert!(
+            "timeleft"
+                .parse::<Aggregation>()
+                .unwrap_err()
+                .contains("needs a target")
+        );
         let with = Params {
             timeleft: Some(TimeLeft::new(1.0)),
             anomaly: None,

@@ -32,10 +32,7 @@ pub(super) fn stddev(s: &Scalars<'_>) -> Option<f64> {
 }
 
 pub(super) fn of_histogram(h: &HistogramSnapshot) -> Option<f64> {
-    stddev_of(
-        h.buckets()
-            .map(|(lo, hi, n)| ((lo + hi) / 2.0, n as f64)),
-    )
+    stddev_of(h.buckets().map(|(lo, hi, n)| ((lo + hi) / 2.0, n as f64)))
 }
 
 #[cfg(test)]
@@ -44,7 +41,16 @@ mod tests {
 
     #[test]
     fn welford_matches_the_two_pass_formula() {
-        let xs = [1e9 + 2.0, 1e9 + 4.0, 1e9 + 4.0, 1e9 + 4.0, 1e9 + 5.0, 1e9 + 5.0, 1e9 + 7.0, 1e9 + 9.0];
+        let xs = [
+            1e9 + 2.0,
+            1e9 + 4.0,
+            1e9 + 4.0,
+            1e9 + 4.0,
+            1e9 + 5.0,
+            1e9 + 5.0,
+            1e9 + 7.0,
+            1e9 + 9.0,
+        ];
         // The textbook example: mean 5 (+1e9), population standard deviation 2.
         let sd = stddev_of(xs.iter().map(|&x| (x, 1.0))).unwrap();
         assert!((sd - 2.0).abs() < 1e-6, "{sd}");

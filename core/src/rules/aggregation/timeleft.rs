@@ -43,7 +43,10 @@ impl TimeLeft {
         if self.target.is_finite() {
             Ok(())
         } else {
-            Err(format!("timeleft target {} is not a finite number", self.target))
+            Err(format!(
+                "timeleft target {} is not a finite number",
+                self.target
+            ))
         }
     }
 
@@ -54,7 +57,7 @@ impl TimeLeft {
     }
 
     pub(super) fn annotations(&self, value: f64, now: Timestamp) -> Vec<(&'static str, String)> {
-        if !(value.is_finite() && value >= 0.0 && value < 1e12) {
+        if !(0.0..1e12).contains(&value) {
             return vec![("time_left", "never".to_owned())];
         }
         let secs = value.round();
@@ -154,7 +157,13 @@ mod tests {
     #[test]
     fn the_fit_is_prometheus_predict_linear_and_the_answer_zabbix_timeleft() {
         // A noisy fill, by hand: t (s) and value.
-        let raw = [(0.0, 9.0), (60.0, 13.0), (120.0, 13.0), (180.0, 19.0), (240.0, 21.0)];
+        let raw = [
+            (0.0, 9.0),
+            (60.0, 13.0),
+            (120.0, 13.0),
+            (180.0, 19.0),
+            (240.0, 21.0),
+        ];
         let history: VecDeque<(Timestamp, f64)> = raw
             .iter()
             .map(|&(t, v)| (Timestamp::from_secs(1000 + t as i64), v))
@@ -175,7 +184,10 @@ mod tests {
         let raw_abs: Vec<(f64, f64)> = raw.iter().map(|&(t, v)| (1000.0 + t, v)).collect();
         for ahead in [0.0, 600.0, 3600.0] {
             let prom = prometheus_predict_linear(&raw_abs, 1240.0, ahead);
-            assert!((at_now + slope * ahead - prom).abs() < 1e-9, "{ahead}: {prom}");
+            assert!(
+                (at_now + slope * ahead - prom).abs() < 1e-9,
+                "{ahead}: {prom}"
+            );
         }
         // Zabbix's timeleft to 100: solve 21 + t/20 = 100 → t = 79 × 20 = 1580 s.
         let left = TimeLeft::new(100.0).over(&s).unwrap();
