@@ -54,6 +54,8 @@ fn label_value(bytes: &[u8]) -> String {
 }
 
 impl Counts {
+    /// The counts of `spec`. Without named groups its one series exists from the start (at
+    /// 0), so a rule's `increase` or `rate` sees the first matching line too.
     pub(super) fn new(spec: &LogSpec, registry: &Registry) -> Counts {
         let groups = spec
             .pattern
@@ -66,7 +68,7 @@ impl Counts {
             .counter(LINES_METRIC, &[("log", spec.name.as_str())])
             .map_err(|e| log::warn!(target: "vigilo::logs", "log {}: {e}", spec.name))
             .ok();
-        Counts {
+        let mut counts = Counts {
             spec_labels: spec.labels.clone(),
             log: spec.name.clone(),
             metric: spec.metric.clone(),
@@ -85,7 +87,11 @@ impl Counts {
                 published: 0,
             },
             registry: registry.clone(),
+        };
+        if counts.groups.is_empty() {
+            counts.add_series(Vec::new(), &[], 0);
         }
+        counts
     }
 
     /// The full labels of the series whose captured values are `values`.
@@ -131,12 +137,10 @@ impl Counts {
     pub(super) fn line(&mut self, pattern: &regex::bytes::Regex, line: &[u8]) {
         self.lines.total += 1;
         if self.groups.is_empty() {
-            if pattern.is_match(line) {
-                let i = match self.series.first() {
-                    Some(_) => 0,
-                    None => self.add_series(Vec::new(), &[], 0),
-                };
-                self.series[i].total += 1;
+            if pattern.is_match(line)
+                && let Some(s) = self.series.first_mut()
+            {
+                s.total += 1;
             }
             return;
         }
@@ -247,7 +251,16 @@ impl Counts {
                 }
                 key
             };
-            if self.by_key.contains_key(&key) {
+            if let Some(&i) = self.by_key.get(&key) {
+                // Made at the start (a pattern without groups): it takes the saved total.
+                let s = &mut self.series[i];
+                if *total > s.total {
+                    if let Some(c) = &s.counter {
+                        c.add(total - s.total);
+                    }
+                    s.total = *total;
+                    s.published = *total;
+                }
                 continue;
             }
             let i = self.add_series(key, &values, *total);

@@ -14,7 +14,7 @@
 //!
 //! Rules on it use `comparison = "below"` with thresholds in seconds (`threshold = "4h"` is
 //! read as 14400): "full in less than 4 h". It needs two samples at distinct moments in the
-//! window; a histogram has no value. The alert carries `time_left` (rounded, or `never`) and
+//! window; a histogram has no value. The alert carries `time_left` (rounded down, to the minute past an hour; or `never`) and
 //! `reaches_target_at` (RFC 3339) annotations.
 
 use std::time::Duration;
@@ -60,10 +60,11 @@ impl TimeLeft {
         if !(0.0..1e12).contains(&value) {
             return vec![("time_left", "never".to_owned())];
         }
-        let secs = value.round();
-        // Whole minutes past an hour: an estimate, not a countdown.
+        let secs = value.floor();
+        // Whole minutes past an hour (an estimate, not a countdown), rounded down: never
+        // more time than the line gives.
         let shown = if secs >= 3600.0 {
-            (secs / 60.0).round() * 60.0
+            (secs / 60.0).floor() * 60.0
         } else {
             secs
         };
