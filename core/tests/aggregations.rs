@@ -372,3 +372,33 @@ fn anomaly_learning_survives_a_restart() {
     feed(&mut cold, 0, 3600 + 600, shifted);
     assert_eq!(cold.transitions(), []);
 }
+
+#[test]
+fn the_examples_load_and_their_disk_full_rule_predicts() {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples");
+    let checks = Config::from_file(dir.join("checks.toml")).unwrap();
+    assert_eq!((checks.logs.len(), checks.probes.len()), (2, 3));
+    let rules = Config::from_file(dir.join("rules.toml")).unwrap();
+    let disk_full: Vec<_> = rules
+        .rules
+        .into_iter()
+        .filter(|r| r.name() == "disk-full")
+        .collect();
+    assert_eq!(disk_full.len(), 1);
+    let mut t = RuleTest::new(disk_full).unwrap();
+    // /data at 90 %, filling the last 10 % in 3 hours, sampled every second.
+    let labels = [("mount", "/data"), ("device", "sdb1")];
+    for at in 0..=60u64 {
+        let used = 0.9 + 0.1 * at as f64 / 10_800.0;
+        t.gauge(s(at), "host_disk_usage_ratio", &labels, used).unwrap();
+    }
+    let all = t.transitions();
+    let major = all.iter().find(|x| x.to == Major).expect("Major: under 4 h left");
+    assert!(major.value.unwrap() < 14_400.0);
+    assert!(major.annotations["time_left"].starts_with("3h"), "{:?}", major.annotations);
+    assert!(major.annotations["summary"].contains("/data full in about"));
+    // A minute in, the line has about the fill's slope: about 3 h − 1 min left (samples are
+    // taken at the sweep after each record, and the first is taken twice: within 30 s).
+    let left = value(&t, "disk-full").unwrap();
+    assert!((left - (10_800.0 - 59.0)).abs() < 30.0, "{left}");
+}
