@@ -49,11 +49,11 @@ pub fn install(path: &Path) -> std::io::Result<()> {
         std::fs::create_dir_all(dir)?;
     }
     let file = OpenOptions::new().create(true).append(true).open(path)?;
-    if log::set_boxed_logger(Box::new(FileLog {
+    // Lives as long as the process, as a logger must.
+    let logger: &'static FileLog = Box::leak(Box::new(FileLog {
         file: Mutex::new(file),
-    }))
-    .is_ok()
-    {
+    }));
+    if log::set_logger(logger).is_ok() {
         log::set_max_level(log::LevelFilter::Info);
     }
     Ok(())
