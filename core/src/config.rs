@@ -38,15 +38,19 @@
 //! be named by the seed product's Korean names, quoted as TOML requires for non-ASCII keys:
 //! `[rule."긴급"]` is `[rule.major]`. Unknown keys are errors everywhere.
 
+mod aggregation_raw;
 mod canary_raw;
 mod channels_raw;
 mod error;
 mod export_raw;
 mod fields;
+mod log_raw;
 mod pipeline_raw;
+mod probe_raw;
 mod raw;
 mod routes_raw;
 mod slo_raw;
+mod threshold;
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -127,6 +131,10 @@ pub struct Config {
     pub canaries: Vec<crate::canary::CanarySpec>,
     /// `[export.remote_write]`, `[export.otlp]`: push export ([`crate::export`]).
     pub export: crate::export::ExportConfig,
+    /// `[[log]]`: log files followed ([`crate::host::logs`]), in file order, names unique.
+    pub logs: Vec<crate::host::logs::LogSpec>,
+    /// `[[probe]]`: synthetic checks ([`crate::host::probes`]), in file order, names unique.
+    pub probes: Vec<crate::host::probes::ProbeSpec>,
 }
 
 impl Config {
@@ -145,7 +153,7 @@ impl Config {
     }
 
     /// Makes the relative paths (`path` of channels and actions, `[plugins] dir` and
-    /// `cache_dir`, `[store] path`) relative to `dir` (what [`from_file`](Self::from_file) does with the
+    /// `cache_dir`, `[store] path`, a probe's `ca_file`) relative to `dir` (what [`from_file`](Self::from_file) does with the
     /// file's folder).
     pub fn resolve_paths(&mut self, dir: &Path) {
         let fix = |p: &mut std::path::PathBuf| {
@@ -173,6 +181,13 @@ impl Config {
         }
         if let Some(p) = &mut self.pipeline.store.path {
             fix(p);
+        }
+        for p in &mut self.probes {
+            if let crate::host::probes::ProbeTarget::Http(h) = &mut p.target
+                && let Some(ca) = &mut h.ca_file
+            {
+                fix(ca);
+            }
         }
     }
 
@@ -334,9 +349,13 @@ impl Config {
 
         let canaries = canary_raw::build(&raw.canary).map_err(section_error)?;
         let export = export_raw::build(raw.export).map_err(section_error)?;
+        let logs = log_raw::build(&raw.log).map_err(section_error)?;
+        let probes = probe_raw::build(&raw.probe).map_err(section_error)?;
 
         Ok(Config {
             canaries,
+            logs,
+            probes,
             registry: raw.registry,
             host,
             evaluator,

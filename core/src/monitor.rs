@@ -59,7 +59,7 @@ use crate::config::{Config, ConfigError};
 use crate::coverage::CoverageReport;
 use crate::eval::{EvalError, Evaluator, EvaluatorHandle, Told};
 use crate::exposition::{Exposition, Sample};
-use crate::host::{HostCollector, HostError};
+use crate::host::{HostCollector, HostError, Watchers};
 use crate::metrics::Registry;
 use crate::pipeline::{
     self, AckRequest, ActionConfig, ChannelConfig, Event, HistoryQuery, Implementations, Incident,
@@ -310,10 +310,19 @@ impl MonitorBuilder {
             told,
             self.config.pipeline.store.restore_grace,
         );
+        evaluator.restore_learned(pipeline.take_restored_learned());
         let evaluator = Arc::new(evaluator.spawn()?);
+        // `[[log]]` and `[[probe]]` run whenever configured, host items or not.
+        let watchers = Arc::new(Watchers::start(
+            &self.config.logs,
+            &self.config.probes,
+            &registry,
+            pipeline.take_restored_log_offsets(),
+        )?);
         let checkpoint = Checkpoint::start(
             Arc::clone(&evaluator),
             Arc::clone(&pipeline),
+            Arc::clone(&watchers),
             self.config.pipeline.store.checkpoint,
         )
         .map_err(EvalError::Spawn)?;
@@ -366,6 +375,7 @@ impl MonitorBuilder {
             checkpoint: Some(checkpoint),
             slo,
             collector,
+            watchers: Some(watchers),
             http,
             exports,
             state,
@@ -505,6 +515,8 @@ pub struct Monitor {
     checkpoint: Option<Checkpoint>,
     slo: Option<SloRunner>,
     collector: Option<HostCollector>,
+    /// The `[[log]]` watchers and `[[probe]]`s (shared with the checkpoint thread).
+    watchers: Option<Arc<Watchers>>,
     http: Option<Server>,
     exports: crate::export::Exports,
     state: Arc<Mutex<State>>,
@@ -562,6 +574,22 @@ impl Monitor {
     /// What each `[export.*]` section did so far, by name (`remote_write`, `otlp`).
     pub fn export_stats(&self) -> Vec<(&'static str, crate::export::ExportStats)> {
         self.exports.stats()
+    }
+
+    /// Reads what is new in every `[[log]]` now, on the caller's thread (the watchers' thread
+    /// does it every `poll`); for tests and for a caller that wants the counts current.
+    pub fn poll_logs(&self) {
+        if let Some(w) = &self.watchers {
+            w.poll_logs();
+        }
+    }
+
+    /// Runs every `[[probe]]` once now, on the caller's thread, and records the results (the
+    /// probes' thread runs each every `interval`).
+    pub fn run_probes(&self) {
+        if let Some(w) = &self.watchers {
+            w.run_probes();
+        }
     }
 
     /// Where the `[http]` endpoint listens (the port chosen when configured as 0), if it runs.
@@ -708,6 +736,15 @@ impl Monitor {
         if let Some(c) = self.checkpoint.take() {
             c.stop();
         }
+        // The logs' last offsets and counts, saved while the pipeline still runs.
+        if let Some(w) = self.watchers.take().and_then(Arc::into_inner) {
+            let offsets = w.stop();
+            if let Some(p) = &self.pipeline
+                && !offsets.is_empty()
+            {
+                p.save_log_offsets(offsets);
+            }
+        }
         if let Some(s) = self.slo.take() {
             s.stop(); // a last tick, judged below, and a last save
         }
@@ -720,6 +757,7 @@ impl Monitor {
             evaluator.tick(self.clock.now());
             if let Some(p) = &pipeline {
                 p.save_item_states(evaluator.item_states())?;
+                p.save_learned(evaluator.learned_states());
             }
         }
         match pipeline {
@@ -941,7 +979,8 @@ impl Source for Board {
     }
 }
 
-/// Saves the evaluator's item states into the store every `every`.
+/// Saves the evaluator's item states, what anomaly rules learned and the logs' offsets into
+/// the store every `every`.
 struct Checkpoint {
     stop: crossbeam_channel::Sender<()>,
     thread: Option<std::thread::JoinHandle<()>>,
@@ -951,6 +990,7 @@ impl Checkpoint {
     fn start(
         evaluator: Arc<EvaluatorHandle>,
         pipeline: Arc<Pipeline>,
+        watchers: Arc<Watchers>,
         every: Duration,
     ) -> std::io::Result<Checkpoint> {
         let (stop, stopped) = crossbeam_channel::bounded::<()>(1);
@@ -966,6 +1006,13 @@ impl Checkpoint {
                     };
                     if pipeline.save_item_states(states).is_err() {
                         break;
+                    }
+                    if let Ok(learned) = evaluator.learned_states() {
+                        pipeline.save_learned(learned);
+                    }
+                    let offsets = watchers.log_checkpoints();
+                    if !offsets.is_empty() {
+                        pipeline.save_log_offsets(offsets);
                     }
                 }
             })?;

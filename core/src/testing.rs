@@ -107,6 +107,12 @@ impl RuleTest {
         &self.evaluator
     }
 
+    /// The evaluator under test, to hand it saved state (as a restart would:
+    /// [`Evaluator::restore_learned`], [`Evaluator::restore_item_states`]).
+    pub fn evaluator_mut(&mut self) -> &mut Evaluator {
+        &mut self.evaluator
+    }
+
     /// Time since the start for a transition's timestamp.
     pub fn offset(&self, t: Timestamp) -> Duration {
         t.since(self.start)

@@ -4,12 +4,10 @@
 //! value it is about.
 
 use std::collections::BTreeMap;
-use std::fmt;
 use std::ops::Range;
 use std::time::Duration;
 
 use serde::Deserialize;
-use serde::de::{self, Deserializer, Visitor};
 use toml::Spanned;
 
 use super::Expectation;
@@ -18,12 +16,13 @@ use super::fields::{Dur, RawSchedule, matchers, schedule};
 use super::fields::{Failure, Problem, fail};
 use super::pipeline_raw::{RawNotify, RawPerson};
 use super::routes_raw::{RawInhibit, RawMaintenance, RawRecovery, RawRoute};
+use super::threshold::Threshold;
 use crate::Severity;
 use crate::eval::EvaluatorConfig;
 use crate::host::HostConfig;
 use crate::metrics::RegistryConfig;
 use crate::plugin::PluginHostConfig;
-use crate::rules::{Aggregation, Comparison, EmptyWindow, Level, Rule, RuleError, WhenClosed};
+use crate::rules::{Comparison, EmptyWindow, Level, Rule, RuleError, WhenClosed};
 
 /// The whole file.
 #[derive(Debug, Deserialize)]
@@ -64,70 +63,10 @@ pub(super) struct RawConfig {
     #[serde(default)]
     pub canary: Vec<Spanned<super::canary_raw::RawCanary>>,
     pub export: Option<super::export_raw::RawExport>,
-}
-
-/// An aggregation name (`last`, `avg`, `p99`…).
-#[derive(Debug, Clone, Copy)]
-pub(super) struct Agg(Aggregation);
-
-impl<'de> Deserialize<'de> for Agg {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let s = <std::borrow::Cow<'de, str>>::deserialize(d)?;
-        s.parse().map(Agg).map_err(de::Error::custom)
-    }
-}
-
-/// A threshold: a number, or a string `"NN%"` meaning NN/100.
-#[derive(Debug, Clone, Copy)]
-pub(super) struct Threshold(f64);
-
-/// Parses `"70%"`, `"99.5 %"` into a ratio (0.7, 0.995).
-pub(super) fn parse_percentage(s: &str) -> Result<f64, String> {
-    let Some(number) = s.trim().strip_suffix('%') else {
-        return Err(format!(
-            "threshold {s:?} is not a number: write a number such as 0.7 or a percentage such as \"70%\""
-        ));
-    };
-    number
-        .trim()
-        .parse::<f64>()
-        .ok()
-        .filter(|v| v.is_finite())
-        .map(|v| v / 100.0)
-        .ok_or_else(|| {
-            format!(
-                "bad percentage {s:?}: expected a number followed by %, such as \"70%\" or \"99.5%\""
-            )
-        })
-}
-
-impl<'de> Deserialize<'de> for Threshold {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct V;
-        impl Visitor<'_> for V {
-            type Value = Threshold;
-            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str("a number or a percentage string such as \"70%\"")
-            }
-            fn visit_i64<E: de::Error>(self, v: i64) -> Result<Threshold, E> {
-                Ok(Threshold(v as f64))
-            }
-            fn visit_u64<E: de::Error>(self, v: u64) -> Result<Threshold, E> {
-                Ok(Threshold(v as f64))
-            }
-            fn visit_f64<E: de::Error>(self, v: f64) -> Result<Threshold, E> {
-                if v.is_finite() {
-                    Ok(Threshold(v))
-                } else {
-                    Err(E::custom(format!("threshold {v} is not a finite number")))
-                }
-            }
-            fn visit_str<E: de::Error>(self, v: &str) -> Result<Threshold, E> {
-                parse_percentage(v).map(Threshold).map_err(E::custom)
-            }
-        }
-        d.deserialize_any(V)
-    }
+    #[serde(default)]
+    pub log: Vec<Spanned<super::log_raw::RawLog>>,
+    #[serde(default)]
+    pub probe: Vec<Spanned<super::probe_raw::RawProbe>>,
 }
 
 /// One level table: `[rule.major]`.
@@ -164,8 +103,12 @@ pub(super) struct RawRule {
     metric: Spanned<String>,
     #[serde(default)]
     select: BTreeMap<String, Spanned<String>>,
-    aggregation: Option<Spanned<Agg>>,
+    aggregation: Option<Spanned<String>>,
     window: Option<Spanned<Dur>>,
+    /// `[rule.timeleft]`: the `timeleft` aggregation's target.
+    timeleft: Option<Spanned<super::aggregation_raw::RawTimeLeft>>,
+    /// `[rule.anomaly]`: the `anomaly` aggregation's settings.
+    anomaly: Option<Spanned<super::aggregation_raw::RawAnomaly>>,
     empty_window: Option<Spanned<EmptyWindow>>,
     comparison: Option<Comparison>,
     clear_for: Option<Dur>,
@@ -225,24 +168,26 @@ impl RawRule {
         for m in matchers(&self.select)? {
             b = b.matcher(m);
         }
-        let aggregation = self
-            .aggregation
-            .as_ref()
-            .map_or(Aggregation::Last, |a| a.get_ref().0);
+        let aggregation = super::aggregation_raw::aggregation(
+            self.aggregation.as_ref(),
+            self.timeleft.as_ref(),
+            self.anomaly.as_ref(),
+        )?;
         match (&self.aggregation, &self.window) {
-            (Some(a), None) if aggregation != Aggregation::Last => {
+            (Some(a), None) if aggregation.needs_window() => {
                 return Err(fail(
                     a.span(),
                     "aggregation",
                     format!("aggregation {aggregation} needs a window, e.g. window = \"1m\""),
                 ));
             }
-            (_, Some(w)) if aggregation == Aggregation::Last => {
+            (_, Some(w)) if !aggregation.needs_window() => {
                 return Err(fail(
                     w.span(),
                     "window",
-                    "a window needs a windowed aggregation (avg, min, max, rate or a percentile \
-                     like p99): set `aggregation` or remove `window`",
+                    "a window needs a windowed aggregation (avg, min, max, rate, increase, delta, \
+                     change, stddev, timeleft, anomaly or a percentile like p99): set \
+                     `aggregation` or remove `window`",
                 ));
             }
             _ => {}

@@ -138,7 +138,8 @@ impl Evaluator {
         let mut restored = std::mem::take(&mut self.restored.states);
         for (r, bound) in self.rules.iter_mut().enumerate() {
             let rule_index = index_u32(r);
-            let identity = (!restored.is_empty()).then(|| bound.rule.identity());
+            let identity = (!restored.is_empty() || !self.restored.learned.is_empty())
+                .then(|| bound.rule.identity());
             let mut old: HashMap<Labels, Item> = old_items
                 .get_mut(r)
                 .map(std::mem::take)
@@ -158,6 +159,13 @@ impl Evaluator {
                     {
                         item.state = state;
                         item.state.restart_clock(now);
+                    }
+                    if let Some(learned) = identity.as_ref().and_then(|i| {
+                        self.restored
+                            .learned
+                            .remove(&(i.clone(), reader.labels().clone()))
+                    }) {
+                        item.learned = Some(Box::new(learned));
                     }
                     item
                 });

@@ -21,6 +21,7 @@ use super::{EvalError, EvaluatorConfig, Transition};
 use crate::clock::{Clock, Timestamp};
 use crate::metrics::{Labels, Registry, SeriesId, SeriesReader, WatchBounds, WatchEvent};
 use crate::rules::Rule;
+use crate::rules::aggregation::Learned;
 
 /// Counters describing the evaluator's work, visible in the status.
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
@@ -66,6 +67,8 @@ pub(crate) struct Item {
     /// Stands for a rule whose series never reported, so no data can set in; dropped as soon as
     /// a series matches.
     pub(super) placeholder: bool,
+    /// What an `anomaly` rule's item learned (none for other rules).
+    pub(super) learned: Option<Box<Learned>>,
 }
 
 impl Item {
@@ -80,6 +83,7 @@ impl Item {
             deadline: None,
             queued: None,
             bounds: WatchBounds::NONE,
+            learned: None,
         }
     }
 }
@@ -152,6 +156,17 @@ fn make_transition(rule: &Rule, item: &Item, change: Change, registry: &Registry
         item.state.value
     };
     let unit = rule_unit(rule, registry);
+    let mut annotations =
+        rule.render_annotations(&item.labels, change.to, value, change.threshold, &unit);
+    if let Some(v) = value {
+        // What the aggregation says of the value (a time left, a band); the rule's own wins.
+        for (k, text) in rule
+            .aggregation()
+            .annotations(v, change.at, item.learned.as_deref())
+        {
+            annotations.entry(k.to_owned()).or_insert(text);
+        }
+    }
     Transition {
         rule: Arc::clone(rule.shared_name()),
         metric: Arc::clone(rule.shared_metric()),
@@ -165,13 +180,7 @@ fn make_transition(rule: &Rule, item: &Item, change: Change, registry: &Registry
         at: change.at,
         no_data: change.no_data,
         flapping: change.flapping,
-        annotations: rule.render_annotations(
-            &item.labels,
-            change.to,
-            value,
-            change.threshold,
-            &unit,
-        ),
+        annotations,
     }
 }
 
@@ -513,6 +522,15 @@ impl Evaluator {
             .and_then(|s| self.series.get(s as usize))
             .map(|w| &w.window);
         let value = window.and_then(|w| w.aggregate(rule.aggregation(), rule.window(), now));
+        // An anomaly rule's item learns from the window's mean and judges it against its band.
+        let value = match rule.aggregation().learns() {
+            Some(a) => {
+                item.learned
+                    .get_or_insert_with(Box::default)
+                    .observe(&a, rule.window(), now, value)
+            }
+            None => value,
+        };
         // A series gone from the registry keeps its last sample time: no data is timed from it.
         let last_fresh = window.and_then(|w| w.last_fresh).or(item.last_fresh);
         item.last_fresh = last_fresh;

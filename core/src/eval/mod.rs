@@ -11,6 +11,7 @@ mod arming;
 mod bind;
 mod config;
 mod evaluator;
+mod learning;
 mod outbox;
 mod persist;
 mod runner;
@@ -18,6 +19,7 @@ pub(crate) mod state;
 mod transition;
 mod window;
 
+pub use crate::rules::aggregation::LearnedSnapshot;
 pub use config::EvaluatorConfig;
 pub use evaluator::{Evaluator, EvaluatorStats, ItemView};
 pub use persist::ItemSnapshot;

@@ -15,6 +15,7 @@ enum Command {
     Stats(Sender<EvaluatorStats>),
     Reload(Vec<Rule>, Sender<Result<(), EvalError>>),
     ItemStates(Sender<Vec<super::ItemSnapshot>>),
+    Learned(Sender<Vec<super::LearnedSnapshot>>),
     Stop,
 }
 
@@ -74,6 +75,9 @@ fn run(mut ev: Evaluator, commands: Receiver<Command>) -> Evaluator {
                 Ok(Command::ItemStates(reply)) => {
                     let _ = reply.send(ev.item_states());
                 }
+                Ok(Command::Learned(reply)) => {
+                    let _ = reply.send(ev.learned_states());
+                }
                 Ok(Command::Stop) | Err(_) => return ev,
             },
             default(timeout) => {}
@@ -117,6 +121,12 @@ impl EvaluatorHandle {
     /// The state of every item not at rest (see [`Evaluator::item_states`]).
     pub fn item_states(&self) -> Result<Vec<super::ItemSnapshot>, EvalError> {
         self.ask(Command::ItemStates)
+    }
+
+    /// What anomaly rules' items learned since the last call (see
+    /// [`Evaluator::learned_states`]).
+    pub fn learned_states(&self) -> Result<Vec<super::LearnedSnapshot>, EvalError> {
+        self.ask(Command::Learned)
     }
 
     /// Stops the thread and gives the evaluator back.

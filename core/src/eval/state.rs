@@ -25,7 +25,8 @@ use super::transition::Told;
 use crate::Severity;
 use crate::clock::Timestamp;
 use crate::metrics::{Labels, WatchBounds};
-use crate::rules::{Aggregation, Comparison, EmptyWindow, Level, Rule, WhenClosed};
+use crate::rules::aggregation::Reaction;
+use crate::rules::{Comparison, EmptyWindow, Level, Rule, WhenClosed};
 
 /// One level's progress.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
@@ -142,6 +143,8 @@ impl LevelState {
 #[derive(Default)]
 pub(crate) struct Restored {
     pub(crate) states: HashMap<(String, Labels), ItemState>,
+    /// What anomaly rules' items had learned, by rule identity and labels.
+    pub(crate) learned: HashMap<(String, Labels), crate::rules::aggregation::Learned>,
     /// After this moment, states whose series has not come back are given up: an item that
     /// had been reported is reported resolved.
     pub(crate) until: Option<Timestamp>,
@@ -525,17 +528,12 @@ impl ItemState {
                 toward_bad = toward_bad.min(sign * level.threshold);
             }
         }
-        // Windowed aggregations other than `last` only react at once in the entering direction.
-        let entering_only = matches!(
-            (rule.aggregation, rule.comparison),
-            (Aggregation::Max, Comparison::Above)
-                | (Aggregation::Min, Comparison::Below)
-                | (Aggregation::Percentile(_), Comparison::Above)
-        );
-        match rule.aggregation {
-            Aggregation::Last => {}
-            _ if entering_only => toward_good = f64::NEG_INFINITY,
-            _ => {
+        // Windowed aggregations other than `last` react at once at most in the entering
+        // direction; most only at sweeps.
+        match rule.aggregation.reaction(rule.comparison) {
+            Reaction::Both => {}
+            Reaction::Entering => toward_good = f64::NEG_INFINITY,
+            Reaction::Sweeps => {
                 return WatchBounds {
                     upper: f64::INFINITY,
                     lower: f64::NEG_INFINITY,

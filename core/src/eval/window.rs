@@ -6,6 +6,7 @@ use std::time::Duration;
 use crate::clock::Timestamp;
 use crate::metrics::HistogramSnapshot;
 use crate::rules::Aggregation;
+use crate::rules::aggregation::{Observations, Scalars};
 
 /// Samples kept per series at most, whatever the window: bounds memory when a watched series
 /// crosses its bounds thousands of times a second.
@@ -126,50 +127,13 @@ impl Window {
         if !histograms.is_empty() {
             return aggregate_histogram(histograms, aggregation, window, t);
         }
-        let start = t - window;
-        let last = self.last?.1;
-        let in_window = || {
-            scalars
-                .iter()
-                .rev()
-                .take_while(|s| s.0 >= start)
-                .map(|s| s.1)
-        };
-        match aggregation {
-            Aggregation::Last => Some(last),
-            Aggregation::Avg => {
-                let (sum, n) = in_window().fold((0.0, 0usize), |(s, n), v| (s + v, n + 1));
-                Some(if n == 0 { last } else { sum / n as f64 })
-            }
-            Aggregation::Min => Some(in_window().fold(last, f64::min)),
-            Aggregation::Max => Some(in_window().fold(last, f64::max)),
-            Aggregation::Rate => {
-                let base = baseline(scalars, start)?;
-                let (t_last, _) = *scalars.back()?;
-                let elapsed = t_last.since(scalars.get(base)?.0).as_secs_f64();
-                if elapsed <= 0.0 {
-                    return None;
-                }
-                // Sum the increases; a drop means the counter restarted from zero.
-                let increase: f64 = scalars
-                    .iter()
-                    .skip(base)
-                    .zip(scalars.iter().skip(base + 1))
-                    .map(|(a, b)| if b.1 >= a.1 { b.1 - a.1 } else { b.1 })
-                    .sum();
-                Some(increase / elapsed)
-            }
-            // A percentile of a counter or gauge: over the window's samples, nearest rank.
-            Aggregation::Percentile(q) => {
-                let mut values: Vec<f64> = in_window().collect();
-                if values.is_empty() {
-                    return Some(last);
-                }
-                values.sort_by(f64::total_cmp);
-                let rank = ((q * values.len() as f64).ceil() as usize).clamp(1, values.len());
-                values.get(rank - 1).copied()
-            }
-        }
+        let last = self.last?;
+        aggregation.over_scalars(&Scalars {
+            history: scalars,
+            last,
+            window,
+            now: t,
+        })
     }
 }
 
@@ -196,16 +160,10 @@ fn aggregate_histogram(
     } else {
         latest.delta(earlier)
     };
-    match aggregation {
-        Aggregation::Percentile(q) => delta.quantile(q),
-        Aggregation::Avg => delta.mean(),
-        Aggregation::Min => delta.quantile(0.0),
-        Aggregation::Max | Aggregation::Last => delta.quantile(1.0),
-        Aggregation::Rate => {
-            let elapsed = t_last.since(*t_base).as_secs_f64();
-            (elapsed > 0.0).then(|| delta.count() as f64 / elapsed)
-        }
-    }
+    aggregation.over_histogram(&Observations {
+        delta: &delta,
+        elapsed: t_last.since(*t_base).as_secs_f64(),
+    })
 }
 
 /// Index of the newest sample at or before `start` (the window's baseline), else the oldest.

@@ -189,7 +189,10 @@ impl Exports {
         clock: &Arc<dyn Clock>,
     ) -> Result<Exports, ExportError> {
         // Without either feature nothing is started (the configuration refused the sections).
-        #[cfg_attr(not(any(feature = "remote-write", feature = "otlp")), allow(unused_mut))]
+        #[cfg_attr(
+            not(any(feature = "remote-write", feature = "otlp")),
+            allow(unused_mut)
+        )]
         let mut exports = Exports::default();
         #[cfg(feature = "remote-write")]
         if let Some(c) = &config.remote_write {

@@ -84,11 +84,8 @@ pub(crate) fn run(
             target.queue.max_samples_per_send,
         )
     };
-    loop {
-        match stop.try_recv() {
-            Err(TryRecvError::Empty) => {}
-            Ok(()) | Err(TryRecvError::Disconnected) => break,
-        }
+    // Until stopped (a stop sent, or the sender gone), checked before each reading and send.
+    while let Err(TryRecvError::Empty) = stop.try_recv() {
         let now = Instant::now();
         if now >= next_read {
             for r in read() {

@@ -33,6 +33,15 @@ pub enum HostError {
     /// The collector thread could not be started.
     #[error("cannot start the host collector thread: {0}")]
     Spawn(#[source] std::io::Error),
+    /// The thread of the `[[log]]` watchers or of the `[[probe]]`s could not be started.
+    #[error("cannot start the {what} thread: {source}")]
+    Thread {
+        /// `logs` or `probes`.
+        what: &'static str,
+        /// The underlying error.
+        #[source]
+        source: std::io::Error,
+    },
     /// The collector thread panicked (a bug); it has stopped.
     #[error("the host collector thread panicked")]
     Panicked,

@@ -29,12 +29,15 @@ mod collector;
 mod config;
 mod disks;
 mod error;
+pub mod logs;
 pub mod names;
 mod network;
+pub mod probes;
 mod process;
 mod sampler;
 mod series;
 mod tally;
+mod watchers;
 
 pub use collector::{HostCollector, RefreshNotice};
 pub use config::{
@@ -43,3 +46,4 @@ pub use config::{
 pub use error::HostError;
 pub use sampler::{HostSampler, RefreshStats};
 pub use tally::MIN_RATE_WINDOW;
+pub use watchers::Watchers;

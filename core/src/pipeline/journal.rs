@@ -1,7 +1,7 @@
 //! The store's one owner: every write goes through the journal, whole steps at a time. The
 //! pipeline hands it each step's changes at the end of the step (one transaction: a step is
-//! never half-written), the evaluator's checkpoint and the SLO runner write their states
-//! through it directly (`Pipeline::save_item_states`, no hop through the pipeline's thread),
+//! never half-written), the evaluator's checkpoint (item states, what anomaly rules learned),
+//! the log watchers' offsets and the SLO runner write their states through it directly (`Pipeline::save_item_states`, no hop through the pipeline's thread),
 //! and it numbers the events and hands them to the live feed.
 //!
 //! When the store cannot commit (a full disk, a read-only remount, an I/O error), nothing is
@@ -20,7 +20,8 @@ use super::event::{Event, HistoryQuery};
 use super::request::StoreRequest;
 use super::store::{Store, StoreChange, StoreError};
 use crate::clock::Timestamp;
-use crate::eval::ItemSnapshot;
+use crate::eval::{ItemSnapshot, LearnedSnapshot};
+use crate::host::logs::LogCheckpoint;
 use crate::slo::SloSnapshot;
 
 /// The first wait before a failing store is tried again; it doubles up to [`MAX_RETRY`].
@@ -63,9 +64,17 @@ pub(crate) struct Journal {
     subscriber_capacity: usize,
     /// The store's identity, part of every idempotency key.
     identity: String,
-    restored_items: Vec<ItemSnapshot>,
-    restored_slos: Vec<SloSnapshot>,
+    restored: Restored,
     pub(crate) stats: JournalStats,
+}
+
+/// What the store held at start for the parts that keep their own state, each taken once.
+#[derive(Debug, Default)]
+pub(crate) struct Restored {
+    pub(crate) items: Vec<ItemSnapshot>,
+    pub(crate) slos: Vec<SloSnapshot>,
+    pub(crate) learned: Vec<LearnedSnapshot>,
+    pub(crate) logs: Vec<LogCheckpoint>,
 }
 
 #[derive(Debug, Clone)]
@@ -88,8 +97,7 @@ impl Journal {
         store: Box<dyn Store>,
         identity: String,
         last_event: u64,
-        restored_items: Vec<ItemSnapshot>,
-        restored_slos: Vec<SloSnapshot>,
+        restored: Restored,
         subscriber_capacity: usize,
     ) -> Journal {
         Journal {
@@ -101,8 +109,7 @@ impl Journal {
             subscribers: Vec::new(),
             subscriber_capacity: subscriber_capacity.max(1),
             identity,
-            restored_items,
-            restored_slos,
+            restored,
             stats: JournalStats::default(),
         }
     }
@@ -172,6 +179,18 @@ impl Journal {
         self.write(vec![StoreChange::SloStates(states)], now);
     }
 
+    /// Writes what anomaly rules' items learned since the last save.
+    pub(crate) fn save_learned(&mut self, states: Vec<LearnedSnapshot>, now: Timestamp) {
+        if !states.is_empty() {
+            self.write(vec![StoreChange::Learned(states)], now);
+        }
+    }
+
+    /// Writes where each `[[log]]` stopped reading (replacing the previous set).
+    pub(crate) fn save_log_offsets(&mut self, logs: Vec<LogCheckpoint>, now: Timestamp) {
+        self.write(vec![StoreChange::LogOffsets(logs)], now);
+    }
+
     /// Adds `step` to what waits and writes it all, in one transaction; true if the store took
     /// it. While the store fails, it is tried only when its retry is due.
     fn write(&mut self, step: Vec<StoreChange>, now: Timestamp) -> bool {
@@ -196,12 +215,22 @@ impl Journal {
 
     /// The item states the store held at start (taken once).
     pub(crate) fn take_restored_items(&mut self) -> Vec<ItemSnapshot> {
-        std::mem::take(&mut self.restored_items)
+        std::mem::take(&mut self.restored.items)
+    }
+
+    /// What anomaly rules had learned, from the store at start (taken once).
+    pub(crate) fn take_restored_learned(&mut self) -> Vec<LearnedSnapshot> {
+        std::mem::take(&mut self.restored.learned)
+    }
+
+    /// Where each `[[log]]` had stopped, from the store at start (taken once).
+    pub(crate) fn take_restored_logs(&mut self) -> Vec<LogCheckpoint> {
+        std::mem::take(&mut self.restored.logs)
     }
 
     /// The SLO rings the store held at start (taken once).
     pub(crate) fn take_restored_slos(&mut self) -> Vec<SloSnapshot> {
-        std::mem::take(&mut self.restored_slos)
+        std::mem::take(&mut self.restored.slos)
     }
 
     pub(crate) fn history(&self, query: &HistoryQuery) -> Result<Vec<Event>, StoreError> {
@@ -268,13 +297,14 @@ impl Journal {
 /// of item states and of SLO rings. The order of everything else is kept.
 fn compact(changes: &mut Vec<StoreChange>) {
     let mut seen = HashSet::new();
-    let (mut items, mut slos) = (false, false);
+    let (mut items, mut slos, mut logs) = (false, false, false);
     let mut keep = vec![true; changes.len()];
     for (i, c) in changes.iter().enumerate().rev() {
         keep[i] = match c {
             StoreChange::Incident(inc) => seen.insert(inc.id),
             StoreChange::ItemStates(_) => !std::mem::replace(&mut items, true),
             StoreChange::SloStates(_) => !std::mem::replace(&mut slos, true),
+            StoreChange::LogOffsets(_) => !std::mem::replace(&mut logs, true),
             _ => true,
         };
     }

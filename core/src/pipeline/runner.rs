@@ -124,8 +124,12 @@ impl PipelineBuilder {
             store,
             std::mem::take(&mut state.identity),
             state.last_event,
-            std::mem::take(&mut state.item_states),
-            std::mem::take(&mut state.slo_states),
+            super::journal::Restored {
+                items: std::mem::take(&mut state.item_states),
+                slos: std::mem::take(&mut state.slo_states),
+                learned: std::mem::take(&mut state.learned),
+                logs: std::mem::take(&mut state.log_offsets),
+            },
             self.config.notify.subscriber_capacity,
         )));
         let d = Dispatcher::start(
@@ -312,6 +316,29 @@ impl Pipeline {
         let now = self.clock.now();
         self.journal.lock().save_slo_states(states, now);
         Ok(())
+    }
+
+    /// What anomaly rules' items had learned, from the store at start (taken once); give it
+    /// to [`Evaluator::restore_learned`](crate::eval::Evaluator::restore_learned).
+    pub(crate) fn take_restored_learned(&self) -> Vec<crate::eval::LearnedSnapshot> {
+        self.journal.lock().take_restored_learned()
+    }
+
+    /// Stores what anomaly rules' items learned since the last save.
+    pub(crate) fn save_learned(&self, states: Vec<crate::eval::LearnedSnapshot>) {
+        let now = self.clock.now();
+        self.journal.lock().save_learned(states, now);
+    }
+
+    /// Where each `[[log]]` had stopped reading, from the store at start (taken once).
+    pub(crate) fn take_restored_log_offsets(&self) -> Vec<crate::host::logs::LogCheckpoint> {
+        self.journal.lock().take_restored_logs()
+    }
+
+    /// Stores where each `[[log]]` stopped reading, with its counts.
+    pub(crate) fn save_log_offsets(&self, logs: Vec<crate::host::logs::LogCheckpoint>) {
+        let now = self.clock.now();
+        self.journal.lock().save_log_offsets(logs, now);
     }
 
     /// Stops the thread: transitions already sent are handled, groups waiting notify now, and

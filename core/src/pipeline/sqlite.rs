@@ -5,7 +5,9 @@
 //! it is delivered or given up), `silences`, `events` (the history, kept by count and by
 //! age), `item_states` (the evaluator's state of items that are not at rest, so holds and
 //! occurrence counts resume after a restart), `slo_states` (each SLO's rings of good and total
-//! events, so budgets and burn-rate windows continue; schema 2), `requests` (acks and silences asked by another
+//! events, so budgets and burn-rate windows continue; schema 2), `learned_states` (what each
+//! item of an anomaly rule learned; schema 3), `log_offsets` (where each `[[log]]` stopped
+//! reading, with its counts; schema 3), `requests` (acks and silences asked by another
 //! process, such as the command line, for the running pipeline to apply) and `meta` (the
 //! store's random identity, made with the database, part of every idempotency key). Rows hold JSON documents of the pipeline's types beside the columns
 //! queries filter on.
@@ -32,7 +34,7 @@ use crate::clock::Timestamp;
 use crate::eval::ItemSnapshot;
 
 /// The schema this version writes; databases at a higher version are refused.
-pub const SCHEMA_VERSION: u32 = 2;
+pub const SCHEMA_VERSION: u32 = 3;
 
 /// The statements that bring a database from version `i` to `i + 1`.
 const MIGRATIONS: &[&str] = &[
@@ -58,6 +60,11 @@ const MIGRATIONS: &[&str] = &[
          created_at INTEGER NOT NULL, done_at INTEGER, result TEXT);",
     // 1 → 2
     "CREATE TABLE slo_states (name TEXT PRIMARY KEY, data TEXT NOT NULL);",
+    // 2 → 3: what anomaly rules learned (a row per item, gone when its points aged out) and
+    // where each [[log]] stopped reading.
+    "CREATE TABLE learned_states (rule TEXT NOT NULL, labels TEXT NOT NULL, data TEXT NOT NULL,
+         expires INTEGER NOT NULL, PRIMARY KEY (rule, labels));
+     CREATE TABLE log_offsets (log TEXT PRIMARY KEY, data TEXT NOT NULL);",
 ];
 
 /// A SQLite database holding the pipeline's state.
@@ -526,6 +533,24 @@ impl Store for SqliteStore {
             state.slo_states.push(unjson(&r.map_err(e)?)?);
         }
         drop(stmt);
+        let mut stmt = self
+            .conn
+            .prepare("SELECT data FROM learned_states")
+            .map_err(e)?;
+        let rows = stmt.query_map([], |r| r.get::<_, String>(0)).map_err(e)?;
+        for r in rows {
+            state.learned.push(unjson(&r.map_err(e)?)?);
+        }
+        drop(stmt);
+        let mut stmt = self
+            .conn
+            .prepare("SELECT data FROM log_offsets")
+            .map_err(e)?;
+        let rows = stmt.query_map([], |r| r.get::<_, String>(0)).map_err(e)?;
+        for r in rows {
+            state.log_offsets.push(unjson(&r.map_err(e)?)?);
+        }
+        drop(stmt);
         state.last_incident = self.counter("incident")?;
         state.last_notification = self.counter("notification")?;
         state.last_silence = self.counter("silence")?;
@@ -649,6 +674,34 @@ impl Store for SqliteStore {
                             &tx,
                             "INSERT OR REPLACE INTO slo_states (name, data) VALUES (?1, ?2)",
                             params![s.name, json(s)?],
+                        )
+                        .map_err(e)?;
+                    }
+                }
+                StoreChange::Learned(states) => {
+                    let newest = states
+                        .iter()
+                        .filter_map(|s| s.points.last().map(|p| p.0))
+                        .max();
+                    for s in states {
+                        tx.execute(
+                            "INSERT OR REPLACE INTO learned_states (rule, labels, data, expires)
+                             VALUES (?1, ?2, ?3, ?4)",
+                            params![s.rule, s.labels.to_string(), json(s)?, s.expires],
+                        )
+                        .map_err(e)?;
+                    }
+                    if let Some(now) = newest {
+                        tx.execute("DELETE FROM learned_states WHERE expires < ?1", [now])
+                            .map_err(e)?;
+                    }
+                }
+                StoreChange::LogOffsets(logs) => {
+                    tx.execute("DELETE FROM log_offsets", []).map_err(e)?;
+                    for l in logs {
+                        tx.execute(
+                            "INSERT OR REPLACE INTO log_offsets (log, data) VALUES (?1, ?2)",
+                            params![l.log, json(l)?],
                         )
                         .map_err(e)?;
                     }

@@ -55,6 +55,7 @@ pub enum StoreError {
 
 /// One change, applied in order within a batch.
 #[derive(Debug, Clone)]
+#[non_exhaustive]
 pub enum StoreChange {
     /// An incident opened or changed (insert or replace).
     Incident(Box<Incident>),
@@ -76,6 +77,11 @@ pub enum StoreChange {
     SloStates(Vec<crate::slo::SloSnapshot>),
     /// A queued request was handled, with its result.
     RequestDone(i64, Result<String, String>),
+    /// What anomaly rules' items learned since the last save (each replaces the item's row;
+    /// rows whose points all aged out go).
+    Learned(Vec<crate::eval::LearnedSnapshot>),
+    /// Where each `[[log]]` stopped reading, with its counts (replacing the previous set).
+    LogOffsets(Vec<crate::host::logs::LogCheckpoint>),
 }
 
 /// What a store gives back when the pipeline starts.
@@ -91,6 +97,10 @@ pub struct StoredState {
     pub item_states: Vec<ItemSnapshot>,
     /// The SLO engine's rings at the last checkpoint.
     pub slo_states: Vec<crate::slo::SloSnapshot>,
+    /// What anomaly rules' items had learned.
+    pub learned: Vec<crate::eval::LearnedSnapshot>,
+    /// Where each `[[log]]` had stopped reading.
+    pub log_offsets: Vec<crate::host::logs::LogCheckpoint>,
     /// The highest incident number ever given.
     pub last_incident: u64,
     /// The highest notification number ever given.

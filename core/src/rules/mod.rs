@@ -1,15 +1,16 @@
 //! Rules: what to watch, how to aggregate it, and the ladder of Normal and five levels.
 
+pub mod aggregation;
 mod error;
 mod rule;
 mod schedule;
 pub(crate) mod template;
 
+pub use aggregation::{Aggregation, Anomaly, Direction, Season, TimeLeft};
 pub use error::RuleError;
 pub(crate) use rule::RESERVED_NAMES;
 pub use rule::{
-    Aggregation, Comparison, EmptyWindow, Flap, Level, Matcher, NoData, Rule, RuleBuilder,
-    WhenClosed,
+    Comparison, EmptyWindow, Flap, Level, Matcher, NoData, Rule, RuleBuilder, WhenClosed,
 };
 pub use schedule::Schedule;
 

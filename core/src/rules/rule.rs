@@ -2,71 +2,15 @@
 
 use std::collections::BTreeMap;
 use std::fmt;
-use std::str::FromStr;
 use std::sync::Arc;
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use super::{RuleError, Schedule, template};
+use super::{Aggregation, RuleError, Schedule, template};
 use crate::Severity;
 use crate::metrics::Labels;
 use crate::units::Unit;
-
-/// How a window of samples becomes the one value compared against thresholds.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub enum Aggregation {
-    /// The latest sample.
-    Last,
-    /// Mean of the samples in the window (for a histogram: mean of the window's observations).
-    Avg,
-    /// Smallest sample in the window.
-    Min,
-    /// Largest sample in the window.
-    Max,
-    /// Per-second increase of a counter over the window (counter resets handled); for a
-    /// histogram, observations per second.
-    Rate,
-    /// A quantile (`0.0..=1.0`) of a histogram's observations within the window.
-    Percentile(f64),
-}
-
-impl fmt::Display for Aggregation {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Aggregation::Last => f.write_str("last"),
-            Aggregation::Avg => f.write_str("avg"),
-            Aggregation::Min => f.write_str("min"),
-            Aggregation::Max => f.write_str("max"),
-            Aggregation::Rate => f.write_str("rate"),
-            Aggregation::Percentile(q) => write!(f, "p{}", q * 100.0),
-        }
-    }
-}
-
-impl FromStr for Aggregation {
-    type Err = String;
-
-    /// `last`, `avg`, `min`, `max`, `rate`, or `pNN` (e.g. `p99`, `p99.9`, `p50`).
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        match s.trim() {
-            "last" => Ok(Aggregation::Last),
-            "avg" | "mean" => Ok(Aggregation::Avg),
-            "min" => Ok(Aggregation::Min),
-            "max" => Ok(Aggregation::Max),
-            "rate" => Ok(Aggregation::Rate),
-            p if p.starts_with('p') && p.len() > 1 => p[1..]
-                .parse::<f64>()
-                .ok()
-                .filter(|q| (0.0..=100.0).contains(q))
-                .map(|q| Aggregation::Percentile(q / 100.0))
-                .ok_or_else(|| format!("bad percentile {s:?}: use p0 to p100, e.g. p99 or p99.9")),
-            _ => Err(format!(
-                "unknown aggregation {s:?}: use last, avg, min, max, rate or a percentile like p99"
-            )),
-        }
-    }
-}
 
 /// Which side of a threshold is bad.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
@@ -471,7 +415,14 @@ impl Rule {
             | Aggregation::Avg
             | Aggregation::Min
             | Aggregation::Max
-            | Aggregation::Percentile(_) => Unit::of_metric(&self.metric, described),
+            | Aggregation::Percentile(_)
+            | Aggregation::Stddev
+            | Aggregation::Delta
+            | Aggregation::Increase => Unit::of_metric(&self.metric, described),
+            // How many times the value changed, and how many deviations from the band: counts.
+            Aggregation::Change | Aggregation::Anomaly(_) => Unit::NONE,
+            // Seconds until the target is reached.
+            Aggregation::TimeLeft(_) => Unit::parse("seconds"),
         }
     }
 
@@ -630,17 +581,10 @@ impl RuleBuilder {
         if r.levels.is_empty() && r.no_data().is_none() {
             return Err(RuleError::NoLevels(name));
         }
-        if let Aggregation::Percentile(q) = r.aggregation
-            && !(0.0..=1.0).contains(&q)
-        {
-            {
-                return Err(RuleError::Aggregation {
-                    rule: name,
-                    reason: format!("percentile {q} not in 0..=1"),
-                });
-            }
+        if let Err(reason) = r.aggregation.validate(r.window) {
+            return Err(RuleError::Aggregation { rule: name, reason });
         }
-        if r.aggregation != Aggregation::Last && r.window.is_zero() {
+        if r.aggregation.needs_window() && r.window.is_zero() {
             return Err(RuleError::EmptyWindow(name));
         }
         r.levels.sort_by_key(|l| l.severity);
@@ -760,27 +704,6 @@ mod tests {
 
     fn secs(s: u64) -> Duration {
         Duration::from_secs(s)
-    }
-
-    #[test]
-    fn aggregation_parsing() {
-        assert_eq!("p99".parse(), Ok(Aggregation::Percentile(0.99)));
-        assert_eq!(
-            "p99.9".parse::<Aggregation>().map(|a| a.to_string()),
-            Ok("p99.9".to_owned())
-        );
-        assert!(
-            "median"
-                .parse::<Aggregation>()
-                .unwrap_err()
-                .contains("unknown aggregation")
-        );
-        assert!(
-            "p101"
-                .parse::<Aggregation>()
-                .unwrap_err()
-                .contains("bad percentile")
-        );
     }
 
     #[test]

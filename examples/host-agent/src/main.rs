@@ -1,6 +1,8 @@
 //! `host-agent`: watches this machine through vigilo — host items, the rules of
 //! `examples/rules.toml` (or `--config`), the alert pipeline delivering through the bundled
-//! webhook plugin to the agent's own inbox, state kept in SQLite — and prints a colour-coded
+//! webhook plugin to the agent's own inbox, state kept in SQLite, its own log
+//! (`host-agent.log` in its state folder) watched by a `[[log]]` and its inbox by a
+//! `[[probe]]` — and prints a colour-coded
 //! status board with open incidents and the notifications received, redrawn in place on a
 //! terminal and appended otherwise.
 //!
@@ -12,6 +14,7 @@
 //! host-agent incidents            # and ack, unack, silence, expire-silence, silences, history
 //! ```
 
+mod agent_log;
 mod board;
 mod cli;
 mod demo;
@@ -182,12 +185,16 @@ fn run(args: &Args) -> Result<(), Box<dyn std::error::Error>> {
     }
     let inbox = inbox::Inbox::start(args.inbox, |_| {})?;
     let db = db_path(args);
+    // Its own log, which the default configuration watches.
+    let own_log = state_dir().join("host-agent.log");
+    agent_log::install(&own_log)?;
     let mut config = match &args.config {
         Some(path) => Config::from_file(path)?,
         None => {
             let text = format!("{DEFAULT_RULES}\n{DEFAULT_ALERTING}")
                 .replace("{inbox}", &inbox.addr().to_string())
-                .replace("{db}", &db.display().to_string());
+                .replace("{db}", &db.display().to_string())
+                .replace("{log}", &own_log.display().to_string());
             Config::from_str_named(
                 &text,
                 "examples/rules.toml + examples/host-agent/alerting.toml",
