@@ -6,7 +6,14 @@ cd "$(dirname "$0")/.."
 # A clean checkout gains nothing from incremental caches; they only take disk.
 export CARGO_INCREMENTAL=0
 
-step() { printf '\n== %s\n' "$*"; }
+# Each step prints how long the one before it took, so a slow CI run shows where its time went.
+SECONDS=0
+last=0
+step() {
+    printf '\n(%d s; %d s in all)\n== %s\n' "$((SECONDS - last))" "$SECONDS" "$*"
+    last=$SECONDS
+}
+trap 'printf "\n(%d s; %d s in all)\n" "$((SECONDS - last))" "$SECONDS"' EXIT
 
 step "toolchain components"
 rustup component add rustfmt clippy >/dev/null 2>&1 || true
