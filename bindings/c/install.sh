@@ -17,7 +17,11 @@ fi
 prefix=${1:?usage: bindings/c/install.sh [--debug] PREFIX}
 root=$(cd "$(dirname "$0")/../.." && pwd)
 cd "$root"
-cargo build --locked $flag -p vigilo-c
+# VIGILO_CARGO_SELECT replaces `-p vigilo-c` (scripts/test-all.sh sets `--workspace
+# --all-targets`, so the library is built with the features the workspace's tests unified and
+# nothing already built for them is built again).
+# shellcheck disable=SC2086 # the selection is meant to split into words
+cargo build --locked $flag ${VIGILO_CARGO_SELECT:--p vigilo-c}
 target=${CARGO_TARGET_DIR:-$root/target}/$profile
 mkdir -p "$prefix/lib/pkgconfig" "$prefix/include"
 cp "$target/libvigilo_c.so" "$target/libvigilo_c.a" "$prefix/lib/"

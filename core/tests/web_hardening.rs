@@ -254,6 +254,29 @@ fn every_answer_carries_the_security_headers_and_the_page_runs_no_inline_script(
     let _ = std::io::Read::read_to_string(&mut s, &mut answer);
     assert!(answer.starts_with("HTTP/1.1 431"), "{answer:.80}");
     assert!(answer.contains("frame-ancestors 'none'"), "{answer}");
+
+    // So do the heads hyper would have refused with a bare answer: a malformed request line, a
+    // field without a name, more fields than hyper takes.
+    let many: String = (0..150).map(|i| format!("X-{i}: 1\r\n")).collect();
+    for (head, status) in [
+        ("GET /metrics HTTP/9.9\r\n\r\n".to_owned(), "400"),
+        ("GET /metrics HTTP/1.1\r\n: x\r\n\r\n".to_owned(), "400"),
+        (format!("GET /metrics HTTP/1.1\r\n{many}\r\n"), "431"),
+    ] {
+        let mut s = TcpStream::connect(r.address).unwrap();
+        let _ = s.write_all(head.as_bytes());
+        let mut answer = String::new();
+        let _ = std::io::Read::read_to_string(&mut s, &mut answer);
+        assert!(
+            answer.starts_with(&format!("HTTP/1.1 {status}")),
+            "{head:.40}: {answer:.80}"
+        );
+        assert!(answer.contains("frame-ancestors 'none'"), "{answer}");
+        assert!(
+            answer.contains("x-content-type-options: nosniff"),
+            "{answer}"
+        );
+    }
 }
 
 /// An `on…=` attribute (an inline event handler) anywhere in the page.

@@ -12,6 +12,9 @@ use tokio::net::TcpStream;
 /// Largest request head (request line and headers).
 pub(super) const MAX_HEAD: usize = 16 * 1024;
 
+/// Most header fields in a head (hyper's own default).
+const MAX_HEADERS: usize = 100;
+
 /// A complete head (and whatever followed it in the same reads).
 pub(super) struct Head {
     /// Everything read so far, the head first.
@@ -25,8 +28,11 @@ pub(super) struct Head {
 /// Why no head came.
 #[derive(Debug)]
 pub(super) enum NoHead {
-    /// Over [`MAX_HEAD`] without its end (431).
+    /// Over [`MAX_HEAD`] without its end, or over [`MAX_HEADERS`] fields (431).
     TooLarge,
+    /// Not an HTTP/1 request head (400): a bad request line, a field without a name or with
+    /// bytes no field may hold.
+    Malformed,
     /// The client closed, or the connection failed.
     Closed,
 }
@@ -48,6 +54,7 @@ pub(super) async fn read(stream: &mut TcpStream) -> Result<Head, NoHead> {
             .map(|p| searched + p + 4);
         match end {
             Some(end) if end <= MAX_HEAD => {
+                check(bytes.get(..end).unwrap_or_default())?;
                 let (scrape_or_status, event_stream) = classify(&bytes);
                 return Ok(Head {
                     bytes,
@@ -59,6 +66,18 @@ pub(super) async fn read(stream: &mut TcpStream) -> Result<Head, NoHead> {
             None if bytes.len() > MAX_HEAD => return Err(NoHead::TooLarge),
             None => {}
         }
+    }
+}
+
+/// Parses a complete head as hyper will (its parser, httparse, and its field limit), so that
+/// what hyper would refuse with a bare answer is refused here with the endpoint's own.
+fn check(head: &[u8]) -> Result<(), NoHead> {
+    let mut fields = [httparse::EMPTY_HEADER; MAX_HEADERS];
+    match httparse::Request::new(&mut fields).parse(head) {
+        Ok(httparse::Status::Complete(_)) => Ok(()),
+        Err(httparse::Error::TooManyHeaders) => Err(NoHead::TooLarge),
+        // The head ends with an empty line, so a partial parse is a malformed one too.
+        Ok(httparse::Status::Partial) | Err(_) => Err(NoHead::Malformed),
     }
 }
 
@@ -147,6 +166,26 @@ impl AsyncWrite for Prefixed {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn heads_hyper_would_refuse_are_refused_here() {
+        assert!(check(b"GET /metrics HTTP/1.1\r\nhost: x\r\n\r\n").is_ok());
+        assert!(matches!(
+            check(b"GET /metrics HTTP/9\r\n\r\n"),
+            Err(NoHead::Malformed)
+        ));
+        assert!(matches!(
+            check(b"\x01\x02 / HTTP/1.1\r\n\r\n"),
+            Err(NoHead::Malformed)
+        ));
+        assert!(matches!(
+            check(b"GET / HTTP/1.1\r\n: no name\r\n\r\n"),
+            Err(NoHead::Malformed)
+        ));
+        let many: String = (0..=MAX_HEADERS).map(|i| format!("x-{i}: 1\r\n")).collect();
+        let head = format!("GET / HTTP/1.1\r\n{many}\r\n");
+        assert!(matches!(check(head.as_bytes()), Err(NoHead::TooLarge)));
+    }
 
     #[test]
     fn the_request_line_says_what_is_asked() {

@@ -108,6 +108,10 @@ async fn connection(
             drop(ticket);
             return refuse(stream, Refusal::HeadTooLarge, &limits.draining).await;
         }
+        Ok(Err(NoHead::Malformed)) => {
+            drop(ticket);
+            return refuse(stream, Refusal::Malformed, &limits.draining).await;
+        }
         Ok(Err(NoHead::Closed)) => return,
         Err(_elapsed) => {
             drop(ticket);
@@ -158,8 +162,10 @@ enum Refusal {
     Busy,
     /// 408: the head did not arrive within `header_timeout`.
     TooSlow,
-    /// 431: the head is over 16 KiB.
+    /// 431: the head is over 16 KiB, or has over 100 fields.
     HeadTooLarge,
+    /// 400: the head is not an HTTP/1 request head.
+    Malformed,
 }
 
 impl Refusal {
@@ -168,6 +174,7 @@ impl Refusal {
             Refusal::Busy => ("503 Service Unavailable", "retry-after: 1\r\n"),
             Refusal::TooSlow => ("408 Request Timeout", ""),
             Refusal::HeadTooLarge => ("431 Request Header Fields Too Large", ""),
+            Refusal::Malformed => ("400 Bad Request", ""),
         };
         format!(
             "HTTP/1.1 {status}\r\ncontent-length: 0\r\nconnection: close\r\n{retry}{}\r\n",
