@@ -10,7 +10,9 @@ prefix=$root/target/c-prefix
 bindings/c/install.sh $profile "$prefix" >/dev/null
 rustup target list --installed 2>/dev/null | grep -qx wasm32-wasip2 || rustup target add wasm32-wasip2
 guests=$root/target/wasm-guests
-cargo build --locked -q --release --target wasm32-wasip2 \
+# As the plugin host's tests build it (scripts/test-all.sh's clippy wrapper is for the workspace).
+env -u RUSTC_WORKSPACE_WRAPPER -u CLIPPY_ARGS \
+    cargo build --locked -q --release --target wasm32-wasip2 \
     --manifest-path plugins/guests/Cargo.toml --target-dir "$guests" -p vigilo-webhook
 mkdir -p target/c-example
 # shellcheck disable=SC2046 # pkg-config's output is meant to split into words
