@@ -155,7 +155,7 @@ fn probes() {
         }
     });
     let config: Config = format!(
-        "[[probe]]\nname = \"local\"\nhttp = \"http://{addr}/\"\nbody = \"ok\"\ninterval = \"10ms\"\ntimeout = \"1s\"\n"
+        "[[probe]]\nname = \"local\"\nhttp = \"http://{addr}/\"\nbody = \"ok\"\ninterval = \"10ms\"\ntimeout = \"10ms\"\n"
     )
     .parse()
     .unwrap();
