@@ -54,8 +54,7 @@ pub(super) async fn read(stream: &mut TcpStream) -> Result<Head, NoHead> {
             .map(|p| searched + p + 4);
         match end {
             Some(end) if end <= MAX_HEAD => {
-                check(bytes.get(..end).unwrap_or_default())?;
-                let (scrape_or_status, event_stream) = classify(&bytes);
+                let (scrape_or_status, event_stream) = parse(bytes.get(..end).unwrap_or_default())?;
                 return Ok(Head {
                     bytes,
                     scrape_or_status,
@@ -70,29 +69,28 @@ pub(super) async fn read(stream: &mut TcpStream) -> Result<Head, NoHead> {
 }
 
 /// Parses a complete head as hyper will (its parser, httparse, and its field limit), so that
-/// what hyper would refuse with a bare answer is refused here with the endpoint's own.
-fn check(head: &[u8]) -> Result<(), NoHead> {
+/// what hyper would refuse with a bare answer is refused here with the endpoint's own; says
+/// what it asks for: (a scrape or a status read, an event stream).
+fn parse(head: &[u8]) -> Result<(bool, bool), NoHead> {
     let mut fields = [httparse::EMPTY_HEADER; MAX_HEADERS];
-    match httparse::Request::new(&mut fields).parse(head) {
-        Ok(httparse::Status::Complete(_)) => Ok(()),
-        Err(httparse::Error::TooManyHeaders) => Err(NoHead::TooLarge),
+    let mut request = httparse::Request::new(&mut fields);
+    match request.parse(head) {
+        Ok(httparse::Status::Complete(_)) => {}
+        Err(httparse::Error::TooManyHeaders) => return Err(NoHead::TooLarge),
         // The head ends with an empty line, so a partial parse is a malformed one too.
-        Ok(httparse::Status::Partial) | Err(_) => Err(NoHead::Malformed),
+        Ok(httparse::Status::Partial) | Err(_) => return Err(NoHead::Malformed),
     }
-}
-
-/// From the request line: (a scrape or a status read, an event stream).
-fn classify(head: &[u8]) -> (bool, bool) {
-    let line = head.split(|b| *b == b'\n').next().unwrap_or_default();
-    let mut parts = line.split(|b| *b == b' ');
-    let method = parts.next().unwrap_or_default();
-    let target = parts.next().unwrap_or_default();
-    let path = target.split(|b| *b == b'?').next().unwrap_or_default();
-    let get = method == b"GET";
-    (
-        get && (path == b"/metrics" || path == b"/api/status"),
-        get && path == b"/api/events",
-    )
+    let get = request.method == Some("GET");
+    let path = request
+        .path
+        .unwrap_or_default()
+        .split('?')
+        .next()
+        .unwrap_or_default();
+    Ok((
+        get && (path == "/metrics" || path == "/api/status"),
+        get && path == "/api/events",
+    ))
 }
 
 /// A stream that first gives back bytes already read from it.
@@ -169,31 +167,31 @@ mod tests {
 
     #[test]
     fn heads_hyper_would_refuse_are_refused_here() {
-        assert!(check(b"GET /metrics HTTP/1.1\r\nhost: x\r\n\r\n").is_ok());
+        assert!(parse(b"GET /metrics HTTP/1.1\r\nhost: x\r\n\r\n").is_ok());
         assert!(matches!(
-            check(b"GET /metrics HTTP/9\r\n\r\n"),
+            parse(b"GET /metrics HTTP/9\r\n\r\n"),
             Err(NoHead::Malformed)
         ));
         assert!(matches!(
-            check(b"\x01\x02 / HTTP/1.1\r\n\r\n"),
+            parse(b"\x01\x02 / HTTP/1.1\r\n\r\n"),
             Err(NoHead::Malformed)
         ));
         assert!(matches!(
-            check(b"GET / HTTP/1.1\r\n: no name\r\n\r\n"),
+            parse(b"GET / HTTP/1.1\r\n: no name\r\n\r\n"),
             Err(NoHead::Malformed)
         ));
         let many: String = (0..=MAX_HEADERS).map(|i| format!("x-{i}: 1\r\n")).collect();
         let head = format!("GET / HTTP/1.1\r\n{many}\r\n");
-        assert!(matches!(check(head.as_bytes()), Err(NoHead::TooLarge)));
+        assert!(matches!(parse(head.as_bytes()), Err(NoHead::TooLarge)));
     }
 
     #[test]
     fn the_request_line_says_what_is_asked() {
-        assert_eq!(classify(b"GET /metrics HTTP/1.1\r\n\r\n"), (true, false));
-        assert_eq!(classify(b"GET /api/status?x=1 HTTP/1.1\r\n"), (true, false));
-        assert_eq!(classify(b"GET /api/events HTTP/1.1\r\n"), (false, true));
-        assert_eq!(classify(b"POST /metrics HTTP/1.1\r\n"), (false, false));
-        assert_eq!(classify(b"GET / HTTP/1.1\r\n"), (false, false));
-        assert_eq!(classify(b""), (false, false));
+        let asks = |line: &str| parse(format!("{line}\r\n\r\n").as_bytes()).ok();
+        assert_eq!(asks("GET /metrics HTTP/1.1"), Some((true, false)));
+        assert_eq!(asks("GET /api/status?x=1 HTTP/1.1"), Some((true, false)));
+        assert_eq!(asks("GET /api/events HTTP/1.1"), Some((false, true)));
+        assert_eq!(asks("POST /metrics HTTP/1.1"), Some((false, false)));
+        assert_eq!(asks("GET / HTTP/1.1"), Some((false, false)));
     }
 }
