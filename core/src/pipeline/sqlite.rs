@@ -15,6 +15,14 @@
 //! Crash safety: with WAL and `synchronous = NORMAL` a committed step survives the process
 //! being killed (it may be lost only if the machine itself loses power). One process owns a
 //! database at a time (a lock file beside it); others may read it and queue requests.
+//!
+//! Disk use: the write-ahead log is folded into the database every [`WAL_CHECKPOINT_PAGES`]
+//! pages and cut back to [`WAL_KEEP_BYTES`] when it starts over, so it stays small beside the
+//! database. (SQLite's default waits for 1000 pages, 4 MiB: on a small disk the log alone
+//! filled it, and a log can only be emptied by copying it into the database, which then had
+//! no room to grow; the store stayed failing with the disk full of its own log.) After a
+//! failed commit the next one first folds the log in and truncates it, so space the log held
+//! comes back too.
 
 use std::fs::File;
 use std::path::{Path, PathBuf};
@@ -30,6 +38,8 @@ use super::request::StoreRequest;
 use super::settings::OnCorrupt;
 use super::silence::Silence;
 use super::store::{Store, StoreChange, StoreError, StoredState};
+
+mod write;
 use crate::clock::Timestamp;
 use crate::eval::ItemSnapshot;
 
@@ -67,6 +77,14 @@ const MIGRATIONS: &[&str] = &[
      CREATE TABLE log_offsets (log TEXT PRIMARY KEY, data TEXT NOT NULL);",
 ];
 
+/// How many pages the write-ahead log may hold before SQLite folds it into the database
+/// (512 KiB at the default 4 KiB page).
+pub const WAL_CHECKPOINT_PAGES: u32 = 128;
+
+/// What the write-ahead log is cut back to when it starts over (a large step, such as a
+/// checkpoint of 100 000 items, may grow it past this for a while).
+pub const WAL_KEEP_BYTES: u64 = 1 << 20;
+
 /// A SQLite database holding the pipeline's state.
 pub struct SqliteStore {
     conn: Connection,
@@ -74,6 +92,8 @@ pub struct SqliteStore {
     limit: usize,
     max_age: Duration,
     commits: u64,
+    /// Whether the last commit failed (the next one first folds the log in).
+    last_failed: bool,
     /// Holds the owner lock while the store is open (none for readers and memory).
     _lock: Option<File>,
     /// Where a damaged file was moved, if it was.
@@ -162,6 +182,7 @@ impl SqliteStore {
             limit: limit.max(1),
             max_age,
             commits: 0,
+            last_failed: false,
             _lock: Some(lock),
             moved_aside: None,
         };
@@ -178,6 +199,7 @@ impl SqliteStore {
             limit: limit.max(1),
             max_age,
             commits: 0,
+            last_failed: false,
             _lock: None,
             moved_aside: None,
         };
@@ -206,6 +228,7 @@ impl SqliteStore {
             limit: usize::MAX,
             max_age: Duration::MAX,
             commits: 0,
+            last_failed: false,
             _lock: None,
             moved_aside: None,
         };
@@ -240,6 +263,18 @@ impl SqliteStore {
             }
             self.conn
                 .pragma_update(None, "synchronous", "NORMAL")
+                .map_err(e)?;
+            self.conn
+                .pragma_update(None, "wal_autocheckpoint", WAL_CHECKPOINT_PAGES)
+                .map_err(e)?;
+            // Answers with the limit set, hence a query rather than an update.
+            let _: i64 = self
+                .conn
+                .query_row(
+                    &format!("PRAGMA journal_size_limit = {WAL_KEEP_BYTES}"),
+                    [],
+                    |r| r.get(0),
+                )
                 .map_err(e)?;
             let check: String = self
                 .conn
@@ -398,54 +433,6 @@ pub(crate) fn new_identity() -> Result<String, StoreError> {
     Ok(format!("{:016x}", u64::from_le_bytes(bytes)))
 }
 
-/// Runs `sql` through the connection's statement cache: a step runs the same dozen statements
-/// over and over, and parsing them again each time was a fifth of a commit's cost.
-fn exec<P: rusqlite::Params>(
-    tx: &rusqlite::Transaction<'_>,
-    sql: &str,
-    params: P,
-) -> rusqlite::Result<usize> {
-    tx.prepare_cached(sql)?.execute(params)
-}
-
-/// Keeps the history within its count and age, and forgets old closed incidents and requests.
-fn prune_history(
-    tx: &rusqlite::Transaction<'_>,
-    path: &Option<PathBuf>,
-    limit: usize,
-    max_age: Duration,
-    newest: Timestamp,
-) -> Result<(), StoreError> {
-    let e = |e| sql_error(path, e);
-    let max_seq: Option<i64> = tx
-        .query_row("SELECT MAX(seq) FROM events", [], |r| r.get(0))
-        .map_err(e)?;
-    if let Some(max) = max_seq {
-        let keep = i64::try_from(limit).unwrap_or(i64::MAX);
-        exec(
-            tx,
-            "DELETE FROM events WHERE seq <= ?1",
-            [max.saturating_sub(keep)],
-        )
-        .map_err(e)?;
-    }
-    let oldest = (newest - max_age).as_nanos();
-    exec(tx, "DELETE FROM events WHERE at < ?1", [oldest]).map_err(e)?;
-    exec(
-        tx,
-        "DELETE FROM incidents WHERE open = 0 AND changed_at < ?1",
-        [oldest],
-    )
-    .map_err(e)?;
-    exec(
-        tx,
-        "DELETE FROM requests WHERE done_at IS NOT NULL AND done_at < ?1",
-        [oldest],
-    )
-    .map_err(e)?;
-    Ok(())
-}
-
 /// Takes the owner lock of `path` (a `.lock` file beside it): one pipeline per database.
 fn owner_lock(path: &Path) -> Result<File, StoreError> {
     let lock_path = with_suffix(path, ".lock");
@@ -560,171 +547,16 @@ impl Store for SqliteStore {
     }
 
     fn commit(&mut self, changes: &[StoreChange]) -> Result<(), StoreError> {
-        let p = self.path.clone();
-        let e = |e| sql_error(&p, e);
-        self.commits += 1;
-        let prune = self.commits.is_multiple_of(256);
-        let tx = self.conn.transaction().map_err(e)?;
-        let mut newest = None;
-        let bump = |tx: &rusqlite::Transaction<'_>, name: &str, v: u64| {
-            exec(
-                tx,
-                "INSERT INTO counters (name, value) VALUES (?1, ?2)
-                 ON CONFLICT(name) DO UPDATE SET value = MAX(value, excluded.value)",
-                params![name, i64::try_from(v).unwrap_or(i64::MAX)],
-            )
-        };
-        for c in changes {
-            match c {
-                StoreChange::Incident(i) => {
-                    bump(&tx, "incident", i.id.0).map_err(e)?;
-                    exec(
-                        &tx,
-                        "INSERT OR REPLACE INTO incidents (id, open, item, rule, changed_at, data)
-                         VALUES (?1, 1, ?2, ?3, ?4, ?5)",
-                        params![
-                            i64::try_from(i.id.0).unwrap_or(i64::MAX),
-                            i.item.to_string(),
-                            &*i.item.rule,
-                            i.changed_at.as_nanos(),
-                            json(&**i)?
-                        ],
-                    )
-                    .map_err(e)?;
-                }
-                StoreChange::IncidentClosed(id) => {
-                    exec(
-                        &tx,
-                        "UPDATE incidents SET open = 0 WHERE id = ?1",
-                        [i64::try_from(id.0).unwrap_or(i64::MAX)],
-                    )
-                    .map_err(e)?;
-                }
-                StoreChange::Notification(n) => {
-                    bump(&tx, "notification", n.id.0).map_err(e)?;
-                    exec(&tx,
-                        "INSERT OR REPLACE INTO outbox (id, channel, key, data) VALUES (?1, ?2, ?3, ?4)",
-                        params![
-                            i64::try_from(n.id.0).unwrap_or(i64::MAX),
-                            n.channel,
-                            n.alert.idempotency_key,
-                            json(&**n)?
-                        ],
-                    )
-                    .map_err(e)?;
-                }
-                StoreChange::NotificationDone(id) => {
-                    exec(
-                        &tx,
-                        "DELETE FROM outbox WHERE id = ?1",
-                        [i64::try_from(id.0).unwrap_or(i64::MAX)],
-                    )
-                    .map_err(e)?;
-                }
-                StoreChange::Silence(s) => {
-                    bump(&tx, "silence", s.id.0).map_err(e)?;
-                    exec(
-                        &tx,
-                        "INSERT OR REPLACE INTO silences (id, data) VALUES (?1, ?2)",
-                        params![i64::try_from(s.id.0).unwrap_or(i64::MAX), json(&**s)?],
-                    )
-                    .map_err(e)?;
-                }
-                StoreChange::SilenceRemoved(id) => {
-                    exec(
-                        &tx,
-                        "DELETE FROM silences WHERE id = ?1",
-                        [i64::try_from(id.0).unwrap_or(i64::MAX)],
-                    )
-                    .map_err(e)?;
-                }
-                StoreChange::Event(ev) => {
-                    bump(&tx, "event", ev.seq).map_err(e)?;
-                    newest = Some(ev.at);
-                    exec(
-                        &tx,
-                        "INSERT OR REPLACE INTO events (seq, at, kind, incident, item, rule, data)
-                         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-                        params![
-                            i64::try_from(ev.seq).unwrap_or(i64::MAX),
-                            ev.at.as_nanos(),
-                            ev.kind.name(),
-                            ev.incident.map(|i| i64::try_from(i.0).unwrap_or(i64::MAX)),
-                            ev.item,
-                            ev.rule,
-                            json(&**ev)?
-                        ],
-                    )
-                    .map_err(e)?;
-                }
-                StoreChange::ItemStates(states) => {
-                    exec(&tx, "DELETE FROM item_states", []).map_err(e)?;
-                    for s in states {
-                        exec(&tx,
-                            "INSERT OR REPLACE INTO item_states (rule, labels, data) VALUES (?1, ?2, ?3)",
-                            params![s.rule, s.labels.to_string(), json(s)?],
-                        )
-                        .map_err(e)?;
-                    }
-                }
-                StoreChange::SloStates(states) => {
-                    exec(&tx, "DELETE FROM slo_states", []).map_err(e)?;
-                    for s in states {
-                        exec(
-                            &tx,
-                            "INSERT OR REPLACE INTO slo_states (name, data) VALUES (?1, ?2)",
-                            params![s.name, json(s)?],
-                        )
-                        .map_err(e)?;
-                    }
-                }
-                StoreChange::Learned(states) => {
-                    let newest = states
-                        .iter()
-                        .filter_map(|s| s.points.last().map(|p| p.0))
-                        .max();
-                    for s in states {
-                        tx.execute(
-                            "INSERT OR REPLACE INTO learned_states (rule, labels, data, expires)
-                             VALUES (?1, ?2, ?3, ?4)",
-                            params![s.rule, s.labels.to_string(), json(s)?, s.expires],
-                        )
-                        .map_err(e)?;
-                    }
-                    if let Some(now) = newest {
-                        tx.execute("DELETE FROM learned_states WHERE expires < ?1", [now])
-                            .map_err(e)?;
-                    }
-                }
-                StoreChange::LogOffsets(logs) => {
-                    tx.execute("DELETE FROM log_offsets", []).map_err(e)?;
-                    for l in logs {
-                        tx.execute(
-                            "INSERT OR REPLACE INTO log_offsets (log, data) VALUES (?1, ?2)",
-                            params![l.log, json(l)?],
-                        )
-                        .map_err(e)?;
-                    }
-                }
-                StoreChange::RequestDone(id, result) => {
-                    exec(
-                        &tx,
-                        "UPDATE requests SET done_at = ?2, result = ?3 WHERE id = ?1",
-                        params![
-                            id,
-                            crate::clock::Clock::now(&crate::clock::SystemClock).as_nanos(),
-                            json(result)?
-                        ],
-                    )
-                    .map_err(e)?;
-                }
-            }
+        if self.last_failed && self.path.is_some() {
+            // Best effort: on a full disk this may fail too (the database has no room for
+            // the log's pages); the commit below then says why.
+            let _ = self
+                .conn
+                .query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()));
         }
-        if let Some(t) = newest.filter(|_| prune) {
-            prune_history(&tx, &p, self.limit, self.max_age, t)?;
-        }
-        tx.commit().map_err(e)?;
-        Ok(())
+        let result = self.write_step(changes);
+        self.last_failed = result.is_err();
+        result
     }
 
     fn history(&self, query: &HistoryQuery) -> Result<Vec<Event>, StoreError> {
