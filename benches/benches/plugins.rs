@@ -18,7 +18,6 @@
 #[path = "common/loopback.rs"]
 mod loopback;
 
-use std::collections::BTreeMap;
 use std::hint::black_box;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -26,7 +25,7 @@ use std::time::{Duration, Instant};
 
 use criterion::{Criterion, criterion_group, criterion_main};
 use vigilo::Severity;
-use vigilo::alert::{Alert, AlertStatus};
+use vigilo::alert::Alert;
 use vigilo::clock::Timestamp;
 use vigilo_plugin_host::{PluginHost, PluginHostConfig, PluginSettings};
 use wasmtime::component::{Component, InstancePre, Linker};
@@ -45,24 +44,17 @@ const NOOP: &str = r#"
 const COPIES: usize = 40;
 
 fn alert() -> Alert {
-    Alert {
-        rule: "cpu-high".into(),
-        metric: "cpu.usage".into(),
-        labels: BTreeMap::from([("host".to_owned(), "web-1".to_owned())]),
-        annotations: BTreeMap::from([("summary".to_owned(), "CPU at 93%".to_owned())]),
-        severity: Severity::Major,
-        previous: Severity::Warning,
-        peak: Severity::Major,
-        status: AlertStatus::Firing,
-        value: Some(93.0),
-        threshold: Some(80.0),
-        since: Timestamp::from_secs(1_700_000_000),
-        at: Timestamp::from_secs(1_700_000_060),
-        idempotency_key: "cpu-high{host=web-1}@1700000060:4".into(),
-        recipients: vec!["ops@example.com".into()],
-        incident: None,
-        fingerprint: String::new(),
-    }
+    Alert::builder("cpu-high", Severity::Major)
+        .metric("cpu.usage")
+        .label("host", "web-1")
+        .annotation("summary", "CPU at 93%")
+        .previous(Severity::Warning)
+        .value(93.0)
+        .threshold(80.0)
+        .since(Timestamp::from_secs(1_700_000_000))
+        .at(Timestamp::from_secs(1_700_000_060))
+        .recipient("ops@example.com")
+        .build()
 }
 
 struct RawNoop {

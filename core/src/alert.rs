@@ -9,7 +9,6 @@ use serde::{Deserialize, Serialize};
 
 use crate::Severity;
 use crate::clock::Timestamp;
-use crate::eval::Transition;
 
 /// Whether an alert reports a problem or its end.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -21,8 +20,10 @@ pub enum AlertStatus {
     Resolved,
 }
 
-/// One notification about one item, as channels and actions receive it.
+/// One notification about one item, as channels and actions receive it. Made by the
+/// pipeline; to make one yourself (a channel's test), use [`Alert::builder`].
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[non_exhaustive]
 pub struct Alert {
     /// The rule's name.
     pub rule: String,
@@ -110,40 +111,168 @@ impl Fnv {
 }
 
 impl Alert {
-    /// The alert for a transition, addressed to `recipients`.
-    pub fn from_transition(t: &Transition, recipients: Vec<String>) -> Self {
-        let mut labels: BTreeMap<String, String> = t.rule_labels.clone();
-        labels.extend(t.labels.iter().map(|(k, v)| (k.to_owned(), v.to_owned())));
-        let status = if t.to == Severity::Normal {
+    /// An alert for `rule` at `severity`, to test a channel or an action with, or for a service
+    /// that raises its own: firing (resolved if `severity` is Normal), at the Unix epoch, with
+    /// nothing else set; the builder's methods set the rest and `build` gives the alert (its
+    /// fields stay public to read and change). The same names as the plugin SDK's builder.
+    ///
+    /// ```
+    /// use vigilo::{Alert, Severity};
+    /// use vigilo::clock::Timestamp;
+    ///
+    /// let a = Alert::builder("disk-full", Severity::Critical)
+    ///     .label("mount", "/data")
+    ///     .annotation("summary", "/data is 97% full")
+    ///     .value(0.97)
+    ///     .at(Timestamp::from_secs(1_700_000_060))
+    ///     .build();
+    /// assert_eq!(a.labels["mount"], "/data");
+    /// assert_eq!(a.fingerprint, vigilo::alert::fingerprint(
+    ///     "disk-full",
+    ///     &vigilo::Labels::from_pairs(&[("mount", "/data")]),
+    /// ));
+    /// ```
+    pub fn builder(rule: &str, severity: Severity) -> AlertBuilder {
+        let status = if severity == Severity::Normal {
             AlertStatus::Resolved
         } else {
             AlertStatus::Firing
         };
-        let idempotency_key = format!(
-            "{}{}@{}:{}",
-            t.rule,
-            t.labels,
-            t.at.as_nanos(),
-            t.to.number()
-        );
-        Alert {
-            rule: t.rule.to_string(),
-            metric: t.metric.to_string(),
-            labels,
-            annotations: t.annotations.clone(),
-            severity: t.to,
-            previous: t.from,
-            peak: t.to.max(t.from),
-            status,
-            value: t.value,
-            threshold: t.threshold,
-            since: t.since,
-            at: t.at,
-            idempotency_key,
-            recipients,
-            incident: None,
-            fingerprint: fingerprint(&t.rule, &t.labels),
+        AlertBuilder {
+            alert: Alert {
+                rule: rule.to_owned(),
+                metric: rule.to_owned(),
+                labels: BTreeMap::new(),
+                annotations: BTreeMap::new(),
+                severity,
+                previous: Severity::Normal,
+                peak: severity,
+                status,
+                value: None,
+                threshold: None,
+                since: Timestamp::from_secs(0),
+                at: Timestamp::from_secs(0),
+                idempotency_key: String::new(),
+                recipients: Vec::new(),
+                incident: None,
+                fingerprint: String::new(),
+            },
+            key: None,
         }
+    }
+}
+
+/// Builds an [`Alert`] (from [`Alert::builder`]).
+#[derive(Debug, Clone)]
+#[must_use]
+pub struct AlertBuilder {
+    alert: Alert,
+    key: Option<String>,
+}
+
+impl AlertBuilder {
+    /// The metric watched (default: the rule's name).
+    pub fn metric(mut self, metric: &str) -> Self {
+        self.alert.metric = metric.to_owned();
+        self
+    }
+
+    /// Adds (or replaces) label `name`.
+    pub fn label(mut self, name: &str, value: &str) -> Self {
+        self.alert.labels.insert(name.to_owned(), value.to_owned());
+        self
+    }
+
+    /// Adds (or replaces) annotation `name` (`summary`, `description`, `runbook` …).
+    pub fn annotation(mut self, name: &str, value: &str) -> Self {
+        self.alert
+            .annotations
+            .insert(name.to_owned(), value.to_owned());
+        self
+    }
+
+    /// The value that decided it.
+    pub fn value(mut self, value: f64) -> Self {
+        self.alert.value = Some(value);
+        self
+    }
+
+    /// The threshold crossed.
+    pub fn threshold(mut self, threshold: f64) -> Self {
+        self.alert.threshold = Some(threshold);
+        self
+    }
+
+    /// The severity before this change (default Normal); the peak becomes the higher of the two.
+    pub fn previous(mut self, previous: Severity) -> Self {
+        self.alert.previous = previous;
+        self.alert.peak = self.alert.severity.max(previous);
+        self
+    }
+
+    /// Makes it the resolve of the alert built so far: severity Normal, resolved from the
+    /// severity it had.
+    pub fn resolved(mut self) -> Self {
+        if self.alert.status == AlertStatus::Firing {
+            self.alert.previous = self.alert.severity;
+        }
+        self.alert.severity = Severity::Normal;
+        self.alert.status = AlertStatus::Resolved;
+        self
+    }
+
+    /// When the item entered its previous state (default: when this change happened).
+    pub fn since(mut self, since: Timestamp) -> Self {
+        self.alert.since = since;
+        self
+    }
+
+    /// When this change happened (default the Unix epoch); `since` follows unless set.
+    pub fn at(mut self, at: Timestamp) -> Self {
+        if self.alert.since == self.alert.at {
+            self.alert.since = at;
+        }
+        self.alert.at = at;
+        self
+    }
+
+    /// Adds a recipient.
+    pub fn recipient(mut self, recipient: &str) -> Self {
+        self.alert.recipients.push(recipient.to_owned());
+        self
+    }
+
+    /// The pipeline incident it belongs to.
+    pub fn incident(mut self, incident: u64) -> Self {
+        self.alert.incident = Some(incident);
+        self
+    }
+
+    /// The idempotency key (default: the fingerprint, the change's time and severity, so two
+    /// alerts built alike have the same key and two different changes do not).
+    pub fn idempotency_key(mut self, key: &str) -> Self {
+        self.key = Some(key.to_owned());
+        self
+    }
+
+    /// The alert, its fingerprint computed from the rule and the labels.
+    pub fn build(self) -> Alert {
+        let mut a = self.alert;
+        let labels: Vec<(&str, &str)> = a
+            .labels
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .collect();
+        a.fingerprint = fingerprint(&a.rule, &crate::Labels::from_pairs(&labels));
+        a.idempotency_key = self.key.unwrap_or_else(|| {
+            format!(
+                "{}@{}:{}",
+                a.fingerprint,
+                a.at.as_nanos(),
+                a.severity.number()
+            )
+        });
+        a
     }
 }
 

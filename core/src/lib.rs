@@ -38,10 +38,16 @@ pub mod tracing_layer;
 pub mod units;
 pub mod web;
 
+// The types a service names first, at the root: recording, one configuration, one entry point,
+// and its own channels and actions. The rest is reached through its module.
+pub use alert::{Action, ActionError, ActionOutcome, Alert, AlertStatus, Channel, DeliveryError};
+pub use config::{Config, ConfigError};
+pub use eval::Evaluator;
 pub use metrics::{
     Counter, Gauge, Histogram, Labels, LocalCounter, MetricError, MetricKind, Registry,
     RegistryConfig,
 };
+pub use monitor::{Monitor, MonitorBuilder, MonitorError};
 pub use severity::Severity;
 
 /// The README's Rust example, compiled and run as a doctest.

@@ -89,38 +89,26 @@ fn pairs(items: &[String], what: &str) -> Result<Vec<(String, String)>, String> 
 
 /// The sample alert `t` describes, firing.
 fn sample(t: &TryPlugin) -> Result<Alert, String> {
-    let labels: std::collections::BTreeMap<String, String> =
-        pairs(&t.labels, "label")?.into_iter().collect();
-    let mut annotations: std::collections::BTreeMap<String, String> =
-        pairs(&t.annotations, "annotation")?.into_iter().collect();
-    annotations
-        .entry("summary".to_owned())
-        .or_insert_with(|| format!("a test alert of rule {} from host-agent try-plugin", t.rule));
     let now = SystemClock.now();
-    let series = vigilo::Labels::from_pairs(
-        &labels
-            .iter()
-            .map(|(k, v)| (k.as_str(), v.as_str()))
-            .collect::<Vec<_>>(),
-    );
-    Ok(Alert {
-        rule: t.rule.clone(),
-        metric: t.rule.clone(),
-        labels,
-        annotations,
-        severity: t.severity,
-        previous: Severity::Normal,
-        peak: t.severity,
-        status: AlertStatus::Firing,
-        value: t.value,
-        threshold: None,
-        since: now,
-        at: now,
-        idempotency_key: format!("try-plugin:{}:{}", t.rule, now.as_nanos()),
-        recipients: t.recipients.clone(),
-        incident: Some(1),
-        fingerprint: vigilo::alert::fingerprint(&t.rule, &series),
-    })
+    let summary = format!("a test alert of rule {} from host-agent try-plugin", t.rule);
+    let mut alert = Alert::builder(&t.rule, t.severity)
+        .annotation("summary", &summary)
+        .at(now)
+        .incident(1)
+        .idempotency_key(&format!("try-plugin:{}:{}", t.rule, now.as_nanos()));
+    for (name, value) in pairs(&t.labels, "label")? {
+        alert = alert.label(&name, &value);
+    }
+    for (name, value) in pairs(&t.annotations, "annotation")? {
+        alert = alert.annotation(&name, &value);
+    }
+    for r in &t.recipients {
+        alert = alert.recipient(r);
+    }
+    if let Some(v) = t.value {
+        alert = alert.value(v);
+    }
+    Ok(alert.build())
 }
 
 /// The resolve of `firing`.

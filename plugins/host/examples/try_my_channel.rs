@@ -3,10 +3,8 @@
 //! `plugins/host/tests/host/sdk_readme.rs` checks that the README shows this file and runs it.
 //! The README's code starts below this comment.
 
-use vigilo::Severity;
-use vigilo::alert::{Alert, AlertStatus, Channel};
 use vigilo::clock::Timestamp;
-use vigilo::config::Config;
+use vigilo::{Alert, Channel, Config, Severity};
 use vigilo_plugin_host::PluginHost;
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -14,27 +12,18 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let host = PluginHost::new(config.plugins.clone())?;
     let channel = host.load_channel(config.pipeline.channels[0].plugin.clone())?;
 
-    let alert = Alert {
-        rule: "cpu-high".into(),
-        metric: "host.cpu.usage".into(),
-        labels: [("host".to_owned(), "web-1".to_owned())].into(),
-        annotations: [("summary".to_owned(), "CPU at 93.5% on web-1".to_owned())].into(),
-        severity: Severity::Major,
-        previous: Severity::Warning,
-        peak: Severity::Major,
-        status: AlertStatus::Firing,
-        value: Some(93.5),
-        threshold: Some(80.0),
-        since: Timestamp::from_secs(1_700_000_000),
-        at: Timestamp::from_secs(1_700_000_060),
-        idempotency_key: "cpu-high/web-1/1700000060/major".into(),
-        recipients: vec![],
-        incident: Some(1),
-        fingerprint: vigilo::alert::fingerprint(
-            "cpu-high",
-            &vigilo::Labels::from_pairs(&[("host", "web-1")]),
-        ),
-    };
+    let alert = Alert::builder("cpu-high", Severity::Major)
+        .metric("host.cpu.usage")
+        .label("host", "web-1")
+        .annotation("summary", "CPU at 93.5% on web-1")
+        .previous(Severity::Warning)
+        .value(93.5)
+        .threshold(80.0)
+        .since(Timestamp::from_secs(1_700_000_000))
+        .at(Timestamp::from_secs(1_700_000_060))
+        .idempotency_key("cpu-high/web-1/1700000060/major")
+        .incident(1)
+        .build();
     channel.deliver(&alert)?;
     println!("delivered");
     Ok(())

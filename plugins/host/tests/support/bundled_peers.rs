@@ -6,7 +6,6 @@
 
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
-use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
 use std::path::PathBuf;
@@ -431,30 +430,21 @@ fn load<P, E: std::fmt::Display>(
 
 /// A firing Major alert on `host.cpu.usage` (value 93.5, threshold 80) of `web-1`.
 pub fn sample_alert() -> Alert {
-    Alert {
-        rule: "cpu-high".into(),
-        metric: "host.cpu.usage".into(),
-        labels: BTreeMap::from([
-            ("host".into(), "web-1".into()),
-            ("team".into(), "ops".into()),
-        ]),
-        annotations: BTreeMap::from([
-            ("runbook".into(), "https://runbooks.example/cpu".into()),
-            ("summary".into(), "CPU at 93.5% on web-1".into()),
-        ]),
-        severity: Severity::Major,
-        previous: Severity::Warning,
-        peak: Severity::Major,
-        status: AlertStatus::Firing,
-        value: Some(93.5),
-        threshold: Some(80.0),
-        since: Timestamp::from_secs(1_700_000_000),
-        at: Timestamp::from_secs(1_700_000_060),
-        idempotency_key: "cpu-high{host=\"web-1\"}@1700000060000000000:4".into(),
-        recipients: vec!["ops@example.com".into(), "+82-10-1234-5678".into()],
-        incident: None,
-        fingerprint: String::new(),
-    }
+    Alert::builder("cpu-high", Severity::Major)
+        .metric("host.cpu.usage")
+        .label("host", "web-1")
+        .label("team", "ops")
+        .annotation("runbook", "https://runbooks.example/cpu")
+        .annotation("summary", "CPU at 93.5% on web-1")
+        .previous(Severity::Warning)
+        .value(93.5)
+        .threshold(80.0)
+        .since(Timestamp::from_secs(1_700_000_000))
+        .at(Timestamp::from_secs(1_700_000_060))
+        .idempotency_key("cpu-high{host=\"web-1\"}@1700000060000000000:4")
+        .recipient("ops@example.com")
+        .recipient("+82-10-1234-5678")
+        .build()
 }
 
 /// The same item back to normal.
