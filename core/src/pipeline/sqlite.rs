@@ -16,9 +16,10 @@
 //! being killed (it may be lost only if the machine itself loses power). One process owns a
 //! database at a time (a lock file beside it); others may read it and queue requests.
 //!
-//! Disk use: the write-ahead log is folded into the database every [`WAL_CHECKPOINT_PAGES`]
-//! pages and cut back to [`WAL_KEEP_BYTES`] when it starts over, so it stays small beside the
-//! database. (SQLite's default waits for 1000 pages, 4 MiB: on a small disk the log alone
+//! Disk use: the write-ahead log is folded into the database once it holds
+//! [`WAL_CHECKPOINT_PAGES`] pages, on a thread of its own (`checkpointer.rs`: a commit never
+//! waits for it), and cut back to [`WAL_KEEP_BYTES`] when it starts over, so it stays small
+//! beside the database. (SQLite's default waits for 1000 pages, 4 MiB: on a small disk the log alone
 //! filled it, and a log can only be emptied by copying it into the database, which then had
 //! no room to grow; the store stayed failing with the disk full of its own log.) After a
 //! failed commit the next one first folds the log in and truncates it, so space the log held
@@ -39,6 +40,7 @@ use super::settings::OnCorrupt;
 use super::silence::Silence;
 use super::store::{Store, StoreChange, StoreError, StoredState};
 
+mod checkpointer;
 mod write;
 use crate::clock::Timestamp;
 use crate::eval::ItemSnapshot;
@@ -92,6 +94,8 @@ pub struct SqliteStore {
     limit: usize,
     max_age: Duration,
     commits: u64,
+    /// Folds the log into the database off the commit path (file-backed owners only).
+    checkpointer: Option<checkpointer::Checkpointer>,
     /// Whether the last commit failed (the next one first folds the log in).
     last_failed: bool,
     /// Holds the owner lock while the store is open (none for readers and memory).
@@ -183,10 +187,12 @@ impl SqliteStore {
             max_age,
             commits: 0,
             last_failed: false,
+            checkpointer: None,
             _lock: Some(lock),
             moved_aside: None,
         };
         store.prepare(true)?;
+        store.checkpointer = Some(checkpointer::Checkpointer::start(path, &mut store.conn)?);
         Ok(store)
     }
 
@@ -200,6 +206,7 @@ impl SqliteStore {
             max_age,
             commits: 0,
             last_failed: false,
+            checkpointer: None,
             _lock: None,
             moved_aside: None,
         };
@@ -229,6 +236,7 @@ impl SqliteStore {
             max_age: Duration::MAX,
             commits: 0,
             last_failed: false,
+            checkpointer: None,
             _lock: None,
             moved_aside: None,
         };
