@@ -55,11 +55,11 @@ env -u RUSTC_WORKSPACE_WRAPPER -u CLIPPY_ARGS \
     cargo test --manifest-path plugins/guests/Cargo.toml --locked -q -p vigilo-plugin-sdk
 
 step "loom models of the record / arm and create / read protocols (core/src/metrics/loom.rs)"
-# A separate target directory: --cfg vigilo_loom rebuilds the crate. (Not `--cfg loom`: tokio
-# and other dependencies read that one and compile parts of themselves out.)
-# Without the optional features: the models are in the collector, which every feature set has.
-env -u RUSTC_WORKSPACE_WRAPPER -u CLIPPY_ARGS RUSTFLAGS="--cfg vigilo_loom" \
-    CARGO_TARGET_DIR=target/loom cargo test --locked -q -p vigilo --lib --no-default-features loom_
+# core/build.rs sets cfg(vigilo_loom) for vigilo alone (its dependencies are the ones built
+# already). Without the optional features: the models are in the collector, which every
+# feature set has.
+env -u RUSTC_WORKSPACE_WRAPPER -u CLIPPY_ARGS VIGILO_LOOM=1 \
+    cargo test --locked -q -p vigilo --lib --no-default-features --features loom-models loom_
 
 step "C API from C: plain, under valgrind, with -fsanitize=address,undefined"
 ./bindings/c/test.sh

@@ -1,6 +1,6 @@
 //! The atomics and barriers of the lock-free protocols between recording threads and the
-//! evaluator, swapped for loom's under `--cfg vigilo_loom` so that the loom models (`metrics/loom.rs`)
-//! run the real code.
+//! evaluator, swapped for loom's under `cfg(vigilo_loom)` (`VIGILO_LOOM=1`, see `build.rs`) so
+//! that the loom models (`metrics/loom.rs`) run the real code.
 //!
 //! The barriers pair asymmetrically: the record path pays [`light_barrier`] (a compiler fence
 //! where the operating system offers a process-wide barrier: Linux `membarrier`, Windows
