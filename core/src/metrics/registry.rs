@@ -399,6 +399,11 @@ impl Registry {
         self.inner.descriptions.get(name)
     }
 
+    /// The kind of metric `name`, if a series of it was ever created.
+    pub(crate) fn kind_of(&self, name: &str) -> Option<MetricKind> {
+        self.inner.writers.lock().families.get(name).map(|f| f.kind)
+    }
+
     /// Every description, by metric name.
     pub(crate) fn descriptions(&self) -> HashMap<Arc<str>, Description> {
         self.inner.descriptions.all()

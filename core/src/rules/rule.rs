@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 
 use super::{Aggregation, Comparison, RuleError, Schedule, template};
 use crate::Severity;
-use crate::metrics::Labels;
+use crate::metrics::{Labels, MetricKind};
 use crate::units::Unit;
 
 /// One level of the ladder: threshold, duration, occurrences, hysteresis.
@@ -375,10 +375,15 @@ impl Rule {
     }
 
     /// The unit of the rule's values and thresholds, given the unit its metric is described
-    /// with (if any): the metric's unit, per second for a `rate` (see [`crate::units`]).
-    pub fn unit(&self, described: Option<&str>) -> Unit {
+    /// with (if any) and its kind (if recorded yet): the metric's unit, per second for a
+    /// `rate` (see [`crate::units`]); a histogram's `delta` and `increase` count observations,
+    /// so they have none.
+    pub fn unit(&self, described: Option<&str>, kind: Option<MetricKind>) -> Unit {
         match self.aggregation {
             Aggregation::Rate => Unit::of_rate(&self.metric, described),
+            Aggregation::Delta | Aggregation::Increase if kind == Some(MetricKind::Histogram) => {
+                Unit::NONE
+            }
             Aggregation::Last
             | Aggregation::Avg
             | Aggregation::Min
@@ -672,6 +677,25 @@ mod tests {
 
     fn secs(s: u64) -> Duration {
         Duration::from_secs(s)
+    }
+
+    #[test]
+    fn a_histograms_increase_counts_observations_and_has_no_unit() {
+        let rule = |a| {
+            Rule::builder("r", "request_duration_seconds")
+                .aggregate(a, secs(60))
+                .level(Level::new(Severity::Warning, 10.0))
+                .build()
+                .unwrap()
+        };
+        for a in [Aggregation::Increase, Aggregation::Delta] {
+            assert!(rule(a).unit(None, Some(MetricKind::Histogram)).is_none());
+            assert_eq!(rule(a).unit(None, Some(MetricKind::Gauge)).name(), "seconds");
+            assert_eq!(rule(a).unit(None, None).name(), "seconds");
+        }
+        // A histogram's average and percentiles are of its observations: its unit.
+        let p = rule(Aggregation::Percentile(0.99));
+        assert_eq!(p.unit(None, Some(MetricKind::Histogram)).name(), "seconds");
     }
 
     #[test]
