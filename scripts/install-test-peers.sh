@@ -44,7 +44,7 @@ if command -v systemctl >/dev/null 2>&1 && systemctl is-active --quiet prometheu
 fi
 
 missing=""
-# The [http] endpoint's tests (core/tests/web.rs, web_board.rs): a real Prometheus server and
+# The [http] endpoint's tests (core/tests/all/web.rs, web_board.rs): a real Prometheus server and
 # promtool (Debian package prometheus), and a headless Chromium (Debian package chromium).
 command -v prometheus >/dev/null 2>&1 || missing="$missing prometheus"
 command -v chromium >/dev/null 2>&1 || missing="$missing chromium"
@@ -72,7 +72,7 @@ if ! python3 -c 'import aiosmtpd' >/dev/null 2>&1; then
 fi
 python3 -c 'import aiosmtpd' >/dev/null
 
-# The OTLP export's test receiver (core/tests/export_support/otlp_receiver.py) decodes with the
+# The OTLP export's test receiver (core/tests/all/export_support/otlp_receiver.py) decodes with the
 # OpenTelemetry project's published protobuf schema: opentelemetry-proto (PyPI).
 if ! python3 -c 'import opentelemetry.proto.collector.metrics.v1.metrics_service_pb2' >/dev/null 2>&1; then
     say "pip install opentelemetry-proto"

@@ -189,10 +189,7 @@ fn rule_unit(rule: &Rule, registry: &Registry) -> crate::units::Unit {
     let described = registry
         .description(rule.shared_metric())
         .and_then(|d| d.unit);
-    rule.unit(
-        described.as_deref(),
-        registry.kind_of(rule.shared_metric()),
-    )
+    rule.unit(described.as_deref(), registry.kind_of(rule.shared_metric()))
 }
 
 /// A sampled series.

@@ -6,7 +6,7 @@
 //! `TimeSeries.labels` = 1 and `.samples` = 2, `Label.name` = 1 and `.value` = 2,
 //! `Sample.value` = 1 (double) and `.timestamp` = 2 (int64, ms). Metadata (field 3 of
 //! `WriteRequest`) is optional in 1.0 and not sent. A real Prometheus receiver checks them in
-//! `core/tests/export_remote_write.rs`.
+//! `core/tests/all/export_remote_write.rs`.
 //!
 //! Each series is sent as Prometheus would scrape it: a counter or gauge as one sample, a
 //! histogram as cumulative `_bucket{le}` series, `_sum` and `_count`. Labels are sorted by

@@ -690,7 +690,10 @@ mod tests {
         };
         for a in [Aggregation::Increase, Aggregation::Delta] {
             assert!(rule(a).unit(None, Some(MetricKind::Histogram)).is_none());
-            assert_eq!(rule(a).unit(None, Some(MetricKind::Gauge)).name(), "seconds");
+            assert_eq!(
+                rule(a).unit(None, Some(MetricKind::Gauge)).name(),
+                "seconds"
+            );
             assert_eq!(rule(a).unit(None, None).name(), "seconds");
         }
         // A histogram's average and percentiles are of its observations: its unit.

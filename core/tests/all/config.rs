@@ -624,7 +624,7 @@ proptest::proptest! {
         cut in 0usize..40,
         insert in "[\\[\\]=\"{},.%a-z0-9 \n주의]{0,12}",
     ) {
-        let base = include_str!("../../examples/rules.toml");
+        let base = include_str!("../../../examples/rules.toml");
         let mut at = at.min(base.len());
         while !base.is_char_boundary(at) {
             at -= 1;

@@ -349,8 +349,8 @@ fn two_recorders_on_one_thread_keep_their_series_apart() {
     assert_eq!(b.counter("cache_hits", &labels).unwrap().value(), 6);
 }
 
-/// The only test installing a recorder for the whole process (this file is its own test binary;
-/// the other tests use local recorders, which take precedence on their thread).
+/// The only test installing a recorder for the whole process (no other test of this binary
+/// does; the other tests here use local recorders, which take precedence on their thread).
 #[test]
 fn the_global_install_records_from_any_thread() {
     let registry = Registry::new();

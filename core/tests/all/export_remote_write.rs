@@ -8,7 +8,7 @@
 #![cfg(feature = "remote-write")]
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod export_support;
+use crate::export_support;
 
 use std::time::Duration;
 

@@ -5,7 +5,7 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod web_support;
+use crate::web_support;
 
 use std::io::Write;
 use std::net::{SocketAddr, TcpStream};

@@ -1,11 +1,11 @@
 //! The `[http]` endpoint as scrapers, operators and attackers meet it: the exposition read back
 //! through a real Prometheus and checked by `promtool`, the status API and its write checks,
 //! and bad input (unknown paths, huge heads and bodies, slow clients, 1,000 scrapes at once).
-//! The board in a real browser is `core/tests/web_board.rs`.
+//! The board in a real browser is `core/tests/all/web_board.rs`.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod web_support;
+use crate::web_support;
 
 use std::io::{Read, Write};
 use std::net::TcpStream;

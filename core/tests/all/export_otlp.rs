@@ -6,7 +6,7 @@
 #![cfg(feature = "otlp")]
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod export_support;
+use crate::export_support;
 
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
@@ -29,7 +29,7 @@ impl Receiver {
     fn start() -> Receiver {
         let script = concat!(
             env!("CARGO_MANIFEST_DIR"),
-            "/tests/export_support/otlp_receiver.py"
+            "/tests/all/export_support/otlp_receiver.py"
         );
         let mut child = Command::new("python3")
             .arg(script)

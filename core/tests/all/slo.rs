@@ -491,7 +491,7 @@ fn bad_slo_configurations_are_located_errors() {
 
 #[test]
 fn the_readme_slo_example_loads() {
-    let readme = include_str!("../../README.md");
+    let readme = include_str!("../../../README.md");
     let section = readme
         .split("### SLOs and error budgets")
         .nth(1)

@@ -9,7 +9,7 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod web_support;
+use crate::web_support;
 
 use std::net::TcpStream;
 use std::time::{Duration, Instant};
