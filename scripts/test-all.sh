@@ -68,10 +68,14 @@ step "C example service: alerted on its p99 through the webhook plugin and a C c
 ./examples/c/run.sh
 
 step "Python bindings (ctypes) with pytest"
+# pip builds the C library into the package (bindings/python/setup.py): here the debug one,
+# with the selection above, so cargo finds it built already. The tests load that one.
+export VIGILO_C_PROFILE=debug
 python3 -m pip install -q ./bindings/python 2>/dev/null \
     || python3 -m pip install -q --break-system-packages ./bindings/python
-VIGILO_LIBRARY="$PWD/target/debug/libvigilo_c.so" python3 -m pytest -q -p no:cacheprovider \
-    bindings/python/tests
+# From /, so that `import vigilo` is the installed package, not the source tree.
+tests=$PWD/bindings/python/tests
+(cd / && env -u VIGILO_LIBRARY python3 -m pytest -q -p no:cacheprovider "$tests")
 
 step "host agent smoke run"
 "$bin/host-agent" --once >/dev/null

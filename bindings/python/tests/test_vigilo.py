@@ -2,8 +2,10 @@
 deliveries, incidents, errors."""
 
 import math
+import os
 import threading
 import time
+from pathlib import Path
 
 import pytest
 
@@ -246,3 +248,15 @@ def test_the_http_endpoint_serves_the_exposition():
     with vigilo.Monitor("[host]\nitems = []\n") as m:
         with pytest.raises(vigilo.NotFoundError, match=r"\[http\]"):
             m.http_address()
+
+
+def test_the_installed_package_loads_the_library_built_into_it():
+    """`pip install ./bindings/python` builds the C library into the package (setup.py): with
+    no VIGILO_LIBRARY, that is the library loaded, wherever the package was installed."""
+    package = Path(vigilo.__file__).resolve().parent
+    if os.environ.get("VIGILO_LIBRARY"):
+        pytest.skip("VIGILO_LIBRARY names the library to load")
+    if package == Path(__file__).resolve().parent.parent / "vigilo":
+        pytest.skip("imported from the source tree, not an installed package")
+    assert Path(vigilo.LIBRARY_PATH).parent == package
+    assert vigilo.library_version()

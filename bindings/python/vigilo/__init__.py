@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any, Callable, Dict, List, Mapping, Optional
 
 __all__ = [
-    "Alert", "ConfigError", "Counter", "Event", "Gauge", "Histogram", "Monitor",
+    "Alert", "ConfigError", "Counter", "Event", "Gauge", "Histogram", "LIBRARY_PATH", "Monitor",
     "NotFoundError", "Permanent", "Retry", "StateError", "VigiloError", "library_version",
     "status_name",
 ]
@@ -39,6 +39,11 @@ def _find_library() -> str:
     if explicit:
         return explicit
     here = Path(__file__).resolve()
+    # Built into the package by `pip install` (setup.py).
+    for name in ("libvigilo_c.so", "libvigilo_c.dylib", "vigilo_c.dll"):
+        bundled = here.parent / name
+        if bundled.is_file():
+            return str(bundled)
     for root in here.parents:
         for profile in ("release", "debug"):
             candidate = root / "target" / profile / "libvigilo_c.so"
@@ -48,12 +53,14 @@ def _find_library() -> str:
     if found:
         return found
     raise OSError(
-        "libvigilo_c not found: build it (bindings/c/install.sh PREFIX) and set VIGILO_LIBRARY "
-        "to its path, or put it on the library path"
+        "libvigilo_c not found: install this package with pip (it builds the library into "
+        "it), or set VIGILO_LIBRARY to a built libvigilo_c, or put it on the library path"
     )
 
 
-_lib = ctypes.CDLL(_find_library())
+#: The path of the C library this package loaded.
+LIBRARY_PATH = _find_library()
+_lib = ctypes.CDLL(LIBRARY_PATH)
 
 
 class _Label(ctypes.Structure):
