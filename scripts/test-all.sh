@@ -50,6 +50,11 @@ bin=${CARGO_TARGET_DIR:-target}/debug
 step "API docs build without warnings (broken links, missing docs)"
 RUSTDOCFLAGS="-D warnings" cargo doc --locked -q --no-deps -p vigilo -p vigilo-plugin-host -p vigilo-c
 
+step "the collector alone (vigilo without default features): its tests under clippy, its docs"
+# What a service that only records and exposes builds (see core/Cargo.toml's features).
+cargo test --locked -q -p vigilo --no-default-features
+RUSTDOCFLAGS="-D warnings" cargo doc --locked -q --no-deps -p vigilo --no-default-features
+
 step "plugin SDK unit tests (native, plugins/guests/sdk)"
 env -u RUSTC_WORKSPACE_WRAPPER -u CLIPPY_ARGS \
     cargo test --manifest-path plugins/guests/Cargo.toml --locked -q -p vigilo-plugin-sdk

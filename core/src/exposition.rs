@@ -87,6 +87,7 @@ pub fn render(registry: &Registry, format: Format) -> String {
 }
 
 /// A sample of a family that is not in the registry (the monitor's own state).
+#[cfg_attr(not(feature = "monitor"), allow(dead_code))] // the monitor's own samples
 pub(crate) struct Sample {
     pub(crate) labels: Vec<(String, String)>,
     pub(crate) value: f64,
@@ -124,6 +125,7 @@ impl<'a> Exposition<'a> {
     }
 
     /// A family of samples computed elsewhere (counter or gauge).
+    #[cfg_attr(not(feature = "monitor"), allow(dead_code))]
     pub(crate) fn extra(&mut self, name: &str, kind: MetricKind, help: &str, samples: &[Sample]) {
         let base = self.family_name(name, kind);
         self.header(&base, kind, help, None);

@@ -12,45 +12,81 @@
 //! # Ok::<(), vigilo::MetricError>(())
 //! ```
 
-pub mod alert;
-pub mod canary;
-pub mod clock;
-pub mod config;
-pub mod coverage;
-pub mod duration;
-pub mod eval;
-pub mod export;
+//!
+//! ## Features
+//!
+//! Without default features vigilo is its metrics collector: [`metrics`] (the registry,
+//! handles, call-site macros, descriptions), [`exposition`] (the Prometheus and OpenMetrics
+//! text) and [`Severity`]. `monitor` (default) adds everything that watches and alerts: rules,
+//! the evaluator, host items, the pipeline and its store, the HTTP endpoint, SLOs, canary
+//! analysis, configuration and `Monitor`. `facade` (default) adds the `metrics` crate's
+//! recorder; `logs`, `probes`, `remote-write`, `otlp` and `tracing` (default, each implying
+//! `monitor`) add what their names say.
+
 pub mod exposition;
-pub mod facade;
-pub mod host;
 pub mod metrics;
-pub mod monitor;
-pub mod pipeline;
-pub mod plugin;
-pub mod rules;
 pub mod severity;
-pub mod slo;
-pub mod status;
 mod sync;
+
+#[cfg(feature = "facade")]
+pub mod facade;
+
+#[cfg(feature = "monitor")]
+pub mod alert;
+#[cfg(feature = "monitor")]
+pub mod canary;
+#[cfg(feature = "monitor")]
+pub mod clock;
+#[cfg(feature = "monitor")]
+pub mod config;
+#[cfg(feature = "monitor")]
+pub mod coverage;
+#[cfg(feature = "monitor")]
+pub mod duration;
+#[cfg(feature = "monitor")]
+pub mod eval;
+#[cfg(feature = "monitor")]
+pub mod export;
+#[cfg(feature = "monitor")]
+pub mod host;
+#[cfg(feature = "monitor")]
+pub mod monitor;
+#[cfg(feature = "monitor")]
+pub mod pipeline;
+#[cfg(feature = "monitor")]
+pub mod plugin;
+#[cfg(feature = "monitor")]
+pub mod rules;
+#[cfg(feature = "monitor")]
+pub mod slo;
+#[cfg(feature = "monitor")]
+pub mod status;
+#[cfg(feature = "monitor")]
 pub mod testing;
 #[cfg(feature = "tracing")]
 pub mod tracing_layer;
+#[cfg(feature = "monitor")]
 pub mod units;
+#[cfg(feature = "monitor")]
 pub mod web;
 
 // The types a service names first, at the root: recording, one configuration, one entry point,
 // and its own channels and actions. The rest is reached through its module.
+#[cfg(feature = "monitor")]
 pub use alert::{Action, ActionError, ActionOutcome, Alert, AlertStatus, Channel, DeliveryError};
+#[cfg(feature = "monitor")]
 pub use config::{Config, ConfigError};
+#[cfg(feature = "monitor")]
 pub use eval::Evaluator;
 pub use metrics::{
     Counter, Gauge, Histogram, Labels, LocalCounter, MetricError, MetricKind, Registry,
     RegistryConfig,
 };
+#[cfg(feature = "monitor")]
 pub use monitor::{Monitor, MonitorBuilder, MonitorError};
 pub use severity::Severity;
 
 /// The README's Rust example, compiled and run as a doctest.
 #[doc = include_str!("../../README.md")]
-#[cfg(doctest)]
+#[cfg(all(doctest, feature = "monitor"))]
 pub struct ReadmeDoctests;

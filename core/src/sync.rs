@@ -24,6 +24,7 @@ pub(crate) fn light_barrier() {
 
 /// The evaluator side's half: a process-wide barrier.
 #[cfg(not(vigilo_loom))]
+#[cfg_attr(not(feature = "monitor"), allow(dead_code))] // the evaluator's
 #[inline]
 pub(crate) fn heavy_barrier() {
     membarrier2::heavy();
@@ -39,6 +40,7 @@ pub(crate) fn light_barrier() {
 }
 
 #[cfg(vigilo_loom)]
+#[cfg_attr(not(feature = "monitor"), allow(dead_code))] // the evaluator's
 pub(crate) fn heavy_barrier() {
     loom::sync::atomic::fence(std::sync::atomic::Ordering::SeqCst);
 }
