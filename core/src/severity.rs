@@ -3,6 +3,7 @@
 use std::fmt;
 use std::str::FromStr;
 
+#[cfg(feature = "serde")]
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 /// How bad an item is, from `Normal` (0) to `Critical` (5). Ordered: `Critical > Major > … > Normal`.
@@ -140,12 +141,14 @@ impl FromStr for Severity {
     }
 }
 
+#[cfg(feature = "serde")]
 impl Serialize for Severity {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         s.serialize_str(self.name())
     }
 }
 
+#[cfg(feature = "serde")]
 impl<'de> Deserialize<'de> for Severity {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         let s = String::deserialize(d)?;
@@ -178,6 +181,7 @@ mod tests {
         assert_eq!(Severity::Critical.rgb(), (0xc6, 0x28, 0x28));
     }
 
+    #[cfg(feature = "serde")]
     #[test]
     fn serde_uses_names() {
         assert_eq!(

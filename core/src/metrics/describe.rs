@@ -6,10 +6,12 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use parking_lot::RwLock;
+#[cfg(feature = "serde")]
 use serde::Serialize;
 
 /// A metric's description, as given to [`Registry::describe`](super::Registry::describe).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(Serialize))]
 pub struct Description {
     /// One line saying what the metric measures (Prometheus `HELP`).
     pub help: String,

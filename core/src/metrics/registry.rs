@@ -12,6 +12,7 @@ use std::sync::{Arc, Weak};
 
 use crossbeam_channel::Receiver;
 use parking_lot::Mutex;
+#[cfg(feature = "serde")]
 use serde::Serialize;
 
 use super::counter::CounterCells;
@@ -31,8 +32,9 @@ use crate::sync;
 pub const DROPPED_VALUES_TOTAL: &str = "vigilo_dropped_values_total";
 
 /// Registry settings.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
-#[serde(default, deny_unknown_fields)]
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(Serialize, serde::Deserialize))]
+#[cfg_attr(feature = "serde", serde(default, deny_unknown_fields))]
 pub struct RegistryConfig {
     /// The most series the registry holds; creating one more fails with
     /// [`MetricError::CardinalityLimit`]. Default 100 000.
@@ -230,7 +232,8 @@ impl std::fmt::Debug for SeriesReader {
 }
 
 /// A series' identity, as listed by [`Registry::series_of`].
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(Serialize))]
 pub struct SeriesInfo {
     /// The series' id.
     pub id: SeriesId,

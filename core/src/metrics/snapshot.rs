@@ -2,13 +2,15 @@
 
 use std::sync::Arc;
 
+#[cfg(feature = "serde")]
 use serde::Serialize;
 
 use super::buckets;
 use super::{Labels, MetricKind, SeriesId};
 
 /// A histogram's state at one moment: exact count, sum, min and max, and its non-empty buckets.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq)]
+#[cfg_attr(feature = "serde", derive(Serialize))]
 pub struct HistogramSnapshot {
     pub(crate) zero: u64,
     pub(crate) sum: f64,
@@ -140,8 +142,12 @@ impl HistogramSnapshot {
 }
 
 /// The value of one series at one moment.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-#[serde(tag = "kind", content = "value", rename_all = "lowercase")]
+#[derive(Debug, Clone, PartialEq)]
+#[cfg_attr(feature = "serde", derive(Serialize))]
+#[cfg_attr(
+    feature = "serde",
+    serde(tag = "kind", content = "value", rename_all = "lowercase")
+)]
 pub enum Value {
     /// A counter's total.
     Counter(u64),
@@ -172,7 +178,8 @@ impl Value {
 }
 
 /// One series in a [`Snapshot`].
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq)]
+#[cfg_attr(feature = "serde", derive(Serialize))]
 pub struct SeriesSnapshot {
     /// The series' id, stable for its lifetime.
     pub id: SeriesId,
@@ -185,7 +192,8 @@ pub struct SeriesSnapshot {
 }
 
 /// Every series of a registry, sorted by name then labels. Taking one never stops a writer.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq)]
+#[cfg_attr(feature = "serde", derive(Serialize))]
 pub struct Snapshot {
     /// The series.
     pub series: Vec<SeriesSnapshot>,
