@@ -20,8 +20,9 @@
 //! text) and [`Severity`]. `monitor` (default) adds everything that watches and alerts: rules,
 //! the evaluator, host items, the pipeline and its store, the HTTP endpoint, SLOs, canary
 //! analysis, configuration and `Monitor`. `facade` (default) adds the `metrics` crate's
-//! recorder; `logs`, `probes`, `remote-write`, `otlp` and `tracing` (default, each implying
-//! `monitor`) add what their names say.
+//! recorder, `serde` (default) Serialize and Deserialize for the collector's types; `logs`,
+//! `probes`, `remote-write`, `otlp` and `tracing` (default, each implying `monitor`) add what
+//! their names say.
 
 pub mod exposition;
 pub mod metrics;
