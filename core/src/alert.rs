@@ -158,6 +158,7 @@ impl Alert {
                 fingerprint: String::new(),
             },
             key: None,
+            since: None,
         }
     }
 }
@@ -168,6 +169,7 @@ impl Alert {
 pub struct AlertBuilder {
     alert: Alert,
     key: Option<String>,
+    since: Option<Timestamp>,
 }
 
 impl AlertBuilder {
@@ -223,15 +225,12 @@ impl AlertBuilder {
 
     /// When the item entered its previous state (default: when this change happened).
     pub fn since(mut self, since: Timestamp) -> Self {
-        self.alert.since = since;
+        self.since = Some(since);
         self
     }
 
     /// When this change happened (default the Unix epoch); `since` follows unless set.
     pub fn at(mut self, at: Timestamp) -> Self {
-        if self.alert.since == self.alert.at {
-            self.alert.since = at;
-        }
         self.alert.at = at;
         self
     }
@@ -258,6 +257,7 @@ impl AlertBuilder {
     /// The alert, its fingerprint computed from the rule and the labels.
     pub fn build(self) -> Alert {
         let mut a = self.alert;
+        a.since = self.since.unwrap_or(a.at);
         let labels: Vec<(&str, &str)> = a
             .labels
             .iter()
@@ -346,4 +346,46 @@ pub trait Action: Send + Sync {
     fn name(&self) -> &str;
     /// Runs once for `alert`. The caller guarantees one run per item at a time.
     fn run(&self, alert: &Alert) -> Result<ActionOutcome, ActionError>;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_builder_makes_a_resolve_and_its_times_and_key() {
+        let firing = Alert::builder("cpu", Severity::Major)
+            .previous(Severity::Warning)
+            .at(Timestamp::from_secs(60));
+        let a = firing.clone().build();
+        assert_eq!(
+            (a.status, a.peak, a.previous),
+            (AlertStatus::Firing, Severity::Major, Severity::Warning)
+        );
+        assert_eq!(
+            a.since,
+            Timestamp::from_secs(60),
+            "since follows at unless set"
+        );
+        assert_eq!(
+            a.idempotency_key,
+            firing.clone().build().idempotency_key,
+            "built alike, same key"
+        );
+        let r = firing.since(Timestamp::from_secs(0)).resolved().build();
+        assert_eq!(
+            (r.status, r.severity, r.previous),
+            (AlertStatus::Resolved, Severity::Normal, Severity::Major)
+        );
+        assert_eq!(
+            r.since,
+            Timestamp::from_secs(0),
+            "since set to the epoch stays"
+        );
+        assert_ne!(
+            r.idempotency_key, a.idempotency_key,
+            "a resolve is other news"
+        );
+        assert_eq!(r.fingerprint, a.fingerprint, "one item");
+    }
 }

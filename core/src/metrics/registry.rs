@@ -402,7 +402,8 @@ impl Registry {
         self.inner.descriptions.get(name)
     }
 
-    /// The kind of metric `name`, if a series of it was ever created.
+    /// The kind of metric `name`, if a series of it lives. Takes the create lock: for a
+    /// transition's or a status's unit, never on the record path.
     pub(crate) fn kind_of(&self, name: &str) -> Option<MetricKind> {
         self.inner.writers.lock().families.get(name).map(|f| f.kind)
     }

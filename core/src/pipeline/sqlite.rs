@@ -17,8 +17,8 @@
 //! database at a time (a lock file beside it); others may read it and queue requests.
 //!
 //! Disk use: the write-ahead log is folded into the database once it holds
-//! [`WAL_CHECKPOINT_PAGES`] pages, on a thread of its own (`checkpointer.rs`: a commit never
-//! waits for it), and cut back to [`WAL_KEEP_BYTES`] when it starts over, so it stays small
+//! [`WAL_CHECKPOINT_PAGES`] pages, on a thread of its own (`checkpointer.rs`: a commit does not
+//! wait for it unless a storm outpaces the thread past 1,024 pages), and cut back to [`WAL_KEEP_BYTES`] when it starts over, so it stays small
 //! beside the database. (SQLite's default waits for 1000 pages, 4 MiB: on a small disk the log alone
 //! filled it, and a log can only be emptied by copying it into the database, which then had
 //! no room to grow; the store stayed failing with the disk full of its own log.) After a
@@ -81,11 +81,11 @@ const MIGRATIONS: &[&str] = &[
 
 /// How many pages the write-ahead log may hold before SQLite folds it into the database
 /// (512 KiB at the default 4 KiB page).
-pub const WAL_CHECKPOINT_PAGES: u32 = 128;
+pub(crate) const WAL_CHECKPOINT_PAGES: u32 = 128;
 
 /// What the write-ahead log is cut back to when it starts over (a large step, such as a
 /// checkpoint of 100 000 items, may grow it past this for a while).
-pub const WAL_KEEP_BYTES: u64 = 1 << 20;
+pub(crate) const WAL_KEEP_BYTES: u64 = 1 << 20;
 
 /// A SQLite database holding the pipeline's state.
 pub struct SqliteStore {

@@ -1,5 +1,6 @@
 //! Folds the write-ahead log into the database on a thread of its own, so that a commit on the
-//! delivery path never waits for a checkpoint's copying and syncing.
+//! delivery path does not wait for a checkpoint's copying and syncing (unless the thread falls
+//! a long way behind, see [`INLINE_FACTOR`]).
 //!
 //! The owner's connection gets a WAL hook (which replaces SQLite's automatic checkpoint): after
 //! a commit that leaves [`WAL_CHECKPOINT_PAGES`](super::WAL_CHECKPOINT_PAGES) or more pages in
