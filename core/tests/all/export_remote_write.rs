@@ -51,6 +51,15 @@ fn series_arrive_in_a_real_prometheus_with_values_and_labels() {
         h.record(v);
     }
 
+    // A send may have left between a series' creation and its value, or read the histogram
+    // while it was recording (its count and sum are read apart): wait for one taken after the
+    // last recording (each send holds every series as of one reading; the histogram is last).
+    let settled = wait_for(WAIT, || {
+        let count = prometheus.query("request_seconds_count");
+        let sum = prometheus.query("request_seconds_sum");
+        (count[0]["value"][1] == "5" && sum[0]["value"][1] == "3.25").then_some(())
+    });
+    assert!(settled.is_some(), "no send after the recordings arrived");
     let jobs = prometheus.query("jobs_total");
     assert_eq!(jobs.len(), 1, "{jobs:#?}");
     assert_eq!(
