@@ -20,7 +20,7 @@ import re
 import sys
 from pathlib import Path
 
-CRATES = ["core/src", "plugins/host/src", "plugins/build/src", "benches/src", "bindings/c/src",
+CRATES = ["collector/src", "core/src", "plugins/host/src", "plugins/build/src", "benches/src", "bindings/c/src",
           "examples/host-agent/src", "examples/service/src", "examples/canary/src"]
 
 IDENT = r"[A-Za-z_][A-Za-z0-9_]*"

@@ -48,23 +48,38 @@ export VIGILO_CARGO_SELECT="--workspace --all-targets"
 bin=${CARGO_TARGET_DIR:-target}/debug
 
 step "API docs build without warnings (broken links, missing docs)"
-RUSTDOCFLAGS="-D warnings" cargo doc --locked -q --no-deps -p vigilo -p vigilo-plugin-host -p vigilo-c
+RUSTDOCFLAGS="-D warnings" cargo doc --locked -q --no-deps -p vigilo-collector -p vigilo -p vigilo-plugin-host -p vigilo-c
 
-step "the collector alone (vigilo without default features): its tests under clippy, its docs"
-# What a service that only records and exposes builds (see core/Cargo.toml's features).
-cargo test --locked -q -p vigilo --no-default-features
-RUSTDOCFLAGS="-D warnings" cargo doc --locked -q --no-deps -p vigilo --no-default-features
+step "features: the collector crate alone; vigilo with each feature alone (clippy, docs)"
+# What a service that only records and exposes builds: the collector crate without features,
+# its tests under clippy and its docs (with every feature, `cargo test --workspace` ran them).
+cargo test --locked -q -p vigilo-collector
+RUSTDOCFLAGS="-D warnings" cargo doc --locked -q --no-deps -p vigilo-collector
+for f in serde facade; do
+    cargo check --locked -q -p vigilo-collector --features "$f"
+done
+# Each of vigilo's features alone on top of no default features (core/Cargo.toml): the library
+# under clippy and its docs, so that a part gated by one feature never names one of another
+# without saying so. `monitor` alone also builds its test targets (those that need no other
+# feature). Testing each set would build vigilo's tests nine times; the tests run with the
+# collector alone (above) and with every feature (the workspace run).
+for f in "" serde facade monitor logs probes remote-write otlp tracing; do
+    echo "vigilo --no-default-features ${f:+--features $f}"
+    cargo check --locked -q -p vigilo --no-default-features ${f:+--features "$f"}
+    RUSTDOCFLAGS="-D warnings" cargo doc --locked -q --no-deps -p vigilo --no-default-features \
+        ${f:+--features "$f"}
+done
+cargo check --locked -q -p vigilo --no-default-features --features monitor --all-targets
 
 step "plugin SDK unit tests (native, plugins/guests/sdk)"
 env -u RUSTC_WORKSPACE_WRAPPER -u CLIPPY_ARGS \
     cargo test --manifest-path plugins/guests/Cargo.toml --locked -q -p vigilo-plugin-sdk
 
-step "loom models of the record / arm and create / read protocols (core/src/metrics/loom.rs)"
-# core/build.rs sets cfg(vigilo_loom) for vigilo alone (its dependencies are the ones built
-# already). Without the optional features: the models are in the collector, which every
-# feature set has.
+step "loom models of the record / arm and create / read protocols (collector/src/metrics/loom.rs)"
+# collector/build.rs sets cfg(vigilo_loom) for the collector alone (its dependencies are the
+# ones built already).
 env -u RUSTC_WORKSPACE_WRAPPER -u CLIPPY_ARGS VIGILO_LOOM=1 \
-    cargo test --locked -q -p vigilo --lib --no-default-features --features loom-models loom_
+    cargo test --locked -q -p vigilo-collector --lib --features loom-models loom_
 
 step "C API from C: plain, under valgrind, with -fsanitize=address,undefined"
 ./bindings/c/test.sh

@@ -24,13 +24,11 @@
 //! `probes`, `remote-write`, `otlp` and `tracing` (default, each implying `monitor`) add what
 //! their names say.
 
-pub mod exposition;
-pub mod metrics;
-pub mod severity;
-mod sync;
-
+// The collector is a crate of its own (`vigilo-collector`, for services that only record and
+// expose); its modules and macros are vigilo's under the same paths.
 #[cfg(feature = "facade")]
-pub mod facade;
+pub use vigilo_collector::facade;
+pub use vigilo_collector::{counter, exposition, gauge, histogram, metrics, severity};
 
 #[cfg(feature = "monitor")]
 pub mod alert;
@@ -79,13 +77,13 @@ pub use alert::{Action, ActionError, ActionOutcome, Alert, AlertStatus, Channel,
 pub use config::{Config, ConfigError};
 #[cfg(feature = "monitor")]
 pub use eval::Evaluator;
-pub use metrics::{
+#[cfg(feature = "monitor")]
+pub use monitor::{Monitor, MonitorBuilder, MonitorError};
+pub use vigilo_collector::Severity;
+pub use vigilo_collector::{
     Counter, Gauge, Histogram, Labels, LocalCounter, MetricError, MetricKind, Registry,
     RegistryConfig,
 };
-#[cfg(feature = "monitor")]
-pub use monitor::{Monitor, MonitorBuilder, MonitorError};
-pub use severity::Severity;
 
 /// The README's Rust example, compiled and run as a doctest.
 #[doc = include_str!("../../README.md")]

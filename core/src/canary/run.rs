@@ -339,15 +339,13 @@ impl Group {
                 let mut merged = HistogramSnapshot::empty();
                 for s in &mut self.series {
                     if let Value::Histogram(now) = s.reader.value() {
-                        merge_into(&mut merged, &now.delta(&s.interval_start));
+                        merged.merge(&now.delta(&s.interval_start));
                         s.interval_start = now;
                     }
                 }
-                merge_into(
-                    self.run_histogram
-                        .get_or_insert_with(HistogramSnapshot::empty),
-                    &merged,
-                );
+                self.run_histogram
+                    .get_or_insert_with(HistogramSnapshot::empty)
+                    .merge(&merged);
                 Window::Histogram(merged)
             }
             Some(_) => {
@@ -374,52 +372,6 @@ impl Group {
     }
 }
 
-/// Adds the observations of `other` to `acc` (both sorted by bucket key, as snapshots are).
-fn merge_into(acc: &mut HistogramSnapshot, other: &HistogramSnapshot) {
-    if other.buckets.is_empty() {
-        return;
-    }
-    if acc.buckets.is_empty() {
-        acc.buckets.clone_from(&other.buckets);
-    } else {
-        let mut out = Vec::with_capacity(acc.buckets.len() + other.buckets.len());
-        let (mut a, mut b) = (
-            acc.buckets.iter().peekable(),
-            other.buckets.iter().peekable(),
-        );
-        loop {
-            let next = match (a.peek(), b.peek()) {
-                (Some(&&(ka, na)), Some(&&(kb, nb))) => {
-                    if ka < kb {
-                        a.next();
-                        (ka, na)
-                    } else if kb < ka {
-                        b.next();
-                        (kb, nb)
-                    } else {
-                        a.next();
-                        b.next();
-                        (ka, na + nb)
-                    }
-                }
-                (Some(&&x), None) => {
-                    a.next();
-                    x
-                }
-                (None, Some(&&x)) => {
-                    b.next();
-                    x
-                }
-                (None, None) => break,
-            };
-            out.push(next);
-        }
-        acc.buckets = out;
-    }
-    acc.sum += other.sum;
-    acc.count += other.count;
-}
-
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used)]
@@ -427,29 +379,6 @@ mod tests {
     use super::*;
     use crate::canary::{CanaryMetric, Direction, Verdict};
     use crate::clock::SystemClock;
-
-    #[test]
-    fn merge_adds_bucket_by_bucket() {
-        let registry = Registry::new();
-        let a = registry.histogram("a_seconds", &[]).unwrap();
-        let b = registry.histogram("b_seconds", &[]).unwrap();
-        let both = registry.histogram("c_seconds", &[]).unwrap();
-        for v in [0.001, 0.5, 0.5, 3.0] {
-            a.record(v);
-            both.record(v);
-        }
-        for v in [0.5, 7.0, -1.0] {
-            b.record(v);
-            both.record(v);
-        }
-        let mut merged = HistogramSnapshot::empty();
-        merge_into(&mut merged, &a.snapshot());
-        merge_into(&mut merged, &b.snapshot());
-        let expected = both.snapshot();
-        assert_eq!(merged.buckets, expected.buckets);
-        assert_eq!(merged.count, 7);
-        assert!((merged.sum - expected.sum).abs() < 1e-12);
-    }
 
     #[test]
     fn a_spawned_run_completes_on_the_system_clock() {

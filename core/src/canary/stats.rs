@@ -81,8 +81,8 @@ pub(crate) fn bucket_groups<'a>(
     canary: &'a HistogramSnapshot,
     baseline: &'a HistogramSnapshot,
 ) -> impl Iterator<Item = (u64, u64)> + 'a {
-    let mut c = canary.buckets.iter().peekable();
-    let mut b = baseline.buckets.iter().peekable();
+    let mut c = canary.keyed_buckets().iter().peekable();
+    let mut b = baseline.keyed_buckets().iter().peekable();
     std::iter::from_fn(move || match (c.peek(), b.peek()) {
         (Some(&&(kc, nc)), Some(&&(kb, nb))) => Some(if kc < kb {
             c.next();
@@ -213,7 +213,7 @@ mod tests {
 
     /// A histogram's observations as samples, each at its bucket's midpoint.
     fn expand(h: &HistogramSnapshot) -> Vec<f64> {
-        h.buckets
+        h.keyed_buckets()
             .iter()
             .flat_map(|&(k, n)| std::iter::repeat_n(buckets::midpoint(k), n as usize))
             .collect()

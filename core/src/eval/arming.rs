@@ -11,7 +11,7 @@
 use super::evaluator::{Evaluator, Watched};
 use crate::clock::Timestamp;
 use crate::metrics::{MetricKind, Value, WatchBounds, WatchEvent};
-use crate::sync;
+use vigilo_collector::sync;
 
 /// The shortest time between two bindings of new series outside a tick.
 pub(super) const REBIND_EVERY: std::time::Duration = std::time::Duration::from_millis(10);

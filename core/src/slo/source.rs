@@ -112,7 +112,7 @@ impl Reader {
                     _ => f64::INFINITY,
                 };
                 let good = h
-                    .buckets
+                    .keyed_buckets()
                     .iter()
                     .filter(|&&(key, _)| buckets::midpoint(key) <= le)
                     .map(|&(_, n)| n)

@@ -1,6 +1,6 @@
 //! Concurrency: many threads recording at once give exact totals after join.
 //!
-//! The write-slot scheme (`core/src/metrics/slot.rs`) lets a thread update its own cell with a
+//! The write-slot scheme (`collector/src/metrics/slot.rs`) lets a thread update its own cell with a
 //! relaxed load and store. Two properties make that exact, and these tests attack both:
 //! 1. At most one live thread holds a slot, so a cell never has two writers: checked by running
 //!    more threads than there are slots (the extra ones take the shared, fetch_add path) and
@@ -13,7 +13,7 @@
 //! Loom is not used for the slots because the slot table is a process-wide `thread_local!`;
 //! the argument above is the whole of the ordering reasoning, and the churn test exercises the
 //! hand-over thousands of times. The record / arm and create / read protocols have loom models
-//! (`core/src/metrics/loom.rs`); create / remove is serialised and attacked here.
+//! (`collector/src/metrics/loom.rs`); create / remove is serialised and attacked here.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // in a test, a failed unwrap is the test failing
 

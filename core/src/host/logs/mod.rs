@@ -18,8 +18,8 @@
 //!
 //! Each log counts the matching lines into `metric{log, <captures>, <labels>}`, every line
 //! read into `log_lines_read_total{log}`, and says how far behind it is in
-//! `log_bytes_behind{log}`. [`LogWatcher`] has the rules for rotation, restarts and bounds;
-//! [`LogRunner`] polls every log on the `vigilo-logs` thread. The monitor saves each log's
+//! `log_bytes_behind{log}`. `LogWatcher` has the rules for rotation, restarts and bounds;
+//! `LogRunner` polls every log on the `vigilo-logs` thread. The monitor saves each log's
 //! [`LogCheckpoint`] (offsets and counts together) in the store at every checkpoint and at
 //! stop, and resumes from it. Needs the `logs` feature (the default); the checkpoint types
 //! are always there, so a store keeps its table either way. Unix only (files are recognised

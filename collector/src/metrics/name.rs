@@ -3,7 +3,7 @@
 use super::MetricError;
 
 /// Checks a metric name against Prometheus' `[a-zA-Z_:][a-zA-Z0-9_:]*`.
-pub(crate) fn validate_metric_name(name: &str) -> Result<(), MetricError> {
+pub fn validate_metric_name(name: &str) -> Result<(), MetricError> {
     let mut chars = name.chars();
     let ok = match chars.next() {
         Some(c) if c.is_ascii_alphabetic() || c == '_' || c == ':' => {
@@ -21,7 +21,7 @@ pub(crate) fn validate_metric_name(name: &str) -> Result<(), MetricError> {
 }
 
 /// Checks label names (`[a-zA-Z_][a-zA-Z0-9_]*`, not `__`-prefixed) and that none repeats.
-pub(crate) fn validate_labels(metric: &str, labels: &[(&str, &str)]) -> Result<(), MetricError> {
+pub fn validate_labels(metric: &str, labels: &[(&str, &str)]) -> Result<(), MetricError> {
     for (i, (label, _)) in labels.iter().enumerate() {
         let mut chars = label.chars();
         let ok = match chars.next() {

@@ -11,22 +11,21 @@
 //! other thread after its own. See `membarrier2`'s documentation for the formal statement.
 
 #[cfg(vigilo_loom)]
-pub(crate) use loom::sync::atomic::{AtomicBool, AtomicPtr, AtomicU64};
+pub use loom::sync::atomic::{AtomicBool, AtomicPtr, AtomicU64};
 #[cfg(not(vigilo_loom))]
-pub(crate) use std::sync::atomic::{AtomicBool, AtomicPtr, AtomicU64};
+pub use std::sync::atomic::{AtomicBool, AtomicPtr, AtomicU64};
 
 /// The record side's half of the store → load handshake (see the module comment).
 #[cfg(not(vigilo_loom))]
 #[inline(always)]
-pub(crate) fn light_barrier() {
+pub fn light_barrier() {
     membarrier2::light();
 }
 
 /// The evaluator side's half: a process-wide barrier.
 #[cfg(not(vigilo_loom))]
-#[cfg_attr(not(feature = "monitor"), allow(dead_code))] // the evaluator's
 #[inline]
-pub(crate) fn heavy_barrier() {
+pub fn heavy_barrier() {
     membarrier2::heavy();
 }
 
@@ -35,12 +34,11 @@ pub(crate) fn heavy_barrier() {
 // other dependencies compile normally). Without them the models fail: they see the lost
 // crossing.
 #[cfg(vigilo_loom)]
-pub(crate) fn light_barrier() {
+pub fn light_barrier() {
     loom::sync::atomic::fence(std::sync::atomic::Ordering::SeqCst);
 }
 
 #[cfg(vigilo_loom)]
-#[cfg_attr(not(feature = "monitor"), allow(dead_code))] // the evaluator's
-pub(crate) fn heavy_barrier() {
+pub fn heavy_barrier() {
     loom::sync::atomic::fence(std::sync::atomic::Ordering::SeqCst);
 }

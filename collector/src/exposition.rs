@@ -12,6 +12,7 @@
 //! Taking the snapshot never stops a writer, so a scrape never delays a record call.
 //!
 //! ```
+//! # use vigilo_collector as vigilo;
 //! use vigilo::Registry;
 //! use vigilo::exposition::{Format, render};
 //!
@@ -87,22 +88,23 @@ pub fn render(registry: &Registry, format: Format) -> String {
 }
 
 /// A sample of a family that is not in the registry (the monitor's own state).
-#[cfg_attr(not(feature = "monitor"), allow(dead_code))] // the monitor's own samples
-pub(crate) struct Sample {
-    pub(crate) labels: Vec<(String, String)>,
-    pub(crate) value: f64,
+#[doc(hidden)]
+pub struct Sample {
+    pub labels: Vec<(String, String)>,
+    pub value: f64,
 }
 
 /// An exposition being written: the registry's families, then any others, then `# EOF` for
 /// OpenMetrics.
-pub(crate) struct Exposition<'a> {
+#[doc(hidden)]
+pub struct Exposition<'a> {
     format: Format,
     buckets: &'a [f64],
     out: String,
 }
 
 impl<'a> Exposition<'a> {
-    pub(crate) fn new(format: Format, buckets: &'a [f64]) -> Self {
+    pub fn new(format: Format, buckets: &'a [f64]) -> Self {
         Exposition {
             format,
             buckets,
@@ -111,7 +113,7 @@ impl<'a> Exposition<'a> {
     }
 
     /// Every series of `registry`, one family per metric name.
-    pub(crate) fn registry(&mut self, registry: &Registry) {
+    pub fn registry(&mut self, registry: &Registry) {
         let series = registry.snapshot_for_exposition();
         let descriptions = registry.descriptions();
         self.out.reserve(series.len() * 64);
@@ -125,8 +127,7 @@ impl<'a> Exposition<'a> {
     }
 
     /// A family of samples computed elsewhere (counter or gauge).
-    #[cfg_attr(not(feature = "monitor"), allow(dead_code))]
-    pub(crate) fn extra(&mut self, name: &str, kind: MetricKind, help: &str, samples: &[Sample]) {
+    pub fn extra(&mut self, name: &str, kind: MetricKind, help: &str, samples: &[Sample]) {
         let base = self.family_name(name, kind);
         self.header(&base, kind, help, None);
         let sample_name = self.sample_name(name, kind);
@@ -142,7 +143,7 @@ impl<'a> Exposition<'a> {
         }
     }
 
-    pub(crate) fn finish(mut self) -> String {
+    pub fn finish(mut self) -> String {
         if self.format == Format::OpenMetrics {
             self.out.push_str("# EOF\n");
         }

@@ -96,6 +96,7 @@ impl Series<GaugeCell> {
 /// [`try_add`](Self::try_add) return an error for it instead.
 ///
 /// ```
+/// # use vigilo_collector as vigilo;
 /// let registry = vigilo::Registry::new();
 /// let queue = registry.gauge("queue_depth", &[])?;
 /// queue.set(4.0);

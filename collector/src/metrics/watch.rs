@@ -32,7 +32,8 @@ const UNARMED: u64 = ((f32::INFINITY.to_bits() as u64) << 32) | f32::NEG_INFINIT
 
 /// The bounds to arm on a series: a record at or above `upper`, or at or below `lower`, fires.
 #[derive(Debug, Clone, Copy, PartialEq)]
-pub(crate) struct WatchBounds {
+#[doc(hidden)]
+pub struct WatchBounds {
     /// Fire when a value reaches this or more (`f64::INFINITY` for none).
     pub upper: f64,
     /// Fire when a value reaches this or less (`f64::NEG_INFINITY` for none).
@@ -41,25 +42,25 @@ pub(crate) struct WatchBounds {
 
 impl WatchBounds {
     /// Nothing fires.
-    pub(crate) const NONE: WatchBounds = WatchBounds {
+    pub const NONE: WatchBounds = WatchBounds {
         upper: f64::INFINITY,
         lower: f64::NEG_INFINITY,
     };
 
     /// Fires on any record (upper -inf, lower +inf): for a series whose next sample, whatever
     /// its value, changes something (an item in no data).
-    pub(crate) const ANY_RECORD: WatchBounds = WatchBounds {
+    pub const ANY_RECORD: WatchBounds = WatchBounds {
         upper: f64::NEG_INFINITY,
         lower: f64::INFINITY,
     };
 
     /// True for bounds that every value crosses.
-    pub(crate) fn is_any_record(self) -> bool {
+    pub fn is_any_record(self) -> bool {
         self.upper == f64::NEG_INFINITY || self.lower == f64::INFINITY
     }
 
     /// True if `value` is at or past a bound.
-    pub(crate) fn crossed_by(self, value: f64) -> bool {
+    pub fn crossed_by(self, value: f64) -> bool {
         value >= self.upper || value <= self.lower
     }
 
@@ -90,7 +91,8 @@ fn round_up(x: f64) -> f32 {
 
 /// A record crossed an armed bound.
 #[derive(Debug, Clone, Copy, PartialEq)]
-pub(crate) struct WatchEvent {
+#[doc(hidden)]
+pub struct WatchEvent {
     /// The series that crossed.
     pub series: SeriesId,
     /// The value recorded.
@@ -110,7 +112,7 @@ impl WatchEvent {
     }
 
     /// True if this event only says that a series was added to the registry.
-    pub(crate) fn is_series_added(&self) -> bool {
+    pub fn is_series_added(&self) -> bool {
         self.series.0 == 0
     }
 }

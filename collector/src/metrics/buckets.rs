@@ -67,7 +67,8 @@ pub(crate) fn key(negative: bool, octave: usize, sub: usize) -> i32 {
 }
 
 /// The midpoint of the bucket with this key: the value a quantile reports.
-pub(crate) fn midpoint(key: i32) -> f64 {
+#[doc(hidden)]
+pub fn midpoint(key: i32) -> f64 {
     if key == 0 {
         return 0.0;
     }

@@ -69,6 +69,7 @@ const MIN_SWEEP: usize = 1024;
 /// global recorder). Clones share one cache and one registry.
 ///
 /// ```
+/// # use vigilo_collector as vigilo;
 /// use vigilo::Registry;
 /// use vigilo::facade::RegistryRecorder;
 ///
@@ -98,6 +99,7 @@ const MIN_SWEEP: usize = 1024;
 /// For the whole process, once, at start:
 ///
 /// ```no_run
+/// # use vigilo_collector as vigilo;
 /// let registry = vigilo::Registry::new();
 /// vigilo::facade::RegistryRecorder::new(registry.clone()).install()?;
 /// metrics::counter!("jobs.done").increment(1); // from any thread, into `registry`
@@ -551,6 +553,7 @@ impl Hasher for KeyHasher {
 /// name stays empty (and is refused).
 ///
 /// ```
+/// # use vigilo_collector as vigilo;
 /// use vigilo::facade::metric_name;
 /// assert_eq!(metric_name("http.requests"), "http_requests");
 /// assert_eq!(metric_name("cache-hits.total"), "cache_hits_total");
@@ -565,6 +568,7 @@ pub fn metric_name(name: &str) -> Cow<'_, str> {
 /// name starting with `__` is reserved and stays as it is (and is refused).
 ///
 /// ```
+/// # use vigilo_collector as vigilo;
 /// use vigilo::facade::label_name;
 /// assert_eq!(label_name("status-code"), "status_code");
 /// assert_eq!(label_name("a:b"), "a_b");

@@ -324,6 +324,7 @@ impl<const N: usize> Call<'_, Histogram, N> {
 /// series as [`Registry::counter`] and [`Registry::add_counter`] with those labels.
 ///
 /// ```
+/// # use vigilo_collector as vigilo;
 /// let registry = vigilo::Registry::new();
 /// for status in ["200", "200", "503"] {
 ///     vigilo::counter!(registry, "http_requests_total", "method" => "GET", "status" => status)
@@ -345,6 +346,7 @@ macro_rules! counter {
 /// See [`counter!`](crate::counter) for the cache.
 ///
 /// ```
+/// # use vigilo_collector as vigilo;
 /// let registry = vigilo::Registry::new();
 /// vigilo::gauge!(registry, "queue_depth", "queue" => "mail").set(12.0)?;
 /// assert!(vigilo::gauge!(registry, "queue_depth", "queue" => "mail").set(f64::NAN).is_err());
@@ -362,6 +364,7 @@ macro_rules! gauge {
 /// See [`counter!`](crate::counter) for the cache.
 ///
 /// ```
+/// # use vigilo_collector as vigilo;
 /// let registry = vigilo::Registry::new();
 /// vigilo::histogram!(registry, "request_seconds", "route" => "/api").record(0.012)?;
 /// # Ok::<(), vigilo::MetricError>(())

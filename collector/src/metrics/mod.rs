@@ -5,10 +5,6 @@
 //! cache-padded cell (see `slot`), readers sum the cells. A [`Snapshot`] reads every series
 //! without stopping writers.
 
-// Without `monitor` nothing reads what the evaluator and the pipeline read (watches, the
-// per-series readers, events) nor the crate-wide names for them: kept, not warned about.
-#![cfg_attr(not(feature = "monitor"), allow(dead_code, unused_imports))]
-
 pub mod buckets;
 mod cells;
 mod counter;
@@ -34,9 +30,12 @@ pub use error::MetricError;
 pub use gauge::Gauge;
 pub use histogram::Histogram;
 pub use key::Labels;
-pub(crate) use name::{validate_labels, validate_metric_name};
-pub(crate) use registry::SeriesReader;
+#[doc(hidden)]
+pub use name::{validate_labels, validate_metric_name};
+#[doc(hidden)]
+pub use registry::SeriesReader;
 pub use registry::{DROPPED_VALUES_TOTAL, Registry, RegistryConfig, SeriesInfo};
 pub use series::{MetricKind, SeriesId};
 pub use snapshot::{HistogramSnapshot, SeriesSnapshot, Snapshot, Value};
-pub(crate) use watch::{WatchBounds, WatchEvent};
+#[doc(hidden)]
+pub use watch::{WatchBounds, WatchEvent};

@@ -2,7 +2,7 @@
 //! code (its atomics and barriers come from `crate::sync`, which are loom's here):
 //!
 //! ```sh
-//! VIGILO_LOOM=1 cargo test -p vigilo --lib --no-default-features --features loom-models loom_
+//! VIGILO_LOOM=1 cargo test -p vigilo-collector --lib --features loom-models loom_
 //! ```
 //!
 //! Each model lets loom try every interleaving, and every value a relaxed load may return, of a

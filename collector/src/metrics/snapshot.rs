@@ -22,7 +22,8 @@ pub struct HistogramSnapshot {
 }
 
 impl HistogramSnapshot {
-    pub(crate) fn empty() -> Self {
+    /// A histogram with no observations (the start of a [`merge`](Self::merge)).
+    pub fn empty() -> Self {
         HistogramSnapshot {
             zero: 0,
             sum: 0.0,
@@ -44,6 +45,39 @@ impl HistogramSnapshot {
         }
         self.buckets.sort_unstable_by_key(|&(k, _)| k);
         self.count = self.buckets.iter().map(|&(_, n)| n).sum();
+    }
+
+    /// The non-empty buckets as `(bucket key, count)`, sorted by key: the collector's own
+    /// bucket numbering (see `buckets::midpoint`), for vigilo's evaluator and canary analysis.
+    #[doc(hidden)]
+    pub fn keyed_buckets(&self) -> &[(i32, u64)] {
+        &self.buckets
+    }
+
+    /// Adds the observations of `other` (a histogram of the same kind of values, or a
+    /// [`delta`](Self::delta)) to these: counts per bucket, count and sum add up; min and max
+    /// are the smaller and larger of both (unknown if either side's is).
+    pub fn merge(&mut self, other: &HistogramSnapshot) {
+        // An empty side bounds nothing (min +inf, max -inf); a side with observations but no
+        // finite min (a delta) makes the merged min and max unknown.
+        let knows = |h: &HistogramSnapshot| h.count == 0 || h.min.is_finite();
+        let known = knows(self) && knows(other);
+        if !other.buckets.is_empty() {
+            if self.buckets.is_empty() {
+                self.buckets.clone_from(&other.buckets);
+            } else {
+                self.buckets = merge_sorted(&self.buckets, &other.buckets);
+            }
+        }
+        self.sum += other.sum;
+        self.count += other.count;
+        if known {
+            self.min = self.min.min(other.min);
+            self.max = self.max.max(other.max);
+        } else {
+            self.min = f64::INFINITY;
+            self.max = f64::NEG_INFINITY;
+        }
     }
 
     /// Number of observations.
@@ -210,5 +244,89 @@ impl Snapshot {
         self.series
             .iter()
             .find(|s| &*s.name == name && s.labels.matches_exactly(labels))
+    }
+}
+
+/// Two bucket lists sorted by key, merged into one, counts of the same key added.
+fn merge_sorted(a: &[(i32, u64)], b: &[(i32, u64)]) -> Vec<(i32, u64)> {
+    let mut out = Vec::with_capacity(a.len() + b.len());
+    let (mut a, mut b) = (a.iter().peekable(), b.iter().peekable());
+    loop {
+        let next = match (a.peek(), b.peek()) {
+            (Some(&&(ka, na)), Some(&&(kb, nb))) => {
+                if ka < kb {
+                    a.next();
+                    (ka, na)
+                } else if kb < ka {
+                    b.next();
+                    (kb, nb)
+                } else {
+                    a.next();
+                    b.next();
+                    (ka, na + nb)
+                }
+            }
+            (Some(&&x), None) => {
+                a.next();
+                x
+            }
+            (None, Some(&&x)) => {
+                b.next();
+                x
+            }
+            (None, None) => break,
+        };
+        out.push(next);
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::HistogramSnapshot;
+    use crate::Registry;
+
+    #[test]
+    fn merge_adds_bucket_by_bucket_and_keeps_min_and_max() {
+        let registry = Registry::new();
+        let a = registry.histogram("a_seconds", &[]).unwrap();
+        let b = registry.histogram("b_seconds", &[]).unwrap();
+        let both = registry.histogram("c_seconds", &[]).unwrap();
+        for v in [0.001, 0.5, 0.5, 3.0] {
+            a.record(v);
+            both.record(v);
+        }
+        for v in [0.5, 7.0, -1.0] {
+            b.record(v);
+            both.record(v);
+        }
+        let mut merged = HistogramSnapshot::empty();
+        merged.merge(&a.snapshot());
+        merged.merge(&b.snapshot());
+        let expected = both.snapshot();
+        assert_eq!(merged.buckets, expected.buckets);
+        assert_eq!(merged.count(), 7);
+        assert!((merged.sum() - expected.sum()).abs() < 1e-12);
+        assert_eq!((merged.min(), merged.max()), (Some(-1.0), Some(7.0)));
+        assert_eq!(merged.quantile(0.5), expected.quantile(0.5));
+    }
+
+    #[test]
+    fn merging_a_delta_makes_min_and_max_unknown() {
+        let registry = Registry::new();
+        let h = registry.histogram("d_seconds", &[]).unwrap();
+        h.record(1.0);
+        let before = h.snapshot();
+        h.record(2.0);
+        let mut merged = before.clone();
+        merged.merge(&h.snapshot().delta(&before));
+        assert_eq!(merged.count(), 2);
+        assert_eq!((merged.min(), merged.max()), (None, None));
+        // An empty delta changes nothing.
+        let mut same = before.clone();
+        same.merge(&before.delta(&before));
+        assert_eq!(same, before);
     }
 }

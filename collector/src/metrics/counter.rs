@@ -71,6 +71,7 @@ impl CounterCells {
 /// A handle to one counter series: cheap to clone, `Send + Sync`, lock-free to increment.
 ///
 /// ```
+/// # use vigilo_collector as vigilo;
 /// let registry = vigilo::Registry::new();
 /// let requests = registry.counter("http_requests_total", &[("route", "/")])?;
 /// requests.increment();
@@ -112,6 +113,7 @@ impl Counter {
     /// series' shared cell, and keeps it: exact, just slower.
     ///
     /// ```
+    /// # use vigilo_collector as vigilo;
     /// let registry = vigilo::Registry::new();
     /// let rows = registry.counter("rows_parsed_total", &[])?;
     /// let local = rows.local();
@@ -131,6 +133,7 @@ impl Counter {
 /// to count from one thread. Not `Send`, not `Sync`.
 ///
 /// ```compile_fail
+/// # use vigilo_collector as vigilo;
 /// let registry = vigilo::Registry::new();
 /// let local = registry.counter("c_total", &[])?.local();
 /// std::thread::spawn(move || local.increment());

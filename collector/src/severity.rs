@@ -11,6 +11,7 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 /// Each level has a stable English name, the seed product's Korean name, a number and a colour.
 ///
 /// ```
+/// # use vigilo_collector as vigilo;
 /// use vigilo::Severity;
 ///
 /// let s: Severity = "긴급".parse()?;

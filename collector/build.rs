@@ -3,7 +3,7 @@
 //! code:
 //!
 //! ```sh
-//! VIGILO_LOOM=1 cargo test -p vigilo --lib --no-default-features --features loom-models loom_
+//! VIGILO_LOOM=1 cargo test -p vigilo-collector --lib --features loom-models loom_
 //! ```
 //!
 //! A variable read here rather than `RUSTFLAGS="--cfg ..."`: flags would rebuild every
@@ -16,7 +16,7 @@ fn main() {
         if std::env::var_os("CARGO_FEATURE_LOOM_MODELS").is_none() {
             println!(
                 "cargo::error=VIGILO_LOOM=1 needs the `loom-models` feature: \
-                 cargo test -p vigilo --lib --no-default-features --features loom-models loom_"
+                 cargo test -p vigilo-collector --lib --features loom-models loom_"
             );
         }
         println!("cargo::rustc-cfg=vigilo_loom");

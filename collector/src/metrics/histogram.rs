@@ -276,6 +276,7 @@ impl Series<HistogramCells> {
 /// returns an error for them instead.
 ///
 /// ```
+/// # use vigilo_collector as vigilo;
 /// let registry = vigilo::Registry::new();
 /// let latency = registry.histogram("request_duration_seconds", &[])?;
 /// for ms in 1..=100 {
