@@ -41,6 +41,7 @@ pub const DEFAULT_BUCKETS: &[f64] = &[
 
 /// An exposition format.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum Format {
     /// The Prometheus text format, version 0.0.4.
     Prometheus,

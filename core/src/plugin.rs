@@ -230,6 +230,7 @@ pub struct SmtpSettings {
 /// Transport security for SMTP.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "lowercase")]
+#[non_exhaustive]
 pub enum SmtpTls {
     /// TLS from the first byte (SMTPS, port 465).
     Tls,

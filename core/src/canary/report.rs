@@ -38,6 +38,7 @@ impl Verdict {
 /// What one metric's comparison concluded.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
 #[serde(rename_all = "snake_case")]
+#[non_exhaustive]
 pub enum MetricVerdict {
     /// No significant difference in the bad direction, or one within the tolerance.
     Pass,

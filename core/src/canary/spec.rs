@@ -26,6 +26,7 @@ pub enum Direction {
 /// reported as missing either way.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
+#[non_exhaustive]
 pub enum OnMissing {
     /// As a metric that failed (the default: a canary that stopped emitting a metric does
     /// not pass on it).

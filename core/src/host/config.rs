@@ -10,6 +10,7 @@ use crate::duration::serde_duration;
 /// A group of host items that can be switched on or off (in TOML, its snake_case name).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
+#[non_exhaustive]
 pub enum HostItem {
     /// `host_cpu_usage_ratio`: all cores together.
     Cpu,

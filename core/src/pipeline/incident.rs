@@ -138,6 +138,7 @@ impl RouteRecord {
 /// How a recovery action run ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
+#[non_exhaustive]
 pub enum RunResult {
     /// Still running.
     Running,

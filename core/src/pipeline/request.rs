@@ -11,6 +11,7 @@ use super::silence::SilenceRequest;
 /// What another process may ask the running pipeline to do (see [`SqliteStore::submit`](super::SqliteStore::submit)).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "request", rename_all = "snake_case")]
+#[non_exhaustive]
 pub enum StoreRequest {
     /// Acknowledge an incident.
     Ack {

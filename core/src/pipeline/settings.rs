@@ -17,6 +17,7 @@ use crate::rules::{Matcher, Rule, Schedule};
 /// The kinds of address a person may have; a channel receives the addresses of one kind.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
+#[non_exhaustive]
 pub enum AddressKind {
     /// An email address (email channels).
     Email,
@@ -39,6 +40,7 @@ impl AddressKind {
 
 /// Where a plugin's component comes from.
 #[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
 pub enum PluginSource {
     /// A plugin bundled with vigilo, by name (`webhook`, `slack`, `email`, `alertmanager`,
     /// `sms-gateway`, `exec-recovery`); the plugin loader finds its file.
@@ -48,6 +50,18 @@ pub enum PluginSource {
     /// Implemented in the embedding program (Rust, or C through the C API) and handed to the
     /// monitor under this name.
     Native,
+}
+
+/// How a source reads in a message: `the bundled plugin "webhook"`, the file's path, or `the
+/// program` for a native one.
+impl std::fmt::Display for PluginSource {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            PluginSource::Bundled(name) => write!(f, "the bundled plugin {name:?}"),
+            PluginSource::File(p) => write!(f, "{}", p.display()),
+            PluginSource::Native => f.write_str("the program"),
+        }
+    }
 }
 
 /// Retries of one notification on one channel.
@@ -223,6 +237,7 @@ impl Selector {
 /// What a route does with a notification that falls outside its schedule.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
+#[non_exhaustive]
 pub enum OutsideSchedule {
     /// Hold it until the schedule's next window opens, then send what is still true then
     /// (default).
@@ -331,6 +346,7 @@ pub struct InhibitRule {
 
 /// When a maintenance window applies.
 #[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
 pub enum Window {
     /// Every time the schedule is active (e.g. nightly 02:00–03:00).
     Recurring(Schedule),
@@ -456,6 +472,7 @@ impl Default for NotifyConfig {
 /// What to do when the database file is damaged.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
+#[non_exhaustive]
 pub enum OnCorrupt {
     /// Refuse to start, naming the file (default): nothing is lost, an operator decides.
     #[default]

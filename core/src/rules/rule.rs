@@ -69,6 +69,7 @@ impl Level {
 
 /// A label matcher selecting which series a rule watches.
 #[derive(Debug, Clone)]
+#[non_exhaustive]
 pub enum Matcher {
     /// `label == value` (a missing label counts as empty).
     Equal(String, String),
@@ -171,6 +172,7 @@ pub struct NoData {
 /// the window: traffic stopped), so that no value can be computed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
+#[non_exhaustive]
 pub enum EmptyWindow {
     /// The item resolves to Normal once its window has emptied, as a Prometheus expression over
     /// an empty range gives no sample. The default without `no_data`.
@@ -183,6 +185,7 @@ pub enum EmptyWindow {
 /// What a rule with a schedule does while its schedule is closed (TOML: `outside_schedule`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
+#[non_exhaustive]
 pub enum WhenClosed {
     /// Every item is resolved to Normal when the window closes and nothing is evaluated until it
     /// opens again (the default).

@@ -33,6 +33,7 @@ impl fmt::Display for Selector {
 
 /// Where good and total events come from.
 #[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
 pub enum SloSource {
     /// Two counters: good events and all events.
     Good {
@@ -72,6 +73,7 @@ impl SloSource {
 
 /// The SLO window.
 #[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
 pub enum SloWindow {
     /// The last `Duration`, rolling.
     Rolling(Duration),

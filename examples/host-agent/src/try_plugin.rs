@@ -3,7 +3,7 @@
 //! happened: each HTTP request the plugin made (method, URL, status), its log lines, the result
 //! or the typed error, and the time taken.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::Instant;
 
 use clap::Args;
@@ -164,7 +164,7 @@ pub fn run(t: &TryPlugin) -> Result<(), Box<dyn std::error::Error>> {
     let host = PluginHost::new(config.plugins.clone())?;
     let loader = WasmLoader::new(host, config.plugins.dir.clone()).with_resolver(crate::bundled);
     let started = Instant::now();
-    println!("{kind} {:?} from {}", settings.name, describe(&source));
+    println!("{kind} {:?} from {}", settings.name, source);
     let firing = sample(t)?;
     let mut alerts = vec![firing.clone()];
     if !t.no_resolve {
@@ -221,12 +221,4 @@ pub fn run(t: &TryPlugin) -> Result<(), Box<dyn std::error::Error>> {
 
 fn ms(since: Instant) -> f64 {
     since.elapsed().as_secs_f64() * 1000.0
-}
-
-fn describe(source: &PluginSource) -> String {
-    match source {
-        PluginSource::Bundled(name) => format!("the bundled plugin {name:?}"),
-        PluginSource::File(p) => Path::new(p).display().to_string(),
-        PluginSource::Native => "the program".to_owned(),
-    }
 }

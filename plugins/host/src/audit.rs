@@ -12,6 +12,7 @@ use vigilo::clock::Timestamp;
 /// How a command request ended.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case", tag = "kind", content = "detail")]
+#[non_exhaustive]
 pub enum AuditOutcome {
     /// The command ran and exited (with `exit_code`, or killed by a signal).
     Exited,

@@ -107,6 +107,7 @@ pub use vigilo::plugin::{
 
 /// The two kinds of plugin, one per world of the contract.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
 pub enum PluginKind {
     /// `channel-plugin`: delivers alerts.
     Channel,

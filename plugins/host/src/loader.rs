@@ -76,6 +76,10 @@ impl WasmLoader {
                 }
             }
             PluginSource::Native => Err("a native implementation is not a plugin".into()),
+            // A source a newer core offers: refused loudly, never read as another kind.
+            other => Err(format!(
+                "plugin source {other:?} is not supported by this host"
+            )),
         }
     }
 

@@ -63,6 +63,12 @@ impl Mailer {
             SmtpTls::None => {
                 SmtpTransport::builder_dangerous(s.server.as_str()).port(s.port.unwrap_or(25))
             }
+            // A mode a newer core offers: refused loudly at load, never sent some other way.
+            other => {
+                return Err(format!(
+                    "smtp tls mode {other:?} is not supported by this host"
+                ));
+            }
         };
         let builder = match &s.credentials {
             Some(c) => {

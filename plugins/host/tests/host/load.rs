@@ -142,6 +142,7 @@ fn unusable_settings_are_refused() {
         let err = match kind {
             PluginKind::Channel => host.load_channel(s).err(),
             PluginKind::Action => host.load_action(s).err(),
+            other => panic!("no loader for {other:?}"),
         }
         .unwrap();
         assert!(matches!(err, LoadError::Settings { .. }), "{err:?}");
