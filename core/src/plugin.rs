@@ -359,7 +359,9 @@ pub(crate) fn empty_object() -> serde_json::Value {
     serde_json::Value::Object(serde_json::Map::new())
 }
 
-/// Parses `"32MiB"`, `"512KiB"`, `"1GB"`, `"4096"` or `"4096B"` into bytes.
+/// Parses `"32MiB"`, `"512KiB"`, `"1GB"`, `"4096"` or `"4096B"` into bytes. Public for the
+/// plugin host's settings (another crate), not part of the documented API.
+#[doc(hidden)]
 pub fn parse_bytes(s: &str) -> Result<usize, String> {
     let s = s.trim();
     let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
