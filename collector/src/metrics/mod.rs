@@ -5,7 +5,9 @@
 //! cache-padded cell (see `slot`), readers sum the cells. A [`Snapshot`] reads every series
 //! without stopping writers.
 
+mod any_series;
 pub mod buckets;
+mod by_name;
 mod cells;
 mod counter;
 mod describe;

@@ -6,7 +6,6 @@
 //! other: a remove cannot slip between the parts of a create.
 
 use std::collections::HashMap;
-use std::hash::{Hash, Hasher};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Weak};
 
@@ -15,11 +14,13 @@ use parking_lot::Mutex;
 #[cfg(feature = "serde")]
 use serde::Serialize;
 
+use super::any_series::AnySeries;
+use super::by_name;
 use super::counter::CounterCells;
 use super::describe::{Description, Descriptions};
 use super::gauge::GaugeCell;
 use super::histogram::HistogramCells;
-use super::key::{LookupKey, label_digest_of};
+use super::key::LookupKey;
 use super::name::{validate_labels, validate_metric_name};
 use super::series::{MetricKind, Series, SeriesId};
 use super::snapshot::{SeriesSnapshot, Snapshot, Value};
@@ -61,87 +62,6 @@ impl Default for RegistryConfig {
         RegistryConfig {
             max_series: 100_000,
         }
-    }
-}
-
-/// A series of any kind: what the registry's set holds.
-#[derive(Clone)]
-pub(crate) enum AnySeries {
-    Counter(Arc<Series<CounterCells>>),
-    Gauge(Arc<Series<GaugeCell>>),
-    Histogram(Arc<Series<HistogramCells>>),
-}
-
-impl AnySeries {
-    fn id(&self) -> SeriesId {
-        match self {
-            AnySeries::Counter(s) => s.id,
-            AnySeries::Gauge(s) => s.id,
-            AnySeries::Histogram(s) => s.id,
-        }
-    }
-
-    fn name(&self) -> &Arc<str> {
-        match self {
-            AnySeries::Counter(s) => &s.name,
-            AnySeries::Gauge(s) => &s.name,
-            AnySeries::Histogram(s) => &s.name,
-        }
-    }
-
-    fn labels(&self) -> &Labels {
-        match self {
-            AnySeries::Counter(s) => &s.labels,
-            AnySeries::Gauge(s) => &s.labels,
-            AnySeries::Histogram(s) => &s.labels,
-        }
-    }
-
-    fn kind(&self) -> MetricKind {
-        match self {
-            AnySeries::Counter(_) => MetricKind::Counter,
-            AnySeries::Gauge(_) => MetricKind::Gauge,
-            AnySeries::Histogram(_) => MetricKind::Histogram,
-        }
-    }
-
-    fn value(&self) -> Value {
-        match self {
-            AnySeries::Counter(s) => Value::Counter(s.cells.value()),
-            AnySeries::Gauge(s) => Value::Gauge(s.cells.value()),
-            AnySeries::Histogram(s) => Value::Histogram(s.cells.snapshot()),
-        }
-    }
-
-    fn watch(&self) -> Option<&Watch> {
-        match self {
-            AnySeries::Counter(_) => None,
-            AnySeries::Gauge(s) => Some(&s.cells.watch),
-            AnySeries::Histogram(s) => Some(&s.cells.watch),
-        }
-    }
-}
-
-// Hash and equality by name and labels, the same way a `LookupKey` hashes, so a lookup with
-// borrowed, unsorted labels finds the series.
-impl Hash for AnySeries {
-    fn hash<H: Hasher>(&self, state: &mut H) {
-        state.write(self.name().as_bytes());
-        state.write_u64(label_digest_of(self.labels()));
-    }
-}
-
-impl PartialEq for AnySeries {
-    fn eq(&self, other: &Self) -> bool {
-        self.name() == other.name() && self.labels() == other.labels()
-    }
-}
-
-impl Eq for AnySeries {}
-
-impl papaya::Equivalent<AnySeries> for LookupKey<'_> {
-    fn equivalent(&self, series: &AnySeries) -> bool {
-        **series.name() == *self.name && series.labels().matches_exactly(self.labels)
     }
 }
 
@@ -524,20 +444,44 @@ impl Registry {
         kind: MetricKind,
         f: impl FnOnce(&AnySeries) -> Option<R>,
     ) -> Result<R, MetricError> {
-        let set = self.inner.series.pin();
-        let (result, existing) = match set.get(&LookupKey { name, labels }) {
-            Some(s) => (f(s), s.kind()),
+        let uid = self.inner.uid;
+        // Read before the lookup: an entry remembered with it is found again only while no
+        // series was created or removed since (see `by_name`).
+        let generation = self.inner.generation.get();
+        let mut f = Some(f);
+        let found = match by_name::with_cached(uid, generation, name, labels, |s| {
+            (f.take().and_then(|f| f(s)), s.kind())
+        }) {
+            Some(hit) => hit,
             None => {
-                drop(set);
-                let created = self.create(name, labels, kind)?;
-                (f(&created), created.kind())
+                let series = self.lookup_or_create(name, labels, kind)?;
+                by_name::remember(uid, generation, name, labels, &series);
+                (f.take().and_then(|f| f(&series)), series.kind())
             }
         };
+        let (result, existing) = found;
         result.ok_or_else(|| MetricError::KindMismatch {
             name: name.to_owned(),
             existing,
             requested: kind,
         })
+    }
+
+    /// The series `name{labels}` from the set, created (as `kind`) if new.
+    fn lookup_or_create(
+        &self,
+        name: &str,
+        labels: &[(&str, &str)],
+        kind: MetricKind,
+    ) -> Result<AnySeries, MetricError> {
+        let set = self.inner.series.pin();
+        match set.get(&LookupKey { name, labels }) {
+            Some(s) => Ok(s.clone()),
+            None => {
+                drop(set);
+                self.create(name, labels, kind)
+            }
+        }
     }
 
     #[cold]
