@@ -37,10 +37,10 @@ GOALS = [
      "record_by_name/vigilo_macro", "metrics", "record_by_name/metrics", "<=", 0.5),
     ("4", "record by name, 3 labels, existing series: `vigilo::counter!` (call-site cache)",
      "record_by_name/vigilo_macro", "prometheus", "record_by_name/prometheus", "<=", 1.0),
-    ("4", "record by name, 3 labels, existing series: `Registry::add_counter`",
-     "record_by_name/vigilo", "metrics", "record_by_name/metrics", None, None),
-    ("4", "record by name, 3 labels, existing series: `Registry::add_counter`",
-     "record_by_name/vigilo", "prometheus", "record_by_name/prometheus", None, None),
+    ("4", "record by name, 3 labels, existing series: `Registry::add_counter` (issue 29.1)",
+     "record_by_name/vigilo", "metrics", "record_by_name/metrics", "<=", 0.5),
+    ("4", "record by name, 3 labels, existing series: `Registry::add_counter` (issue 29.1)",
+     "record_by_name/vigilo", "prometheus", "record_by_name/prometheus", "<=", 1.0),
     ("15.4", "counter increment, `Counter` handle, 1 thread", "counter_threads/vigilo/1",
      "ideal", "counter_threads/ideal/1", "<=", 1.2),
     ("15.4", "counter increment, thread-bound `LocalCounter`, 1 thread",
@@ -53,10 +53,15 @@ GOALS = [
      "prometheus", "scrape_10k/prometheus", "<=", 1.0),
     ("7", "record while a scraper loops", "record_while_scraping/scraper_looping",
      "vigilo, no scraper", "record_while_scraping/no_scraper", "<=", 1.1),
+    # Issue 14 asked ≤ 0.7×, issue 29.1 ≤ 0.5× for the macros and the handles.
     ("8", "`metrics::counter!` through the recorder", "facade_counter/vigilo/macro",
-     "metrics-util", "facade_counter/metrics/macro", "<=", 0.7),
+     "metrics-util", "facade_counter/metrics/macro", "<=", 0.5),
+    ("8", "`metrics` counter handle through the recorder", "facade_counter/vigilo/handle",
+     "metrics-util", "facade_counter/metrics/handle", "<=", 0.5),
     ("8", "`metrics::histogram!` through the recorder", "facade_histogram/vigilo/macro",
-     "metrics-util", "facade_histogram/metrics/macro", "<=", 0.7),
+     "metrics-util", "facade_histogram/metrics/macro", "<=", 0.5),
+    ("8", "`metrics` histogram handle through the recorder", "facade_histogram/vigilo/handle",
+     "metrics-util", "facade_histogram/metrics/handle", "<=", 0.5),
 ]
 
 # (section, label, group, libraries, goal for vigilo's scaling)
@@ -94,6 +99,21 @@ EVAL_EXTRA = "vigilo-evaluator.json"
 # process; goals (issue 11): until recorded into, a counter or gauge ≤ 256 B, a histogram ≤ 2 KiB.
 MEMORY_EXTRA = "vigilo-memory.json"
 MEMORY_GOALS = {"vigilo/counter": 256, "vigilo/gauge": 256, "vigilo/histogram": 2048}
+
+# The pipeline bench (benches/benches/pipeline.rs, `latency`) writes its percentiles here, in
+# microseconds, for the state in memory and in a SQLite file: (key, what, goal in µs, issue).
+PIPELINE_EXTRA = "vigilo-pipeline.json"
+PIPELINE_GOALS = [
+    ("memory/webhook_p50_us", "crossing → webhook, state in memory, p50", 1000, "9"),
+    ("memory/webhook_p99_us", "crossing → webhook, state in memory, p99", 5000, "9"),
+    ("file/webhook_p50_us", "crossing → webhook, SQLite file, p50", 1000, "9"),
+    ("file/webhook_p99_us", "crossing → webhook, SQLite file, p99", 1000, "29.6"),
+    ("memory/native_p50_us", "crossing → native channel (no plugin, no I/O), p50", 50, "29.5"),
+    ("file/native_p50_us", "crossing → native channel, SQLite file, p50", None, ""),
+    ("memory/transition_p50_us", "of which record → transition handed over", None, ""),
+]
+# Issue 29.4: the sweep may grow at most this much from 10,000 to 100,000 rules.
+EVAL_GROWTH_GOAL = 10.0
 
 # Written by the thread benchmarks: the fraction of wall time their workers were on a CPU.
 ON_CPU_FILE = "vigilo-on-cpu.json"
@@ -250,6 +270,7 @@ def main():
               f"{verdict(share, '<=', HOST_GOAL_PERCENT).strip('*')}).")
 
     evaluator_section(figures, args.criterion_dir, p)
+    pipeline_section(args.criterion_dir)
     memory_section(args.criterion_dir)
     thread_table(p)
     if args.plot:
@@ -288,8 +309,12 @@ def evaluator_section(figures, root, p):
         (n0, id0), (n1, id1) = ticks[-2], ticks[-1]
         t0, t1 = p(id0), p(id1)
         if t0 and t1:
+            result = ""
+            if (n0, n1) == (10_000, 100_000):
+                result = (f"; goal ≤ {EVAL_GROWTH_GOAL:g}× (issue 29.4): "
+                          f"{verdict(t1 / t0, '<=', EVAL_GROWTH_GOAL)}")
             print(f"\nGrowth from {n0} to {n1} rules: {t1 / t0:.1f}× "
-                  f"(linear would be {n1 / n0:.0f}×).")
+                  f"(linear would be {n1 / n0:.0f}×){result}.")
     if extra_path.exists():
         try:
             extra = json.loads(extra_path.read_text())
@@ -303,6 +328,31 @@ def evaluator_section(figures, root, p):
                           f"{verdict(extra[key], '<=', goal)} |")
         except (OSError, ValueError) as err:
             print(f"warning: {extra_path}: {err}", file=sys.stderr)
+
+
+def pipeline_section(root):
+    """The pipeline's latencies from the latency bench, if it has run."""
+    path = root / PIPELINE_EXTRA
+    if not path.exists():
+        return
+    try:
+        figures = json.loads(path.read_text())
+    except (OSError, ValueError) as err:
+        print(f"warning: {path}: {err}", file=sys.stderr)
+        return
+    print("\nPipeline (benches/benches/pipeline.rs `latency`: 1,000 crossings each)\n")
+    print("| # | latency | figure | goal | result |")
+    print("|---|---|---|---|---|")
+    for key, what, goal, issue in PIPELINE_GOALS:
+        if key not in figures:
+            continue
+        value = figures[key]
+        shown = fmt_time(value * 1000.0)
+        if goal is None:
+            print(f"| | {what} | {shown} | — | — |")
+        else:
+            print(f"| {issue} | {what} | {shown} | ≤ {fmt_time(goal * 1000.0)} | "
+                  f"{verdict(value, '<=', goal)} |")
 
 
 def memory_section(root):

@@ -307,6 +307,20 @@ fn latency(db: Option<&std::path::Path>) {
         us(pct(&mut inproc, 0.5)),
         us(pct(&mut inproc, 0.99)),
     );
+    // For benches/report.py's goal table.
+    let store = if db.is_some() { "file" } else { "memory" };
+    let figures = [
+        ("webhook_p50_us", us(pct(&mut webhook, 0.5))),
+        ("webhook_p99_us", us(pct(&mut webhook, 0.99))),
+        ("webhook_max_us", us(pct(&mut webhook, 1.0))),
+        ("transition_p50_us", us(pct(&mut detect, 0.5))),
+        ("native_p50_us", us(pct(&mut inproc, 0.5))),
+        ("native_p99_us", us(pct(&mut inproc, 0.99))),
+    ]
+    .map(|(k, v)| (format!("{store}/{k}"), v));
+    if let Err(e) = vigilo_benches::merge_figures("vigilo-pipeline.json", &figures) {
+        eprintln!("pipeline: could not write vigilo-pipeline.json: {e}");
+    }
     drop(rig.pipeline);
 }
 

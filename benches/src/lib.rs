@@ -117,33 +117,49 @@ pub fn on_cpu_fraction(id: &str) -> Option<f64> {
     (wall > 0).then(|| cpu as f64 / wall as f64)
 }
 
-/// Writes every benchmark's on-CPU fraction to `target/criterion/vigilo-on-cpu.json` (or under
-/// `$CARGO_TARGET_DIR`), where `benches/report.py` reads it to flag figures taken while other
-/// processes had the CPUs. Entries from earlier runs of other benchmarks are kept.
-pub fn write_on_cpu_report() -> std::io::Result<PathBuf> {
-    let dir = match std::env::var_os("CARGO_TARGET_DIR") {
+/// Where criterion writes under this workspace (`target/criterion`, or under
+/// `$CARGO_TARGET_DIR`): `benches/report.py` reads the extra JSON files the benches put there.
+pub fn criterion_dir() -> PathBuf {
+    match std::env::var_os("CARGO_TARGET_DIR") {
         Some(target) => PathBuf::from(target).join("criterion"),
         None => PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target/criterion"),
-    };
+    }
+}
+
+/// Adds `entries` to the flat `{"key": number, ...}` file `name` in [`criterion_dir`], keeping
+/// the entries of earlier runs that these do not replace.
+pub fn merge_figures(name: &str, entries: &[(String, f64)]) -> std::io::Result<PathBuf> {
+    let dir = criterion_dir();
     std::fs::create_dir_all(&dir)?;
-    let path = dir.join("vigilo-on-cpu.json");
+    let path = dir.join(name);
     let mut merged: BTreeMap<String, f64> = std::fs::read_to_string(&path)
         .ok()
         .map(|text| parse_flat_json(&text))
         .unwrap_or_default();
-    if let Ok(tally) = ON_CPU.lock() {
-        for (id, &(cpu, wall)) in tally.iter() {
-            if wall > 0 {
-                merged.insert(id.clone(), cpu as f64 / wall as f64);
-            }
-        }
+    for (key, value) in entries {
+        merged.insert(key.replace('"', "'"), *value);
     }
     let body: Vec<String> = merged
         .iter()
-        .map(|(id, f)| format!("  \"{}\": {f:.4}", id.replace('"', "'")))
+        .map(|(id, f)| format!("  \"{id}\": {f:.4}"))
         .collect();
     std::fs::write(&path, format!("{{\n{}\n}}\n", body.join(",\n")))?;
     Ok(path)
+}
+
+/// Writes every benchmark's on-CPU fraction to `vigilo-on-cpu.json` in [`criterion_dir`], where
+/// `benches/report.py` reads it to flag figures taken while other processes had the CPUs.
+/// Entries from earlier runs of other benchmarks are kept.
+pub fn write_on_cpu_report() -> std::io::Result<PathBuf> {
+    let entries: Vec<(String, f64)> = match ON_CPU.lock() {
+        Ok(tally) => tally
+            .iter()
+            .filter(|(_, (_, wall))| *wall > 0)
+            .map(|(id, &(cpu, wall))| (id.clone(), cpu as f64 / wall as f64))
+            .collect(),
+        Err(_) => Vec::new(),
+    };
+    merge_figures("vigilo-on-cpu.json", &entries)
 }
 
 /// Reads back the flat `{"id": number, ...}` object [`write_on_cpu_report`] writes.
