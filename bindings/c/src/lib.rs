@@ -19,6 +19,7 @@
 mod args;
 mod callbacks;
 mod error;
+mod local;
 mod metrics;
 mod monitor;
 mod queries;
@@ -28,6 +29,7 @@ mod views;
 
 pub use args::VIGILO_MAX_MILLIS;
 pub use error::{VIGILO_ERROR_MAX, vigilo_last_error, vigilo_status, vigilo_status_name};
+pub use local::*;
 pub use metrics::*;
 pub use monitor::*;
 pub use queries::*;

@@ -190,6 +190,19 @@ impl LocalCounter {
     pub fn value(&self) -> u64 {
         self.series.cells.value()
     }
+
+    /// The address of the calling thread's own cell this handle writes, or `None` when it writes
+    /// the series' shared cell: for a binding that inlines the increment in another language
+    /// (the C header's `vigilo_local_counter_add`).
+    ///
+    /// Writing through it, as a relaxed atomic load and then a relaxed atomic store of the sum
+    /// (what [`add`](Self::add) does), is sound while this handle lives and only from the thread
+    /// that made it: that thread is the cell's only writer. Once that thread has ended (and the
+    /// writer has synchronised with its end, by joining it for instance), one other thread at a
+    /// time may write it: the write slot stays reserved until this handle is dropped.
+    pub fn own_cell(&self) -> Option<NonNull<AtomicU64>> {
+        self.slot.map(|_| self.cell)
+    }
 }
 
 impl Clone for LocalCounter {
