@@ -18,7 +18,9 @@
  *  - Threads: every function may be called from any thread. Callbacks (event callbacks, C
  *    channels' deliver) run on threads vigilo creates for them, never on the caller's; they
  *    may call back into the API, except to stop or destroy their own monitor (refused with
- *    VIGILO_STATUS_STATE: that would wait for themselves).
+ *    VIGILO_STATUS_STATE: that would wait for themselves). A thread-bound counter
+ *    (vigilo_counter_local) counts exactly from any thread too; only on the thread that made
+ *    it is vigilo_local_counter_add inline (a load and a store, no call).
  *  - What a callback may do: return. It must not longjmp out of the call nor throw a C++
  *    exception through it (the process terminates). If it ends its thread (pthread_exit, or
  *    an interpreter ending its threads at exit), only that thread ends and nothing catches
@@ -877,7 +879,7 @@ static inline const void *vigilo_thread_pointer_(void) {
 
 static inline void vigilo_local_counter_add(const struct vigilo_local_counter *local, uint64_t n) {
 #if VIGILO_LOCAL_COUNTER_INLINE
-    if (local != NULL && local->owner == vigilo_thread_pointer_()) {
+    if (__builtin_expect(local != NULL && local->owner == vigilo_thread_pointer_(), 1)) {
         /* The maker's own cell: that thread is its only writer (src/local.rs says why). */
         __atomic_store_n(local->cell, __atomic_load_n(local->cell, __ATOMIC_RELAXED) + n,
                          __ATOMIC_RELAXED);
