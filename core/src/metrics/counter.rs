@@ -322,6 +322,27 @@ mod tests {
         panic!("no slot was free in 200 attempts");
     }
 
+    /// The cell `own_cell` gives is the one the handle adds to, counted in the series (what the
+    /// C header's inline add relies on).
+    #[test]
+    fn own_cell_is_the_cell_the_handle_adds_to() {
+        let registry = Registry::new();
+        let counter = registry
+            .counter("own_cell_total", &[])
+            .unwrap_or_else(|e| panic!("{e}"));
+        let local = counter.local();
+        // `None` only if other tests held every slot at that moment.
+        if let Some(cell) = local.own_cell() {
+            // SAFETY: this thread made `local`, which lives; written as `add` writes it.
+            let cell = unsafe { cell.as_ref() };
+            cell.store(cell.load(Ordering::Relaxed) + 5, Ordering::Relaxed);
+            local.add(1);
+            counter.add(1);
+            assert_eq!(cell.load(Ordering::Relaxed), 7);
+            assert_eq!(counter.value(), 7);
+        }
+    }
+
     /// Thread-bound handles on more threads than there are slots stay exact: the late threads
     /// get the shared cell.
     #[test]
