@@ -342,9 +342,21 @@ fn gauge_watch(c: &mut Criterion) {
     assert!(transitions.is_empty());
 }
 
+// The C side of `c_api` (benches/c/c_api.c, built by build.rs).
+unsafe extern "C" {
+    /// `iters` calls of the header's inline `vigilo_local_counter_add(local, 1)`, compiled by a C
+    /// compiler.
+    fn vigilo_bench_local_counter_add(local: *const vigilo_c::vigilo_local_counter, iters: u64);
+    /// 1 if the header's inline path was compiled for this platform.
+    fn vigilo_bench_local_counter_inline() -> std::ffi::c_int;
+}
+
 /// 6. The C API's record calls against the Rust handle's: `vigilo_counter_add` and
 ///    `vigilo_histogram_record` called through function pointers (as a C program calls them,
-///    not inlined), on handles from a monitor that is created but not started.
+///    not inlined), and the thread-bound counter's `vigilo_local_counter_add`, inline in the
+///    header, in a loop a C compiler built (`c_local`); on handles from a monitor that is
+///    created but not started. The Rust handles: `Counter::add` (`rust`, the goal's peer) and
+///    the thread-bound `LocalCounter::add` (`rust_local`).
 fn c_api(c: &mut Criterion) {
     use vigilo_c::{
         vigilo_counter, vigilo_histogram, vigilo_monitor, vigilo_monitor_counter,
@@ -402,6 +414,30 @@ fn c_api(c: &mut Criterion) {
     group.bench_function("counter_add/rust", |b| {
         b.iter(|| black_box(&rust_counter).add(1))
     });
+    let mut local: *mut vigilo_c::vigilo_local_counter = std::ptr::null_mut();
+    // SAFETY: a live counter handle; `local` is written on success.
+    assert_eq!(
+        unsafe { vigilo_c::vigilo_counter_local(counter, &mut local) },
+        vigilo_status::Ok
+    );
+    // SAFETY: no arguments.
+    assert_eq!(
+        unsafe { vigilo_bench_local_counter_inline() },
+        1,
+        "the header's inline path is not compiled on this platform"
+    );
+    group.bench_function("counter_add/c_local", |b| {
+        b.iter_custom(|iters| {
+            let start = std::time::Instant::now();
+            // SAFETY: a live handle, used on the thread that made it.
+            unsafe { vigilo_bench_local_counter_add(local, iters) };
+            start.elapsed()
+        })
+    });
+    let rust_local = rust_counter.local();
+    group.bench_function("counter_add/rust_local", |b| {
+        b.iter(|| black_box(&rust_local).add(1))
+    });
     let mut i = 0usize;
     group.bench_function("histogram_record/c", |b| {
         b.iter(|| {
@@ -419,6 +455,7 @@ fn c_api(c: &mut Criterion) {
     group.finish();
     // SAFETY: handles from above, freed once.
     unsafe {
+        vigilo_c::vigilo_local_counter_free(local);
         vigilo_c::vigilo_counter_free(counter);
         vigilo_c::vigilo_histogram_free(histogram);
         vigilo_c::vigilo_monitor_free(monitor);

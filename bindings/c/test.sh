@@ -16,8 +16,8 @@ mkdir -p "$out"
 flags="-std=c11 -Wall -Wextra -Werror -g -O1"
 # test_vigilo: every function and error path; test_boundary: the boundary's promises (values
 # the header does not list, stop/free waiting for callbacks, NULL arguments, bounded errors,
-# callbacks ending their thread).
-programs="test_vigilo test_boundary"
+# callbacks ending their thread); test_local: thread-bound counters and the header's inline add.
+programs="test_vigilo test_boundary test_local"
 
 for p in $programs; do
     echo "== C test program $p (shared library)"

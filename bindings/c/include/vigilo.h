@@ -18,7 +18,9 @@
  *  - Threads: every function may be called from any thread. Callbacks (event callbacks, C
  *    channels' deliver) run on threads vigilo creates for them, never on the caller's; they
  *    may call back into the API, except to stop or destroy their own monitor (refused with
- *    VIGILO_STATUS_STATE: that would wait for themselves).
+ *    VIGILO_STATUS_STATE: that would wait for themselves). A thread-bound counter
+ *    (vigilo_counter_local) counts exactly from any thread too; only on the thread that made
+ *    it is vigilo_local_counter_add inline (a load and a store, no call).
  *  - What a callback may do: return. It must not longjmp out of the call nor throw a C++
  *    exception through it (the process terminates). If it ends its thread (pthread_exit, or
  *    an interpreter ending its threads at exit), only that thread ends and nothing catches
@@ -165,6 +167,24 @@ typedef struct vigilo_histogram vigilo_histogram;
  * TOML configuration. Opaque.
  */
 typedef struct vigilo_monitor vigilo_monitor;
+
+/**
+ * A counter handle bound to the thread that made it ([`vigilo_counter_local`]). Its fields are
+ * read by the header's inline `vigilo_local_counter_add` (they are part of the ABI of this
+ * version of the library) and must not be written; the library keeps more state after them.
+ */
+typedef struct vigilo_local_counter {
+  /**
+   * The thread pointer of the thread that made the handle; NULL when the inline path is off
+   * (that thread had no write slot of its own, or the platform is not one where the header
+   * reads the thread pointer).
+   */
+  const void *owner;
+  /**
+   * That thread's own cell of the series (NULL with `owner`).
+   */
+  uint64_t *cell;
+} vigilo_local_counter;
 
 /**
  * One label: a name and a value, both NUL-terminated UTF-8.
@@ -377,6 +397,53 @@ const char *vigilo_last_error(void);
  * Takes an `int`, not the enum: any integer a C caller passes is defined here.
  */
 const char *vigilo_status_name(int status);
+
+/**
+ * A handle on `counter`'s series bound to the calling thread: free it with
+ * [`vigilo_local_counter_free`]. On this thread, `vigilo_local_counter_add` (inline in the
+ * header) adds without a call into the library; from any other thread it calls the library and
+ * counts exactly, as `vigilo_counter_add` does.
+ *
+ * While the handle lives it reserves the thread's write slot, past the thread's end. Free it on
+ * the thread that made it, or after that thread has ended (joined): freed on another thread at
+ * the moment the maker ends, it may keep that slot for the rest of the process (counts stay
+ * exact; later threads take other slots). The handle is independent of `counter`, which may be
+ * freed first.
+ *
+ * # Safety
+ * `counter` is a live handle from `vigilo_monitor_counter`;
+ * `out` is valid for a write.
+ */
+enum vigilo_status vigilo_counter_local(const struct vigilo_counter *counter,
+                                        struct vigilo_local_counter **out);
+
+/**
+ * Adds `n` to the counter through a call into the library, from any thread (NULL is a no-op):
+ * what the header's inline `vigilo_local_counter_add` calls off its fast path, and what a
+ * foreign-function interface that cannot use inline C functions calls instead.
+ *
+ * # Safety
+ * `local` is NULL or a live handle from [`vigilo_counter_local`].
+ */
+void vigilo_local_counter_add_call(const struct vigilo_local_counter *local, uint64_t n);
+
+/**
+ * The counter's total, all threads (0 for NULL).
+ *
+ * # Safety
+ * As [`vigilo_local_counter_add_call`].
+ */
+uint64_t vigilo_local_counter_value(const struct vigilo_local_counter *local);
+
+/**
+ * Frees a thread-bound handle (the series stays in the registry), giving back the write slot
+ * it reserved if its thread has ended. NULL is a no-op. See [`vigilo_counter_local`] for the
+ * thread to free it on.
+ *
+ * # Safety
+ * `local` is NULL or a handle from [`vigilo_counter_local`] not freed yet.
+ */
+void vigilo_local_counter_free(struct vigilo_local_counter *local);
 
 /**
  * The counter `name{labels}` of the monitor's registry, created if new (before or after the
@@ -780,3 +847,45 @@ void vigilo_string_free(char *s);
 #endif  // __cplusplus
 
 #endif  /* VIGILO_H */
+
+#ifndef VIGILO_INLINE_H
+#define VIGILO_INLINE_H
+/*
+ * vigilo_local_counter_add: adds n to a thread-bound counter (see vigilo_counter_local).
+ * Inline: on the thread that made the handle, a relaxed atomic load and store of that thread's
+ * own cell, no call into the library; on any other thread (or when the handle has no cell of
+ * its own) it calls vigilo_local_counter_add_call, which counts exactly from any thread.
+ * NULL is a no-op. `local` is NULL or a live handle from vigilo_counter_local.
+ *
+ * The inline path is compiled on Linux with GCC or Clang for x86-64 and AArch64, where the
+ * thread pointer (the address of the calling thread's control block) identifies the thread;
+ * elsewhere vigilo_local_counter_add always calls the library.
+ */
+#if defined(__linux__) && (defined(__GNUC__) || defined(__clang__)) && ((defined(__x86_64__) && !defined(__ILP32__)) || defined(__aarch64__))
+#define VIGILO_LOCAL_COUNTER_INLINE 1
+/* The calling thread's thread pointer, as the library reads it (src/local.rs). */
+static inline const void *vigilo_thread_pointer_(void) {
+    const void *tp;
+#if defined(__x86_64__)
+    __asm__("movq %%fs:0, %0" : "=r"(tp));
+#else
+    __asm__("mrs %0, tpidr_el0" : "=r"(tp));
+#endif
+    return tp;
+}
+#else
+#define VIGILO_LOCAL_COUNTER_INLINE 0
+#endif
+
+static inline void vigilo_local_counter_add(const struct vigilo_local_counter *local, uint64_t n) {
+#if VIGILO_LOCAL_COUNTER_INLINE
+    if (__builtin_expect(local != NULL && local->owner == vigilo_thread_pointer_(), 1)) {
+        /* The maker's own cell: that thread is its only writer (src/local.rs says why). */
+        __atomic_store_n(local->cell, __atomic_load_n(local->cell, __ATOMIC_RELAXED) + n,
+                         __ATOMIC_RELAXED);
+        return;
+    }
+#endif
+    vigilo_local_counter_add_call(local, n);
+}
+#endif  /* VIGILO_INLINE_H */

@@ -11,7 +11,8 @@
 //! - No panic crosses the boundary: one is caught and returned as `VIGILO_STATUS_PANIC`.
 //! - Every function may be called from any thread; callbacks run on vigilo's threads and may
 //!   call back into the API, except to stop or destroy their own monitor (refused: that would
-//!   wait for themselves).
+//!   wait for themselves). A thread-bound counter ([`vigilo_counter_local`]) counts exactly from
+//!   any thread too; only on the thread that made it is its add inline in the header.
 //! - Strings vigilo returns (`*_json`) are freed with [`vigilo_string_free`].
 
 #![allow(non_camel_case_types)] // the C names of the API (`vigilo_monitor` …) are the Rust names
@@ -19,6 +20,7 @@
 mod args;
 mod callbacks;
 mod error;
+mod local;
 mod metrics;
 mod monitor;
 mod queries;
@@ -28,6 +30,7 @@ mod views;
 
 pub use args::VIGILO_MAX_MILLIS;
 pub use error::{VIGILO_ERROR_MAX, vigilo_last_error, vigilo_status, vigilo_status_name};
+pub use local::*;
 pub use metrics::*;
 pub use monitor::*;
 pub use queries::*;

@@ -16,7 +16,7 @@ use crate::monitor::{lookup, vigilo_monitor};
 use crate::strings::{c_labels, c_str, vigilo_label};
 
 /// A counter series. Opaque.
-pub struct vigilo_counter(Counter);
+pub struct vigilo_counter(pub(crate) Counter);
 /// A gauge series. Opaque.
 pub struct vigilo_gauge(Gauge);
 /// A histogram series. Opaque.

@@ -193,6 +193,19 @@ impl LocalCounter {
     pub fn value(&self) -> u64 {
         self.series.cells.value()
     }
+
+    /// The address of the calling thread's own cell this handle writes, or `None` when it writes
+    /// the series' shared cell: for a binding that inlines the increment in another language
+    /// (the C header's `vigilo_local_counter_add`).
+    ///
+    /// Writing through it, as a relaxed atomic load and then a relaxed atomic store of the sum
+    /// (what [`add`](Self::add) does), is sound while this handle lives and only from the thread
+    /// that made it: that thread is the cell's only writer. Once that thread has ended (and the
+    /// writer has synchronised with its end, by joining it for instance), one other thread at a
+    /// time may write it: the write slot stays reserved until this handle is dropped.
+    pub fn own_cell(&self) -> Option<NonNull<AtomicU64>> {
+        self.slot.map(|_| self.cell)
+    }
 }
 
 impl Clone for LocalCounter {
@@ -310,6 +323,27 @@ mod tests {
             return;
         }
         panic!("no slot was free in 200 attempts");
+    }
+
+    /// The cell `own_cell` gives is the one the handle adds to, counted in the series (what the
+    /// C header's inline add relies on).
+    #[test]
+    fn own_cell_is_the_cell_the_handle_adds_to() {
+        let registry = Registry::new();
+        let counter = registry
+            .counter("own_cell_total", &[])
+            .unwrap_or_else(|e| panic!("{e}"));
+        let local = counter.local();
+        // `None` only if other tests held every slot at that moment.
+        if let Some(cell) = local.own_cell() {
+            // SAFETY: this thread made `local`, which lives; written as `add` writes it.
+            let cell = unsafe { cell.as_ref() };
+            cell.store(cell.load(Ordering::Relaxed) + 5, Ordering::Relaxed);
+            local.add(1);
+            counter.add(1);
+            assert_eq!(cell.load(Ordering::Relaxed), 7);
+            assert_eq!(counter.value(), 7);
+        }
     }
 
     /// Thread-bound handles on more threads than there are slots stay exact: the late threads

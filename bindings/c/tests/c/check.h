@@ -23,7 +23,7 @@ static int failures = 0;
 #define CHECK_STATUS(call, expected) CHECK((call) == (expected))
 #define OK(call) CHECK_STATUS(call, VIGILO_STATUS_OK)
 
-static void sleep_ms(long ms) {
+static inline void sleep_ms(long ms) {
     struct timespec t = {ms / 1000, (ms % 1000) * 1000000L};
     nanosleep(&t, NULL);
 }
