@@ -16,9 +16,9 @@ use std::sync::Arc;
 use loom::thread;
 
 use super::Labels;
+use super::any_series::AnySeries;
 use super::gauge::GaugeCell;
 use super::histogram::HistogramCells;
-use super::any_series::AnySeries;
 use super::registry::{Generation, SeriesReader};
 use super::series::{Series, SeriesId};
 use super::watch::{Hub, Watch, WatchBounds, WatchEvent};
