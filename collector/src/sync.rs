@@ -2,7 +2,7 @@
 //! evaluator, swapped for loom's under `cfg(vigilo_loom)` (`VIGILO_LOOM=1`, see `build.rs`) so
 //! that the loom models (`metrics/loom.rs`) run the real code.
 //!
-//! The barriers pair asymmetrically: the record path pays [`light_barrier`] (a compiler fence
+//! The barriers pair asymmetrically: the record path pays `light_barrier` (a compiler fence
 //! where the operating system offers a process-wide barrier: Linux `membarrier`, Windows
 //! `FlushProcessWriteBuffers`, Apple and FreeBSD equivalents; a full fence elsewhere), the
 //! evaluator pays [`heavy_barrier`] (the process-wide barrier, a few microseconds, once per
@@ -11,14 +11,14 @@
 //! other thread after its own. See `membarrier2`'s documentation for the formal statement.
 
 #[cfg(vigilo_loom)]
-pub use loom::sync::atomic::{AtomicBool, AtomicPtr, AtomicU64};
+pub(crate) use loom::sync::atomic::{AtomicBool, AtomicPtr, AtomicU64};
 #[cfg(not(vigilo_loom))]
-pub use std::sync::atomic::{AtomicBool, AtomicPtr, AtomicU64};
+pub(crate) use std::sync::atomic::{AtomicBool, AtomicPtr, AtomicU64};
 
 /// The record side's half of the store → load handshake (see the module comment).
 #[cfg(not(vigilo_loom))]
 #[inline(always)]
-pub fn light_barrier() {
+pub(crate) fn light_barrier() {
     membarrier2::light();
 }
 
@@ -34,7 +34,7 @@ pub fn heavy_barrier() {
 // other dependencies compile normally). Without them the models fail: they see the lost
 // crossing.
 #[cfg(vigilo_loom)]
-pub fn light_barrier() {
+pub(crate) fn light_barrier() {
     loom::sync::atomic::fence(std::sync::atomic::Ordering::SeqCst);
 }
 

@@ -7,8 +7,8 @@
 //! remembered copy (word-sized compares, no hashing, no decoding of the series' label text),
 //! reads the generation (one atomic load) and uses the series: no epoch guard of the lock-free
 //! set, no hash of the name and the six strings of three labels. Anything else is looked up
-//! in the set as before and remembered, replacing the oldest entry (one allocation for the
-//! copy of the strings).
+//! in the set as before and remembered, replacing the oldest entry (two allocations: the
+//! copy of the strings and where each ends).
 //!
 //! The generation moves whenever a series is created or removed anywhere in the registry, so
 //! a removed series is never reached from the cache: the first call after a change looks the
